@@ -1,0 +1,115 @@
+# ctrd - build, test, run, bench. `make help` lists the targets.
+#
+# CFLAGS is yours to override (CFLAGS=-O0 make); the flags the code needs to
+# be correct live in CTR_CFLAGS and are always added. -ffp-contract=off
+# matters: the compiler must never fuse a*b+c on its own, or scores would
+# depend on the compiler and the ISA (kernels fuse explicitly, with fmaf).
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ifeq ($(CI),true)
+WARNINGS += -Werror
+endif
+CTR_CFLAGS := -std=gnu11 -D_GNU_SOURCE -pthread -fno-omit-frame-pointer \
+              -ffp-contract=off -fno-math-errno -Iinclude -Imodel $(WARNINGS)
+LDLIBS   := -ljansson -lcrypto -lxxhash -lopenblas -lm -pthread
+
+# `make SANITIZE=address,undefined test`: a separate build tree, so
+# sanitized and plain objects never mix.
+SANITIZE ?=
+ifneq ($(SANITIZE),)
+CTR_CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
+LDFLAGS    += -fsanitize=$(SANITIZE)
+B := build/san-$(subst $(comma),-,$(SANITIZE))
+else
+B := build
+endif
+comma := ,
+
+ALL_CFLAGS = $(CTR_CFLAGS) $(CFLAGS)
+
+# libctr: everything in model/ (ctrtool's commands live in model/ctrtool/).
+LIB_SRC  := $(wildcard model/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+TOOL_SRC := $(wildcard model/ctrtool/*.c)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/%.o)
+LIB      := $(B)/libctr.a
+
+# Per-ISA kernels get their own -m flags; nothing else may use them.
+$(B)/model/kernels_avx2.o:   EXTRA_CFLAGS := -mavx2 -mfma
+$(B)/model/kernels_avx512.o: EXTRA_CFLAGS := -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma -mavx2
+
+# Test-only: the AVX-512 source compiled against SIMDe, so its logic runs
+# (and is compared bit for bit) on CPUs without AVX-512. -mfma makes SIMDe
+# split each 512-bit FMA into two native 256-bit ones: still fused.
+SIMDE_OBJ := $(B)/tests/kernels_avx512_simde.o
+
+TEST_SRC  := $(wildcard tests/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+TEST_SH   := $(wildcard tests/test_*.sh)
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+
+PROGRAMS := $(B)/ctrtool
+
+.PHONY: all deps test check run bench clean help checksymbols demo-model
+all: $(PROGRAMS) $(TEST_BIN) $(BENCH_BIN)
+
+help:
+	@echo "make deps    install missing Debian packages (apt-get)"
+	@echo "make         build libctr, ctrtool, ctrd, tests, benchmarks"
+	@echo "make test    build and run every test (SANITIZE=address,undefined for ASan+UBSan)"
+	@echo "make run     build, make the demo model, serve on :8080"
+	@echo "make bench   performance report (see BENCHMARKS.md)"
+
+deps:
+	@scripts/deps.sh
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c $< -o $@
+
+$(SIMDE_OBJ): model/kernels_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DCTR_AVX512_SIMDE -mavx2 -mfma -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/ctrtool: $(TOOL_OBJ) $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: $(B)/tests/%.o $(B)/tests/testutil.o $(SIMDE_OBJ) $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/bench/%: $(B)/bench/%.o $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The runner gives each test a timeout and prints `N passed, N failed, N skipped`.
+test check: deps
+	@$(MAKE) --no-print-directory all
+	@B=$(B) tests/run.sh $(TEST_BIN) $(TEST_SH)
+
+checksymbols: $(LIB)
+	@scripts/checksymbols.sh $(LIB)
+
+DEMO_MODEL := build/demo.ctrm
+demo-model: $(DEMO_MODEL)
+$(DEMO_MODEL): | $(B)/ctrtool
+	$(B)/ctrtool synth --out $@ --rows-per-table 1000 --seed 1 --name demo
+
+run: deps
+	@$(MAKE) --no-print-directory all $(DEMO_MODEL)
+	@echo "ctrd (the HTTP server) is not built yet: the demo model is $(DEMO_MODEL);"
+	@echo "inspect it with: $(B)/ctrtool inspect $(DEMO_MODEL)"
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@B=$(B) bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,32 @@
+/* forward.h - batch scoring: gather embeddings, run the MLP, sigmoid.
+ *
+ * Inputs are already encoded (features.h): dense[n][n_dense] floats and
+ * rows[n][n_cat] table rows. The score of an example depends only on the
+ * model and that example (bit-exact kernels), never on n or its neighbours. */
+#ifndef CTR_FORWARD_H
+#define CTR_FORWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ctr/kernels.h"
+#include "ctr/model.h"
+
+/* Per-thread working memory sized for one model shape and a batch bound;
+ * allocated once, reused for every batch. Owned by the caller. */
+typedef struct ctr_scratch ctr_scratch_t;
+
+ctr_scratch_t *ctr_scratch_new(const ctr_model_def_t *def, size_t max_batch);
+void ctr_scratch_free(ctr_scratch_t *s);
+size_t ctr_scratch_max_batch(const ctr_scratch_t *s);
+
+/* Scores n examples (any n; batches above max_batch run in chunks).
+ * logits may be NULL; otherwise it receives the pre-sigmoid values. */
+int ctr_forward(const ctr_model_def_t *def, const ctr_kernel_t *k,
+                size_t n, const float *dense, const uint32_t *rows,
+                float *scores, float *logits, ctr_scratch_t *s);
+
+/* 1 / (1 + exp(-z)) with the project's own exp (no libm): see detmath. */
+float ctr_sigmoid(float z);
+
+#endif

@@ -1,0 +1,34 @@
+/* common.c - error codes to text. */
+#include "ctr/common.h"
+
+#include <stdarg.h>
+
+const char *ctr_strerror(int code)
+{
+    switch (code) {
+    case CTR_OK: return "success";
+    case CTR_ENOMEM: return "out of memory";
+    case CTR_EIO: return "I/O error";
+    case CTR_EFORMAT: return "malformed file";
+    case CTR_EVERSION: return "unsupported format version";
+    case CTR_ECHECKSUM: return "checksum mismatch";
+    case CTR_EINVAL: return "invalid argument";
+    case CTR_EUNSUPPORTED: return "not supported here";
+    case CTR_ERANGE: return "value out of range";
+    case CTR_ENOTFOUND: return "not found";
+    case CTR_ETOOBIG: return "over the limit";
+    case CTR_EBUSY: return "busy, retry later";
+    default: return "unknown error";
+    }
+}
+
+int ctr_error(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}

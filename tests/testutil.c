@@ -1,0 +1,120 @@
+/* testutil.c - shared test helpers (see testutil.h). */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "ctr/common.h"
+
+int ctr_test_failures;
+int ctr_test_checks;
+
+int test_main_end(void)
+{
+    if (ctr_test_failures) {
+        fprintf(stderr, "%d of %d checks failed\n", ctr_test_failures, ctr_test_checks);
+        return 1;
+    }
+    printf("all %d checks passed\n", ctr_test_checks);
+    return 0;
+}
+
+uint64_t test_rng_next(test_rng_t *r)
+{
+    uint64_t x = r->s ? r->s : 0x9e3779b97f4a7c15ull;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+float test_rng_uniform(test_rng_t *r, float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((test_rng_next(r) >> 40) * (1.0 / 16777216.0));
+}
+
+int test_make_model(const char *path, uint64_t seed, size_t n_dense,
+                    size_t n_cat, uint32_t buckets, uint32_t dim,
+                    const uint32_t *hidden, size_t n_hidden,
+                    ctr_activation_t act, float beta)
+{
+    test_rng_t rng = {seed * 0x9e3779b97f4a7c15ull + 1};
+    ctr_dense_def_t *dense = calloc(n_dense ? n_dense : 1, sizeof(*dense));
+    ctr_cat_def_t *cat = calloc(n_cat ? n_cat : 1, sizeof(*cat));
+    ctr_layer_def_t *layers = calloc(n_hidden + 1, sizeof(*layers));
+    char (*names)[16] = calloc(n_dense + n_cat + 1, 16);
+    float **bufs = calloc(n_cat + 2 * (n_hidden + 1) + 1, sizeof(float *));
+    size_t nbufs = 0;
+    int rc = CTR_ENOMEM;
+    if (!dense || !cat || !layers || !names || !bufs)
+        goto out;
+    for (size_t i = 0; i < n_dense; i++) {
+        snprintf(names[i], 16, "I%zu", i + 1);
+        dense[i].name = names[i];
+        dense[i].transform = (ctr_transform_t)(i % 3);
+        dense[i].mean = 1.5;
+        dense[i].std = 2.25;
+    }
+    for (size_t j = 0; j < n_cat; j++) {
+        snprintf(names[n_dense + j], 16, "C%zu", j + 1);
+        cat[j].name = names[n_dense + j];
+        cat[j].buckets = buckets;
+        cat[j].dim = dim;
+        cat[j].seed = 1000 + j;
+        size_t n = (size_t)(buckets + 1) * dim;
+        float *t = bufs[nbufs++] = malloc(n * sizeof(float));
+        if (!t)
+            goto out;
+        for (size_t k = 0; k < n; k++)
+            t[k] = test_rng_uniform(&rng, -0.5f, 0.5f);
+        cat[j].table = t;
+    }
+    uint32_t in = (uint32_t)(n_dense + n_cat * dim);
+    for (size_t l = 0; l <= n_hidden; l++) {
+        uint32_t out = l < n_hidden ? hidden[l] : 1;
+        float *w = bufs[nbufs++] = malloc((size_t)in * out * sizeof(float));
+        float *b = bufs[nbufs++] = malloc((size_t)out * sizeof(float));
+        if (!w || !b)
+            goto out;
+        float scale = 2.0f / (float)in;
+        for (size_t k = 0; k < (size_t)in * out; k++)
+            w[k] = test_rng_uniform(&rng, -1.0f, 1.0f) * scale * 1.7f;
+        for (size_t k = 0; k < out; k++)
+            b[k] = test_rng_uniform(&rng, -0.2f, 0.2f);
+        layers[l] = (ctr_layer_def_t){in, out, w, b};
+        in = out;
+    }
+    ctr_model_def_t def = {
+        .name = "test", .n_dense = n_dense, .dense = dense,
+        .n_cat = n_cat, .cat = cat, .n_layers = n_hidden + 1, .layers = layers,
+        .activation = act, .beta = beta, .provenance_json = "{\"source\":\"test\"}",
+    };
+    char err[256];
+    rc = ctr_model_write(path, &def, NULL, NULL, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "test_make_model: %s\n", err);
+out:
+    for (size_t i = 0; i < nbufs; i++)
+        free(bufs[i]);
+    free(bufs);
+    free(names);
+    free(layers);
+    free(cat);
+    free(dense);
+    return rc;
+}
+
+const char *test_tmpdir(void)
+{
+    static char dir[256];
+    if (!dir[0]) {
+        const char *t = getenv("TMPDIR");
+        snprintf(dir, sizeof(dir), "%s/ctrtest.XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(dir)) {
+            perror("mkdtemp");
+            exit(1);
+        }
+    }
+    return dir;
+}
