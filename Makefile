@@ -36,6 +36,15 @@ TOOL_SRC := $(wildcard model/ctrtool/*.c)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/%.o)
 LIB      := $(B)/libctr.a
 
+# ctrd: server/ (main.c holds only main; the rest is libctrd so tests can
+# link the decoder, batcher, ...). ctrload: loadtest/.
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_OBJ := $(SERVER_SRC:%.c=$(B)/%.o)
+SERVER_LIB := $(B)/libctrd.a
+LOAD_SRC   := $(wildcard loadtest/*.c)
+LOAD_OBJ   := $(LOAD_SRC:%.c=$(B)/%.o)
+SERVER_LDLIBS := -lmicrohttpd -luring
+
 # Per-ISA kernels get their own -m flags; nothing else may use them.
 $(B)/model/kernels_avx2.o:   EXTRA_CFLAGS := -mavx2 -mfma
 $(B)/model/kernels_avx512.o: EXTRA_CFLAGS := -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma -mavx2
@@ -52,6 +61,12 @@ BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
 PROGRAMS := $(B)/ctrtool
+ifneq ($(wildcard server/main.c),)
+PROGRAMS += $(B)/ctrd
+endif
+ifneq ($(LOAD_SRC),)
+PROGRAMS += $(B)/ctrload
+endif
 
 .PHONY: all deps test check run bench clean help checksymbols demo-model
 all: $(PROGRAMS) $(TEST_BIN) $(BENCH_BIN)
@@ -78,11 +93,21 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+$(SERVER_LIB): $(SERVER_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
 $(B)/ctrtool: $(TOOL_OBJ) $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: $(B)/tests/%.o $(B)/tests/testutil.o $(SIMDE_OBJ) $(LIB)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/ctrd: $(B)/server/main.o $(SERVER_LIB) $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LDLIBS)
+
+$(B)/ctrload: $(LOAD_OBJ) $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LDLIBS)
+
+$(B)/tests/%: $(B)/tests/%.o $(B)/tests/testutil.o $(SIMDE_OBJ) $(SERVER_LIB) $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LDLIBS)
 
 $(B)/bench/%: $(B)/bench/%.o $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

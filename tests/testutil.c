@@ -43,21 +43,21 @@ int test_make_model(const char *path, uint64_t seed, size_t n_dense,
     ctr_dense_def_t *dense = calloc(n_dense ? n_dense : 1, sizeof(*dense));
     ctr_cat_def_t *cat = calloc(n_cat ? n_cat : 1, sizeof(*cat));
     ctr_layer_def_t *layers = calloc(n_hidden + 1, sizeof(*layers));
-    char (*names)[16] = calloc(n_dense + n_cat + 1, 16);
+    char (*names)[24] = calloc(n_dense + n_cat + 1, 24);
     float **bufs = calloc(n_cat + 2 * (n_hidden + 1) + 1, sizeof(float *));
     size_t nbufs = 0;
     int rc = CTR_ENOMEM;
     if (!dense || !cat || !layers || !names || !bufs)
         goto out;
     for (size_t i = 0; i < n_dense; i++) {
-        snprintf(names[i], 16, "I%zu", i + 1);
+        snprintf(names[i], 24, "I%zu", i + 1);
         dense[i].name = names[i];
         dense[i].transform = (ctr_transform_t)(i % 3);
         dense[i].mean = 1.5;
         dense[i].std = 2.25;
     }
     for (size_t j = 0; j < n_cat; j++) {
-        snprintf(names[n_dense + j], 16, "C%zu", j + 1);
+        snprintf(names[n_dense + j], 24, "C%zu", j + 1);
         cat[j].name = names[n_dense + j];
         cat[j].buckets = buckets;
         cat[j].dim = dim;

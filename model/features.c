@@ -1,0 +1,77 @@
+/* features.c - raw feature values to MLP inputs (the rule is in features.h).
+ *
+ * Training, offline scoring and the server all call these, so the three
+ * agree bit for bit. Transforms run in double with the project's own log
+ * (detmath) and round to float once at the end. */
+#include "ctr/features.h"
+
+#include <float.h>
+#include <math.h>
+#include <xxhash.h>
+
+#include "detmath_int.h"
+
+/* A finite double that overflows float would become inf and poison the
+ * score with NaN; clamp it to the largest float instead (documented in
+ * docs/MODEL_FORMAT.md, "Feature encoding"). */
+static float to_float_clamped(double v)
+{
+    if (v > (double)FLT_MAX)
+        return FLT_MAX;
+    if (v < -(double)FLT_MAX)
+        return -FLT_MAX;
+    return (float)v;
+}
+
+float ctr_features_dense(const ctr_dense_def_t *d, double raw)
+{
+    if (raw != raw)
+        return ctr_features_dense_missing(d);
+    switch (d->transform) {
+    case CTR_TRANSFORM_LOG1P:
+        return to_float_clamped(ctr__log1p(raw > 0.0 ? raw : 0.0));
+    case CTR_TRANSFORM_STANDARDIZE:
+        return to_float_clamped((raw - d->mean) / d->std);
+    case CTR_TRANSFORM_IDENTITY:
+    default:
+        return to_float_clamped(raw);
+    }
+}
+
+float ctr_features_dense_missing(const ctr_dense_def_t *d)
+{
+    (void)d;
+    return 0.0f;
+}
+
+uint32_t ctr_features_cat_row(const ctr_cat_def_t *c, const void *bytes, size_t len)
+{
+    uint64_t h = XXH3_64bits_withSeed(bytes, len, c->seed);
+    return 1u + (uint32_t)(h % c->buckets);
+}
+
+size_t ctr_features_int_key(int64_t v, char *buf)
+{
+    char tmp[24];
+    size_t n = 0;
+    /* Negate in unsigned arithmetic: INT64_MIN has no positive twin. */
+    uint64_t u = v < 0 ? 0u - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        buf[len++] = '-';
+    while (n)
+        buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
+}
+
+uint32_t ctr_features_cat_row_int(const ctr_cat_def_t *c, int64_t v)
+{
+    char buf[24];
+    size_t len = ctr_features_int_key(v, buf);
+    return ctr_features_cat_row(c, buf, len);
+}

@@ -1,0 +1,76 @@
+/* request.h - a decoded scoring request: the contract between the request
+ * decoders (decode.c: /v1/score and KServe v2 infer bodies) and the rest of
+ * the server (batcher, audit writer, response encoder).
+ *
+ * A request owns one arena sized at decode time from the body length, so a
+ * request costs a bounded number of allocations whatever its example count,
+ * and nothing is allocated per value. Values are kept twice on purpose:
+ * encoded (what the kernels consume) and raw (what the audit log records,
+ * "exactly as the model saw it", so a replay re-encodes them). */
+#ifndef CTR_SERVER_REQUEST_H
+#define CTR_SERVER_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ctr/model.h"
+
+#define CTR_REQUEST_ID_MAX 128
+#define CTR_CAT_MISSING_LEN 0xffu  /* cat_len value of a missing categorical */
+
+typedef struct {
+    char request_id[CTR_REQUEST_ID_MAX + 1]; /* NUL-terminated, "" if none */
+    int has_request_id;
+    size_t n;            /* examples */
+    size_t n_dense, n_cat;
+
+    /* Encoded inputs (features.h), row-major [n][n_dense] and [n][n_cat]. */
+    float *dense;
+    uint32_t *rows;
+
+    /* Raw inputs for the audit log: dense as parsed (NaN = missing);
+     * categorical value bytes at cat_bytes + cat_off[k], cat_len[k] bytes
+     * (an integer value is stored as its decimal text, which hashes the
+     * same), cat_len == CTR_CAT_MISSING_LEN when missing. k = i*n_cat + j. */
+    double *dense_raw;
+    uint32_t *cat_off;
+    uint8_t *cat_len;
+    char *cat_bytes;
+
+    float *scores;       /* [n], filled by the batcher */
+
+    void *arena;         /* owns every array above */
+    size_t arena_size;
+} ctr_request_t;
+
+/* What went wrong, for the JSON error body. example/feature are -1/"" when
+ * they do not apply. http_status is 400, 413 or 415. */
+typedef struct {
+    int http_status;
+    const char *code;        /* stable machine-readable code, e.g. "unknown_feature" */
+    char message[256];       /* human text naming what and where */
+    long example;            /* example index or -1 */
+    char feature[65];        /* feature name or "" */
+} ctr_decode_error_t;
+
+typedef struct {
+    size_t max_examples;     /* --max-examples: more is 413 */
+    size_t max_depth;        /* nesting bound for unknown JSON values */
+} ctr_decode_limits_t;
+
+/* Decode a /v1/score body (DESIGN.md "HTTP API"). On success req is
+ * filled and owns its arena (ctr__request_release frees it); on failure
+ * returns a negative CTR_E* code, fills e and leaves req empty. */
+int ctr__decode_v1(const ctr_model_t *m, const char *body, size_t len,
+                   const ctr_decode_limits_t *lim, ctr_request_t *req,
+                   ctr_decode_error_t *e);
+
+/* Decode a KServe v2 / Open Inference Protocol infer body: inputs "dense"
+ * (FP32, [B, n_dense]) and "sparse" (BYTES or INT64, [B, n_cat]). */
+int ctr__decode_v2(const ctr_model_t *m, const char *body, size_t len,
+                   const ctr_decode_limits_t *lim, ctr_request_t *req,
+                   ctr_decode_error_t *e);
+
+void ctr__request_release(ctr_request_t *req);
+
+#endif

@@ -1,0 +1,140 @@
+/* test_features.c - the feature encoding rule and the deterministic math.
+ *
+ * Golden values pin the hashing rule: if any of them changes, every model
+ * trained before would silently score different rows. */
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <xxhash.h>
+
+#include "ctr/features.h"
+#include "ctr/forward.h"
+#include "detmath_int.h"
+#include "testutil.h"
+
+static void test_hash_rule(void)
+{
+    /* xxHash's own published vector: XXH3_64bits("") = 0x2D06800538D394C2. */
+    CHECK(XXH3_64bits_withSeed("", 0, 0) == 0x2D06800538D394C2ull);
+
+    ctr_cat_def_t c = {"C1", 65536, 16, 42, NULL};
+    struct { const char *value; uint32_t row; } golden[] = {
+        {"68fd1e64", 26054}, {"a9f2c1b0", 60201}, {"", 34003},
+        {"12", 10962}, {"-7", 58287},
+    };
+    for (size_t i = 0; i < sizeof(golden) / sizeof(golden[0]); i++) {
+        uint32_t row = ctr_features_cat_row(&c, golden[i].value, strlen(golden[i].value));
+        CHECKF(row == golden[i].row, "row(\"%s\") = %u, golden %u", golden[i].value, row, golden[i].row);
+        uint64_t h = XXH3_64bits_withSeed(golden[i].value, strlen(golden[i].value), 42);
+        CHECK(row == 1 + h % 65536);
+    }
+    /* An integer hashes exactly like its decimal string. */
+    int64_t ints[] = {0, 1, -1, 12, -7, 1234567890123, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%" PRId64, ints[i]);
+        char key[24];
+        size_t len = ctr_features_int_key(ints[i], key);
+        CHECKF(len == strlen(buf) && !memcmp(key, buf, len), "int key %s vs %s", key, buf);
+        CHECK(ctr_features_cat_row_int(&c, ints[i]) == ctr_features_cat_row(&c, buf, strlen(buf)));
+    }
+    /* Every row is in 1..buckets; row 0 stays the missing value's. */
+    ctr_cat_def_t small = {"C2", 3, 4, 7, NULL};
+    int seen[4] = {0};
+    for (int i = 0; i < 300; i++) {
+        uint32_t row = ctr_features_cat_row_int(&small, i);
+        CHECK(row >= 1 && row <= 3);
+        if (row <= 3)
+            seen[row]++;
+    }
+    CHECK(seen[0] == 0 && seen[1] > 50 && seen[2] > 50 && seen[3] > 50);
+    /* The seed matters: two tables place the same value independently. */
+    ctr_cat_def_t other = c;
+    other.seed = 43;
+    int same = 0;
+    for (int i = 0; i < 1000; i++)
+        same += ctr_features_cat_row_int(&c, i) == ctr_features_cat_row_int(&other, i);
+    CHECK(same < 10);
+}
+
+static void test_dense_transforms(void)
+{
+    ctr_dense_def_t id = {"I1", CTR_TRANSFORM_IDENTITY, 0, 1};
+    ctr_dense_def_t lg = {"I2", CTR_TRANSFORM_LOG1P, 0, 1};
+    ctr_dense_def_t st = {"I3", CTR_TRANSFORM_STANDARDIZE, 3.0, 2.0};
+    CHECK(ctr_features_dense(&id, 2.5) == 2.5f);
+    CHECK(ctr_features_dense(&id, NAN) == 0.0f);
+    CHECK(ctr_features_dense(&lg, NAN) == 0.0f);
+    CHECK(ctr_features_dense_missing(&st) == 0.0f);
+    CHECK(ctr_features_dense(&lg, 0.0) == 0.0f);
+    CHECK(ctr_features_dense(&lg, -5.0) == 0.0f); /* log(1 + max(x, 0)) */
+    CHECK(ctr_features_dense(&lg, 1.0) == (float)log(2.0));
+    CHECK(ctr_features_dense(&st, 7.0) == 2.0f);
+    CHECK(ctr_features_dense(&id, 1e300) == FLT_MAX);
+    CHECK(ctr_features_dense(&id, -1e300) == -FLT_MAX);
+    /* The float result equals libm's correctly rounded float on Criteo-like
+     * counts; a 1-ulp difference would be allowed by the bound, none is
+     * expected on these. */
+    int differ = 0;
+    for (int v = 0; v < 200000; v += 7) {
+        float ours = ctr_features_dense(&lg, v);
+        float ref = (float)log1p((double)v);
+        differ += ours != ref;
+        CHECK(fabsf(ours - ref) <= nextafterf(ref, INFINITY) - ref);
+    }
+    CHECKF(differ == 0, "%d of the log1p floats differ from libm", differ);
+}
+
+static void test_detmath_accuracy(void)
+{
+    test_rng_t rng = {7};
+    double worst_exp = 0, worst_log = 0;
+    for (int i = 0; i < 200000; i++) {
+        double x = (double)test_rng_uniform(&rng, -700.0f, 700.0f) +
+                   (double)test_rng_uniform(&rng, -1.0f, 1.0f) * 1e-3;
+        double ours = ctr__exp(x), ref = exp(x);
+        double rel = fabs(ours - ref) / ref;
+        if (rel > worst_exp)
+            worst_exp = rel;
+        double y = ldexp((double)test_rng_uniform(&rng, 0.0f, 1.0f), (int)(test_rng_next(&rng) % 120) - 60);
+        double lo = ctr__log1p(y), lref = log1p(y);
+        double err = fabs(lo - lref) / (1.0 + fabs(lref));
+        if (err > worst_log)
+            worst_log = err;
+    }
+    CHECKF(worst_exp < 0x1p-51, "exp worst relative error %.3g", worst_exp);
+    CHECKF(worst_log < 0x1p-51, "log1p worst error %.3g", worst_log);
+    printf("exp worst relative error %.3g, log1p worst %.3g (bound 4.4e-16)\n", worst_exp, worst_log);
+    CHECK(ctr__exp(0.0) == 1.0);
+    CHECK(ctr__exp(800.0) == INFINITY);
+    CHECK(ctr__exp(-800.0) == 0.0);
+    CHECK(isnan(ctr__exp(NAN)));
+    CHECK(ctr__log1p(0.0) == 0.0);
+    CHECK(isnan(ctr__log1p(-1.0)));
+    CHECK(ctr__log1p(1e-300) == 1e-300);
+
+    /* Sigmoid: within 1 ulp of the libm reference, exact at 0, saturating. */
+    int off = 0;
+    for (int i = 0; i < 200000; i++) {
+        float z = test_rng_uniform(&rng, -40.0f, 40.0f);
+        float ours = ctr_sigmoid(z);
+        float ref = (float)(1.0 / (1.0 + exp(-(double)z)));
+        if (ours != ref) {
+            off++;
+            CHECKF(ours == nextafterf(ref, 0) || ours == nextafterf(ref, 1), "sigmoid(%a)", z);
+        }
+    }
+    printf("sigmoid differs from the libm-based float in %d of 200000 points (1 ulp allowed)\n", off);
+    CHECK(ctr_sigmoid(0.0f) == 0.5f);
+    CHECK(ctr_sigmoid(100.0f) == 1.0f);
+    CHECK(ctr_sigmoid(-200.0f) == 0.0f);
+    CHECK(ctr_sigmoid(-80.0f) > 0.0f);
+}
+
+int main(void)
+{
+    test_hash_rule();
+    test_dense_transforms();
+    test_detmath_accuracy();
+    return test_main_end();
+}
