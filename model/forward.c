@@ -63,8 +63,8 @@ size_t ctr_scratch_max_batch(const ctr_scratch_t *s) { return s->max_batch; }
 /* Copies each example's dense values and embedding rows into x. All row
  * addresses are prefetched first so the cache misses of a batch (tables
  * far larger than the cache) overlap instead of queueing one by one. */
-static int gather(const ctr_model_def_t *def, size_t n, const float *dense,
-                  const uint32_t *rows, float *x, size_t ldx)
+int ctr_forward_gather(const ctr_model_def_t *def, size_t n, const float *dense,
+                       const uint32_t *rows, float *x, size_t ldx)
 {
     size_t n_cat = def->n_cat;
     for (size_t r = 0; r < n; r++)
@@ -96,7 +96,7 @@ static int forward_chunk(const ctr_model_def_t *def, const ctr_kernel_t *k,
                          size_t n, const float *dense, const uint32_t *rows,
                          float *scores, float *logits, ctr_scratch_t *s)
 {
-    int rc = gather(def, n, dense, rows, s->x, s->ldx);
+    int rc = ctr_forward_gather(def, n, dense, rows, s->x, s->ldx);
     if (rc)
         return rc;
     const float *in = s->x;

@@ -33,7 +33,7 @@ static void make_examples(const ctr_model_def_t *def, size_t n, uint64_t seed, e
     ex->rows = malloc((n * def->n_cat + 1) * sizeof(uint32_t));
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < def->n_dense; j++) {
-            double raw = (test_rng_next(&rng) % 5 == 0) ? NAN : (double)(test_rng_next(&rng) % 1000) - 20;
+            double raw = (test_rng_next(&rng) % 5 == 0) ? NAN : (double)(test_rng_next(&rng) % 60) - 5;
             ex->dense[i * def->n_dense + j] = ctr_features_dense(&def->dense[j], raw);
         }
         for (size_t j = 0; j < def->n_cat; j++) {

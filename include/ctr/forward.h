@@ -26,6 +26,13 @@ int ctr_forward(const ctr_model_def_t *def, const ctr_kernel_t *k,
                 size_t n, const float *dense, const uint32_t *rows,
                 float *scores, float *logits, ctr_scratch_t *s);
 
+/* The first step of ctr_forward on its own (benchmarks, the trainer):
+ * writes each example's MLP input row, dense values then each table's
+ * embedding row, into x[r * ldx ...]. Returns CTR_ERANGE for a row past
+ * its table. */
+int ctr_forward_gather(const ctr_model_def_t *def, size_t n, const float *dense,
+                       const uint32_t *rows, float *x, size_t ldx);
+
 /* 1 / (1 + exp(-z)) with the project's own exp (no libm): see detmath. */
 float ctr_sigmoid(float z);
 
