@@ -47,7 +47,9 @@ float ctr_features_dense_missing(const ctr_dense_def_t *d)
 uint32_t ctr_features_cat_row(const ctr_cat_def_t *c, const void *bytes, size_t len)
 {
     uint64_t h = XXH3_64bits_withSeed(bytes, len, c->seed);
-    return 1u + (uint32_t)(h % c->buckets);
+    /* Multiply-shift range reduction (Lemire): floor(h * buckets / 2^64),
+     * uniform like h % buckets but without a 64-bit division. */
+    return 1u + (uint32_t)(((unsigned __int128)h * c->buckets) >> 64);
 }
 
 size_t ctr_features_int_key(int64_t v, char *buf)

@@ -4,7 +4,8 @@
  * server, so the three agree bit for bit:
  *  - dense: raw value (double, as parsed) -> transform in double -> float.
  *    A missing dense value becomes 0.0f.
- *  - categorical: row = 1 + XXH3_64bits_withSeed(bytes, len, seed) % buckets.
+ *  - categorical: h = XXH3_64bits_withSeed(bytes, len, seed) and
+ *    row = 1 + floor(h * buckets / 2^64) (128-bit product, high half).
  *    An integer value hashes exactly like its shortest decimal string
  *    ("-12"), so 12 and "12" land in the same row. A missing value uses
  *    row 0. */
