@@ -140,7 +140,7 @@ DEMO_DATA := build/demo-data.tsv
 $(DEMO_MODEL): | $(B)/ctrtool
 	$(B)/ctrtool gen-data --rows 200000 --seed 1 --out $(DEMO_DATA)
 	$(B)/ctrtool train --data $(DEMO_DATA) --out $@ --name demo --activation smelu --beta 1 \
-	    --hidden 128,64 --dim 8 --buckets 16384 --epochs 1 --seed 1
+	    --hidden 128,64 --dim 8 --buckets 16384 --epochs 1 --batch 128 --lr 3e-3 --seed 1
 
 # The same on the real Criteo sample when it is there (never copied here).
 CRITEO ?= ../shared/data/criteo/criteo_sample.tsv.xz
@@ -148,16 +148,22 @@ CRITEO ?= ../shared/data/criteo/criteo_sample.tsv.xz
 demo-criteo: $(B)/ctrtool
 	@test -r $(CRITEO) || { echo "demo-criteo: $(CRITEO) is not here (set CRITEO=path)"; exit 1; }
 	$(B)/ctrtool train --data $(CRITEO) --out build/demo-criteo.ctrm --name demo-criteo \
-	    --activation smelu --beta 1 --hidden 512,256 --dim 16 --buckets 65536 --epochs 1 --seed 1
+	    --activation smelu --beta 1 --hidden 512,256 --dim 16 --buckets 65536 --epochs 1 \
+	    --batch 256 --lr 1e-3 --emb-lr 0.1 --lr-decay linear --seed 1
 
 # SmeLU vs ReLU reproducibility study on the Criteo sample (docs/REPRODUCIBILITY.md).
 repro: $(B)/ctrtool
 	@B=$(B) CRITEO=$(CRITEO) scripts/repro.sh
 
+# Serves the demo model on :8080 in the foreground (Ctrl-C drains and exits).
+# Score an example from another shell:
+#   curl -s -H 'Content-Type: application/json' \
+#        -d '{"examples":[{"I1":3,"C1":"68fd1e64"}]}' localhost:8080/v1/score
 run: deps
-	@$(MAKE) --no-print-directory all $(DEMO_MODEL)
-	@echo "ctrd (the HTTP server) is not built yet: the demo model is $(DEMO_MODEL);"
-	@echo "inspect it with: $(B)/ctrtool inspect $(DEMO_MODEL)"
+	@$(MAKE) --no-print-directory $(B)/ctrd $(B)/ctrtool $(DEMO_MODEL)
+	@echo "ctrd: serving $(DEMO_MODEL) on http://localhost:8080 (docs/API.md); try:"
+	@echo "  curl -s -H 'Content-Type: application/json' -d '{\"examples\":[{\"I1\":3,\"C1\":\"68fd1e64\"}]}' localhost:8080/v1/score"
+	exec $(B)/ctrd --model $(DEMO_MODEL) --port 8080
 
 bench: deps
 	@$(MAKE) --no-print-directory all

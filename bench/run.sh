@@ -30,3 +30,9 @@ if [ -x bench/bench_http.sh ] && [ -x "$B/ctrd" ]; then
     echo "== part 2: HTTP"
     B="$B" bench/bench_http.sh | tee "$out/http.txt"
 fi
+
+if [ -x bench/bench_latency.sh ] && [ -x "$B/ctrd" ] && [ -x "$B/ctrload" ]; then
+    echo
+    echo "== part 4: latency under open-loop load (ctrload)"
+    B="$B" bench/bench_latency.sh | tee "$out/latency_run.txt"
+fi
