@@ -1,0 +1,322 @@
+/* batcher.c - dynamic batching and the scoring threads (see batcher.h). */
+#include "batcher.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "ctr/common.h"
+#include "ctr/forward.h"
+#include "log.h"
+#include "metrics.h"
+
+typedef struct {
+    ctr__batcher_t *b;
+    pthread_t thread;
+    size_t index;
+    /* Buffers shaped for one generation (gen_id); rebuilt on a new one. */
+    uint64_t gen_id;
+    ctr_scratch_t *scratch;
+    size_t dense_cap, rows_cap;   /* floats / row ids the buffers hold */
+    float *dense;                 /* [max_batch][n_dense] gathered inputs */
+    uint32_t *rows;               /* [max_batch][n_cat] */
+    float *scores;                /* [max_batch] */
+    ctr__job_t **jobs;            /* [max_batch] the batch being scored */
+    ctr__audit_item_t **items;    /* [max_batch] handed to the audit hook */
+} worker_t;
+
+struct ctr__batcher {
+    ctr__batcher_config_t cfg;
+    pthread_mutex_t lock;
+    pthread_cond_t work_cond;     /* idle threads: work or leadership free */
+    pthread_cond_t leader_cond;   /* the leader: a new job or its deadline */
+    ctr__job_t *head, *tail;
+    size_t queued;                /* examples in the queue */
+    int leader;                   /* a thread is collecting a batch */
+    int draining, stopping;
+    size_t n_started;
+    worker_t *workers;
+};
+
+/* Shapes w's buffers for generation g. Called per batch, allocates only
+ * when the generation changed. */
+static int worker_shape(worker_t *w, const ctr__gen_t *g)
+{
+    if (w->gen_id == g->id && w->scratch)
+        return 0;
+    size_t mb = w->b->cfg.max_batch;
+    size_t nd = g->def->n_dense * mb, nc = g->def->n_cat * mb;
+    ctr_scratch_free(w->scratch);
+    w->scratch = NULL;
+    w->gen_id = 0;
+    if (nd > w->dense_cap) {
+        float *p = realloc(w->dense, (nd ? nd : 1) * sizeof *p);
+        if (!p)
+            return CTR_ENOMEM;
+        w->dense = p;
+        w->dense_cap = nd;
+    }
+    if (nc > w->rows_cap) {
+        uint32_t *p = realloc(w->rows, (nc ? nc : 1) * sizeof *p);
+        if (!p)
+            return CTR_ENOMEM;
+        w->rows = p;
+        w->rows_cap = nc;
+    }
+    if (!(w->scratch = ctr_scratch_new(g->def, mb)))
+        return CTR_ENOMEM;
+    w->gen_id = g->id;
+    return 0;
+}
+
+/* Scores the count jobs in w->jobs (n examples, one generation) and hands
+ * them to the audit hook. The jobs must not be touched afterwards: their
+ * release may free them. */
+static void score_batch(worker_t *w, size_t count, size_t n)
+{
+    ctr__batcher_t *b = w->b;
+    ctr__gen_t *g = w->jobs[0]->gen;
+    const ctr_model_def_t *def = g->def;
+    uint64_t t0 = ctr__mono_ns();
+    for (size_t i = 0; i < count; i++) {
+        w->jobs[i]->t_start_ns = t0;
+        ctr__metrics_queue_wait(t0 - w->jobs[i]->t_enqueue_ns);
+    }
+    int rc = worker_shape(w, g);
+    if (!rc && count == 1) {
+        /* One request (possibly above max_batch): score in place. */
+        ctr_request_t *r = w->jobs[0]->req;
+        rc = ctr_forward(def, b->cfg.kernel, r->n, r->dense, r->rows, r->scores, NULL, w->scratch);
+    } else if (!rc) {
+        size_t nd = def->n_dense, nc = def->n_cat, off = 0;
+        for (size_t i = 0; i < count; i++) {
+            const ctr_request_t *r = w->jobs[i]->req;
+            memcpy(w->dense + off * nd, r->dense, r->n * nd * sizeof(float));
+            memcpy(w->rows + off * nc, r->rows, r->n * nc * sizeof(uint32_t));
+            off += r->n;
+        }
+        rc = ctr_forward(def, b->cfg.kernel, n, w->dense, w->rows, w->scores, NULL, w->scratch);
+        off = 0;
+        for (size_t i = 0; i < count; i++) {
+            ctr_request_t *r = w->jobs[i]->req;
+            memcpy(r->scores, w->scores + off, r->n * sizeof(float));
+            off += r->n;
+        }
+    }
+    uint64_t t1 = ctr__mono_ns();
+    ctr__metrics_batch(n, t1 - t0);
+    if (rc)
+        ctr__log(CTR_LOG_ERROR, "scoring a batch failed", CTR_LOG_S("error", ctr_strerror(rc)),
+                 CTR_LOG_U("examples", n), CTR_LOG_U("requests", count), CTR_LOG_END);
+    for (size_t i = 0; i < count; i++) {
+        ctr__audit_item_t *it = &w->jobs[i]->item;
+        it->score_status = rc;
+        it->generation = g->id;
+        w->items[i] = it;
+    }
+    ctr__audit_batch_t batch = {
+        .model = g->model,
+        .generation = g->id,
+        .kernel = b->cfg.kernel,
+        .t_scored_ns = ctr__real_ns(),
+    };
+    ctr__audit_submit(b->cfg.audit, &batch, w->items, count);
+}
+
+static struct timespec mono_ts(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    return ts;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    ctr__batcher_t *b = w->b;
+    char name[16];
+    snprintf(name, sizeof name, "ctrd-score-%zu", w->index);
+    pthread_setname_np(pthread_self(), name);
+
+    size_t mb = b->cfg.max_batch;
+    pthread_mutex_lock(&b->lock);
+    for (;;) {
+        if (!b->head && b->stopping)
+            break;
+        if (b->leader || !b->head) {
+            pthread_cond_wait(&b->work_cond, &b->lock);
+            continue;
+        }
+        /* Lead: grow the batch from the queue head until it is full, the
+         * next job belongs to another generation, or the first job's
+         * deadline passes. Only the leader pops, so head and the jobs
+         * already counted stay put while we wait. */
+        b->leader = 1;
+        ctr__job_t *first = b->head, *last = NULL;
+        uint64_t gen_id = first->gen->id;
+        size_t n = 0, count = 0;
+        for (;;) {
+            ctr__job_t *c = last ? last->next : first;
+            while (c && c->gen->id == gen_id && (count == 0 || (n + c->req->n <= mb && count < mb))) {
+                n += c->req->n;
+                count++;
+                last = c;
+                c = c->next;
+            }
+            if (c || n >= mb || b->draining || b->stopping)
+                break;          /* full, or a generation boundary */
+            uint64_t deadline = first->t_enqueue_ns + b->cfg.max_delay_ns;
+            if (ctr__mono_ns() >= deadline)
+                break;
+            struct timespec ts = mono_ts(deadline);
+            pthread_cond_timedwait(&b->leader_cond, &b->lock, &ts);
+        }
+        b->head = last->next;
+        if (!b->head)
+            b->tail = NULL;
+        b->queued -= n;
+        b->leader = 0;
+        size_t i = 0;
+        for (ctr__job_t *j = first; i < count; j = j->next)
+            w->jobs[i++] = j;
+        if (b->head)
+            pthread_cond_signal(&b->work_cond);   /* someone lead the next */
+        pthread_mutex_unlock(&b->lock);
+
+        score_batch(w, count, n);
+
+        pthread_mutex_lock(&b->lock);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+int ctr__batcher_submit(ctr__batcher_t *b, ctr__job_t *job)
+{
+    size_t n = job->req->n;
+    CTR_ASSERT(n >= 1 && job->gen && job->item.release);
+    pthread_mutex_lock(&b->lock);
+    if (b->stopping || (b->queued > 0 && b->queued + n > b->cfg.queue_limit)) {
+        pthread_mutex_unlock(&b->lock);
+        return CTR_EBUSY;
+    }
+    job->next = NULL;
+    job->t_enqueue_ns = ctr__mono_ns();
+    if (b->tail)
+        b->tail->next = job;
+    else
+        b->head = job;
+    b->tail = job;
+    b->queued += n;
+    /* Wake the leader only when its batch may now be complete (enough
+     * examples, or a generation boundary); otherwise it sleeps until its
+     * deadline. A wake-up per request would cost a context switch each. */
+    if (b->leader) {
+        if (b->queued >= b->cfg.max_batch || job->gen->id != b->head->gen->id)
+            pthread_cond_signal(&b->leader_cond);
+    } else {
+        pthread_cond_signal(&b->work_cond);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return 0;
+}
+
+void ctr__batcher_drain(ctr__batcher_t *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->draining = 1;
+    pthread_cond_broadcast(&b->leader_cond);
+    pthread_cond_broadcast(&b->work_cond);
+    pthread_mutex_unlock(&b->lock);
+}
+
+size_t ctr__batcher_queued(ctr__batcher_t *b)
+{
+    pthread_mutex_lock(&b->lock);
+    size_t q = b->queued;
+    pthread_mutex_unlock(&b->lock);
+    return q;
+}
+
+static void worker_free(worker_t *w)
+{
+    ctr_scratch_free(w->scratch);
+    free(w->dense);
+    free(w->rows);
+    free(w->scores);
+    free(w->jobs);
+    free(w->items);
+}
+
+int ctr__batcher_start(const ctr__batcher_config_t *cfg, ctr__batcher_t **out,
+                       char *err, size_t errlen)
+{
+    int rc;
+    pthread_condattr_t ca;
+    if (cfg->threads < 1 || cfg->max_batch < 1 || !cfg->kernel || !cfg->audit)
+        return ctr_error(err, errlen, CTR_EINVAL, "batcher: threads and max_batch must be >= 1");
+    ctr__batcher_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+    b->cfg = *cfg;
+    b->cfg.prealloc = NULL;
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->leader_cond, &ca);
+    pthread_cond_init(&b->work_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (!(b->workers = calloc(cfg->threads, sizeof *b->workers))) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->threads; i++) {
+        worker_t *w = &b->workers[i];
+        w->b = b;
+        w->index = i;
+        w->scores = malloc(cfg->max_batch * sizeof *w->scores);
+        w->jobs = malloc(cfg->max_batch * sizeof *w->jobs);
+        w->items = malloc(cfg->max_batch * sizeof *w->items);
+        if (!w->scores || !w->jobs || !w->items ||
+            (cfg->prealloc && worker_shape(w, cfg->prealloc))) {
+            rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory for %zu scoring threads' buffers", cfg->threads);
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < cfg->threads; i++) {
+        if (pthread_create(&b->workers[i].thread, NULL, worker_main, &b->workers[i])) {
+            rc = ctr_error(err, errlen, CTR_ENOMEM, "cannot start scoring thread %zu", i);
+            goto fail;
+        }
+        b->n_started++;
+    }
+    *out = b;
+    return 0;
+fail:
+    ctr__batcher_stop(b);
+    return rc;
+}
+
+void ctr__batcher_stop(ctr__batcher_t *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->lock);
+    b->stopping = 1;
+    b->draining = 1;
+    pthread_cond_broadcast(&b->leader_cond);
+    pthread_cond_broadcast(&b->work_cond);
+    pthread_mutex_unlock(&b->lock);
+    for (size_t i = 0; i < b->n_started; i++)
+        pthread_join(b->workers[i].thread, NULL);
+    if (b->workers)
+        for (size_t i = 0; i < b->cfg.threads; i++)
+            worker_free(&b->workers[i]);
+    free(b->workers);
+    pthread_mutex_destroy(&b->lock);
+    pthread_cond_destroy(&b->leader_cond);
+    pthread_cond_destroy(&b->work_cond);
+    free(b);
+}

@@ -1,0 +1,73 @@
+/* batcher.h - dynamic batching: one bounded queue, scoring threads.
+ *
+ * HTTP threads submit decoded requests (jobs); scoring threads gather
+ * consecutive jobs of the same model generation into a batch of at most
+ * max_batch examples, waiting at most max_delay from the arrival of the
+ * batch's first example, score it with ctr_forward and hand the batch to
+ * the audit hook, which releases each job (audit_hook.h). A job larger than
+ * max_batch is scored alone, in place.
+ *
+ * Threads: one leader at a time collects a batch (waiting on the deadline);
+ * when it closes the batch it hands leadership on and scores, so filling
+ * the next batch overlaps scoring this one. Each thread owns its scratch
+ * and gather buffers, sized at start-up and rebuilt only when a generation
+ * with another shape arrives: nothing is allocated per batch or example.
+ *
+ * Back-pressure: queue_limit counts examples waiting (not yet taken into a
+ * batch). A submit that would pass it is refused with CTR_EBUSY (503 +
+ * Retry-After), except into an empty queue, so one large request is never
+ * refused forever. */
+#ifndef CTR_SERVER_BATCHER_H
+#define CTR_SERVER_BATCHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit_hook.h"
+#include "ctr/kernels.h"
+#include "modelstore.h"
+#include "request.h"
+
+typedef struct ctr__batcher ctr__batcher_t;
+
+/* One request in the queue; embedded in the caller's per-request state,
+ * which must stay alive until item.release has been called. */
+typedef struct ctr__job {
+    struct ctr__job *next;        /* queue link, batcher's */
+    ctr_request_t *req;           /* decoded; scores written by the batcher */
+    ctr__gen_t *gen;              /* the generation req was decoded with;
+                                     the caller holds the reference */
+    uint64_t t_enqueue_ns;        /* monotonic, set by submit */
+    uint64_t t_start_ns;          /* monotonic, when its batch closed */
+    ctr__audit_item_t item;       /* caller sets req, t_received_ns, release */
+} ctr__job_t;
+
+typedef struct {
+    size_t threads;               /* >= 1 */
+    size_t max_batch;             /* >= 1 */
+    uint64_t max_delay_ns;
+    size_t queue_limit;           /* examples */
+    const ctr_kernel_t *kernel;
+    ctr__audit_t *audit;          /* borrowed */
+    const ctr__gen_t *prealloc;   /* optional: size every thread's buffers
+                                     for this generation at start-up */
+} ctr__batcher_config_t;
+
+/* Starts the scoring threads. *out owned by the caller (ctr__batcher_stop). */
+int ctr__batcher_start(const ctr__batcher_config_t *cfg, ctr__batcher_t **out,
+                       char *err, size_t errlen);
+
+/* Queues job (job->req->n >= 1). Returns 0, or CTR_EBUSY when the queue is
+ * full or the batcher is stopping: then the job is not taken. */
+int ctr__batcher_submit(ctr__batcher_t *b, ctr__job_t *job);
+
+/* Drain mode: stop waiting for batches to fill, score what comes at once. */
+void ctr__batcher_drain(ctr__batcher_t *b);
+
+/* Scores everything queued, joins the threads and frees b. */
+void ctr__batcher_stop(ctr__batcher_t *b);
+
+/* Examples waiting in the queue (for /metrics). */
+size_t ctr__batcher_queued(ctr__batcher_t *b);
+
+#endif

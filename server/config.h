@@ -1,0 +1,58 @@
+/* config.h - ctrd's settings: command-line flags, each with an environment
+ * twin (--max-batch <-> CTRD_MAX_BATCH); defaults, then the environment,
+ * then flags, so flags win. DESIGN.md's synopsis and docs/OPERATIONS.md
+ * list them. Strings point into argv/environ or static defaults: they live
+ * as long as the process. */
+#ifndef CTR_SERVER_CONFIG_H
+#define CTR_SERVER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CTR__SERVER_VERSION "0.1.0"
+
+typedef struct {
+    const char *model;            /* --model PATH (required to serve) */
+    const char *host;             /* --host: address to bind */
+    uint64_t port;                /* --port: 0 = any free port (logged) */
+    uint64_t threads;             /* --threads: scoring threads, 0 = online cores */
+    uint64_t http_threads;        /* --http-threads: libmicrohttpd pool, 0 = max(2, cores) */
+    uint64_t max_batch;           /* --max-batch: examples per batch */
+    uint64_t max_delay_us;        /* --max-delay-us: wait from first queued example */
+    uint64_t queue_limit;         /* --queue-limit: queued examples before 503 */
+    uint64_t max_body_bytes;      /* --max-body-bytes: larger bodies get 413 */
+    uint64_t max_examples;        /* --max-examples: more examples get 413 */
+    uint64_t max_connections;     /* --max-connections */
+    uint64_t conn_timeout_s;      /* --conn-timeout-s: idle connection timeout */
+    uint64_t drain_timeout_s;     /* --drain-timeout-s: SIGTERM grace period */
+    const char *audit_dir;        /* --audit-dir DIR */
+    int no_audit;                 /* --no-audit */
+    const char *audit_durability; /* --audit-durability async|write|fsync */
+    uint64_t audit_segment_bytes; /* --audit-segment-bytes */
+    const char *audit_on_error;   /* --audit-on-error fail|continue */
+    const char *admin_token;      /* --admin-token: enables /v1/admin/reload */
+    const char *tls_cert;         /* --tls-cert FILE (PEM) */
+    const char *tls_key;          /* --tls-key FILE (PEM) */
+    const char *kernel;           /* --kernel auto|scalar|avx2|avx512|blas */
+    const char *log_level;        /* --log-level debug|info|warn|error */
+    const char *check_url;        /* --check URL: probe mode, no server */
+    int show_help, show_version;
+} ctr__config_t;
+
+/* Fills cfg from defaults, getenv() and argv (argv[0] is the program).
+ * Returns 0, or CTR_EINVAL with err naming the flag or variable at fault.
+ * Checks values (ranges, enums, --tls-cert without --tls-key, ...), but not
+ * whether files exist. */
+int ctr__config_parse(ctr__config_t *cfg, int argc, char **argv,
+                      char *err, size_t errlen);
+
+/* The flag table as help text: flag, variable, default, meaning. */
+void ctr__config_usage(FILE *f);
+
+/* One JSON object of the effective settings for the start-up log line;
+ * the admin token is shown only as set/unset. Returns the length written
+ * (truncated to cap - 1). */
+size_t ctr__config_json(const ctr__config_t *cfg, char *out, size_t cap);
+
+#endif

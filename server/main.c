@@ -1,0 +1,235 @@
+/* main.c - ctrd: flags, start-up, signals, drain. Everything else lives in
+ * the modules it wires together:
+ *
+ *   config      flags and CTRD_* variables     modelstore  model generations, reload
+ *   http        libmicrohttpd front end        batcher     queue + scoring threads
+ *   audit_hook  audit log plug point           metrics     Prometheus registry
+ *   log         JSON lines on stderr           check       --check URL probe
+ *
+ * Signals go through a self-pipe: the handler only writes the signal
+ * number to a pipe, and this thread reads it and does the work: SIGHUP
+ * queues a reload, SIGTERM/SIGINT drain and exit 0; a second SIGTERM/
+ * SIGINT cuts the drain short. (Not a signalfd: that needs the signals
+ * blocked in every thread, and libraries such as OpenBLAS start threads
+ * before main runs.) */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "audit_hook.h"
+#include "batcher.h"
+#include "check.h"
+#include "clock.h"
+#include "config.h"
+#include "ctr/common.h"
+#include "ctr/kernels.h"
+#include "http.h"
+#include "log.h"
+#include "modelstore.h"
+
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int signo)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+    ssize_t w = write(sig_pipe[1], &b, 1);   /* full pipe: signal coalesced */
+    (void)w;
+    errno = saved;
+}
+
+/* Next signal number from the pipe, waiting up to timeout_ms (-1: for
+ * ever); 0 on timeout. */
+static int next_signal(int timeout_ms)
+{
+    struct pollfd pf = {sig_pipe[0], POLLIN, 0};
+    int n = poll(&pf, 1, timeout_ms);
+    if (n <= 0)
+        return 0;
+    unsigned char b;
+    return read(sig_pipe[0], &b, 1) == 1 ? b : 0;
+}
+
+static int install_signals(void)
+{
+    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK))
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL) || sigaction(SIGHUP, &sa, NULL))
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* Waits until no request is in flight or the deadline passes; returns
+ * early (1) when another SIGTERM/SIGINT arrives. */
+static int wait_idle(const ctr__http_t *http, uint64_t deadline)
+{
+    while (ctr__http_in_flight(http) > 0 && ctr__mono_ns() < deadline) {
+        int sig = next_signal(10);
+        if (sig) {
+            if (sig == SIGTERM || sig == SIGINT) {
+                ctr__log(CTR_LOG_WARN, "second stop signal: ending the drain now", CTR_LOG_END);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    ctr__config_t cfg;
+    char err[768], cfgjson[2048];
+    int rc, exit_code = 1;
+    ctr__modelstore_t *store = NULL;
+    ctr__audit_t *audit = NULL;
+    ctr__batcher_t *batcher = NULL;
+    ctr__http_t *http = NULL;
+
+    if (ctr__config_parse(&cfg, argc, argv, err, sizeof err)) {
+        ctr__log(CTR_LOG_ERROR, "bad configuration", CTR_LOG_S("error", err), CTR_LOG_END);
+        fprintf(stderr, "ctrd: %s (ctrd --help lists the flags)\n", err);
+        return 2;
+    }
+    if (cfg.show_help) {
+        ctr__config_usage(stdout);
+        return 0;
+    }
+    if (cfg.show_version) {
+        printf("ctrd %s\n", CTR__SERVER_VERSION);
+        return 0;
+    }
+    if (cfg.check_url)
+        return ctr__check_url(cfg.check_url, 5000);
+    ctr__log_set_level((ctr_log_level_t)ctr__log_parse_level(cfg.log_level));
+
+    if (install_signals()) {
+        ctr__log(CTR_LOG_ERROR, "cannot install signal handlers", CTR_LOG_S("error", strerror(errno)), CTR_LOG_END);
+        return 1;
+    }
+
+    ctr__config_json(&cfg, cfgjson, sizeof cfgjson);
+    ctr__log(CTR_LOG_INFO, "starting", CTR_LOG_S("version", CTR__SERVER_VERSION),
+             CTR_LOG_I("pid", getpid()), CTR_LOG_RAW("config", cfgjson), CTR_LOG_END);
+
+    const ctr_kernel_t *kernel = ctr_kernel_select((ctr_kernel_id_t)ctr_kernel_parse(cfg.kernel), err, sizeof err);
+    if (!kernel) {
+        ctr__log(CTR_LOG_ERROR, "kernel unavailable", CTR_LOG_S("kernel", cfg.kernel),
+                 CTR_LOG_S("error", err), CTR_LOG_END);
+        goto out;
+    }
+    ctr__log(kernel->bit_exact ? CTR_LOG_INFO : CTR_LOG_WARN,
+             kernel->bit_exact ? "kernel selected" : "kernel selected: NOT bit-exact, scores depend on batch composition",
+             CTR_LOG_S("kernel", kernel->name), CTR_LOG_B("bit_exact", kernel->bit_exact), CTR_LOG_END);
+
+    uint64_t t0 = ctr__mono_ns();
+    if ((rc = ctr__modelstore_open(cfg.model, kernel, &store, err, sizeof err))) {
+        ctr__log(CTR_LOG_ERROR, "cannot load the model", CTR_LOG_S("path", cfg.model),
+                 CTR_LOG_S("error", err), CTR_LOG_S("code", ctr_strerror(rc)), CTR_LOG_END);
+        goto out;
+    }
+    ctr__gen_t *g = ctr__modelstore_acquire(store);
+    ctr__log(CTR_LOG_INFO, "model loaded", CTR_LOG_S("path", cfg.model), CTR_LOG_S("name", g->name),
+             CTR_LOG_S("digest", g->digest), CTR_LOG_U("dense", g->def->n_dense),
+             CTR_LOG_U("categorical", g->def->n_cat), CTR_LOG_U("layers", g->def->n_layers),
+             CTR_LOG_D("seconds", (double)(ctr__mono_ns() - t0) / 1e9), CTR_LOG_END);
+
+    ctr__audit_config_t acfg = {
+        .enabled = !cfg.no_audit,
+        .dir = cfg.audit_dir,
+        .durability = !strcmp(cfg.audit_durability, "async") ? CTR__AUDIT_ASYNC
+                      : !strcmp(cfg.audit_durability, "fsync") ? CTR__AUDIT_FSYNC : CTR__AUDIT_WRITE,
+        .segment_bytes = cfg.audit_segment_bytes,
+        .on_error_fail = !strcmp(cfg.audit_on_error, "fail"),
+    };
+    if ((rc = ctr__audit_open(&acfg, &audit, err, sizeof err))) {
+        ctr__gen_release(g);
+        ctr__log(CTR_LOG_ERROR, "cannot open the audit log", CTR_LOG_S("error", err), CTR_LOG_END);
+        goto out;
+    }
+    ctr__log(CTR_LOG_INFO, "audit", CTR_LOG_S("state", ctr__audit_describe(audit)), CTR_LOG_END);
+
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    ctr__batcher_config_t bcfg = {
+        .threads = cfg.threads ? (size_t)cfg.threads : (size_t)(cores > 0 ? cores : 1),
+        .max_batch = (size_t)cfg.max_batch,
+        .max_delay_ns = cfg.max_delay_us * 1000u,
+        .queue_limit = (size_t)cfg.queue_limit,
+        .kernel = kernel,
+        .audit = audit,
+        .prealloc = g,
+    };
+    rc = ctr__batcher_start(&bcfg, &batcher, err, sizeof err);
+    ctr__gen_release(g);
+    if (rc) {
+        ctr__log(CTR_LOG_ERROR, "cannot start the batcher", CTR_LOG_S("error", err), CTR_LOG_END);
+        goto out;
+    }
+    ctr__http_deps_t deps = {&cfg, store, batcher, audit, kernel};
+    if ((rc = ctr__http_start(&deps, &http, err, sizeof err))) {
+        ctr__log(CTR_LOG_ERROR, "cannot start the HTTP server", CTR_LOG_S("error", err), CTR_LOG_END);
+        goto out;
+    }
+    ctr__log(CTR_LOG_INFO, "ready", CTR_LOG_U("port", ctr__http_port(http)),
+             CTR_LOG_U("scoring_threads", bcfg.threads), CTR_LOG_U("max_batch", bcfg.max_batch),
+             CTR_LOG_U("max_delay_us", cfg.max_delay_us), CTR_LOG_END);
+
+    for (;;) {
+        int sig = next_signal(-1);
+        if (!sig)
+            continue;
+        if (sig == SIGHUP) {
+            ctr__log(CTR_LOG_INFO, "SIGHUP: reloading the model", CTR_LOG_END);
+            if (ctr__modelstore_reload_async(store, NULL, NULL, NULL))
+                ctr__log(CTR_LOG_ERROR, "cannot queue the reload", CTR_LOG_END);
+            continue;
+        }
+        ctr__log(CTR_LOG_INFO, "draining", CTR_LOG_S("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"),
+                 CTR_LOG_U("in_flight", ctr__http_in_flight(http)),
+                 CTR_LOG_U("drain_timeout_s", cfg.drain_timeout_s), CTR_LOG_END);
+        break;
+    }
+
+    /* Drain: readiness off, no new connections, batches close at once;
+     * wait for what is in flight, then score anything left and answer
+     * queued reloads, so no connection is suspended when the HTTP server
+     * stops. */
+    uint64_t t_drain = ctr__mono_ns();
+    uint64_t deadline = t_drain + cfg.drain_timeout_s * 1000000000u;
+    ctr__http_drain(http);
+    ctr__batcher_drain(batcher);
+    int cut = wait_idle(http, deadline);
+    size_t left = ctr__http_in_flight(http);
+    ctr__modelstore_stop_reloads(store);
+    ctr__batcher_stop(batcher);
+    batcher = NULL;
+    if ((rc = ctr__audit_flush(audit, 5000000000u, err, sizeof err)))
+        ctr__log(CTR_LOG_ERROR, "audit flush failed", CTR_LOG_S("error", err), CTR_LOG_END);
+    /* Responses released just now still need their resumed call. */
+    if (!cut)
+        wait_idle(http, ctr__mono_ns() + 250000000u);
+    if (left)
+        ctr__log(CTR_LOG_WARN, "drain timeout: closing requests still in flight",
+                 CTR_LOG_U("requests", left), CTR_LOG_END);
+    ctr__http_stop(http);
+    http = NULL;
+    ctr__log(CTR_LOG_INFO, "stopped", CTR_LOG_D("drain_seconds", (double)(ctr__mono_ns() - t_drain) / 1e9),
+             CTR_LOG_END);
+    exit_code = 0;
+out:
+    ctr__http_stop(http);
+    ctr__batcher_stop(batcher);
+    if (audit)
+        ctr__audit_close(audit);
+    ctr__modelstore_close(store);
+    return exit_code;
+}

@@ -1,0 +1,273 @@
+/* metrics.c - counters, histograms and their Prometheus rendering (see
+ * metrics.h). Histogram buckets are stored non-cumulative and summed at
+ * render time, so recording is one relaxed increment per value. */
+#include "metrics.h"
+
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "ctr/common.h"
+
+static const char *const endpoint_labels[CTR__EP_COUNT] = {
+    "/v1/score", "/v2/models/{name}/infer", "/v2/models/{name}", "/healthz",
+    "/readyz", "/v1/models", "/metrics", "/v1/admin/reload", "other",
+};
+
+const char *ctr__endpoint_label(ctr__endpoint_t ep)
+{
+    return (unsigned)ep < CTR__EP_COUNT ? endpoint_labels[ep] : "other";
+}
+
+/* Statuses ctrd sends; anything else lands in the last slot. */
+static const int statuses[] = {200, 400, 401, 403, 404, 405, 411, 413, 415, 422, 500, 503, 0};
+#define N_STATUS CTR_ARRAY_LEN(statuses)
+
+/* Latency buckets (upper bounds, ns) and batch size buckets (examples). */
+static const uint64_t lat_bounds[] = {
+    25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
+    25000000, 50000000, 100000000, 250000000, 500000000, 1000000000,
+    2500000000u, 5000000000u, 10000000000u,
+};
+#define N_LAT (CTR_ARRAY_LEN(lat_bounds) + 1)
+static const uint64_t size_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
+#define N_SIZE (CTR_ARRAY_LEN(size_bounds) + 1)
+
+typedef struct {
+    atomic_uint_fast64_t bucket[N_LAT];
+    atomic_uint_fast64_t sum;   /* ns */
+} lat_hist_t;
+
+static struct {
+    atomic_uint_fast64_t requests[CTR__EP_COUNT][N_STATUS];
+    lat_hist_t e2e[CTR__EP_COUNT];
+    lat_hist_t queue_wait;
+    lat_hist_t compute;
+    atomic_uint_fast64_t batch_bucket[N_SIZE];
+    atomic_uint_fast64_t batch_sum;
+    atomic_uint_fast64_t reload_ok, reload_fail, rejected;
+    uint64_t start_real_ns;
+} M;
+
+__attribute__((constructor)) static void metrics_init(void)
+{
+    M.start_real_ns = ctr__real_ns();
+}
+
+#define INC(x, v) atomic_fetch_add_explicit(&(x), (v), memory_order_relaxed)
+#define GET(x) ((uint64_t)atomic_load_explicit(&(x), memory_order_relaxed))
+
+static void lat_observe(lat_hist_t *h, uint64_t ns)
+{
+    size_t i = 0;
+    while (i < CTR_ARRAY_LEN(lat_bounds) && ns > lat_bounds[i])
+        i++;
+    INC(h->bucket[i], 1);
+    INC(h->sum, ns);
+}
+
+void ctr__metrics_request(ctr__endpoint_t ep, int status, uint64_t e2e_ns)
+{
+    if ((unsigned)ep >= CTR__EP_COUNT)
+        ep = CTR__EP_OTHER;
+    size_t s = 0;
+    while (statuses[s] && statuses[s] != status)
+        s++;
+    INC(M.requests[ep][s], 1);
+    lat_observe(&M.e2e[ep], e2e_ns);
+}
+
+void ctr__metrics_batch(size_t n_examples, uint64_t compute_ns)
+{
+    size_t i = 0;
+    while (i < CTR_ARRAY_LEN(size_bounds) && n_examples > size_bounds[i])
+        i++;
+    INC(M.batch_bucket[i], 1);
+    INC(M.batch_sum, n_examples);
+    lat_observe(&M.compute, compute_ns);
+}
+
+void ctr__metrics_queue_wait(uint64_t ns)
+{
+    lat_observe(&M.queue_wait, ns);
+}
+
+void ctr__metrics_reload(int ok)
+{
+    if (ok)
+        INC(M.reload_ok, 1);
+    else
+        INC(M.reload_fail, 1);
+}
+
+void ctr__metrics_rejected(void)
+{
+    INC(M.rejected, 1);
+}
+
+uint64_t ctr__metrics_rss_bytes(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    unsigned long long size, resident;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+        return 0;
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void head(ctr__buf_t *b, const char *name, const char *type, const char *help)
+{
+    ctr__buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One histogram's series; labels is "" or `endpoint="..."`. */
+static void lat_render(ctr__buf_t *b, const char *name, const char *labels, const lat_hist_t *h)
+{
+    uint64_t cum = 0;
+    const char *sep = *labels ? "," : "";
+    for (size_t i = 0; i < N_LAT; i++) {
+        cum += GET(h->bucket[i]);
+        if (i < CTR_ARRAY_LEN(lat_bounds))
+            ctr__buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+                            (double)lat_bounds[i] / 1e9, (unsigned long long)cum);
+        else
+            ctr__buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
+    }
+    const char *open = *labels ? "{" : "", *close = *labels ? "}" : "";
+    ctr__buf_printf(b, "%s_sum%s%s%s %.9f\n", name, open, labels, close, (double)GET(h->sum) / 1e9);
+    ctr__buf_printf(b, "%s_count%s%s%s %llu\n", name, open, labels, close, (unsigned long long)cum);
+}
+
+void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
+{
+    head(b, "ctrd_http_requests_total", "counter", "HTTP requests answered, by endpoint and status code.");
+    for (size_t e = 0; e < CTR__EP_COUNT; e++)
+        for (size_t k = 0; k < N_STATUS; k++) {
+            uint64_t v = GET(M.requests[e][k]);
+            if (!v && !(statuses[k] == 200 && (e == CTR__EP_SCORE || e == CTR__EP_INFER)))
+                continue;
+            if (statuses[k])
+                ctr__buf_printf(b, "ctrd_http_requests_total{endpoint=\"%s\",code=\"%d\"} %llu\n",
+                                endpoint_labels[e], statuses[k], (unsigned long long)v);
+            else
+                ctr__buf_printf(b, "ctrd_http_requests_total{endpoint=\"%s\",code=\"other\"} %llu\n",
+                                endpoint_labels[e], (unsigned long long)v);
+        }
+
+    head(b, "ctrd_request_duration_seconds", "histogram",
+         "End-to-end time from request headers to response queued, by endpoint.");
+    for (size_t e = 0; e < CTR__EP_COUNT; e++) {
+        uint64_t any = 0;
+        for (size_t i = 0; i < N_LAT; i++)
+            any |= GET(M.e2e[e].bucket[i]);
+        if (!any && e != CTR__EP_SCORE && e != CTR__EP_INFER)
+            continue;
+        char labels[64];
+        snprintf(labels, sizeof labels, "endpoint=\"%s\"", endpoint_labels[e]);
+        lat_render(b, "ctrd_request_duration_seconds", labels, &M.e2e[e]);
+    }
+    head(b, "ctrd_queue_wait_seconds", "histogram", "Time a request waited in the batch queue.");
+    lat_render(b, "ctrd_queue_wait_seconds", "", &M.queue_wait);
+    head(b, "ctrd_compute_seconds", "histogram", "Time to score one batch (gather, forward pass, scatter).");
+    lat_render(b, "ctrd_compute_seconds", "", &M.compute);
+
+    head(b, "ctrd_batch_size_examples", "histogram", "Examples per scored batch.");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < N_SIZE; i++) {
+        cum += GET(M.batch_bucket[i]);
+        if (i < CTR_ARRAY_LEN(size_bounds))
+            ctr__buf_printf(b, "ctrd_batch_size_examples_bucket{le=\"%llu\"} %llu\n",
+                            (unsigned long long)size_bounds[i], (unsigned long long)cum);
+        else
+            ctr__buf_printf(b, "ctrd_batch_size_examples_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    }
+    ctr__buf_printf(b, "ctrd_batch_size_examples_sum %llu\nctrd_batch_size_examples_count %llu\n",
+                    (unsigned long long)GET(M.batch_sum), (unsigned long long)cum);
+
+    head(b, "ctrd_examples_scored_total", "counter", "Examples scored.");
+    ctr__buf_printf(b, "ctrd_examples_scored_total %llu\n", (unsigned long long)GET(M.batch_sum));
+    head(b, "ctrd_queue_rejected_total", "counter", "Requests refused with 503 because the queue was full.");
+    ctr__buf_printf(b, "ctrd_queue_rejected_total %llu\n", (unsigned long long)GET(M.rejected));
+    head(b, "ctrd_queue_examples", "gauge", "Examples waiting in the batch queue.");
+    ctr__buf_printf(b, "ctrd_queue_examples %llu\n", (unsigned long long)s->queued_examples);
+    head(b, "ctrd_queue_limit_examples", "gauge", "--queue-limit.");
+    ctr__buf_printf(b, "ctrd_queue_limit_examples %llu\n", (unsigned long long)s->queue_limit);
+    head(b, "ctrd_requests_in_flight", "gauge", "Requests received and not yet answered.");
+    ctr__buf_printf(b, "ctrd_requests_in_flight %llu\n", (unsigned long long)s->in_flight);
+    head(b, "ctrd_draining", "gauge", "1 after SIGTERM while in-flight requests finish.");
+    ctr__buf_printf(b, "ctrd_draining %d\n", s->draining ? 1 : 0);
+
+    head(b, "ctrd_model_info", "gauge", "The model being served (value 1), with its digest and kernel.");
+    ctr__buf_puts(b, "ctrd_model_info{name=\"");
+    ctr__buf_prom_label(b, s->model_name ? s->model_name : "");
+    ctr__buf_puts(b, "\",digest=\"");
+    ctr__buf_prom_label(b, s->digest ? s->digest : "");
+    ctr__buf_puts(b, "\",kernel=\"");
+    ctr__buf_prom_label(b, s->kernel ? s->kernel : "");
+    ctr__buf_printf(b, "\",bit_exact=\"%s\"} 1\n", s->bit_exact ? "true" : "false");
+    head(b, "ctrd_model_generation", "gauge", "Model generation: 1 at start, +1 per successful reload.");
+    ctr__buf_printf(b, "ctrd_model_generation %llu\n", (unsigned long long)s->generation);
+    head(b, "ctrd_model_loaded_timestamp_seconds", "gauge", "When the serving model was loaded (Unix time).");
+    ctr__buf_printf(b, "ctrd_model_loaded_timestamp_seconds %.3f\n", (double)s->loaded_real_ns / 1e9);
+    head(b, "ctrd_model_reloads_total", "counter", "Model reloads (SIGHUP or admin call), by result.");
+    ctr__buf_printf(b, "ctrd_model_reloads_total{result=\"success\"} %llu\n", (unsigned long long)GET(M.reload_ok));
+    ctr__buf_printf(b, "ctrd_model_reloads_total{result=\"failure\"} %llu\n", (unsigned long long)GET(M.reload_fail));
+
+    head(b, "ctrd_audit_enabled", "gauge", "1 when an audit log is being written.");
+    ctr__buf_printf(b, "ctrd_audit_enabled %d\n", s->audit.enabled ? 1 : 0);
+    head(b, "ctrd_audit_records_total", "counter", "Audit records written.");
+    ctr__buf_printf(b, "ctrd_audit_records_total %llu\n", (unsigned long long)s->audit.records);
+    head(b, "ctrd_audit_bytes_total", "counter", "Audit bytes written.");
+    ctr__buf_printf(b, "ctrd_audit_bytes_total %llu\n", (unsigned long long)s->audit.bytes);
+    head(b, "ctrd_audit_lag_records", "gauge", "Audit records submitted and not yet written.");
+    ctr__buf_printf(b, "ctrd_audit_lag_records %llu\n", (unsigned long long)s->audit.lag_records);
+    head(b, "ctrd_audit_dropped_total", "counter", "Audit records dropped (durability async, queue full).");
+    ctr__buf_printf(b, "ctrd_audit_dropped_total %llu\n", (unsigned long long)s->audit.dropped);
+    head(b, "ctrd_audit_errors_total", "counter", "Audit write failures.");
+    ctr__buf_printf(b, "ctrd_audit_errors_total %llu\n", (unsigned long long)s->audit.errors);
+    head(b, "ctrd_audit_examples_total", "counter", "Examples in the audit records written.");
+    ctr__buf_printf(b, "ctrd_audit_examples_total %llu\n", (unsigned long long)s->audit.examples);
+    head(b, "ctrd_audit_rejected_total", "counter", "Records refused after waiting for audit buffer space (503).");
+    ctr__buf_printf(b, "ctrd_audit_rejected_total %llu\n", (unsigned long long)s->audit.rejected);
+    head(b, "ctrd_audit_segments_total", "counter", "Audit segment files opened.");
+    ctr__buf_printf(b, "ctrd_audit_segments_total %llu\n", (unsigned long long)s->audit.segments);
+    head(b, "ctrd_audit_syncs_total", "counter", "fdatasync calls on the audit log.");
+    ctr__buf_printf(b, "ctrd_audit_syncs_total %llu\n", (unsigned long long)s->audit.syncs);
+    head(b, "ctrd_audit_fallback", "gauge", "1 when the audit writer uses pwrite/fdatasync (io_uring unavailable).");
+    ctr__buf_printf(b, "ctrd_audit_fallback %d\n", s->audit.fallback ? 1 : 0);
+    head(b, "ctrd_audit_lag_seconds", "gauge", "Age of the oldest audit record not yet written.");
+    ctr__buf_printf(b, "ctrd_audit_lag_seconds %.6f\n", (double)s->audit.lag_ns / 1e9);
+    head(b, "ctrd_audit_write_duration_seconds", "histogram", "One audit write submission (and its linked fdatasync).");
+    {
+        uint64_t acum = 0;
+        for (size_t i = 0; i < CTR__AUDIT_WRITE_BUCKETS; i++) {
+            acum += s->audit.write_hist[i];
+            if (i < CTR__AUDIT_WRITE_BUCKETS - 1)
+                ctr__buf_printf(b, "ctrd_audit_write_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                                (double)ctr__audit_write_bounds_ns[i] / 1e9, (unsigned long long)acum);
+            else
+                ctr__buf_printf(b, "ctrd_audit_write_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                                (unsigned long long)acum);
+        }
+        ctr__buf_printf(b, "ctrd_audit_write_duration_seconds_sum %.9f\nctrd_audit_write_duration_seconds_count %llu\n",
+                        (double)s->audit.write_sum_ns / 1e9, (unsigned long long)acum);
+    }
+
+    uint64_t rss = ctr__metrics_rss_bytes();
+    head(b, "ctrd_resident_memory_bytes", "gauge", "Resident set size (/proc/self/statm), mapped model pages included.");
+    ctr__buf_printf(b, "ctrd_resident_memory_bytes %llu\n", (unsigned long long)rss);
+    head(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    ctr__buf_printf(b, "process_resident_memory_bytes %llu\n", (unsigned long long)rss);
+    head(b, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+    ctr__buf_printf(b, "process_start_time_seconds %.3f\n", (double)M.start_real_ns / 1e9);
+}

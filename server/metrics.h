@@ -1,0 +1,58 @@
+/* metrics.h - the process's counters and histograms, rendered as
+ * Prometheus text (exposition format 0.0.4) by GET /metrics.
+ *
+ * One registry per process (like a Prometheus client library's default
+ * registry): the recording functions are lock-free (relaxed atomics) and
+ * safe from any thread. Names are listed in docs/OPERATIONS.md. */
+#ifndef CTR_SERVER_METRICS_H
+#define CTR_SERVER_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit_hook.h"
+#include "buf.h"
+
+typedef enum {
+    CTR__EP_SCORE = 0,      /* POST /v1/score */
+    CTR__EP_INFER,          /* POST /v2/models/{name}/infer */
+    CTR__EP_V2_META,        /* GET /v2, /v2/models/{name}, .../ready */
+    CTR__EP_HEALTH,         /* GET /healthz, /v2/health/live */
+    CTR__EP_READY,          /* GET /readyz, /v2/health/ready */
+    CTR__EP_MODELS,         /* GET /v1/models */
+    CTR__EP_METRICS,        /* GET /metrics */
+    CTR__EP_RELOAD,         /* POST /v1/admin/reload */
+    CTR__EP_OTHER,          /* anything else (404s) */
+    CTR__EP_COUNT
+} ctr__endpoint_t;
+
+const char *ctr__endpoint_label(ctr__endpoint_t ep);
+
+/* A request answered with `status` after e2e_ns since its headers came in. */
+void ctr__metrics_request(ctr__endpoint_t ep, int status, uint64_t e2e_ns);
+/* A scored batch of n_examples examples that took compute_ns. */
+void ctr__metrics_batch(size_t n_examples, uint64_t compute_ns);
+/* One request's wait from enqueue to the start of its batch. */
+void ctr__metrics_queue_wait(uint64_t ns);
+void ctr__metrics_reload(int ok);
+/* Requests turned away with 503 because the queue was full. */
+void ctr__metrics_rejected(void);
+
+/* Point-in-time values the registry does not own, read at render time. */
+typedef struct {
+    const char *model_name, *digest, *kernel;
+    int bit_exact;
+    uint64_t generation;
+    uint64_t loaded_real_ns;
+    uint64_t queued_examples, queue_limit;
+    uint64_t in_flight;
+    int draining;
+    ctr__audit_stats_t audit;
+} ctr__metrics_snapshot_t;
+
+void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s);
+
+/* Resident set size from /proc/self/statm, in bytes (0 if unreadable). */
+uint64_t ctr__metrics_rss_bytes(void);
+
+#endif

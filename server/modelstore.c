@@ -1,0 +1,360 @@
+/* modelstore.c - refcounted model generations and hot reload (see
+ * modelstore.h). */
+#include "modelstore.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "ctr/common.h"
+#include "log.h"
+#include "metrics.h"
+
+typedef struct reload_req {
+    struct reload_req *next;
+    char *path;                 /* NULL: the store's current path */
+    ctr__reload_done_fn done;
+    void *ctx;
+} reload_req_t;
+
+struct ctr__modelstore {
+    pthread_mutex_t lock;       /* guards cur */
+    ctr__gen_t *cur;
+    pthread_mutex_t reload_lock;/* one reload at a time; guards path, next_id */
+    char *path;
+    uint64_t next_id;
+    const ctr_kernel_t *kernel;
+
+    pthread_mutex_t q_lock;     /* guards the queue below */
+    pthread_cond_t q_cond;
+    reload_req_t *q_head, *q_tail;
+    int stopping;
+    int thread_started;
+    pthread_t thread;
+};
+
+static void gen_free(ctr__gen_t *g)
+{
+    if (!g)
+        return;
+    free(g->info_json);
+    free(g->v2_json);
+    if (g->model)
+        ctr_model_close(g->model);
+    free(g);
+}
+
+void ctr__gen_retain(ctr__gen_t *g)
+{
+    atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+}
+
+void ctr__gen_release(ctr__gen_t *g)
+{
+    if (!g)
+        return;
+    if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    ctr__log(CTR_LOG_INFO, "model generation retired", CTR_LOG_U("generation", g->id),
+             CTR_LOG_S("digest", g->digest), CTR_LOG_END);
+    gen_free(g);
+}
+
+/* Provenance is stored as JSON text; embed it parsed when it parses. */
+static json_t *provenance(const ctr_model_def_t *def)
+{
+    if (!def->provenance_json)
+        return json_null();
+    json_t *p = json_loads(def->provenance_json, JSON_REJECT_DUPLICATES, NULL);
+    return p ? p : json_string(def->provenance_json);
+}
+
+static json_t *u64(uint64_t v)
+{
+    if (v <= (uint64_t)INT64_MAX)
+        return json_integer((json_int_t)v);
+    char s[24];
+    snprintf(s, sizeof s, "%llu", (unsigned long long)v);
+    return json_string(s);
+}
+
+static char *iso_time(uint64_t real_ns, char *buf, size_t cap)
+{
+    time_t t = (time_t)(real_ns / 1000000000u);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+/* The /v1/models entry and the KServe v2 model metadata body. */
+static int gen_describe(ctr__gen_t *g, const ctr_kernel_t *k, char *err, size_t errlen)
+{
+    const ctr_model_def_t *d = g->def;
+    char when[32];
+    json_t *dense = json_array(), *cat = json_array(), *layers = json_array();
+    json_t *dnames = json_array(), *cnames = json_array();
+    for (size_t i = 0; i < d->n_dense; i++) {
+        json_t *o = json_pack("{s:s, s:s}", "name", d->dense[i].name, "transform",
+                              ctr_transform_name(d->dense[i].transform));
+        if (o && d->dense[i].transform == CTR_TRANSFORM_STANDARDIZE) {
+            json_object_set_new(o, "mean", json_real(d->dense[i].mean));
+            json_object_set_new(o, "std", json_real(d->dense[i].std));
+        }
+        json_array_append_new(dense, o);
+        json_array_append_new(dnames, json_string(d->dense[i].name));
+    }
+    for (size_t i = 0; i < d->n_cat; i++) {
+        json_array_append_new(cat, json_pack("{s:s, s:I, s:I, s:o}", "name", d->cat[i].name,
+                                             "buckets", (json_int_t)d->cat[i].buckets,
+                                             "dim", (json_int_t)d->cat[i].dim, "seed", u64(d->cat[i].seed)));
+        json_array_append_new(cnames, json_string(d->cat[i].name));
+    }
+    for (size_t i = 0; i < d->n_layers; i++)
+        json_array_append_new(layers, json_pack("{s:I, s:I, s:s}", "in", (json_int_t)d->layers[i].in,
+                                                "out", (json_int_t)d->layers[i].out, "activation",
+                                                i + 1 < d->n_layers ? ctr_activation_name(d->activation) : "sigmoid"));
+    json_t *info = json_pack(
+        "{s:s, s:s, s:I, s:s, s:s, s:o, s:{s:s, s:b}, s:{s:o, s:o}, s:o, s:s, s:f, s:I, s:o}",
+        "name", d->name, "digest", g->digest, "generation", (json_int_t)g->id,
+        "path", ctr_model_path(g->model), "loaded_at", iso_time(g->loaded_real_ns, when, sizeof when),
+        "file_bytes", u64(ctr_model_file_size(g->model)),
+        "kernel", "name", k->name, "bit_exact", k->bit_exact,
+        "schema", "dense", dense, "categorical", cat,
+        "layers", layers, "activation", ctr_activation_name(d->activation), "beta", (double)d->beta,
+        "input_dim", (json_int_t)ctr_model_input_dim(d), "provenance", provenance(d));
+    json_t *v2 = json_pack(
+        "{s:s, s:[s], s:s, s:[{s:s, s:s, s:[i,I]}, {s:s, s:s, s:[i,I]}], s:[{s:s, s:s, s:[i,i]}],"
+        " s:{s:o, s:o, s:s, s:s, s:b}}",
+        "name", d->name, "versions", g->digest, "platform", "ctrd",
+        "inputs", "name", "dense", "datatype", "FP32", "shape", -1, (json_int_t)d->n_dense,
+        "name", "sparse", "datatype", "BYTES", "shape", -1, (json_int_t)d->n_cat,
+        "outputs", "name", "score", "datatype", "FP32", "shape", -1, 1,
+        "parameters", "dense_features", dnames, "sparse_features", cnames,
+        "digest", g->digest, "kernel", k->name, "bit_exact", k->bit_exact);
+    if (!info || !v2)
+        goto fail;
+    g->info_json = json_dumps(info, JSON_COMPACT);
+    g->v2_json = json_dumps(v2, JSON_COMPACT);
+    json_decref(info);
+    json_decref(v2);
+    info = v2 = NULL;
+    if (!g->info_json || !g->v2_json)
+        goto fail;
+    g->info_json_len = strlen(g->info_json);
+    g->v2_json_len = strlen(g->v2_json);
+    return 0;
+fail:
+    json_decref(info);
+    json_decref(v2);
+    return ctr_error(err, errlen, CTR_ENOMEM, "out of memory describing model \"%s\"", d->name);
+}
+
+static int gen_load(const char *path, const ctr_kernel_t *k, uint64_t id,
+                    ctr__gen_t **out, char *err, size_t errlen)
+{
+    int rc;
+    ctr__gen_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+    if ((rc = ctr_model_open(path, &g->model, err, errlen)))
+        goto fail;
+    if ((rc = ctr_model_verify(g->model, err, errlen)))
+        goto fail;
+    g->def = ctr_model_def(g->model);
+    g->name = g->def->name;
+    g->digest = ctr_model_digest(g->model);
+    g->id = id;
+    g->loaded_real_ns = ctr__real_ns();
+    atomic_init(&g->refs, 1);
+    if ((rc = gen_describe(g, k, err, errlen)))
+        goto fail;
+    *out = g;
+    return 0;
+fail:
+    gen_free(g);
+    return rc;
+}
+
+ctr__gen_t *ctr__modelstore_acquire(ctr__modelstore_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    ctr__gen_t *g = s->cur;
+    ctr__gen_retain(g);
+    pthread_mutex_unlock(&s->lock);
+    return g;
+}
+
+int ctr__modelstore_reload(ctr__modelstore_t *s, const char *path, ctr__reload_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    uint64_t t0 = ctr__mono_ns();
+    pthread_mutex_lock(&s->reload_lock);
+    const char *p = path ? path : s->path;
+    ctr__gen_t *ng = NULL, *old;
+    char *newpath = NULL;
+    res->rc = gen_load(p, s->kernel, s->next_id, &ng, res->message, sizeof res->message);
+    if (!res->rc && path && !(newpath = strdup(path))) {
+        res->rc = ctr_error(res->message, sizeof res->message, CTR_ENOMEM, "out of memory");
+        gen_free(ng);
+        ng = NULL;
+    }
+    pthread_mutex_lock(&s->lock);
+    old = s->cur;
+    snprintf(res->previous_digest, sizeof res->previous_digest, "%s", old->digest);
+    if (!res->rc && !strcmp(ng->digest, old->digest)) {
+        /* Same model (e.g. SIGHUP without a new file): keep the serving
+         * generation rather than churn the mapping. */
+        res->unchanged = 1;
+    } else if (!res->rc) {
+        s->cur = ng;
+        s->next_id++;
+        ng = NULL;
+    }
+    res->generation = s->cur->id;
+    snprintf(res->digest, sizeof res->digest, "%s", s->cur->digest);
+    pthread_mutex_unlock(&s->lock);
+    if (!res->rc && !res->unchanged)
+        ctr__gen_release(old);          /* freed when its last request is done */
+    gen_free(ng);                        /* NULL unless unchanged */
+    if (newpath) {
+        free(s->path);
+        s->path = newpath;
+    }
+    pthread_mutex_unlock(&s->reload_lock);
+    res->elapsed_ns = ctr__mono_ns() - t0;
+
+    ctr__metrics_reload(res->rc == 0);
+    if (res->rc)
+        ctr__log(CTR_LOG_ERROR, "model reload failed; the old model keeps serving",
+                 CTR_LOG_S("path", p), CTR_LOG_S("error", res->message),
+                 CTR_LOG_S("code", ctr_strerror(res->rc)), CTR_LOG_S("digest", res->digest),
+                 CTR_LOG_U("generation", res->generation), CTR_LOG_END);
+    else
+        ctr__log(CTR_LOG_INFO, res->unchanged ? "model reload: same digest, kept" : "model reloaded",
+                 CTR_LOG_S("path", path ? path : "(current)"), CTR_LOG_S("digest", res->digest),
+                 CTR_LOG_S("previous_digest", res->previous_digest),
+                 CTR_LOG_U("generation", res->generation),
+                 CTR_LOG_D("seconds", (double)res->elapsed_ns / 1e9), CTR_LOG_END);
+    return res->rc;
+}
+
+static void *reload_thread(void *arg)
+{
+    ctr__modelstore_t *s = arg;
+    pthread_mutex_lock(&s->q_lock);
+    for (;;) {
+        while (!s->q_head && !s->stopping)
+            pthread_cond_wait(&s->q_cond, &s->q_lock);
+        reload_req_t *r = s->q_head;
+        if (!r)
+            break;                  /* stopping and nothing left */
+        s->q_head = r->next;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        int stopping = s->stopping;
+        pthread_mutex_unlock(&s->q_lock);
+
+        ctr__reload_result_t res;
+        if (stopping) {
+            memset(&res, 0, sizeof res);
+            res.rc = ctr_error(res.message, sizeof res.message, CTR_EBUSY, "the server is shutting down");
+        } else {
+            ctr__modelstore_reload(s, r->path, &res);
+        }
+        if (r->done)
+            r->done(r->ctx, &res);
+        free(r->path);
+        free(r);
+        pthread_mutex_lock(&s->q_lock);
+    }
+    pthread_mutex_unlock(&s->q_lock);
+    return NULL;
+}
+
+int ctr__modelstore_reload_async(ctr__modelstore_t *s, const char *path,
+                                 ctr__reload_done_fn done, void *ctx)
+{
+    reload_req_t *r = calloc(1, sizeof *r);
+    if (!r || (path && !(r->path = strdup(path)))) {
+        free(r);
+        return CTR_ENOMEM;
+    }
+    r->done = done;
+    r->ctx = ctx;
+    pthread_mutex_lock(&s->q_lock);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->q_lock);
+        free(r->path);
+        free(r);
+        return CTR_EBUSY;
+    }
+    if (s->q_tail)
+        s->q_tail->next = r;
+    else
+        s->q_head = r;
+    s->q_tail = r;
+    pthread_cond_signal(&s->q_cond);
+    pthread_mutex_unlock(&s->q_lock);
+    return 0;
+}
+
+int ctr__modelstore_open(const char *path, const ctr_kernel_t *kernel,
+                         ctr__modelstore_t **out, char *err, size_t errlen)
+{
+    int rc;
+    ctr__modelstore_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->reload_lock, NULL);
+    pthread_mutex_init(&s->q_lock, NULL);
+    pthread_cond_init(&s->q_cond, NULL);
+    s->kernel = kernel;
+    s->next_id = 2;
+    if (!(s->path = strdup(path))) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = gen_load(path, kernel, 1, &s->cur, err, errlen)))
+        goto fail;
+    if (pthread_create(&s->thread, NULL, reload_thread, s)) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "cannot start the reload thread");
+        goto fail;
+    }
+    s->thread_started = 1;
+    *out = s;
+    return 0;
+fail:
+    ctr__modelstore_close(s);
+    return rc;
+}
+
+void ctr__modelstore_stop_reloads(ctr__modelstore_t *s)
+{
+    pthread_mutex_lock(&s->q_lock);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->q_cond);
+    pthread_mutex_unlock(&s->q_lock);
+    if (s->thread_started)
+        pthread_join(s->thread, NULL);
+    s->thread_started = 0;
+}
+
+void ctr__modelstore_close(ctr__modelstore_t *s)
+{
+    if (!s)
+        return;
+    ctr__modelstore_stop_reloads(s);
+    ctr__gen_release(s->cur);
+    free(s->path);
+    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->reload_lock);
+    pthread_mutex_destroy(&s->q_lock);
+    pthread_cond_destroy(&s->q_cond);
+    free(s);
+}

@@ -1,0 +1,83 @@
+/* modelstore.h - the model being served, as refcounted generations, and
+ * hot reload.
+ *
+ * A generation is one loaded and verified model file. The store holds a
+ * reference to the current one; every request takes its own reference
+ * when it is decoded (ctr__modelstore_acquire) and drops it when it is
+ * answered, so a request is decoded, batched and scored with one model
+ * even when a reload swaps the current generation meanwhile. The last
+ * ctr__gen_release of a retired generation unmaps its file.
+ *
+ * Reload: the new file is opened and verified (every tensor checksum)
+ * beside the serving one, then swapped in under a lock; a file that fails
+ * leaves the old generation serving. Reloads are serialized; the async
+ * form runs them on the store's own thread, so neither signal handling nor
+ * HTTP threads wait on a multi-second verify. */
+#ifndef CTR_SERVER_MODELSTORE_H
+#define CTR_SERVER_MODELSTORE_H
+
+#include <stddef.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "ctr/kernels.h"
+#include "ctr/model.h"
+
+typedef struct ctr__modelstore ctr__modelstore_t;
+
+/* Fields are read-only for users; refs belongs to the store. */
+typedef struct ctr__gen {
+    ctr_model_t *model;
+    const ctr_model_def_t *def;
+    const char *name;             /* ctr_model_def(model)->name */
+    const char *digest;           /* "sha256:..." */
+    uint64_t id;                  /* 1, 2, ... in load order */
+    uint64_t loaded_real_ns;
+    char *info_json;              /* this model's /v1/models entry (object) */
+    size_t info_json_len;
+    char *v2_json;                /* GET /v2/models/{name} body */
+    size_t v2_json_len;
+    atomic_long refs;
+} ctr__gen_t;
+
+typedef struct {
+    int rc;                       /* 0 or CTR_E* */
+    int unchanged;                /* same digest as the serving model: kept */
+    char message[512];            /* the loader's message on failure */
+    uint64_t generation;          /* serving generation afterwards */
+    char digest[80];              /* serving digest afterwards */
+    char previous_digest[80];
+    uint64_t elapsed_ns;
+} ctr__reload_result_t;
+
+typedef void (*ctr__reload_done_fn)(void *ctx, const ctr__reload_result_t *res);
+
+/* Loads and verifies path as generation 1 and starts the reload thread.
+ * kernel is reported in /v1/models. *out owned by the caller. */
+int ctr__modelstore_open(const char *path, const ctr_kernel_t *kernel,
+                         ctr__modelstore_t **out, char *err, size_t errlen);
+/* Stops the reload thread after the reload in progress, answering the
+ * queued ones CTR_EBUSY; later async reloads get CTR_EBUSY. Idempotent.
+ * For shutdown, before the HTTP server stops. */
+void ctr__modelstore_stop_reloads(ctr__modelstore_t *s);
+/* Stops reloads and drops the store's reference; generations still held by requests are
+ * freed when those are released. */
+void ctr__modelstore_close(ctr__modelstore_t *s);
+
+/* The current generation with one reference for the caller. */
+ctr__gen_t *ctr__modelstore_acquire(ctr__modelstore_t *s);
+void ctr__gen_retain(ctr__gen_t *g);
+void ctr__gen_release(ctr__gen_t *g);
+
+/* Reloads now, on the calling thread. path NULL: the current path; a
+ * given path becomes the current one on success. Logs and counts the
+ * outcome. Returns res->rc. */
+int ctr__modelstore_reload(ctr__modelstore_t *s, const char *path,
+                           ctr__reload_result_t *res);
+
+/* Queues a reload for the store's thread; done (may be NULL) is called
+ * there with the result. Returns 0, CTR_ENOMEM, or CTR_EBUSY after close. */
+int ctr__modelstore_reload_async(ctr__modelstore_t *s, const char *path,
+                                 ctr__reload_done_fn done, void *ctx);
+
+#endif
