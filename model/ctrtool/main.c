@@ -13,6 +13,12 @@ static const struct {
     {"inspect", ctr__cmd_inspect, "MODEL                      header, schema, sizes, digest"},
     {"verify", ctr__cmd_verify, "MODEL                       recompute tensor checksums"},
     {"synth", ctr__cmd_synth, "--out MODEL --rows-per-table N ...  random model (perf, demos)"},
+    {"train", ctr__cmd_train, "--data FILE --out MODEL [...]  train a model (--help for options)"},
+    {"eval", ctr__cmd_eval, "--model M --data FILE         AUC, logloss, calibration"},
+    {"pd", ctr__cmd_pd, "--model A --model B --data FILE  relative PD, flip rate, AUCs"},
+    {"score", ctr__cmd_score, "--model M --data FILE         offline scores, same kernels as ctrd"},
+    {"gen-data", ctr__cmd_gen_data, "--rows N --out FILE [--seed S]  synthetic Criteo-like rows"},
+    {"audit", ctr__cmd_audit, "dump|verify|pd ... LOG...      read, replay and compare the audit log"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,157 @@
+/* data.h - reading labelled CTR rows from text files, and synthetic rows.
+ *
+ * Two formats:
+ *  - CTR_DATA_CRITEO: Criteo's TSV, no header, 40 tab-separated fields per
+ *    line: label, I1..I13 (integers), C1..C26 (categorical strings); an
+ *    empty field is a missing value. The columns are addressed by those
+ *    names, so a caller may select any subset of them.
+ *  - CTR_DATA_CSV: a header row names the columns; the caller names the
+ *    label, dense and categorical columns. Fields may be quoted ("a,b",
+ *    "" for a quote); a quoted field may not span lines. Empty = missing.
+ *
+ * Files compressed with xz or gzip (recognised by their magic bytes) are
+ * decompressed on the fly by the `xz -dc` / `gzip -dc` program. Lines are
+ * read with a bounded buffer; empty lines are ignored; a trailing \r is
+ * dropped.
+ *
+ * A bad row (wrong field count, a non-number in a dense column, an
+ * over-long categorical value, a bad label, an over-long line) makes
+ * ctr_data_next return CTR_EFORMAT with "FILE:LINE: what was wrong" in err;
+ * the reader is then positioned at the next line, so a caller may count it
+ * and carry on (--skip-bad) or stop. */
+#ifndef CTR_DATA_H
+#define CTR_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ctr/model.h"
+
+typedef enum {
+    CTR_DATA_CRITEO = 0,
+    CTR_DATA_CSV = 1,
+} ctr_data_format_t;
+
+#define CTR_DATA_MAX_LINE_DEFAULT (1u << 20)
+#define CTR_CRITEO_N_DENSE 13
+#define CTR_CRITEO_N_CAT 26
+
+typedef struct {
+    ctr_data_format_t format;
+    const char *label;               /* label column; NULL = "label" */
+    int label_optional;              /* 1: rows may lack a label (scoring):
+                                        Criteo lines of 39 fields or an empty
+                                        label field; a CSV without the column */
+    size_t n_dense;                  /* dense columns to read, in this order */
+    const char *const *dense;        /* NULL with format criteo: I1..I13 */
+    size_t n_cat;                    /* categorical columns, in this order */
+    const char *const *cat;          /* NULL with format criteo: C1..C26 */
+    char delimiter;                  /* CSV only; 0 = ',' */
+    size_t max_line;                 /* bytes; 0 = CTR_DATA_MAX_LINE_DEFAULT */
+} ctr_data_opts_t;
+
+/* One parsed row; its arrays belong to the reader and are overwritten by
+ * the next call. cat[j] points at the value's bytes (not NUL-terminated),
+ * or is NULL for a missing value. */
+typedef struct {
+    uint64_t line;        /* 1-based line number in the (decompressed) file */
+    int label;            /* 0 or 1; -1 if the row has none (label_optional) */
+    const double *dense;  /* [n_dense]; NaN = missing */
+    const char *const *cat;
+    const size_t *cat_len;
+} ctr_data_row_t;
+
+typedef struct ctr_data_reader ctr_data_reader_t;
+
+/* Opens path ("-" = stdin, plain text only) and, for CSV, reads the header
+ * and resolves the column names. On success *out is owned by the caller. */
+int ctr_data_open(const char *path, const ctr_data_opts_t *opts,
+                  ctr_data_reader_t **out, char *err, size_t errlen);
+
+/* Reads the next row: returns 1 and sets *row, 0 at end of file,
+ * CTR_EFORMAT for a bad row (skippable, see above), another negative code
+ * for an error that ends reading (I/O, decompressor failure). */
+int ctr_data_next(ctr_data_reader_t *r, const ctr_data_row_t **row,
+                  char *err, size_t errlen);
+
+/* Closes the file and reaps the decompressor. Safe on NULL. */
+void ctr_data_close(ctr_data_reader_t *r);
+
+/* "criteo" / "csv" -> format; -1 if unknown. */
+int ctr_data_parse_format(const char *s);
+const char *ctr_data_format_name(ctr_data_format_t f);
+
+/* Points opts' column lists at the model's feature names (dense then
+ * categorical, in model order), keeping format, label and delimiter.
+ * names (caller's, n_dense + n_cat entries) holds the lists; the strings
+ * stay in def. */
+void ctr_data_opts_for_model(ctr_data_opts_t *opts, const ctr_model_def_t *def,
+                             const char **names);
+
+/* Rows held in memory, encoded with a model schema (features.h), the same
+ * way the server encodes a request:
+ *   dense[i * n_dense + k]  float input of dense feature k
+ *   rows[i * n_cat + j]     embedding row of categorical feature j
+ *   labels[i]               0, 1, or 255 when the row has no label.
+ * raw_dense (double, NaN = missing) is kept only when asked for, so a
+ * trainer can compute standardisation statistics before encoding. */
+typedef struct {
+    size_t n, n_dense, n_cat;
+    float *dense;
+    uint32_t *rows;
+    uint8_t *labels;
+    double *raw_dense;
+    uint64_t bad_rows;     /* rows skipped as bad (skip_bad) */
+} ctr_dataset_t;
+
+#define CTR_DATASET_NO_LABEL 255
+
+/* Loads every row of path. cats (n_cat = opts->n_cat entries) gives the
+ * hashing of each categorical column; dense (opts->n_dense entries) the
+ * transforms, or NULL to keep raw_dense only (encode later with
+ * ctr_dataset_encode_dense). With skip_bad, bad rows are reported on log
+ * (if non-NULL, the first few in full) and counted; without it the first
+ * one stops loading. On success the caller owns ds (ctr_dataset_free). */
+int ctr_dataset_load(const char *path, const ctr_data_opts_t *opts,
+                     const ctr_dense_def_t *dense, const ctr_cat_def_t *cats,
+                     int skip_bad, FILE *log, ctr_dataset_t *ds,
+                     char *err, size_t errlen);
+
+/* Fills ds->dense from ds->raw_dense with the given transforms. */
+int ctr_dataset_encode_dense(ctr_dataset_t *ds, const ctr_dense_def_t *dense);
+
+void ctr_dataset_free(ctr_dataset_t *ds);
+
+/* Encodes one parsed row (columns in model order) into the model's inputs:
+ * dense[n_dense] floats and rows[n_cat] table rows. */
+void ctr_data_encode_row(const ctr_model_def_t *def, const ctr_data_row_t *row,
+                         float *dense, uint32_t *rows);
+
+/* ---- synthetic data (model/gendata.c) ----
+ *
+ * Criteo-shaped rows drawn from a hidden model: 13 integer count features
+ * and 26 categorical ones whose values follow power laws (vocabularies from
+ * a handful to tens of thousands), with Criteo-like missing rates; the
+ * click probability is a logistic function of per-value effects, dense
+ * effects and a few pairwise interactions. The hidden model depends only on
+ * model_seed; the rows on seed, so files with the same model_seed and
+ * different seeds are train/test draws of the same task. */
+typedef struct {
+    uint64_t rows;
+    uint64_t seed;        /* rows */
+    uint64_t model_seed;  /* hidden model */
+} ctr_gendata_opts_t;
+
+typedef struct {
+    uint64_t rows, positives;
+    double auc;       /* AUC of the hidden model's own probabilities on these
+                         rows: what a perfect learner could reach */
+    double logloss;   /* its logloss on these rows */
+} ctr_gendata_report_t;
+
+/* Writes rows as Criteo TSV to f. */
+int ctr_gendata_write(FILE *f, const ctr_gendata_opts_t *o,
+                      ctr_gendata_report_t *rep, char *err, size_t errlen);
+
+#endif

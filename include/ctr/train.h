@@ -1,0 +1,113 @@
+/* train.h - training a .ctrm model from labelled rows, and scoring
+ * encoded rows with the serving forward pass.
+ *
+ * The model: each dense feature is transformed (features.h), each
+ * categorical feature looks up a row of its own hashed embedding table, the
+ * concatenation feeds an MLP (hidden layers with SmeLU or ReLU, last layer
+ * one output, sigmoid). No hidden layers = logistic regression.
+ *
+ * Training: mini-batch binary cross-entropy (mean over the batch); Adam (or
+ * Adagrad) for the MLP's weights and biases; row-wise Adagrad for the
+ * embedding tables, updating only the rows a batch touched. Examples are
+ * shuffled every epoch, and weights initialised, from the seed.
+ *
+ * Determinism: the same data, options and seed give a byte-identical model
+ * file, whatever the thread count. Every float sum has one fixed order:
+ * threads split work into pieces whose results do not depend on who
+ * computes them (rows of a batch in the forward pass, rows of a weight
+ * matrix and whole embedding tables in the update), and the matrix
+ * products use the bit-exact kernels of kernels.h. */
+#ifndef CTR_TRAIN_H
+#define CTR_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ctr/data.h"
+#include "ctr/kernels.h"
+#include "ctr/metrics.h"
+#include "ctr/model.h"
+
+#define CTR_TRAIN_MAX_HIDDEN 8
+
+typedef enum {
+    CTR_OPT_ADAM = 0,
+    CTR_OPT_ADAGRAD = 1,
+} ctr_optimizer_t;
+
+typedef struct {
+    /* data */
+    const char *data_path;
+    ctr_data_opts_t data;          /* format and columns; criteo: all 39 */
+    int skip_bad;                  /* count and skip bad rows, else stop */
+    double valid_frac;             /* rows held out for validation [0, 0.9] */
+    uint64_t split_seed;           /* which rows are held out */
+
+    /* model */
+    const char *name;              /* model name in the header */
+    ctr_activation_t activation;   /* SMELU or RELU */
+    double beta;                   /* SmeLU half-width */
+    size_t n_hidden;               /* 0 = logistic regression */
+    uint32_t hidden[CTR_TRAIN_MAX_HIDDEN];
+    uint32_t dim;                  /* embedding width of every table */
+    size_t n_buckets;              /* 1 (all tables) or n_cat entries */
+    const uint32_t *buckets;
+    size_t n_transforms;           /* 0 (format default), 1 or n_dense */
+    const ctr_transform_t *transforms;
+    uint64_t hash_seed;            /* table j hashes with hash_seed + j */
+
+    /* optimisation */
+    unsigned epochs;
+    size_t batch;
+    double lr;                     /* MLP (Adam / Adagrad) */
+    double emb_lr;                 /* embedding tables (row-wise Adagrad) */
+    double emb_l2;                 /* L2 on embedding rows, applied when touched */
+    double emb_init;               /* embedding init: uniform in [-x, x] */
+    int lr_decay;                  /* 1: both rates fall linearly to 0 over the run */
+    ctr_optimizer_t optimizer;
+    uint64_t seed;                 /* initialisation and shuffle order */
+    unsigned threads;              /* 0 = online CPUs, at most 16 */
+
+    /* reporting */
+    int progress;                  /* 1: a progress line on log */
+    FILE *log;                     /* NULL = quiet */
+} ctr_train_opts_t;
+
+typedef struct {
+    uint64_t rows;                 /* rows read and kept */
+    uint64_t bad_rows;             /* skipped with skip_bad */
+    size_t n_train, n_valid;
+    ctr_metrics_t train, valid;    /* final model, ctr_forward scores */
+    double load_seconds;           /* reading and encoding the data */
+    double train_seconds;          /* the epochs, without loading/eval */
+    double rows_per_s;             /* training examples / train_seconds */
+    char data_sha256[65];
+} ctr_train_report_t;
+
+/* Defaults: criteo format, valid_frac 0.1, split_seed 1, SmeLU beta 1,
+ * hidden 512,256, dim 16, 65536 buckets, 1 epoch, batch 256, lr 1e-3,
+ * emb_lr 0.1, linear lr decay, emb_init 0.05, seed 1. */
+void ctr_train_opts_init(ctr_train_opts_t *o);
+
+/* Trains and writes the model to out_path. rep may be NULL. */
+int ctr_train_run(const ctr_train_opts_t *o, const char *out_path,
+                  ctr_train_report_t *rep, char *err, size_t errlen);
+
+/* Scores n encoded examples with ctr_forward (the server's code path) on
+ * `threads` threads (0 = online CPUs); the scores do not depend on it. */
+int ctr_train_score(const ctr_model_def_t *def, const ctr_kernel_t *k,
+                    size_t n, const float *dense, const uint32_t *rows,
+                    float *scores, unsigned threads);
+
+/* Loads path's rows in the columns the model names, encoded with its
+ * schema. fmt carries format, label, delimiter and label_optional; its
+ * column lists are ignored. */
+int ctr_train_load_for_model(const char *path, const ctr_data_opts_t *fmt,
+                             const ctr_model_def_t *def, int skip_bad, FILE *log,
+                             ctr_dataset_t *ds, char *err, size_t errlen);
+
+/* SHA-256 of a file's bytes as 64 hex digits + NUL. */
+int ctr_train_file_sha256(const char *path, char hex[65], char *err, size_t errlen);
+
+#endif

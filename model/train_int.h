@@ -1,0 +1,78 @@
+/* train_int.h - the trainer's network, exposed for tests (gradient check).
+ *
+ * Parameter layout: layer l's weights and bias live in one block W[l] of
+ * (dims[l] + 1) x dims[l+1] floats, weight rows first ([in][out], as in
+ * ctr_layer_def_t) and the bias as the last row, so one loop updates both
+ * and the bias gradient is the weight gradient of a constant-1 input. */
+#ifndef CTR_TRAIN_INT_H
+#define CTR_TRAIN_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ctr/kernels.h"
+#include "ctr/model.h"
+#include "ctr/train.h"
+
+typedef struct ctr__pool ctr__pool_t;
+
+/* n threads in all, the caller included; n <= 1 runs everything inline. */
+ctr__pool_t *ctr__pool_new(unsigned n);
+void ctr__pool_free(ctr__pool_t *p);
+unsigned ctr__pool_size(const ctr__pool_t *p);
+/* Runs fn(ctx, tid) on every thread, tid = 0..n-1, and waits for all. */
+void ctr__pool_run(ctr__pool_t *p, void (*fn)(void *ctx, unsigned tid), void *ctx);
+
+typedef struct {
+    size_t n_dense, n_cat, n_layers;
+    uint32_t *dims;          /* n_layers + 1; dims[0] = input width, last = 1 */
+    uint32_t *cat_dim;       /* per table */
+    uint32_t *cat_buckets;   /* per table; the table has buckets + 1 rows */
+    size_t *cat_off;         /* where table j's slice starts in the input */
+    ctr_activation_t act;
+    float beta;
+
+    float **table;           /* [(buckets + 1) * dim] */
+    float **acc;             /* row-wise Adagrad accumulators, one per row */
+    float **W;               /* [(dims[l] + 1) * dims[l+1]], see above */
+    float **WT;              /* [dims[l+1] * dims[l]]: W transposed, bias left out */
+    float **gW;              /* gradient of W, same shape */
+    float **m, **v;          /* optimizer state, same shape (m unused by Adagrad) */
+    float **gT;              /* only with keep_grads: dense embedding gradients */
+
+    ctr_optimizer_t opt;
+    float lr, emb_lr, emb_l2;
+    uint64_t step;
+    double b1t, b2t;         /* beta1^t, beta2^t */
+
+    size_t max_batch;
+    unsigned n_threads;
+    float **A, **Z, **dZ, **AT;
+    float *dA0, *zeros, *loss;
+    uint64_t **keys;         /* per thread: sort keys for embedding updates */
+    float **gbuf;            /* per thread: one row's gradient */
+    size_t n_tasks;          /* update tasks: weight row chunks, then tables */
+    uint32_t *task_layer, *task_r0, *task_r1;
+} ctr__net_t;
+
+/* Shapes from def: n_dense, n_cat, cat[].buckets/dim, layers[].in/out (the
+ * pointers in def are not used). keep_grads allocates gT (tests). */
+int ctr__net_init(ctr__net_t *net, const ctr_model_def_t *def, size_t max_batch,
+                  unsigned n_threads, int keep_grads);
+void ctr__net_free(ctr__net_t *net);
+
+/* Initialises every parameter from seed; the output bias to out_bias. */
+void ctr__net_init_params(ctr__net_t *net, uint64_t seed, float out_bias, float emb_scale);
+
+/* One mini-batch of bn <= max_batch examples (dense [bn][n_dense], rows
+ * [bn][n_cat], labels 0/1): forward, backward into gW (and gT), and, with
+ * update, one optimizer step. Returns the batch's summed logloss. */
+double ctr__net_step(ctr__net_t *net, const ctr_kernel_t *k, ctr__pool_t *pool,
+                     size_t bn, const float *dense, const uint32_t *rows,
+                     const uint8_t *labels, int update);
+
+/* Points def's layers and tables at the network's parameters (the caller
+ * provides layers[n_layers] and cat[n_cat] with names etc. already set). */
+void ctr__net_export(const ctr__net_t *net, ctr_layer_def_t *layers, ctr_cat_def_t *cat);
+
+#endif
