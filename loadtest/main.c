@@ -566,7 +566,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
             if (parse_double(val, &o->max_cpu_pct) || !(o->max_cpu_pct > 0))
                 return die("--max-cpu-pct %s: expected a percentage of one core, > 0", val);
         } else if (FLAG("--version")) {
-            printf("ctrload 0.1.0\n");
+            printf("ctrload %s\n", CTR_VERSION);
             exit(0);
         } else {
             return die("unknown flag %s (ctrload --help lists the flags)", name);

@@ -35,9 +35,6 @@
 #include "ctr/forward.h"
 #include "train_int.h"
 
-#ifndef CTR_VERSION
-#define CTR_VERSION "0.1.0-dev"
-#endif
 
 #define FWD_CHUNK 32      /* examples per phase-A task */
 #define ROW_CHUNK 16      /* weight rows per phase-B task */

@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CTR__SERVER_VERSION "0.1.0"
+#include "ctr/common.h"
+
+#define CTR__SERVER_VERSION CTR_VERSION
 
 typedef struct {
     const char *model;            /* --model PATH (required to serve) */

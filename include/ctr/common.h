@@ -15,6 +15,10 @@
 #error "ctr reads little-endian model and audit files in place: big-endian hosts are not supported"
 #endif
 
+/* The version of ctrd, ctrtool and ctrload, recorded in model provenance
+ * and audit segment headers. */
+#define CTR_VERSION "0.1.0"
+
 enum {
     CTR_OK = 0,
     CTR_ENOMEM = -1,      /* allocation failed */
