@@ -1,0 +1,409 @@
+/* bench_kernels.c - dense-layer kernels on the reference MLP, against
+ * OpenBLAS and against the machine's own measured FMA peak.
+ *
+ *     bench_kernels [--quick] [--json FILE] [--tsv] [--layers]
+ *
+ * Reference shape: 429 -> 512 -> 256 -> 1 (SmeLU beta 1 on the hidden
+ * layers), random weights, batches 1, 4, 16, 64, 256, one thread (OpenBLAS
+ * too: OPENBLAS_NUM_THREADS=1 is set by re-executing before OpenBLAS
+ * starts its pool, and openblas_set_num_threads(1)). Each figure is the
+ * median of 5 repetitions of about 0.2 s. The FMA peak is measured in the
+ * same run: 12 independent vfmadd231ps chains on ymm, and on zmm when the
+ * CPU has AVX-512. Repetitions are interleaved (peak, then every kernel,
+ * 5 times per batch size) and each ratio is the median of per-repetition
+ * ratios, so a machine shared with other work skews both sides alike;
+ * times are this thread's CPU time (see now()).
+ * Lines starting with "tsv\t" (--tsv) and the --json file are for
+ * bench/run.sh to paste into the README. OpenBLAS picks its kernels for
+ * this CPU (SkylakeX on AVX-512 machines); OPENBLAS_CORETYPE=Haswell in
+ * the environment makes it use its AVX2 kernels, the fair reference for
+ * the avx2 row. */
+#include <cblas.h>
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctr/common.h"
+#include "ctr/kernels.h"
+
+#define REPS 5
+
+static const size_t widths[] = {429, 512, 256, 1};
+#define N_LAYERS 3
+static const size_t batches[] = {1, 4, 16, 64, 256};
+#define N_BATCHES (sizeof(batches) / sizeof(batches[0]))
+
+static double rep_seconds = 0.2;
+
+/* Thread CPU time, not wall time: on a machine shared with other work the
+ * time this thread spent descheduled is not counted, so the figures show
+ * what one core does (they equal wall time on an idle machine). */
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* ---- FMA peak --------------------------------------------------------- */
+
+/* 12 independent chains, enough to cover 4-cycle latency on two FMA
+ * ports; a * m + c converges, so no denormals or infinities. */
+#define PEAK_BODY(T, SET1, FMA, ADD, LANES)                                   \
+    T m = SET1(0.9999999f), c = SET1(1e-7f);                                  \
+    T a0 = SET1(1.0f), a1 = SET1(1.1f), a2 = SET1(1.2f), a3 = SET1(1.3f);     \
+    T a4 = SET1(1.4f), a5 = SET1(1.5f), a6 = SET1(1.6f), a7 = SET1(1.7f);     \
+    T a8 = SET1(1.8f), a9 = SET1(1.9f), a10 = SET1(2.0f), a11 = SET1(2.1f);   \
+    double t0 = now();                                                        \
+    for (long k = 0; k < iters; k++) {                                        \
+        a0 = FMA(a0, m, c); a1 = FMA(a1, m, c); a2 = FMA(a2, m, c);           \
+        a3 = FMA(a3, m, c); a4 = FMA(a4, m, c); a5 = FMA(a5, m, c);           \
+        a6 = FMA(a6, m, c); a7 = FMA(a7, m, c); a8 = FMA(a8, m, c);           \
+        a9 = FMA(a9, m, c); a10 = FMA(a10, m, c); a11 = FMA(a11, m, c);       \
+        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3));        \
+    }                                                                         \
+    double t = now() - t0;                                                    \
+    T s = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7)));  \
+    s = ADD(s, ADD(ADD(a8, a9), ADD(a10, a11)));                              \
+    float out[LANES];                                                         \
+    memcpy(out, &s, sizeof(out));                                             \
+    sink += out[0];                                                           \
+    return 12.0 * LANES * 2.0 * (double)iters / t * 1e-9;
+
+static volatile float sink;
+
+__attribute__((target("avx2,fma"))) static double peak_ymm(long iters)
+{
+    PEAK_BODY(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, 8)
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static double peak_zmm(long iters)
+{
+    PEAK_BODY(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, 16)
+}
+
+/* Iterations of fn that take about `seconds`. */
+static long calibrate_peak(double (*fn)(long), double seconds)
+{
+    long iters = 1000;
+    while (1) {
+        double t0 = now();
+        fn(iters);
+        double t = now() - t0;
+        if (t > seconds / 8 || iters > (1L << 40))
+            return (long)((double)iters * seconds / (t > 1e-9 ? t : 1e-9)) + 1;
+        iters *= 4;
+    }
+}
+
+/* ---- the MLP ---------------------------------------------------------- */
+
+typedef struct {
+    float *w[N_LAYERS], *b[N_LAYERS];
+    float *x, *h[N_LAYERS]; /* h[l]: output of layer l, [max_batch][width] */
+} mlp_t;
+
+static uint64_t rng_state = 0x1234567887654321ull;
+static float rnd(float lo, float hi)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    uint64_t u = rng_state * 0x2545f4914f6cdd1dull;
+    return lo + (hi - lo) * (float)((u >> 40) * (1.0 / 16777216.0));
+}
+
+static float *falloc(size_t n)
+{
+    float *p = aligned_alloc(64, ((n * sizeof(float)) + 63) / 64 * 64);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static void mlp_init(mlp_t *m, size_t max_batch)
+{
+    for (int l = 0; l < N_LAYERS; l++) {
+        size_t in = widths[l], out = widths[l + 1];
+        m->w[l] = falloc(in * out);
+        m->b[l] = falloc(out);
+        m->h[l] = falloc(max_batch * out);
+        float s = 2.0f / (float)in * 1.7f;
+        for (size_t k = 0; k < in * out; k++)
+            m->w[l][k] = rnd(-1.0f, 1.0f) * s;
+        for (size_t k = 0; k < out; k++)
+            m->b[l][k] = rnd(-0.2f, 0.2f);
+    }
+    m->x = falloc(max_batch * widths[0]);
+    for (size_t k = 0; k < max_batch * widths[0]; k++)
+        m->x[k] = rnd(-1.0f, 1.0f);
+}
+
+static void mlp_forward(const mlp_t *m, ctr_linear_fn fn, size_t batch, int only_layer)
+{
+    const float *in = m->x;
+    for (int l = 0; l < N_LAYERS; l++) {
+        size_t wi = widths[l], wo = widths[l + 1];
+        ctr_activation_t act = l + 1 < N_LAYERS ? CTR_ACT_SMELU : CTR_ACT_NONE;
+        if (only_layer < 0 || only_layer == l)
+            fn(in, wi, batch, wi, m->w[l], m->b[l], wo, m->h[l], wo, act, 1.0f);
+        in = m->h[l];
+    }
+}
+
+static double macs_per_example(int only_layer)
+{
+    double s = 0;
+    for (int l = 0; l < N_LAYERS; l++)
+        if (only_layer < 0 || only_layer == l)
+            s += (double)widths[l] * (double)widths[l + 1];
+    return s;
+}
+
+/* Forward passes that take about rep_seconds (at least one). */
+static long calibrate_forward(const mlp_t *m, ctr_linear_fn fn, size_t batch, int only_layer)
+{
+    mlp_forward(m, fn, batch, only_layer); /* warm caches */
+    double t0 = now();
+    mlp_forward(m, fn, batch, only_layer);
+    double once = now() - t0;
+    long iters = (long)(rep_seconds / (once > 1e-9 ? once : 1e-9));
+    return iters < 1 ? 1 : iters;
+}
+
+/* Examples per second over iters forward passes. */
+static double time_forward(const mlp_t *m, ctr_linear_fn fn, size_t batch, int only_layer,
+                           long iters)
+{
+    double t0 = now();
+    for (long k = 0; k < iters; k++)
+        mlp_forward(m, fn, batch, only_layer);
+    return (double)iters * (double)batch / (now() - t0);
+}
+
+static double median_eps(const mlp_t *m, ctr_linear_fn fn, size_t batch, int only_layer)
+{
+    long iters = calibrate_forward(m, fn, batch, only_layer);
+    double v[REPS];
+    for (int r = 0; r < REPS; r++)
+        v[r] = time_forward(m, fn, batch, only_layer, iters);
+    return median(v, REPS);
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+#define MAX_VARIANTS 4
+
+typedef struct {
+    const ctr_kernel_t *k;
+    int isa512;                          /* judged against the zmm peak */
+    double eps[N_BATCHES][REPS];         /* examples per second */
+    double pct[N_BATCHES][REPS];         /* of the peak measured beside it */
+} var_t;
+
+static double med_of(const double *v)
+{
+    double t[REPS];
+    memcpy(t, v, sizeof(t));
+    return median(t, REPS);
+}
+
+int main(int argc, char **argv)
+{
+    const char *json = NULL;
+    int tsv = 0, layers = 0;
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "--quick"))
+            rep_seconds = 0.05;
+        else if (!strcmp(argv[a], "--json") && a + 1 < argc)
+            json = argv[++a];
+        else if (!strcmp(argv[a], "--tsv"))
+            tsv = 1;
+        else if (!strcmp(argv[a], "--layers"))
+            layers = 1;
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--json FILE] [--tsv] [--layers]\n", argv[0]);
+            return 2;
+        }
+    }
+    /* OpenBLAS sizes its thread pool when the library loads, from the
+     * environment: set it and start again before any BLAS call. */
+    const char *obt = getenv("OPENBLAS_NUM_THREADS");
+    if (!obt || strcmp(obt, "1")) {
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        execv("/proc/self/exe", argv);
+        /* if that fails, openblas_set_num_threads below still applies */
+    }
+    openblas_set_num_threads(1);
+
+    char err[256];
+    const ctr_kernel_t *def = ctr_kernel_select(CTR_KERNEL_AUTO, err, sizeof(err));
+    if (!def) {
+        fprintf(stderr, "bench_kernels: %s\n", err);
+        return 1;
+    }
+    const int has512 = ctr_cpu_has_avx512(), has2 = ctr_cpu_has_avx2_fma();
+    const double peak_secs = rep_seconds / 4;
+    const long it2 = has2 ? calibrate_peak(peak_ymm, peak_secs) : 0;
+    const long it512 = has512 ? calibrate_peak(peak_zmm, peak_secs) : 0;
+
+    mlp_t m;
+    mlp_init(&m, batches[N_BATCHES - 1]);
+
+    var_t vars[MAX_VARIANTS];
+    int nv = 0, vdef = -1, vblas = -1;
+    for (int id = 0; id < MAX_VARIANTS; id++) {
+        const ctr_kernel_t *k = ctr_kernel_get((ctr_kernel_id_t)id);
+        if (!k)
+            continue;
+        vars[nv].k = k;
+        /* scalar and blas are judged against the widest peak */
+        vars[nv].isa512 = has512 && id != CTR_KERNEL_AVX2;
+        if (k == def)
+            vdef = nv;
+        if (id == CTR_KERNEL_BLAS)
+            vblas = nv;
+        nv++;
+    }
+
+    /* Interleaved: per batch size, REPS rounds of (peak, every kernel). */
+    const double macs = macs_per_example(-1);
+    double peaks2[N_BATCHES * REPS], peaks512[N_BATCHES * REPS];
+    for (size_t bi = 0; bi < N_BATCHES; bi++) {
+        long iters[MAX_VARIANTS];
+        for (int v = 0; v < nv; v++)
+            iters[v] = calibrate_forward(&m, vars[v].k->linear, batches[bi], -1);
+        for (int r = 0; r < REPS; r++) {
+            double p2 = has2 ? peak_ymm(it2) : 0.0;
+            double p512 = has512 ? peak_zmm(it512) : 0.0;
+            peaks2[bi * REPS + (size_t)r] = p2;
+            peaks512[bi * REPS + (size_t)r] = p512;
+            for (int v = 0; v < nv; v++) {
+                double e = time_forward(&m, vars[v].k->linear, batches[bi], -1, iters[v]);
+                double pk = vars[v].isa512 ? p512 : p2;
+                vars[v].eps[bi][r] = e;
+                vars[v].pct[bi][r] = pk > 0 ? 100.0 * e * 2.0 * macs * 1e-9 / pk : 0.0;
+            }
+        }
+    }
+    double peak2 = has2 ? median(peaks2, N_BATCHES * REPS) : 0.0;
+    double peak512 = has512 ? median(peaks512, N_BATCHES * REPS) : 0.0;
+    double spread2 = has2 ? peaks2[N_BATCHES * REPS - 1] / peaks2[0] : 1.0; /* sorted */
+
+    printf("bench_kernels: MLP 429 -> 512 -> 256 -> 1 (SmeLU beta 1), %.0f MACs/example, "
+           "1 thread, median of %d x %.2fs thread CPU time\n", macs, REPS, rep_seconds);
+    printf("OpenBLAS: %s (core %s)\n", openblas_get_config(), openblas_get_corename());
+    printf("FMA peak, measured beside each repetition: ymm %.1f GFLOP/s", peak2);
+    if (has512)
+        printf(", zmm %.1f GFLOP/s", peak512);
+    printf(" per core (median); default kernel: %s\n", def->name);
+    if (spread2 > 1.15)
+        printf("note: the peak varied %.2fx between repetitions: the machine is busy, "
+               "compare ratios rather than absolute figures\n", spread2);
+    printf("\n%-10s %6s %14s %10s %8s %10s\n", "kernel", "batch", "examples/s", "GFLOP/s",
+           "%peak", "vs OpenBLAS");
+    double ratio[MAX_VARIANTS][N_BATCHES];
+    for (int v = 0; v < nv; v++)
+        for (size_t bi = 0; bi < N_BATCHES; bi++) {
+            double q[REPS];
+            for (int r = 0; r < REPS; r++)
+                q[r] = vars[v].eps[bi][r] / vars[vblas].eps[bi][r];
+            ratio[v][bi] = median(q, REPS);
+            double e = med_of(vars[v].eps[bi]);
+            const char *nm = v == vblas && batches[bi] == 1 ? "blas-gemv" : vars[v].k->name;
+            printf("%-10s %6zu %14.0f %10.2f %7.1f%% %10.2f\n", nm, batches[bi], e,
+                   e * 2.0 * macs * 1e-9, med_of(vars[v].pct[bi]), ratio[v][bi]);
+        }
+
+    printf("\nratios (default kernel %s; medians of per-repetition ratios):\n", def->name);
+    double min_vs_blas = 1e30;
+    for (size_t bi = 0; bi < N_BATCHES; bi++) {
+        printf("  batch %3zu: %s / OpenBLAS %s = %.2f\n", batches[bi], def->name,
+               batches[bi] == 1 ? "sgemv" : "sgemm", ratio[vdef][bi]);
+        if (batches[bi] >= 16 && ratio[vdef][bi] < min_vs_blas)
+            min_vs_blas = ratio[vdef][bi];
+    }
+    const size_t b64 = 3, b1 = 0;
+    const double frac64 = med_of(vars[vdef].pct[b64]) / 100.0, vs_gemv = ratio[vdef][b1];
+    printf("  target: default vs OpenBLAS sgemm at batch >= 16: worst %.2f (target >= 1.0) %s\n",
+           min_vs_blas, min_vs_blas >= 1.0 ? "MET" : "MISSED");
+    printf("  target: default at batch 64 vs FMA peak: %.2f (target >= 0.75) %s\n", frac64,
+           frac64 >= 0.75 ? "MET" : "MISSED");
+    printf("  target: default at batch 1 vs sgemv: %.2f (target >= 1.0) %s\n", vs_gemv,
+           vs_gemv >= 1.0 ? "MET" : "MISSED");
+
+    if (layers) {
+        const double pk = vars[vdef].isa512 ? peak512 : peak2;
+        printf("\nper layer, default kernel %s and blas (GFLOP/s; %% of the median peak):\n",
+               def->name);
+        for (int l = 0; l < N_LAYERS; l++)
+            for (size_t bi = 0; bi < N_BATCHES; bi++) {
+                double lm = macs_per_example(l);
+                double gd = median_eps(&m, def->linear, batches[bi], l) * 2.0 * lm * 1e-9;
+                double gb = median_eps(&m, vars[vblas].k->linear, batches[bi], l) * 2.0 * lm * 1e-9;
+                printf("  layer %d (%zu->%zu) batch %3zu: %s %7.2f (%5.1f%%)  blas %7.2f\n",
+                       l, widths[l], widths[l + 1], batches[bi], def->name, gd,
+                       100.0 * gd / pk, gb);
+            }
+    }
+
+    if (tsv) {
+        printf("\ntsv\tkernel\tbatch\texamples_per_s\tgflops\tpct_peak\tvs_openblas\n");
+        for (int v = 0; v < nv; v++)
+            for (size_t bi = 0; bi < N_BATCHES; bi++) {
+                double e = med_of(vars[v].eps[bi]);
+                printf("tsv\t%s\t%zu\t%.0f\t%.2f\t%.1f\t%.3f\n", vars[v].k->name, batches[bi],
+                       e, e * 2.0 * macs * 1e-9, med_of(vars[v].pct[bi]), ratio[v][bi]);
+            }
+        printf("tsv\tpeak_ymm\t-\t-\t%.2f\t100\t-\n", peak2);
+        if (has512)
+            printf("tsv\tpeak_zmm\t-\t-\t%.2f\t100\t-\n", peak512);
+    }
+
+    if (json) {
+        FILE *f = fopen(json, "w");
+        if (!f) {
+            perror(json);
+            return 1;
+        }
+        fprintf(f, "{\n  \"shape\": [429, 512, 256, 1],\n  \"macs_per_example\": %.0f,\n", macs);
+        fprintf(f, "  \"threads\": 1,\n  \"reps\": %d,\n  \"rep_seconds\": %.3f,\n", REPS,
+                rep_seconds);
+        fprintf(f, "  \"default_kernel\": \"%s\",\n", def->name);
+        fprintf(f, "  \"openblas_core\": \"%s\",\n", openblas_get_corename());
+        fprintf(f, "  \"peak_gflops\": {\"ymm\": %.2f, \"zmm\": %.2f},\n", peak2, peak512);
+        fprintf(f, "  \"results\": [\n");
+        for (int v = 0; v < nv; v++)
+            for (size_t bi = 0; bi < N_BATCHES; bi++) {
+                double e = med_of(vars[v].eps[bi]);
+                fprintf(f, "    {\"kernel\": \"%s\", \"batch\": %zu, \"examples_per_s\": %.0f, "
+                        "\"gflops\": %.3f, \"pct_peak\": %.2f, \"vs_openblas\": %.3f}%s\n",
+                        vars[v].k->name, batches[bi], e, e * 2.0 * macs * 1e-9,
+                        med_of(vars[v].pct[bi]), ratio[v][bi],
+                        v + 1 == nv && bi + 1 == N_BATCHES ? "" : ",");
+            }
+        fprintf(f, "  ],\n  \"targets\": {\"min_default_vs_sgemm_batch_ge_16\": %.3f, "
+                "\"default_b64_vs_peak\": %.3f, \"default_b1_vs_sgemv\": %.3f}\n}\n",
+                min_vs_blas, frac64, vs_gemv);
+        fclose(f);
+    }
+    return 0;
+}

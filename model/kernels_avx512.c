@@ -1,0 +1,389 @@
+/* kernels_avx512.c - the dense-layer kernel with AVX-512F and FMA.
+ *
+ * Same contract as the scalar reference (ctr/kernels.h): each output is one
+ * fused chain, bias first, inputs in ascending order. A zmm lane holds one
+ * chain; vectors run across outputs (contiguous in w, which is [in][out])
+ * and a block of rows shares each w vector:
+ *
+ *     for each block of MR rows, for each panel of NV*16 outputs:
+ *         acc[r][j] = bias[panel + 16j ..]
+ *         for i = 0 .. in-1:   wv[j] = w[i][panel + 16j ..]
+ *                              acc[r][j] = fma(broadcast(x[r][i]), wv[j], acc[r][j])
+ *         y[r][panel + 16j ..] = act(acc[r][j])
+ *
+ * Blocks, by rows left: 12x2 (24 zmm accumulators, 32 outputs a panel),
+ * 8x3, 4x4, 3x8, 2x8, 1x16 (w as memory operands: each is used once).
+ * The w row of a panel lives in a register and x[r][i] is broadcast, so
+ * one i step costs NV loads, MR broadcasts and MR*NV FMAs; w streams from
+ * L2 once per row block. The last panel of a row has exactly as many
+ * vectors as it needs, the last one masked (a lane past `out` loads 0 and
+ * is never stored). out == 1 runs 16 rows per vector instead (x gathered
+ * down a column), each lane its own row's chain.
+ * Nothing here depends on where a row sits in the batch, so a row's bits
+ * are the same alone or in any batch.
+ *
+ * Built twice: natively (-mavx512f -mavx2 -mfma, libctr) and, for tests on
+ * CPUs without AVX-512, against SIMDe with -DCTR_AVX512_SIMDE -mavx2 -mfma
+ * (SIMDe then runs each 512-bit FMA as two native 256-bit FMAs: still
+ * fused). The SIMDe build names its entry ctr__linear_avx512_simde. */
+#ifdef CTR_AVX512_SIMDE
+#  ifndef __FMA__
+#    error "the SIMDe build needs -mfma: SIMDe would otherwise split each FMA into mul + add"
+#  endif
+#  define SIMDE_ENABLE_NATIVE_ALIASES
+#  pragma GCC diagnostic ignored "-Wpsabi" /* SIMDe passes 64-byte structs */
+#  include <simde/x86/avx512.h>
+#  define CTR__AVX512_FN(name) name##_simde
+#else
+#  ifndef __AVX512F__
+#    error "kernels_avx512.c must be compiled with -mavx512f -mavx2 -mfma"
+#  endif
+#  include <immintrin.h>
+#  define CTR__AVX512_FN(name) name
+#endif
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ctr/common.h"
+#include "kernels_int.h"
+
+#define VL 16
+#define INLINE static inline __attribute__((always_inline))
+
+/* w streams from L2 with a stride of `out` floats, which the hardware
+ * prefetchers follow poorly: blocks of 2 or more rows prefetch each w line
+ * 8 rows ahead (whole MLP at batch 64: 181 -> 190 GFLOP/s best, 159 -> 174
+ * mean on a shared machine). One row is faster without (1x16: 86 vs 80). */
+#define PF_ROWS 8
+
+/* Keeps a w vector in a register: with two or more rows the compiler
+ * otherwise folds the load into every row's FMA, loading each w vector MR
+ * times (2 rows of 429 -> 512: 100 -> 149 GFLOP/s with the pin). */
+#ifdef CTR_AVX512_SIMDE
+#  define PIN(v) ((void)0)
+#else
+#  define PIN(v) __asm__("" : "+v"(v))
+#endif
+
+/* ---- partial vectors ------------------------------------------------ */
+
+/* The lanes of a partial vector that are in range: a mask natively, a
+ * count under SIMDe (whose release in Debian 12 lacks masked loads and
+ * stores; the emulation below touches only the lanes in range). */
+#ifdef CTR_AVX512_SIMDE
+typedef unsigned lanes_t;
+INLINE lanes_t lanes(size_t n) { return (lanes_t)(n > VL ? VL : n); }
+INLINE __m512 load_lanes(const float *p, lanes_t n)
+{
+    if (n == VL)
+        return _mm512_loadu_ps(p);
+    float t[VL] = {0};
+    memcpy(t, p, n * sizeof(float));
+    return _mm512_loadu_ps(t);
+}
+INLINE void store_lanes(float *p, __m512 v, lanes_t n)
+{
+    if (n == VL) {
+        _mm512_storeu_ps(p, v);
+        return;
+    }
+    float t[VL];
+    _mm512_storeu_ps(t, v);
+    memcpy(p, t, n * sizeof(float));
+}
+#else
+typedef __mmask16 lanes_t;
+INLINE lanes_t lanes(size_t n)
+{
+    return (lanes_t)(n >= VL ? 0xffffu : (1u << n) - 1u);
+}
+INLINE __m512 load_lanes(const float *p, lanes_t m) { return _mm512_maskz_loadu_ps(m, p); }
+INLINE void store_lanes(float *p, __m512 v, lanes_t m) { _mm512_mask_storeu_ps(p, m, v); }
+#endif
+
+/* ---- activation ----------------------------------------------------- */
+
+typedef struct {
+    ctr_activation_t act;
+    float beta, c;        /* scalar copies for the scalar tails */
+    __m512 vbeta, vnbeta, vc;
+} act_t;
+
+static void act_init(act_t *a, ctr_activation_t act, float beta)
+{
+    a->act = act;
+    a->beta = beta;
+    a->c = ctr__smelu_scale(beta);
+    a->vbeta = _mm512_set1_ps(beta);
+    a->vnbeta = _mm512_set1_ps(-beta);
+    a->vc = _mm512_set1_ps(a->c);
+}
+
+/* ctr__act on 16 lanes, the same operations in the same order. */
+INLINE __m512 act_apply(__m512 v, const act_t *a)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    switch (a->act) {
+    case CTR_ACT_RELU:
+        return _mm512_max_ps(v, zero); /* v > 0 ? v : +0 */
+    case CTR_ACT_SMELU: {
+        __m512 t = _mm512_add_ps(v, a->vbeta);
+        __m512 q = _mm512_mul_ps(_mm512_mul_ps(t, t), a->vc);
+        __mmask16 hi = _mm512_cmp_ps_mask(v, a->vbeta, _CMP_GE_OQ);
+        __mmask16 lo = _mm512_cmp_ps_mask(v, a->vnbeta, _CMP_LE_OQ);
+        q = _mm512_mask_blend_ps(hi, q, v);
+        return _mm512_mask_blend_ps(lo, q, zero);
+    }
+    case CTR_ACT_NONE:
+    default:
+        return v;
+    }
+}
+
+/* ---- the register-blocked micro-kernel ------------------------------ */
+
+typedef struct {
+    const float *x;      /* first row of the block */
+    size_t ldx, in;
+    const float *w;      /* w + panel start */
+    size_t out;          /* row stride of w */
+    const float *bias;   /* bias + panel start */
+    float *y;            /* first row of the block, at the panel start */
+    size_t ldy;
+    size_t n;            /* outputs in this panel */
+    const act_t *a;
+} blk_t;
+
+/* MR rows x NV vectors of 16 outputs; MR * NV <= 24 so the accumulators
+ * a<r>_<j>, the NV w vectors w<j> and a broadcast fit the 32 zmm
+ * registers. With MASKED the panel holds (NV-1)*16 < b->n <= NV*16
+ * outputs and the last vector's loads and stores are masked (m). With the
+ * CTR__REP macros (kernels_int.h) each accumulator is its own variable. */
+#define MK_PART_VEC(j) (masked && j == last)
+#define MK_INIT(unused, j)                                                    \
+    const __m512 bias##j = MK_PART_VEC(j) ? load_lanes(b->bias + j * VL, m)   \
+                                          : _mm512_loadu_ps(b->bias + j * VL);
+#define MK_ACC1(r, j) __m512 a##r##_##j = bias##j;
+#define MK_ACC(r, nv) CTR__REPJ_##nv(MK_ACC1, r)
+#define MK_LOADW(unused, j)                                                   \
+    __m512 w##j = MK_PART_VEC(j) ? load_lanes(wi + j * VL, m) : _mm512_loadu_ps(wi + j * VL); \
+    if (mr > 1)                                                               \
+        PIN(w##j);
+#define MK_PREFETCH(unused, j)                                                \
+    _mm_prefetch((const char *)(wi + PF_ROWS * out + j * VL), _MM_HINT_T0);
+#define MK_FMA1(r, j) a##r##_##j = _mm512_fmadd_ps(xv, w##j, a##r##_##j);
+#define MK_ROW(r, nv)                                                         \
+    {                                                                         \
+        const __m512 xv = _mm512_set1_ps(x[(size_t)r * ldx + i]);             \
+        CTR__REPJ_##nv(MK_FMA1, r)                                            \
+    }
+#define MK_STORE1(r, j)                                                       \
+    if (MK_PART_VEC(j))                                                       \
+        store_lanes(yr + j * VL, act_apply(a##r##_##j, &a), m);               \
+    else                                                                      \
+        _mm512_storeu_ps(yr + j * VL, act_apply(a##r##_##j, &a));
+#define MK_STORE(r, nv)                                                       \
+    {                                                                         \
+        float *yr = b->y + (size_t)r * b->ldy;                                \
+        CTR__REPJ_##nv(MK_STORE1, r)                                          \
+    }
+
+#define MK_DEFINE(name, MR, NV, MASKED)                                       \
+    static void name(const blk_t *b)                                          \
+    {                                                                         \
+        const int masked = MASKED, last = NV - 1, mr = MR;                    \
+        const lanes_t m = lanes(masked ? b->n - (size_t)last * VL : VL);      \
+        const float *x = b->x, *w = b->w;                                     \
+        const size_t ldx = b->ldx, in = b->in, out = b->out;                  \
+        const act_t a = *b->a; /* a local copy: stores to y cannot alias it */ \
+        CTR__REPJ_##NV(MK_INIT, 0)                                            \
+        CTR__REPR_##MR(MK_ACC, NV)                                            \
+        for (size_t i = 0; i < in; i++) {                                     \
+            const float *wi = w + i * out;                                    \
+            if (mr > 1 && i + PF_ROWS < in) {                                 \
+                CTR__REPJ_##NV(MK_PREFETCH, 0)                                \
+            }                                                                 \
+            CTR__REPJ_##NV(MK_LOADW, 0)                                       \
+            CTR__REPR_##MR(MK_ROW, NV)                                        \
+        }                                                                     \
+        CTR__REPR_##MR(MK_STORE, NV)                                          \
+    }
+#define MK_FULL(MR, NV) MK_DEFINE(mk_##MR##x##NV, MR, NV, 0)
+#define MK_PART(MR, NV) MK_DEFINE(mk_##MR##x##NV##_m, MR, NV, 1)
+
+MK_FULL(12, 2) MK_PART(12, 1) MK_PART(12, 2)
+MK_FULL(8, 3) MK_PART(8, 1) MK_PART(8, 2) MK_PART(8, 3)
+MK_FULL(4, 4) MK_PART(4, 1) MK_PART(4, 2) MK_PART(4, 3) MK_PART(4, 4)
+MK_FULL(3, 8) MK_PART(3, 1) MK_PART(3, 2) MK_PART(3, 3) MK_PART(3, 4)
+MK_PART(3, 5) MK_PART(3, 6) MK_PART(3, 7) MK_PART(3, 8)
+MK_FULL(2, 8) MK_PART(2, 1) MK_PART(2, 2) MK_PART(2, 3) MK_PART(2, 4)
+MK_PART(2, 5) MK_PART(2, 6) MK_PART(2, 7) MK_PART(2, 8)
+MK_FULL(1, 16) MK_PART(1, 1) MK_PART(1, 2) MK_PART(1, 3) MK_PART(1, 4)
+MK_PART(1, 5) MK_PART(1, 6) MK_PART(1, 7) MK_PART(1, 8) MK_PART(1, 9)
+MK_PART(1, 10) MK_PART(1, 11) MK_PART(1, 12) MK_PART(1, 13) MK_PART(1, 14)
+MK_PART(1, 15) MK_PART(1, 16)
+
+typedef void (*mk_fn)(const blk_t *);
+
+/* A row-block shape: the full-panel kernel, and for the last panel of a
+ * row block the masked kernel with exactly as many vectors as it needs
+ * (part[nv]), so only its last vector is masked. */
+typedef struct {
+    int mr, nv;
+    mk_fn full;
+    mk_fn part[17];
+} shape_t;
+
+static const shape_t shapes[] = {
+    {12, 2, mk_12x2, {0, mk_12x1_m, mk_12x2_m}},
+    {8, 3, mk_8x3, {0, mk_8x1_m, mk_8x2_m, mk_8x3_m}},
+    {4, 4, mk_4x4, {0, mk_4x1_m, mk_4x2_m, mk_4x3_m, mk_4x4_m}},
+    {3, 8, mk_3x8, {0, mk_3x1_m, mk_3x2_m, mk_3x3_m, mk_3x4_m, mk_3x5_m,
+                     mk_3x6_m, mk_3x7_m, mk_3x8_m}},
+    {2, 8, mk_2x8, {0, mk_2x1_m, mk_2x2_m, mk_2x3_m, mk_2x4_m, mk_2x5_m,
+                     mk_2x6_m, mk_2x7_m, mk_2x8_m}},
+    {1, 16, mk_1x16, {0, mk_1x1_m, mk_1x2_m, mk_1x3_m, mk_1x4_m, mk_1x5_m,
+                     mk_1x6_m, mk_1x7_m, mk_1x8_m, mk_1x9_m, mk_1x10_m,
+                     mk_1x11_m, mk_1x12_m, mk_1x13_m, mk_1x14_m, mk_1x15_m,
+                     mk_1x16_m}},
+};
+
+/* Full panels of one row block, then the partial one. */
+static void row_block(const shape_t *s, blk_t *b, const float *w,
+                      const float *bias, float *y, size_t out)
+{
+    const size_t pw = (size_t)s->nv * VL;
+    size_t o = 0;
+    for (; o + pw <= out; o += pw) {
+        b->w = w + o;
+        b->bias = bias + o;
+        b->y = y + o;
+        b->n = pw;
+        s->full(b);
+    }
+    if (o < out) {
+        size_t n = out - o;
+        b->w = w + o;
+        b->bias = bias + o;
+        b->y = y + o;
+        b->n = n;
+        s->part[(n + VL - 1) / VL](b);
+    }
+}
+
+/* ---- out == 1: rows across lanes ------------------------------------ */
+
+/* The final layer (in -> 1): a lane per row, x[r][i] gathered down the
+ * column, w[i] broadcast; two 16-row groups run side by side. Rows left
+ * over, or an ldx too wide for 32-bit gather offsets, run scalar chains
+ * (fmaf compiles to one vfmadd here), four rows interleaved. */
+static void out1_scalar(const float *x, size_t ldx, size_t rows, size_t in,
+                        const float *w, float bias, float *y, size_t ldy,
+                        const act_t *a)
+{
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *x0 = x + r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+        float s0 = bias, s1 = bias, s2 = bias, s3 = bias;
+        for (size_t i = 0; i < in; i++) {
+            s0 = fmaf(x0[i], w[i], s0);
+            s1 = fmaf(x1[i], w[i], s1);
+            s2 = fmaf(x2[i], w[i], s2);
+            s3 = fmaf(x3[i], w[i], s3);
+        }
+        y[r * ldy] = ctr__act(s0, a->act, a->beta, a->c);
+        y[(r + 1) * ldy] = ctr__act(s1, a->act, a->beta, a->c);
+        y[(r + 2) * ldy] = ctr__act(s2, a->act, a->beta, a->c);
+        y[(r + 3) * ldy] = ctr__act(s3, a->act, a->beta, a->c);
+    }
+    for (; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        float s = bias;
+        for (size_t i = 0; i < in; i++)
+            s = fmaf(xr[i], w[i], s);
+        y[r * ldy] = ctr__act(s, a->act, a->beta, a->c);
+    }
+}
+
+INLINE __m512 gather_col(__m512i idx, const float *p)
+{
+#ifdef CTR_AVX512_SIMDE
+    int32_t o[VL];
+    float t[VL];
+    _mm512_storeu_si512(o, idx);
+    for (int k = 0; k < VL; k++)
+        t[k] = p[o[k]];
+    return _mm512_loadu_ps(t);
+#else
+    return _mm512_i32gather_ps(idx, p, 4);
+#endif
+}
+
+INLINE void store_col(float *y, size_t ldy, __m512 v)
+{
+    float t[VL];
+    _mm512_storeu_ps(t, v);
+    for (int k = 0; k < VL; k++)
+        y[(size_t)k * ldy] = t[k];
+}
+
+static void out1(const float *x, size_t ldx, size_t rows, size_t in,
+                 const float *w, const float *bias, float *y, size_t ldy,
+                 const act_t *a)
+{
+    size_t r = 0;
+    if (ldx <= (size_t)INT32_MAX / (2 * VL)) {
+        const __m512i idx = _mm512_mullo_epi32(
+            _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+            _mm512_set1_epi32((int)ldx));
+        const __m512 bv = _mm512_set1_ps(bias[0]);
+        for (; r + 2 * VL <= rows; r += 2 * VL) {
+            const float *x0 = x + r * ldx, *x1 = x0 + VL * ldx;
+            __m512 s0 = bv, s1 = bv;
+            for (size_t i = 0; i < in; i++) {
+                __m512 wi = _mm512_set1_ps(w[i]);
+                s0 = _mm512_fmadd_ps(gather_col(idx, x0 + i), wi, s0);
+                s1 = _mm512_fmadd_ps(gather_col(idx, x1 + i), wi, s1);
+            }
+            store_col(y + r * ldy, ldy, act_apply(s0, a));
+            store_col(y + (r + VL) * ldy, ldy, act_apply(s1, a));
+        }
+        for (; r + VL <= rows; r += VL) {
+            const float *x0 = x + r * ldx;
+            __m512 s0 = bv;
+            for (size_t i = 0; i < in; i++)
+                s0 = _mm512_fmadd_ps(gather_col(idx, x0 + i), _mm512_set1_ps(w[i]), s0);
+            store_col(y + r * ldy, ldy, act_apply(s0, a));
+        }
+    }
+    out1_scalar(x + r * ldx, ldx, rows - r, in, w, bias[0], y + r * ldy, ldy, a);
+}
+
+/* ---- entry ---------------------------------------------------------- */
+
+void CTR__AVX512_FN(ctr__linear_avx512)(const float *x, size_t ldx, size_t rows,
+                                        size_t in, const float *w,
+                                        const float *bias, size_t out, float *y,
+                                        size_t ldy, ctr_activation_t act,
+                                        float beta)
+{
+    act_t a;
+    act_init(&a, act, beta);
+    if (out == 0 || rows == 0)
+        return;
+    if (out == 1) {
+        out1(x, ldx, rows, in, w, bias, y, ldy, &a);
+        return;
+    }
+    blk_t b = {.ldx = ldx, .in = in, .out = out, .ldy = ldy, .a = &a};
+    size_t r = 0;
+    for (size_t s = 0; s < CTR_ARRAY_LEN(shapes); s++) {
+        const size_t mr = (size_t)shapes[s].mr;
+        for (; r + mr <= rows; r += mr) {
+            b.x = x + r * ldx;
+            row_block(&shapes[s], &b, w, bias, y + r * ldy, out);
+        }
+    }
+}

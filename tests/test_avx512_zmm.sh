@@ -1,0 +1,42 @@
+#!/bin/bash
+# The per-ISA kernel objects really hold the instructions their names claim:
+# kernels_avx512.o (the native build) has FMAs on zmm registers, and
+# kernels_avx2.o has FMAs on ymm registers and none on zmm. A build that
+# lost its -m flags, or a kernel the compiler quietly scalarized, fails.
+# B names the build directory (default build). Exit 0 pass, 1 fail.
+set -u
+B=${B:-build}
+fail=0
+
+check_obj() { # obj regex description
+    local obj=$1 re=$2 what=$3 n
+    if [ ! -f "$obj" ]; then
+        echo "FAIL: $obj not built"; fail=1; return
+    fi
+    n=$(objdump -d --no-show-raw-insn "$obj" | grep -Ec "$re")
+    if [ "$n" -gt 0 ]; then
+        echo "ok: $obj has $n $what"
+    else
+        echo "FAIL: $obj has no $what"; fail=1
+    fi
+}
+
+if ! command -v objdump >/dev/null; then
+    echo "objdump not installed (binutils)"; exit 77
+fi
+check_obj "$B/model/kernels_avx512.o" 'vfmadd[0-9]+ps[[:space:]].*%zmm' "vfmadd*ps on zmm"
+check_obj "$B/model/kernels_avx512.o" 'vbroadcastss[[:space:]].*%zmm' "vbroadcastss to zmm"
+check_obj "$B/model/kernels_avx512.o" 'vmovups[[:space:]].*%zmm[0-9]+\{%k[1-7]\}' "masked zmm loads/stores"
+check_obj "$B/model/kernels_avx2.o" 'vfmadd[0-9]+ps[[:space:]].*%ymm' "vfmadd*ps on ymm"
+check_obj "$B/model/kernels_avx2.o" 'vmaskmovps' "vmaskmovps tails"
+if [ -f "$B/model/kernels_avx2.o" ] &&
+   objdump -d --no-show-raw-insn "$B/model/kernels_avx2.o" | grep -q '%zmm'; then
+    echo "FAIL: $B/model/kernels_avx2.o uses zmm registers"; fail=1
+fi
+# The scalar reference is built without -m flags: no ymm/zmm there.
+if [ -f "$B/model/kernels.o" ] &&
+   objdump -d --no-show-raw-insn "$B/model/kernels.o" | grep -Eq '%[yz]mm'; then
+    echo "FAIL: $B/model/kernels.o uses ymm/zmm registers"; fail=1
+fi
+[ $fail -eq 0 ] && echo "pass"
+exit $fail
