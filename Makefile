@@ -77,6 +77,7 @@ help:
 	@echo "make test    build and run every test (SANITIZE=address,undefined for ASan+UBSan)"
 	@echo "make run     build, make the demo model, serve on :8080"
 	@echo "make bench   performance report (see BENCHMARKS.md)"
+	@echo "make bench-quick  the same, short (< 3 min): a smoke test of the benchmark"
 	@echo "make container-test  build the image with podman, run and check it (root)"
 
 deps:
@@ -171,6 +172,14 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@B=$(B) bench/run.sh
 
+# The same parts, short (under 3 minutes once the benchmark models exist in
+# build/bench): a smoke test of the benchmark, not figures to quote. Its
+# report is build/bench/out/BENCHMARKS-quick.md; BENCHMARKS.md is untouched.
+.PHONY: bench-quick
+bench-quick: deps
+	@$(MAKE) --no-print-directory all
+	@B=$(B) BENCH_QUICK=1 bench/run.sh
+
 # Builds the Dockerfile's image with podman (set up by scripts/podman-setup.sh)
 # and checks it serves, passes its health check and drains on SIGTERM.
 container-test:
@@ -178,5 +187,63 @@ container-test:
 
 clean:
 	rm -rf build
+
+# ---- hardening: fuzzing, corpus replay, soak (docs/RELIABILITY.md) --------
+#
+# A fuzz target is tests/fuzz/fuzz_<name>.c (LLVMFuzzerTestOneInput); its
+# corpus, seeds plus every crash or slow input found, is
+# tests/fuzz/corpus/<name>/. Each target is built twice:
+#  - $(B)/tests/fuzz_replay_<name>: tests/fuzz/replay.c's main() runs it over
+#    its corpus, with this build's compiler and flags (part of `all`);
+#    tests/test_fuzz_replay.sh runs them under ASan+UBSan in `make test`;
+#  - build/fuzz/fuzz_<name>: clang -fsanitize=fuzzer,address,undefined, for
+#    `make fuzz FUZZ_SECONDS=N`, which runs every target N seconds, niced,
+#    reading the repository corpus and writing new inputs to
+#    build/fuzz/work/<name>/ (crashes to build/fuzz/artifacts/<name>/).
+#    `make fuzz-merge` adds the coverage-increasing work inputs to the
+#    repository corpus (libFuzzer -merge=1).
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REPLAY  := $(FUZZ_TARGETS:%=$(B)/tests/fuzz_replay_%)
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+FUZZ_ARGS    ?=
+FUZZ_CC      ?= clang
+FUZZ_B       := build/fuzz
+# Objects every target may use: the jansson reference decoder and the test
+# helpers (test_make_model).
+FUZZ_HELPERS  = $(B)/tests/decode_ref.o $(B)/tests/testutil.o
+
+all: $(FUZZ_REPLAY)
+
+# test_decode shares the reference decoder with the differential targets.
+$(B)/tests/test_decode: $(B)/tests/decode_ref.o
+
+$(B)/tests/fuzz_replay_%: $(B)/tests/fuzz/fuzz_%.o $(B)/tests/fuzz/replay.o $(FUZZ_HELPERS) $(SERVER_LIB) $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LDLIBS)
+
+# libFuzzer binaries: only built in $(FUZZ_B), by `fuzz-build`.
+$(B)/fuzz_%: $(B)/tests/fuzz/fuzz_%.o $(FUZZ_HELPERS) $(SERVER_LIB) $(LIB)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LDLIBS)
+
+.PHONY: fuzz fuzz-build fuzz-merge soak
+fuzz-build:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: $(FUZZ_CC) not found (make deps installs clang)"; exit 1; }
+	@$(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) CFLAGS="-O1 -g" \
+	    SANITIZE=fuzzer-no-link,address,undefined $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
+
+fuzz: fuzz-build
+	@FUZZ_B=$(FUZZ_B) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) \
+	    scripts/fuzz.sh run $(FUZZ_TARGETS) -- $(FUZZ_ARGS)
+
+fuzz-merge: fuzz-build
+	@FUZZ_B=$(FUZZ_B) scripts/fuzz.sh merge $(FUZZ_TARGETS)
+
+# `make soak SOAK_SECONDS=N`: ctrload at 70% of measured capacity with the
+# audit log on; errors, p99 drift, RSS and fd growth (scripts/soak.sh).
+SOAK_SECONDS ?= 600
+soak:
+	@$(MAKE) --no-print-directory $(B)/ctrd $(B)/ctrtool $(B)/ctrload
+	@B=$(B) SOAK_SECONDS=$(SOAK_SECONDS) scripts/soak.sh
+
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -4,7 +4,9 @@
 set -eu
 PKGS="gcc make pkg-config binutils xz-utils curl
       libjansson-dev libssl-dev libxxhash-dev libsimde-dev libopenblas-dev
-      libmicrohttpd-dev liburing-dev"
+      libmicrohttpd-dev liburing-dev
+      python3-yaml
+      python3 valgrind clang llvm"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

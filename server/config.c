@@ -139,7 +139,7 @@ static int check_enum(const char *what, const char *v, const char *const *allowe
 
 int ctr__config_parse(ctr__config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 {
-    int rc;
+    int rc, audit_dir_flag = 0, no_audit_flag = 0;
     char from[96];
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < CTR_ARRAY_LEN(opts); i++)
@@ -187,7 +187,18 @@ int ctr__config_parse(ctr__config_t *cfg, int argc, char **argv, char *err, size
         snprintf(from, sizeof from, "--%s", o->flag);
         if ((rc = set_opt(cfg, o, val, from, err, errlen)))
             return rc;
+        audit_dir_flag |= !strcmp(o->flag, "audit-dir");
+        no_audit_flag |= !strcmp(o->flag, "no-audit");
     }
+    /* --audit-dir and --no-audit exclude each other; a flag beats the
+     * other one's environment twin (an image sets CTRD_AUDIT_DIR, and
+     * `ctrd --no-audit` must still work there). */
+    if (audit_dir_flag && no_audit_flag)
+        return ctr_error(err, errlen, CTR_EINVAL, "--audit-dir and --no-audit exclude each other");
+    if (no_audit_flag && cfg->no_audit)
+        cfg->audit_dir = NULL;
+    else if (audit_dir_flag)
+        cfg->no_audit = 0;
     if (cfg->show_help || cfg->show_version || cfg->check_url)
         return 0;
 
@@ -205,7 +216,7 @@ int ctr__config_parse(ctr__config_t *cfg, int argc, char **argv, char *err, size
     if (!!cfg->tls_cert != !!cfg->tls_key)
         return ctr_error(err, errlen, CTR_EINVAL, "--tls-cert and --tls-key go together");
     if (cfg->audit_dir && cfg->no_audit)
-        return ctr_error(err, errlen, CTR_EINVAL, "--audit-dir and --no-audit exclude each other");
+        return ctr_error(err, errlen, CTR_EINVAL, "CTRD_AUDIT_DIR and CTRD_NO_AUDIT exclude each other");
     if (cfg->admin_token && !*cfg->admin_token)
         cfg->admin_token = NULL;
     if (cfg->admin_token && strlen(cfg->admin_token) < 16)
