@@ -238,6 +238,34 @@ fuzz: fuzz-build
 fuzz-merge: fuzz-build
 	@FUZZ_B=$(FUZZ_B) scripts/fuzz.sh merge $(FUZZ_TARGETS)
 
+# `make fuzz-cover`: line and branch coverage of the code each target tests,
+# replaying its corpus (and the last run's work inputs) through drivers
+# built with clang source-based coverage in build/fuzz-cov.
+FUZZ_COV_B := build/fuzz-cov
+.PHONY: fuzz-cover
+fuzz-cover:
+	@$(MAKE) --no-print-directory B=$(FUZZ_COV_B) CC=$(FUZZ_CC) \
+	    CFLAGS="-O1 -g -fprofile-instr-generate -fcoverage-mapping" $(FUZZ_TARGETS:%=$(FUZZ_COV_B)/tests/fuzz_replay_%)
+	@FUZZ_B=$(FUZZ_B) FUZZ_COV_B=$(FUZZ_COV_B) scripts/fuzz.sh cover $(FUZZ_TARGETS)
+
+# `make tsan-check`: ThreadSanitizer over the batcher, the reload path and
+# the HTTP layer: ctrd, ctrtool and ctrload with -fsanitize=thread in
+# build/san-thread, then the reload storm (RELOAD_STORM_SECONDS, 10) under
+# load with the audit log on (TSAN_NO_AUDIT=1: off). A report makes ctrd
+# exit 66 at SIGTERM, which the test counts as a failure; the reports are
+# in build/san-thread/tsan.* (TSAN_OPTIONS log_path). No suppressions.
+RELOAD_STORM_SECONDS ?= 10
+TSAN_NO_AUDIT ?= 0
+.PHONY: tsan-check
+tsan-check:
+	@$(MAKE) --no-print-directory SANITIZE=thread B=build/san-thread \
+	    build/san-thread/ctrd build/san-thread/ctrtool build/san-thread/ctrload
+	@rm -f build/san-thread/tsan.*
+	@TSAN_OPTIONS="log_path=$(CURDIR)/build/san-thread/tsan $(TSAN_OPTIONS)" B=build/san-thread \
+	    RELOAD_STORM_SECONDS=$(RELOAD_STORM_SECONDS) RELOAD_STORM_NO_AUDIT=$(TSAN_NO_AUDIT) \
+	    bash tests/test_faults_reload.sh; rc=$$?; \
+	    cat build/san-thread/tsan.* 2>/dev/null | grep -E '^(WARNING|SUMMARY)'; exit $$rc
+
 # `make soak SOAK_SECONDS=N`: ctrload at 70% of measured capacity with the
 # audit log on; errors, p99 drift, RSS and fd growth (scripts/soak.sh).
 SOAK_SECONDS ?= 600
@@ -246,4 +274,4 @@ soak:
 	@B=$(B) SOAK_SECONDS=$(SOAK_SECONDS) scripts/soak.sh
 
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -45,6 +45,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,25 +287,41 @@ static int write_chunk(ctr__audit_t *a, const uint8_t *p, size_t len, int sync)
         struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
         io_uring_prep_write(sqe, a->fd, p, (unsigned)len, off);
         sqe->user_data = 1;
-        unsigned nr = 1;
         if (sync) {
             sqe->flags |= IOSQE_IO_LINK;
             sqe = io_uring_get_sqe(&a->ring);
             io_uring_prep_fsync(sqe, a->fd, IORING_FSYNC_DATASYNC);
             sqe->user_data = 2;
-            nr = 2;
             INC(a->syncs, 1);
         }
-        int s = io_uring_submit_and_wait(&a->ring, nr);
-        int wres = -ECANCELED, sres = -ECANCELED;
+        int s, wres = -ECANCELED, sres = -ECANCELED, lost_ring = 0;
+        /* One call submits and waits. The kernel answers -EINTR only when
+         * it submitted nothing, so a retry cannot write twice (and the
+         * writer thread blocks signals anyway). */
+        do
+            s = io_uring_submit_and_wait(&a->ring, sync ? 2 : 1);
+        while (s == -EINTR);
         if (s < 0) {
-            wres = s;
+            /* Nothing went out; entries left in the ring would go out
+             * with a later submission, so drop the ring and write plainly. */
+            use_fallback(a, "io_uring_submit failed", -s);
+            lost_ring = 1;
         } else {
-            for (unsigned i = 0; i < nr; i++) {
+            /* Wait for every completion, whatever happens: the buffer must
+             * not be reused (or the file cut) while the kernel still
+             * writes from it. */
+            for (int i = 0; i < s; i++) {
                 struct io_uring_cqe *cqe;
-                int w = io_uring_wait_cqe(&a->ring, &cqe);
+                int w;
+                do
+                    w = io_uring_wait_cqe(&a->ring, &cqe);
+                while (w == -EINTR || w == -EAGAIN);
                 if (w < 0) {
-                    wres = w;
+                    /* The ring itself broke. Closing it waits out or
+                     * cancels the write; count the write as failed. */
+                    use_fallback(a, "io_uring_wait_cqe failed", -w);
+                    wres = -EIO;
+                    sync = 0;
                     break;
                 }
                 if (cqe->user_data == 1)
@@ -313,8 +330,14 @@ static int write_chunk(ctr__audit_t *a, const uint8_t *p, size_t len, int sync)
                     sres = cqe->res;
                 io_uring_cqe_seen(&a->ring, cqe);
             }
+            if (a->uring && io_uring_sq_ready(&a->ring)) {
+                use_fallback(a, "io_uring submitted part of a write", 0);
+                sres = -ECANCELED;
+            }
         }
-        if (wres == -ENOSYS || wres == -EPERM || wres == -EOPNOTSUPP || wres == -EINVAL) {
+        if (lost_ring) {
+            /* the plain path below writes the whole chunk */
+        } else if ((wres == -ENOSYS || wres == -EPERM || wres == -EOPNOTSUPP || wres == -EINVAL) && a->uring) {
             /* The ring was set up but the kernel or a filter refuses the
              * operation: plain writes from now on. */
             use_fallback(a, "io_uring write refused", -wres);
@@ -322,7 +345,7 @@ static int write_chunk(ctr__audit_t *a, const uint8_t *p, size_t len, int sync)
             rc = wres;
         } else {
             done = (size_t)wres;
-            if (done == len && sync) {
+            if (done == len && sync && sres != -ECANCELED) {
                 if (sres < 0)
                     rc = sres;
                 synced = 1;
@@ -348,6 +371,8 @@ static int write_chunk(ctr__audit_t *a, const uint8_t *p, size_t len, int sync)
     /* Undo: no half record may stay in front of later good ones. After a
      * failed sync the page cache state is unknown: start a new segment. */
     if (ftruncate(a->fd, (off_t)off) || (sync && synced)) {
+        if (!(sync && synced))
+            fdatasync(a->fd);   /* best effort for the good records before */
         close(a->fd);
         a->fd = -1;
     }
@@ -445,6 +470,10 @@ static void *writer_main(void *arg)
 {
     ctr__audit_t *a = arg;
     pthread_setname_np(pthread_self(), "ctrd-audit");
+    /* Signals are for the main thread: none interrupts a write here. */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
     pthread_mutex_lock(&a->lock);
     for (;;) {
         abuf_t *b = a->fill;
@@ -580,9 +609,11 @@ int ctr__audit_open(const ctr__audit_config_t *cfg, ctr__audit_t **out,
     a->thread_started = 1;
     static const char *const modes[] = {"async", "write", "fsync"};
     snprintf(a->describe, sizeof a->describe,
-             "writing to %s (durability %s, %s, segments of %llu bytes, on error %s, first segment %s)",
+             "writing to %s (durability %s, %s, segments of %llu bytes, on error %s, 2 buffers of %llu bytes, "
+             "first segment %s)",
              a->dir, modes[a->durability], a->uring ? "io_uring" : "pwrite/fdatasync fallback",
-             (unsigned long long)a->segment_bytes, a->on_error_fail ? "fail" : "continue", path);
+             (unsigned long long)a->segment_bytes, a->on_error_fail ? "fail" : "continue",
+             (unsigned long long)bufsz, path);
     *out = a;
     return 0;
 fail:

@@ -89,6 +89,7 @@ typedef struct {
     uint64_t t_start_ns;           /* monotonic, headers received */
     uint64_t t_received_real_ns;
     int admitted;                  /* arrived before drain started */
+    int close_conn;                /* answer with Connection: close */
     const char *method;            /* static strings for the log */
     char path[96];                 /* start of the path, for the log */
     char v2_name[V2_NAME_MAX + 1]; /* {name} of /v2/models/{name}/... */
@@ -150,7 +151,7 @@ static enum MHD_Result send_body(req_t *r, int status, const char *ctype, char *
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (retry_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    if (atomic_load(&r->h->draining))
+    if (atomic_load(&r->h->draining) || r->close_conn)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -507,7 +508,7 @@ static enum MHD_Result finish_score(req_t *r)
     if (rs == CTR_EBUSY)
         return send_error(r, 503, "audit_busy", "the audit log cannot keep up; retry shortly", -1, NULL);
     if (rs < 0)
-        return send_error(r, 500, "audit_failed", "the audit record could not be written; the score is withheld",
+        return send_error(r, 503, "audit_failed", "the audit record could not be written; the score is withheld",
                           -1, NULL);
     if (r->job.item.score_status)
         return send_error(r, 500, "scoring_failed", ctr_strerror(r->job.item.score_status), -1, NULL);
@@ -618,6 +619,22 @@ static enum MHD_Result finish_reload(req_t *r)
 /* ------------------------------------------------------------------ */
 /* libmicrohttpd callbacks                                             */
 
+typedef struct {
+    const char *first;   /* the Content-Length value libmicrohttpd uses */
+    int conflict;        /* another Content-Length with a different value */
+} framing_t;
+
+static enum MHD_Result count_lengths(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    framing_t *f = cls;
+    if (key && value && f->first && !strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) &&
+        strcmp(value, f->first))
+        f->conflict = 1;
+    return MHD_YES;
+}
+
 /* First call: route, check headers, size the body buffer. Returns MHD_NO
  * to drop the connection; may queue an early 413. */
 static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, const char *url,
@@ -649,6 +666,20 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     uint64_t max = h->d.cfg->max_body_bytes;
+    /* Ambiguous framing (RFC 9112 6.3): Content-Length twice with other
+     * values, or beside Transfer-Encoding. libmicrohttpd frames by the first
+     * Content-Length (or by the chunks); a proxy in front may pick another,
+     * and the bytes left over would be read as the next request (request
+     * smuggling). Refuse before reading; the connection is closed. */
+    framing_t fr = {cl, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_lengths, &fr);
+    if (fr.conflict || (cl && te)) {
+        r->close_conn = 1;
+        return send_error(r, 400, "bad_request",
+                          fr.conflict ? "conflicting Content-Length headers"
+                                      : "both Content-Length and Transfer-Encoding",
+                          -1, NULL);
+    }
     if (cl) {
         char *end;
         errno = 0;

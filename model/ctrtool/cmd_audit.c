@@ -1,0 +1,857 @@
+/* ctrtool audit dump / verify / pd - read ctrd's audit log.
+ *
+ *   dump   LOG...                     every record as one JSON object a line
+ *   verify --model M [--model M2] LOG...
+ *                                     re-score each record whose digest is a
+ *                                     given model's and compare score bits
+ *   pd     --model CANDIDATE LOG...   relative PD and flip rate of a
+ *                                     candidate against the logged scores
+ *
+ * A LOG is a segment file or a directory (its *.audit files, by name).
+ * Re-scoring re-encodes the logged raw values with features.h exactly as
+ * the server did and runs ctr_forward: the bit-exact kernels give the same
+ * bits whatever the batch, so every logged score must come back
+ * identical. Exit status: 0 ok; 1 a mismatch, corruption in the middle of
+ * a file, an unreadable file, or (verify) no record scored by the model;
+ * 2 usage. A torn final record (a crash mid-write) is reported, skipped
+ * and not an error. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ctr/audit.h"
+#include "ctr/common.h"
+#include "ctr/features.h"
+#include "ctr/forward.h"
+#include "ctr/kernels.h"
+#include "ctr/metrics.h"
+#include "ctr/model.h"
+#include "ctrtool_int.h"
+
+#define MAX_MODELS 8
+
+/* ---- the list of segment files --------------------------------------- */
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+} list_t;
+
+static int list_add(list_t *l, const char *s)
+{
+    if (l->n == l->cap) {
+        size_t c = l->cap ? 2 * l->cap : 16;
+        char **v = realloc(l->v, c * sizeof *v);
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = c;
+    }
+    if (!(l->v[l->n] = strdup(s)))
+        return -1;
+    l->n++;
+    return 0;
+}
+
+static void list_free(list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Expands a directory argument into its *.audit files, sorted by name
+ * (segment names sort in time order). */
+static int expand(const char *cmd, const char *arg, list_t *out)
+{
+    struct stat st;
+    if (stat(arg, &st)) {
+        fprintf(stderr, "ctrtool audit %s: %s: %s\n", cmd, arg, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return list_add(out, arg);
+    DIR *d = opendir(arg);
+    if (!d) {
+        fprintf(stderr, "ctrtool audit %s: %s: %s\n", cmd, arg, strerror(errno));
+        return -1;
+    }
+    list_t found = {0};
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l > 6 && !strcmp(e->d_name + l - 6, ".audit")) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", arg, e->d_name);
+            if (list_add(&found, path)) {
+                closedir(d);
+                list_free(&found);
+                return -1;
+            }
+        }
+    }
+    closedir(d);
+    if (found.n)
+        qsort(found.v, found.n, sizeof *found.v, cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < found.n && !rc; i++)
+        rc = list_add(out, found.v[i]);
+    list_free(&found);
+    return rc;
+}
+
+/* ---- walking the log --------------------------------------------------- */
+
+typedef struct {
+    uint64_t files, records, examples, corrupt, torn, unreadable, header_bad;
+} totals_t;
+
+typedef struct walker walker_t;
+struct walker {
+    const char *cmd;
+    int verbose_events;           /* print CORRUPT/TORN on stderr */
+    void (*on_segment)(walker_t *w, const char *path, const ctr_audit_reader_t *r);
+    void (*on_record)(walker_t *w, const char *path, const ctr_audit_record_t *rec);
+    void (*on_event)(walker_t *w, const char *path, ctr_audit_event_t ev, const ctr_audit_span_t *s);
+    void *ctx;
+    totals_t t;
+};
+
+static void walk(walker_t *w, const list_t *files)
+{
+    for (size_t f = 0; f < files->n; f++) {
+        const char *path = files->v[f];
+        ctr_audit_reader_t *r;
+        char err[512];
+        int rc = ctr_audit_reader_open(path, &r, err, sizeof err);
+        if (rc) {
+            fprintf(stderr, "ctrtool audit %s: %s: %s\n", w->cmd, path, err);
+            w->t.unreadable++;
+            continue;
+        }
+        w->t.files++;
+        if (ctr_audit_reader_header_status(r)) {
+            w->t.corrupt++;
+            w->t.header_bad++;
+            fprintf(stderr, "ctrtool audit %s: %s: segment header CRC mismatch (records still read)\n",
+                    w->cmd, path);
+        }
+        if (w->on_segment)
+            w->on_segment(w, path, r);
+        ctr_audit_record_t rec;
+        ctr_audit_span_t span;
+        ctr_audit_event_t ev;
+        while ((ev = ctr_audit_reader_next(r, &rec, &span)) != CTR_AUDIT_END) {
+            if (ev == CTR_AUDIT_RECORD) {
+                w->t.records++;
+                w->t.examples += rec.n;
+                if (w->on_record)
+                    w->on_record(w, path, &rec);
+                continue;
+            }
+            if (ev == CTR_AUDIT_CORRUPT)
+                w->t.corrupt++;
+            else
+                w->t.torn++;
+            if (w->verbose_events)
+                fprintf(stderr, "ctrtool audit %s: %s: %s at offset %" PRIu64 " (%" PRIu64 " bytes): %s\n",
+                        w->cmd, path, ev == CTR_AUDIT_CORRUPT ? "corrupt" : "torn tail", span.offset,
+                        span.bytes, span.why);
+            if (w->on_event)
+                w->on_event(w, path, ev, &span);
+        }
+        ctr_audit_reader_close(r);
+    }
+}
+
+/* ---- JSON output ------------------------------------------------------- */
+
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t k;
+        if (c < 0x80)
+            k = 0;
+        else if ((c & 0xe0) == 0xc0 && c >= 0xc2)
+            k = 1;
+        else if ((c & 0xf0) == 0xe0)
+            k = 2;
+        else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
+            k = 3;
+        else
+            return 0;
+        if (n - i - 1 < k)
+            return 0;
+        for (size_t j = 1; j <= k; j++)
+            if ((s[i + j] & 0xc0) != 0x80)
+                return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+/* A JSON string: bytes of valid UTF-8 as they are, the rest as \u00XX. */
+static void json_str(FILE *f, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    int raw_ok = utf8_valid(u, n);
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = u[i];
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !raw_ok))
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc((int)c, f);
+    }
+    fputc('"', f);
+}
+
+static void json_double(FILE *f, double v)
+{
+    if (isnan(v))
+        fputs("null", f);
+    else if (isinf(v))
+        fputs(v > 0 ? "\"Infinity\"" : "\"-Infinity\"", f);
+    else
+        fprintf(f, "%.17g", v);
+}
+
+static void json_float(FILE *f, float v)
+{
+    if (isnan(v) || isinf(v)) {
+        uint32_t bits;
+        memcpy(&bits, &v, 4);
+        fprintf(f, "\"0x%08x\"", bits);
+    } else {
+        fprintf(f, "%.9g", (double)v);
+    }
+}
+
+/* ---- dump -------------------------------------------------------------- */
+
+typedef struct model_slot model_slot_t;
+struct model_slot {
+    const char *path;
+    ctr_model_t *m;
+    const ctr_model_def_t *def;
+    uint8_t digest[32];
+    ctr_scratch_t *scratch;
+    uint64_t records, examples;
+};
+static int load_model(const char *cmd, const char *path, model_slot_t *s);
+static void unload_model(model_slot_t *s);
+
+typedef struct {
+    int values;
+    const ctr_model_def_t *names;  /* --requests: feature names from a model */
+} dump_ctx_t;
+
+/* --requests: the record as a /v1/score body, one line, with the arrival
+ * time as "t_ns" (ctrload --replay reads this). Missing values are left
+ * out, which the server reads as missing. */
+static void dump_request(const ctr_model_def_t *def, const ctr_audit_record_t *rec)
+{
+    FILE *f = stdout;
+    if (rec->n_dense != def->n_dense || rec->n_cat != def->n_cat) {
+        fprintf(stderr, "ctrtool audit dump: record %s has %zu dense and %zu categorical features, the "
+                        "model %zu and %zu: skipped\n", rec->request_id, rec->n_dense, rec->n_cat,
+                def->n_dense, def->n_cat);
+        return;
+    }
+    fprintf(f, "{\"t_ns\":%" PRIu64 ",\"request_id\":", rec->t_received_ns);
+    json_str(f, rec->request_id, rec->request_id_len);
+    fputs(",\"examples\":[", f);
+    for (size_t i = 0; i < rec->n; i++) {
+        int first = 1;
+        fputs(i ? ",{" : "{", f);
+        for (size_t j = 0; j < def->n_dense; j++) {
+            double v = ctr_audit_record_dense(rec, i, j);
+            if (isnan(v) || isinf(v))
+                continue;
+            fputs(first ? "" : ",", f);
+            first = 0;
+            json_str(f, def->dense[j].name, strlen(def->dense[j].name));
+            fputc(':', f);
+            json_double(f, v);
+        }
+        for (size_t j = 0; j < def->n_cat; j++) {
+            const char *b;
+            size_t l;
+            if (!ctr_audit_record_cat(rec, i, j, &b, &l))
+                continue;
+            fputs(first ? "" : ",", f);
+            first = 0;
+            json_str(f, def->cat[j].name, strlen(def->cat[j].name));
+            fputc(':', f);
+            json_str(f, b, l);
+        }
+        fputc('}', f);
+    }
+    fputs("]}\n", f);
+}
+
+static void dump_segment(walker_t *w, const char *path, const ctr_audit_reader_t *r)
+{
+    if (((dump_ctx_t *)w->ctx)->names)
+        return;
+    const ctr_audit_segment_t *h = ctr_audit_reader_segment(r);
+    static const char *const modes[] = {"async", "write", "fsync"};
+    fputs("{\"segment\":", stdout);
+    json_str(stdout, path, strlen(path));
+    printf(",\"version\":%u,\"server_start_ns\":%" PRIu64 ",\"created_ns\":%" PRIu64 ",\"index\":%" PRIu64
+           ",\"first_seq\":%" PRIu64 ",\"pid\":%u,\"durability\":\"%s\",\"host\":",
+           h->version, h->server_start_ns, h->created_ns, h->segment_index, h->first_seq, h->pid,
+           h->durability < 3 ? modes[h->durability] : "unknown");
+    json_str(stdout, h->host, strlen(h->host));
+    fputs(",\"ctrd_version\":", stdout);
+    json_str(stdout, h->version_str, strlen(h->version_str));
+    printf(",\"header\":\"%s\"}\n", ctr_audit_reader_header_status(r) ? "crc_mismatch" : "ok");
+}
+
+static void dump_record(walker_t *w, const char *path, const ctr_audit_record_t *rec)
+{
+    dump_ctx_t *d = w->ctx;
+    FILE *f = stdout;
+    if (d->names) {
+        dump_request(d->names, rec);
+        return;
+    }
+    char digest[72];
+    ctr_audit_digest_str(rec->digest, digest);
+    fputs("{\"file\":", f);
+    json_str(f, path, strlen(path));
+    fprintf(f, ",\"offset\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"request_id\":", rec->offset, rec->seq);
+    json_str(f, rec->request_id, rec->request_id_len);
+    fprintf(f, ",\"client_request_id\":%s,\"received_ns\":%" PRIu64 ",\"scored_ns\":%" PRIu64
+               ",\"model\":\"%s\",\"generation\":%" PRIu64 ",\"kernel\":\"%s\",\"bit_exact\":%s"
+               ",\"n\":%zu,\"n_dense\":%zu,\"n_cat\":%zu,\"scores\":[",
+            rec->client_request_id ? "true" : "false", rec->t_received_ns, rec->t_scored_ns, digest,
+            rec->generation, ctr_audit_kernel_name(rec->kernel_id), rec->bit_exact ? "true" : "false",
+            rec->n, rec->n_dense, rec->n_cat);
+    for (size_t i = 0; i < rec->n; i++) {
+        if (i)
+            fputc(',', f);
+        json_float(f, rec->scores[i]);
+    }
+    fputc(']', f);
+    if (d->values) {
+        fputs(",\"dense\":[", f);
+        for (size_t i = 0; i < rec->n; i++) {
+            fputs(i ? ",[" : "[", f);
+            for (size_t j = 0; j < rec->n_dense; j++) {
+                if (j)
+                    fputc(',', f);
+                json_double(f, ctr_audit_record_dense(rec, i, j));
+            }
+            fputc(']', f);
+        }
+        fputs("],\"cat\":[", f);
+        for (size_t i = 0; i < rec->n; i++) {
+            fputs(i ? ",[" : "[", f);
+            for (size_t j = 0; j < rec->n_cat; j++) {
+                const char *b;
+                size_t l;
+                if (j)
+                    fputc(',', f);
+                if (ctr_audit_record_cat(rec, i, j, &b, &l))
+                    json_str(f, b, l);
+                else
+                    fputs("null", f);
+            }
+            fputc(']', f);
+        }
+        fputc(']', f);
+    }
+    fputs("}\n", f);
+}
+
+static void dump_event(walker_t *w, const char *path, ctr_audit_event_t ev, const ctr_audit_span_t *s)
+{
+    if (((dump_ctx_t *)w->ctx)->names)
+        return;   /* walk() reported it on stderr */
+    fputs("{\"file\":", stdout);
+    json_str(stdout, path, strlen(path));
+    printf(",\"event\":\"%s\",\"offset\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"why\":",
+           ev == CTR_AUDIT_CORRUPT ? "corrupt" : "torn", s->offset, s->bytes);
+    json_str(stdout, s->why, strlen(s->why));
+    fputs("}\n", stdout);
+}
+
+static const char dump_usage[] =
+    "usage: ctrtool audit dump [--no-values] LOG...\n"
+    "       ctrtool audit dump --requests --model M LOG...\n"
+    "Prints each segment header, record, corrupt span and torn tail as one JSON\n"
+    "object per line. Records hold: file, offset, seq, request_id, received_ns,\n"
+    "scored_ns, model (digest), generation, kernel, bit_exact, n, n_dense, n_cat,\n"
+    "scores, and unless --no-values the raw values: dense[i][j] (null = missing)\n"
+    "and cat[i][j] (the value's bytes; null = missing). A LOG is a segment file\n"
+    "or a directory of them. --requests prints each record instead as the\n"
+    "/v1/score body that reproduces it, with feature names from model M and the\n"
+    "arrival time as \"t_ns\" (for ctrload --replay); anomalies go to stderr.\n"
+    "Exit 1 when a file is unreadable or holds corrupt records.\n";
+
+static int cmd_dump(int argc, char **argv)
+{
+    dump_ctx_t d = {1, NULL};
+    list_t files = {0};
+    const char *mpath = NULL;
+    int rc = 0, requests = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(dump_usage, stdout);
+            list_free(&files);
+            return 0;
+        } else if (!strcmp(argv[i], "--no-values")) {
+            d.values = 0;
+        } else if (!strcmp(argv[i], "--requests")) {
+            requests = 1;
+        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+            mpath = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "ctrtool audit dump: unknown option '%s'\n%s", argv[i], dump_usage);
+            list_free(&files);
+            return 2;
+        } else if (expand("dump", argv[i], &files)) {
+            rc = 1;
+        }
+    }
+    if ((!files.n && !rc) || requests != (mpath != NULL)) {
+        fputs(dump_usage, stderr);
+        list_free(&files);
+        return 2;
+    }
+    model_slot_t names;
+    if (mpath) {
+        if (load_model("dump", mpath, &names)) {
+            list_free(&files);
+            return 1;
+        }
+        d.names = names.def;
+    }
+    walker_t w = {"dump", requests, dump_segment, dump_record, dump_event, &d, {0}};
+    walk(&w, &files);
+    list_free(&files);
+    if (mpath)
+        unload_model(&names);
+    fflush(stdout);
+    return rc || w.t.unreadable || (w.t.corrupt) ? 1 : 0;
+}
+
+/* ---- re-scoring --------------------------------------------------------- */
+
+
+typedef struct {
+    const ctr_kernel_t *kernel;
+    float *dense;
+    uint32_t *rows;
+    float *scores;
+    size_t cap;                   /* examples the buffers hold */
+} rescore_t;
+
+static int load_model(const char *cmd, const char *path, model_slot_t *s)
+{
+    char err[1024];
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    int rc = ctr_model_open(path, &s->m, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "ctrtool audit %s: %s: %s\n", cmd, path, err);
+        return -1;
+    }
+    s->def = ctr_model_def(s->m);
+    if (ctr_audit_digest_parse(ctr_model_digest(s->m), s->digest) ||
+        !(s->scratch = ctr_scratch_new(s->def, 256))) {
+        fprintf(stderr, "ctrtool audit %s: %s: cannot prepare the model\n", cmd, path);
+        return -1;
+    }
+    return 0;
+}
+
+static void unload_model(model_slot_t *s)
+{
+    ctr_scratch_free(s->scratch);
+    ctr_model_close(s->m);
+}
+
+/* Scores rec's logged inputs with def into rs->scores. 0, or CTR_E*. */
+static int rescore(rescore_t *rs, const ctr_model_def_t *def, ctr_scratch_t *scratch,
+                   const ctr_audit_record_t *rec)
+{
+    size_t n = rec->n, nd = def->n_dense, nc = def->n_cat;
+    if (rec->n_dense != nd || rec->n_cat != nc)
+        return CTR_EFORMAT;
+    if (n > rs->cap) {
+        size_t cap = n;
+        float *d = realloc(rs->dense, (cap * nd + 1) * sizeof *d);
+        if (d)
+            rs->dense = d;
+        uint32_t *r = realloc(rs->rows, (cap * nc + 1) * sizeof *r);
+        if (r)
+            rs->rows = r;
+        float *s = realloc(rs->scores, cap * sizeof *s);
+        if (s)
+            rs->scores = s;
+        if (!d || !r || !s)
+            return CTR_ENOMEM;
+        rs->cap = cap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < nd; j++) {
+            double v = ctr_audit_record_dense(rec, i, j);
+            rs->dense[i * nd + j] = isnan(v) ? ctr_features_dense_missing(&def->dense[j])
+                                             : ctr_features_dense(&def->dense[j], v);
+        }
+        for (size_t j = 0; j < nc; j++) {
+            const char *b;
+            size_t l;
+            rs->rows[i * nc + j] = ctr_audit_record_cat(rec, i, j, &b, &l)
+                                       ? ctr_features_cat_row(&def->cat[j], b, l)
+                                       : CTR_MISSING_ROW;
+        }
+    }
+    return ctr_forward(def, rs->kernel, n, rs->dense, rs->rows, rs->scores, NULL, scratch);
+}
+
+static void rescore_free(rescore_t *rs)
+{
+    free(rs->dense);
+    free(rs->rows);
+    free(rs->scores);
+}
+
+static const ctr_kernel_t *pick_kernel(const char *cmd, const char *name)
+{
+    char err[256];
+    int id = ctr_kernel_parse(name ? name : "auto");
+    if (id < 0) {
+        fprintf(stderr, "ctrtool audit %s: unknown kernel '%s'\n", cmd, name);
+        return NULL;
+    }
+    const ctr_kernel_t *k = ctr_kernel_select((ctr_kernel_id_t)id, err, sizeof err);
+    if (!k)
+        fprintf(stderr, "ctrtool audit %s: %s\n", cmd, err);
+    return k;
+}
+
+/* ---- verify ------------------------------------------------------------- */
+
+typedef struct {
+    model_slot_t models[MAX_MODELS];
+    size_t n_models;
+    rescore_t rs;
+    uint64_t verified, verified_examples, mismatched, mismatched_examples, skipped, errors;
+    uint64_t inexact, inexact_differ;
+    uint64_t shown;
+} verify_ctx_t;
+
+static void verify_record(walker_t *w, const char *path, const ctr_audit_record_t *rec)
+{
+    verify_ctx_t *v = w->ctx;
+    model_slot_t *s = NULL;
+    for (size_t i = 0; i < v->n_models && !s; i++)
+        if (!memcmp(v->models[i].digest, rec->digest, 32))
+            s = &v->models[i];
+    if (!s) {
+        v->skipped++;
+        return;
+    }
+    int rc = rescore(&v->rs, s->def, s->scratch, rec);
+    if (rc) {
+        v->mismatched++;
+        v->mismatched_examples += rec->n;
+        if (v->shown++ < 20)
+            fprintf(stderr, "%s@%" PRIu64 " request %s: cannot re-score: %s (record has %zu dense, %zu "
+                            "categorical)\n", path, rec->offset, rec->request_id, ctr_strerror(rc),
+                    rec->n_dense, rec->n_cat);
+        return;
+    }
+    size_t differ = 0, first = 0;
+    for (size_t i = 0; i < rec->n; i++)
+        if (memcmp(&v->rs.scores[i], &rec->scores[i], 4) && !differ++)
+            first = i;
+    s->records++;
+    s->examples += rec->n;
+    if (!rec->bit_exact) {
+        /* Scored by a kernel that does not promise bit-exact results
+         * (--kernel blas): differences are expected, not failures. */
+        v->inexact++;
+        v->inexact_differ += differ > 0;
+        return;
+    }
+    if (!differ) {
+        v->verified++;
+        v->verified_examples += rec->n;
+        return;
+    }
+    v->mismatched++;
+    v->mismatched_examples += differ;
+    if (v->shown++ < 20) {
+        uint32_t a, b;
+        memcpy(&a, &rec->scores[first], 4);
+        memcpy(&b, &v->rs.scores[first], 4);
+        fprintf(stderr, "MISMATCH %s@%" PRIu64 " request %s example %zu of %zu: logged %.9g (0x%08x), "
+                        "recomputed %.9g (0x%08x) [kernel %s]; %zu examples differ\n",
+                path, rec->offset, rec->request_id, first, rec->n, (double)rec->scores[first], a,
+                (double)v->rs.scores[first], b, ctr_audit_kernel_name(rec->kernel_id), differ);
+    }
+}
+
+static const char verify_usage[] =
+    "usage: ctrtool audit verify --model M [--model M2 ...] [--kernel K] LOG...\n"
+    "Re-scores every record whose model digest is one of the given models' with\n"
+    "the same feature encoding and a bit-exact kernel (auto: the widest this CPU\n"
+    "runs), and compares each score's float bits with the logged ones. Prints\n"
+    "totals: verified, mismatched, skipped (another model), corrupt, torn tail.\n"
+    "Exit 1 on any mismatch, corruption in the middle of a file, an unreadable\n"
+    "file, or when no record was scored by the given models.\n";
+
+static int cmd_verify(int argc, char **argv)
+{
+    verify_ctx_t v;
+    memset(&v, 0, sizeof v);
+    list_t files = {0};
+    const char *model_paths[MAX_MODELS], *kname = NULL;
+    size_t n_paths = 0;
+    int rc = 0, usage = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(verify_usage, stdout);
+            list_free(&files);
+            return 0;
+        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+            if (n_paths == MAX_MODELS) {
+                fprintf(stderr, "ctrtool audit verify: at most %d models\n", MAX_MODELS);
+                usage = 1;
+            } else {
+                model_paths[n_paths++] = argv[++i];
+            }
+        } else if (!strcmp(argv[i], "--kernel") && i + 1 < argc) {
+            kname = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "ctrtool audit verify: unknown option '%s'\n", argv[i]);
+            usage = 1;
+        } else if (expand("verify", argv[i], &files)) {
+            rc = 1;
+        }
+    }
+    if (usage || !n_paths || (!files.n && !rc)) {
+        fputs(verify_usage, stderr);
+        list_free(&files);
+        return 2;
+    }
+    v.rs.kernel = pick_kernel("verify", kname);
+    if (!v.rs.kernel) {
+        list_free(&files);
+        return 1;
+    }
+    for (size_t i = 0; i < n_paths; i++) {
+        if (load_model("verify", model_paths[i], &v.models[v.n_models])) {
+            rc = 1;
+            goto out;
+        }
+        v.n_models++;
+    }
+    walker_t w = {"verify", 1, NULL, verify_record, NULL, &v, {0}};
+    walk(&w, &files);
+    totals_t *t = &w.t;
+    printf("audit verify: %" PRIu64 " files, %" PRIu64 " records (%" PRIu64 " examples), kernel %s\n",
+           t->files, t->records, t->examples, v.rs.kernel->name);
+    for (size_t i = 0; i < v.n_models; i++) {
+        char d[72];
+        ctr_audit_digest_str(v.models[i].digest, d);
+        printf("  model %s (%s): %" PRIu64 " records, %" PRIu64 " examples\n", v.models[i].path, d,
+               v.models[i].records, v.models[i].examples);
+    }
+    printf("  verified    %" PRIu64 " records (%" PRIu64 " examples): every score bit-identical\n",
+           v.verified, v.verified_examples);
+    printf("  mismatched  %" PRIu64 " records (%" PRIu64 " examples)\n", v.mismatched, v.mismatched_examples);
+    printf("  skipped     %" PRIu64 " records (another model's digest)\n", v.skipped);
+    if (v.inexact)
+        printf("  not bit-exact kernel (blas): %" PRIu64 " records re-scored, %" PRIu64
+               " differ (expected, not counted as mismatches)\n", v.inexact, v.inexact_differ);
+    printf("  corrupt     %" PRIu64 "%s\n", t->corrupt, t->corrupt ? " (damaged bytes in the middle of a file)" : "");
+    printf("  torn tail   %" PRIu64 "%s\n", t->torn, t->torn ? " (incomplete final record of a crash: skipped)" : "");
+    if (t->unreadable)
+        printf("  unreadable  %" PRIu64 " files\n", t->unreadable);
+    printf("verified=%" PRIu64 " mismatched=%" PRIu64 " skipped=%" PRIu64 " corrupt=%" PRIu64 " torn=%" PRIu64 "\n",
+           v.verified, v.mismatched, v.skipped, t->corrupt, t->torn);
+    if (v.mismatched || t->corrupt || t->unreadable)
+        rc = 1;
+    if (!v.verified && !v.inexact && v.skipped) {
+        fprintf(stderr, "ctrtool audit verify: no record was scored by the given model(s)\n");
+        rc = 1;
+    }
+out:
+    for (size_t i = 0; i < v.n_models; i++)
+        unload_model(&v.models[i]);
+    rescore_free(&v.rs);
+    list_free(&files);
+    return rc;
+}
+
+/* ---- pd ----------------------------------------------------------------- */
+
+typedef struct {
+    model_slot_t cand;
+    rescore_t rs;
+    float *logged, *scored;
+    size_t n, cap;
+    uint64_t records, skipped, identical, errors;
+    int oom;
+} pd_ctx_t;
+
+static void pd_record(walker_t *w, const char *path, const ctr_audit_record_t *rec)
+{
+    pd_ctx_t *p = w->ctx;
+    if (rec->n_dense != p->cand.def->n_dense || rec->n_cat != p->cand.def->n_cat) {
+        p->skipped++;
+        return;
+    }
+    int rc = rescore(&p->rs, p->cand.def, p->cand.scratch, rec);
+    if (rc) {
+        if (p->errors++ < 10)
+            fprintf(stderr, "ctrtool audit pd: %s@%" PRIu64 ": %s\n", path, rec->offset, ctr_strerror(rc));
+        return;
+    }
+    if (p->n + rec->n > p->cap) {
+        size_t cap = p->cap ? p->cap : 4096;
+        while (cap < p->n + rec->n)
+            cap *= 2;
+        float *a = realloc(p->logged, cap * sizeof *a);
+        if (a)
+            p->logged = a;
+        float *b = realloc(p->scored, cap * sizeof *b);
+        if (b)
+            p->scored = b;
+        if (!a || !b) {
+            p->oom = 1;
+            return;
+        }
+        p->cap = cap;
+    }
+    for (size_t i = 0; i < rec->n; i++) {
+        p->logged[p->n] = rec->scores[i];
+        p->scored[p->n] = p->rs.scores[i];
+        p->identical += !memcmp(&rec->scores[i], &p->rs.scores[i], 4);
+        p->n++;
+    }
+    p->records++;
+}
+
+static const char pd_usage[] =
+    "usage: ctrtool audit pd --model CANDIDATE [--kernel K] [--json] LOG...\n"
+    "Scores every logged request (any model digest, same feature schema) with the\n"
+    "candidate and compares with the scores the server returned: relative PD\n"
+    "(1/N) sum 2|a-b|/(a+b) (terms with both below 1e-7 count 0), the fraction\n"
+    "of examples whose side of 0.5 flips, and the fraction of identical scores.\n";
+
+static int cmd_pd(int argc, char **argv)
+{
+    pd_ctx_t p;
+    memset(&p, 0, sizeof p);
+    list_t files = {0};
+    const char *mpath = NULL, *kname = NULL;
+    int rc = 0, usage = 0, json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(pd_usage, stdout);
+            list_free(&files);
+            return 0;
+        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+            if (mpath)
+                usage = 1;
+            mpath = argv[++i];
+        } else if (!strcmp(argv[i], "--kernel") && i + 1 < argc) {
+            kname = argv[++i];
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "ctrtool audit pd: unknown option '%s'\n", argv[i]);
+            usage = 1;
+        } else if (expand("pd", argv[i], &files)) {
+            rc = 1;
+        }
+    }
+    if (usage || !mpath || (!files.n && !rc)) {
+        fputs(pd_usage, stderr);
+        list_free(&files);
+        return 2;
+    }
+    p.rs.kernel = pick_kernel("pd", kname);
+    if (!p.rs.kernel || load_model("pd", mpath, &p.cand)) {
+        list_free(&files);
+        if (p.cand.m)
+            unload_model(&p.cand);
+        return 1;
+    }
+    walker_t w = {"pd", 1, NULL, pd_record, NULL, &p, {0}};
+    walk(&w, &files);
+    double pd = p.n ? ctr_metrics_pd(p.logged, p.scored, p.n) : NAN;
+    double flip = p.n ? ctr_metrics_flip_rate(p.logged, p.scored, p.n) : NAN;
+    double same = p.n ? (double)p.identical / (double)p.n : NAN;
+    char d[72];
+    ctr_audit_digest_str(p.cand.digest, d);
+    if (json) {
+        printf("{\"candidate\":");
+        json_str(stdout, mpath, strlen(mpath));
+        printf(",\"digest\":\"%s\",\"records\":%" PRIu64 ",\"examples\":%zu,\"skipped\":%" PRIu64
+               ",\"corrupt\":%" PRIu64 ",\"torn\":%" PRIu64 ",\"pd\":%.9g,\"flip_rate\":%.9g,\"identical\":%.9g}\n",
+               d, p.records, p.n, p.skipped, w.t.corrupt, w.t.torn, pd, flip, same);
+    } else {
+        printf("audit pd: candidate %s (%s), kernel %s\n", mpath, d, p.rs.kernel->name);
+        printf("  compared    %" PRIu64 " records, %zu examples (skipped %" PRIu64 " with another schema)\n",
+               p.records, p.n, p.skipped);
+        printf("  relative PD %.6g\n  flip rate   %.6g\n  identical   %.6g (fraction of scores with the same bits)\n",
+               pd, flip, same);
+        printf("  corrupt     %" PRIu64 "\n  torn tail   %" PRIu64 "\n", w.t.corrupt, w.t.torn);
+    }
+    if (p.oom || p.errors || w.t.unreadable || w.t.corrupt || rc)
+        rc = 1;
+    unload_model(&p.cand);
+    rescore_free(&p.rs);
+    free(p.logged);
+    free(p.scored);
+    list_free(&files);
+    return rc;
+}
+
+/* ---- entry ------------------------------------------------------------- */
+
+int ctr__cmd_audit(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: ctrtool audit dump   [--no-values] LOG...\n"
+        "       ctrtool audit verify --model M [--model M2 ...] [--kernel K] LOG...\n"
+        "       ctrtool audit pd     --model CANDIDATE [--kernel K] [--json] LOG...\n"
+        "A LOG is an audit segment file or a directory of them (docs/AUDIT_LOG.md).\n";
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "dump"))
+        return cmd_dump(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "verify"))
+        return cmd_verify(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "pd"))
+        return cmd_pd(argc - 1, argv + 1);
+    fprintf(stderr, "ctrtool audit: unknown subcommand '%s'\n%s", argv[1], usage);
+    return 2;
+}
