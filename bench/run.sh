@@ -4,18 +4,44 @@
 #   part 1  kernels vs OpenBLAS and the measured FMA peak (bench_kernels)
 #           embedding gathers vs a plain random-read loop (bench_gather)
 #   part 2  HTTP: ctrd vs nginx under the same wrk load (bench_http.sh)
+#   part 3  audit log on (write, fsync) vs off under the same load,
+#           bytes per example logged (bench_audit.sh)
+#   part 4  latency under open-loop load, sweeps and plots (bench_latency.sh)
+#   part 5  ctrd vs a FastAPI + PyTorch server on the same model: scores
+#           agree within 1e-6, throughput at equal p99 (bench_compare.sh)
+#   part 6  scale: MLP width, tables up to 32 GB, request size, threads,
+#           memory, start-up time (bench_scale.sh)
+#   then    BENCHMARKS.md and README's headline table (bench/report.py)
 # GATHER_GB sets the size of the gather model (default 2, above this
-# machine's 480 MiB last-level cache).
+# machine's 480 MiB last-level cache). BENCH_QUICK=1 (make bench-quick):
+# every part, short (under 3 minutes once the models are built); its report
+# goes to $B/bench/out/BENCHMARKS-quick.md, never over BENCHMARKS.md.
 set -euo pipefail
 B=${B:-build}
 out="$B/bench/out"
 mkdir -p "$out"
+QUICK=${BENCH_QUICK:-0}
+export BENCH_QUICK=$QUICK
+T0=$(date +%s)
+failed=""   # parts that exited non-zero; the report is written anyway
+rm -f "$out"/*.txt "$out"/*.json "$out"/*.tsv "$out"/*.png
+printf 'quick=%s\nstart=%s\nload_start=%s\n' "$QUICK" "$(date -u +%FT%TZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$out/meta.txt"
+if [ "$QUICK" = 1 ]; then
+    export BENCH_DURATION=${BENCH_DURATION:-1} BENCH_RUNS=${BENCH_RUNS:-1}
+    export AUDIT_BENCH_SECONDS=${AUDIT_BENCH_SECONDS:-1} AUDIT_BENCH_ROUNDS=${AUDIT_BENCH_ROUNDS:-1}
+    export LAT_RATES_1=${LAT_RATES_1:-1000:3000:1000} LAT_RATES_64=${LAT_RATES_64:-50:150:50}
+    export LAT_DURATION=${LAT_DURATION:-1s} LAT_WARMUP=${LAT_WARMUP:-0.3s}
+    KFLAGS=--quick GATHER_SECS=0.1 GATHER_GB=${GATHER_GB:-1}
+else
+    KFLAGS="" GATHER_SECS=0.5
+fi
 
-echo "== part 1a: dense layer kernels (one thread)"
-"$B/bench/bench_kernels" | tee "$out/kernels.txt"
+echo "== [$(( $(date +%s) - T0 )) s] part 1a: dense layer kernels (one thread)"
+# shellcheck disable=SC2086
+"$B/bench/bench_kernels" $KFLAGS --json "$out/kernels.json" | tee "$out/kernels.txt"
 
 echo
-echo "== part 1b: embedding gathers from a table larger than the LLC"
+echo "== [$(( $(date +%s) - T0 )) s] part 1b: embedding gathers from a table larger than the LLC"
 gb=${GATHER_GB:-2}
 rows=$(( gb * 1000000000 / (26 * 16 * 4) ))
 big="$B/bench/gather-${gb}g.ctrm"
@@ -23,16 +49,49 @@ if [ ! -f "$big" ]; then
     echo "building $big ($gb GB, ctrtool synth)..."
     "$B/ctrtool" synth --out "$big" --rows-per-table "$rows" --hidden 64 --seed 7 --name gather-bench >/dev/null
 fi
-"$B/bench/bench_gather" "$big" | tee "$out/gather.txt"
+"$B/bench/bench_gather" "$big" "$GATHER_SECS" | tee "$out/gather.txt"
 
 if [ -x bench/bench_http.sh ] && [ -x "$B/ctrd" ]; then
     echo
-    echo "== part 2: HTTP"
-    B="$B" bench/bench_http.sh | tee "$out/http.txt"
+    echo "== [$(( $(date +%s) - T0 )) s] part 2: HTTP"
+    B="$B" bench/bench_http.sh | tee "$out/http.txt" || failed="$failed 2"
+fi
+
+if [ -x bench/bench_audit.sh ] && [ -x "$B/ctrd" ]; then
+    echo
+    echo "== [$(( $(date +%s) - T0 )) s] part 3: audit log on (write, fsync) vs off, same load"
+    B="$B" bench/bench_audit.sh | tee "$out/audit.txt" || failed="$failed 3"
 fi
 
 if [ -x bench/bench_latency.sh ] && [ -x "$B/ctrd" ] && [ -x "$B/ctrload" ]; then
     echo
-    echo "== part 4: latency under open-loop load (ctrload)"
-    B="$B" bench/bench_latency.sh | tee "$out/latency_run.txt"
+    echo "== [$(( $(date +%s) - T0 )) s] part 4: latency under open-loop load (ctrload)"
+    B="$B" bench/bench_latency.sh | tee "$out/latency_run.txt" || failed="$failed 4"
+fi
+
+if [ -x bench/bench_compare.sh ]; then
+    echo
+    echo "== [$(( $(date +%s) - T0 )) s] part 5: ctrd vs a FastAPI + PyTorch server, same model, same load"
+    B="$B" bench/bench_compare.sh | tee "$out/compare.txt" || failed="$failed 5"
+fi
+
+if [ -x bench/bench_scale.sh ]; then
+    echo
+    echo "== [$(( $(date +%s) - T0 )) s] part 6: scale (MLP width, table size, request size, threads, memory, start-up)"
+    B="$B" bench/bench_scale.sh || failed="$failed 6"
+fi
+
+printf 'load_end=%s\nwall_s=%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(( $(date +%s) - T0 ))" >>"$out/meta.txt"
+echo
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+if [ "$QUICK" = 1 ]; then
+    "$PY" bench/report.py --out-dir "$out" --md "$out/BENCHMARKS-quick.md" --plots "$out/plots"
+else
+    "$PY" bench/report.py --out-dir "$out" --md BENCHMARKS.md --plots docs/bench --readme README.md
+fi
+echo "make bench$([ "$QUICK" = 1 ] && echo -quick): $(( $(date +%s) - T0 )) s"
+if [ -n "$failed" ]; then
+    echo "make bench: part(s)$failed FAILED (see above)"
+    exit 1
 fi
