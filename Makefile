@@ -166,7 +166,7 @@ run: deps
 	@$(MAKE) --no-print-directory $(B)/ctrd $(B)/ctrtool $(DEMO_MODEL)
 	@echo "ctrd: serving $(DEMO_MODEL) on http://localhost:8080 (docs/API.md); try:"
 	@echo "  curl -s -H 'Content-Type: application/json' -d '{\"examples\":[{\"I1\":3,\"C1\":\"68fd1e64\"}]}' localhost:8080/v1/score"
-	exec $(B)/ctrd --model $(DEMO_MODEL) --port 8080
+	exec $(B)/ctrd --model $(DEMO_MODEL) --port 8080 --audit-dir build/audit
 
 bench: deps
 	@$(MAKE) --no-print-directory all
