@@ -673,7 +673,10 @@ void ctr__audit_submit(ctr__audit_t *a, const ctr__audit_batch_t *batch,
             }
             item_input(batch, digest, it, &in[m]);
             size_t s = ctr_audit_record_size(&in[m]);
-            if (!s || s > a->fill->cap) {
+            /* bufs[0].cap: both buffers have it, fixed at open. Not
+             * a->fill, which the writer swaps under a->lock (not held
+             * here): reading it would be a data race (ThreadSanitizer). */
+            if (!s || s > a->bufs[0].cap) {
                 INC(a->errors, 1);
                 ctr__log(CTR_LOG_ERROR, "audit: record cannot be logged (too large or out of range)",
                          CTR_LOG_S("request_id", it->req->request_id), CTR_LOG_U("bytes", s),
