@@ -667,9 +667,15 @@ def flood(port, conns, max_conns):
     end = time.monotonic() + 30
     while pending and time.monotonic() < end:
         wave = []
-        wave_end = time.monotonic() + 2
-        while time.monotonic() < wave_end and pending:
-            r, _, _ = select.select(list(pending), [], [], max(0.0, wave_end - time.monotonic()))
+        # A wave ends 0.3 s after its last answer, or 2 s after it began.
+        wave_start = time.monotonic()
+        last = None
+        while pending:
+            limit = wave_start + 2 if last is None else min(wave_start + 2, last + 0.3)
+            left = limit - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select(list(pending), [], [], left)
             for s in r:
                 try:
                     data = s.recv(65536)
@@ -683,6 +689,7 @@ def flood(port, conns, max_conns):
                 if b"\r\n\r\n" in pending[s]:
                     wave.append(s)
                     del pending[s]
+                    last = time.monotonic()
         waves.append(len(wave))
         over = max(over, len(wave))
         for s in wave:          # this wave leaves: the next one gets in

@@ -1,5 +1,5 @@
 # lib_hard.sh - helpers for the hardening tests (tests/test_hostile_*.sh,
-# test_faults_*.sh, scripts/soak.sh); source after lib_server.sh.
+# test_faults_*.sh); source after lib_server.sh.
 #
 #   rss_kb PID            resident set (VmRSS) in KiB
 #   fd_count PID          open file descriptors
