@@ -940,21 +940,30 @@ static int v1_finish(dec_t *d)
     return 0;
 }
 
+/* The start shared by both body parsers: the body must be a JSON object.
+ * Returns the position after '{' and its whitespace, or NULL with the
+ * error recorded. */
+static const uchar *body_object_open(dec_t *d, const uchar *p)
+{
+    if (p >= d->end) {
+        SYN(d, p, "empty body");
+        return NULL;
+    }
+    if (*p != '{') {
+        sem(d, 400, "wrong_type", -1, NULL, 0, "the body must be a JSON object");
+        return NULL;
+    }
+    return ws(p + 1, d->end);
+}
+
 static int v1_parse(dec_t *d)
 {
     const uchar *end = d->end, *p = ws(d->beg, end);
     int seen_rid = 0, seen_ctx = 0, seen_ex = 0;
     char kbuf[KEY_CAP];
 
-    if (p >= end) {
-        SYN(d, p, "empty body");
+    if (!(p = body_object_open(d, p)))
         return -1;
-    }
-    if (*p != '{') {
-        sem(d, 400, "wrong_type", -1, NULL, 0, "the body must be a JSON object");
-        return -1;
-    }
-    p = ws(p + 1, end);
     if (p < end && *p == '}') {
         p++;
     } else {
@@ -1383,15 +1392,8 @@ static int v2_parse(dec_t *d)
     v2_state_t st = {{0, 0}, 0};
     char kbuf[KEY_CAP];
 
-    if (p >= end) {
-        SYN(d, p, "empty body");
+    if (!(p = body_object_open(d, p)))
         return -1;
-    }
-    if (*p != '{') {
-        sem(d, 400, "wrong_type", -1, NULL, 0, "the body must be a JSON object");
-        return -1;
-    }
-    p = ws(p + 1, end);
     if (p < end && *p == '}') {
         p++;
     } else {
