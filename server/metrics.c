@@ -4,6 +4,7 @@
 #include "metrics.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -123,6 +124,16 @@ uint64_t ctr__metrics_rss_bytes(void)
     if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
         return 0;
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Bytes the allocator has handed out and not had back, over every arena and
+ * mmapped chunk. RSS alone cannot tell a leak from glibc keeping freed memory
+ * in its per-thread arenas; this can: it returns to its level between
+ * bursts unless something is not freed. */
+uint64_t ctr__metrics_heap_in_use_bytes(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
 }
 
 static void head(ctr__buf_t *b, const char *name, const char *type, const char *help)
@@ -268,6 +279,9 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
     ctr__buf_printf(b, "ctrd_resident_memory_bytes %llu\n", (unsigned long long)rss);
     head(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
     ctr__buf_printf(b, "process_resident_memory_bytes %llu\n", (unsigned long long)rss);
+    head(b, "ctrd_heap_in_use_bytes", "gauge",
+         "Heap bytes allocated and not freed (mallinfo2 uordblks + hblkhd); RSS minus this is memory the allocator keeps for reuse.");
+    ctr__buf_printf(b, "ctrd_heap_in_use_bytes %llu\n", (unsigned long long)ctr__metrics_heap_in_use_bytes());
     head(b, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
     ctr__buf_printf(b, "process_start_time_seconds %.3f\n", (double)M.start_real_ns / 1e9);
 }

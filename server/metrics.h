@@ -54,5 +54,6 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s);
 
 /* Resident set size from /proc/self/statm, in bytes (0 if unreadable). */
 uint64_t ctr__metrics_rss_bytes(void);
+uint64_t ctr__metrics_heap_in_use_bytes(void);
 
 #endif

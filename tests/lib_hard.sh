@@ -2,6 +2,7 @@
 # test_faults_*.sh); source after lib_server.sh.
 #
 #   rss_kb PID            resident set (VmRSS) in KiB
+#   heap_in_use URL       ctrd_heap_in_use_bytes from URL/metrics
 #   fd_count PID          open file descriptors
 #   settle_fds PID WANT S poll up to S seconds until PID has <= WANT fds;
 #                         prints the last count
@@ -9,6 +10,9 @@
 #   check_rss COND WHAT   check, except on a sanitizer build (logged only)
 
 rss_kb() { awk '$1 == "VmRSS:" {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# ctrd_heap_in_use_bytes from /metrics (bytes allocated and not freed).
+heap_in_use() { curl -s --max-time 5 "$1/metrics" | awk '$1 == "ctrd_heap_in_use_bytes" {print $2}'; }
 
 fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 

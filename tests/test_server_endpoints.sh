@@ -80,6 +80,10 @@ for m in 'ctrd_http_requests_total{endpoint="/v1/score",code="200"}' \
 done
 RSS=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_resident_memory_bytes" {print $2}')
 [ "${RSS:-0}" -gt 1000000 ]; check $? "resident memory reported ($RSS bytes)"
+HEAP=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_heap_in_use_bytes" {print $2}')
+# (under ASan the sanitizer's own allocator serves malloc and this reads ~0)
+[ -n "$HEAP" ] && [ "$HEAP" -ge 0 ] && [ "$HEAP" -lt "${RSS:-0}" ]
+check $? "heap in use reported, below RSS ($HEAP bytes)"
 CT=$(curl -s -o /dev/null -w '%{content_type}' "$SRV_URL/metrics")
 case "$CT" in text/plain*version=0.0.4*) ok "metrics content type $CT" ;; *) fail "metrics content type $CT" ;; esac
 
