@@ -52,6 +52,15 @@ double ctr__exp(double x)
     return ldexp(p, k);
 }
 
+/* 1/n for n = 25, 23, ..., 3: the compiler folds each quotient with IEEE
+ * division, so these are the bits the loop once divided out at run time
+ * (12 dependent divisions per call, 10% of the server's CPU at 64
+ * examples per request). */
+static const double INV_ODD[] = {
+    1.0 / 25.0, 1.0 / 23.0, 1.0 / 21.0, 1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0,
+    1.0 / 13.0, 1.0 / 11.0, 1.0 / 9.0,  1.0 / 7.0,  1.0 / 5.0,  1.0 / 3.0,
+};
+
 double ctr__log1p(double x)
 {
     if (!(x >= 0.0))
@@ -70,8 +79,8 @@ double ctr__log1p(double x)
     double s = (m - 1.0) / (m + 1.0);
     double s2 = s * s;
     double t = 0.0;
-    for (int n = 25; n >= 3; n -= 2)
-        t = (t + 1.0 / (double)n) * s2;
+    for (size_t i = 0; i < sizeof(INV_ODD) / sizeof(INV_ODD[0]); i++)
+        t = (t + INV_ODD[i]) * s2;
     double logm = 2.0 * s + 2.0 * s * t;
     double lu = ((double)e * LN2_LO + logm) + (double)e * LN2_HI;
     if (x < 0x1p-20)

@@ -7,6 +7,9 @@
 
 #include <float.h>
 #include <math.h>
+/* Inline XXH3 (the same algorithm and values as libxxhash): 26 hashes of a
+ * few bytes per example cost a library call and its dispatch each. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "detmath_int.h"
@@ -23,13 +26,35 @@ static float to_float_clamped(double v)
     return (float)v;
 }
 
+/* log1p of the small integers, the common case of count features (Criteo's
+ * I1..I13): filled once at load with the same function, so a lookup returns
+ * the bits the computation would. */
+#define LOG1P_TABLE_SIZE 1024
+static float log1p_table[LOG1P_TABLE_SIZE];
+
+__attribute__((constructor)) static void log1p_table_fill(void)
+{
+    for (int i = 0; i < LOG1P_TABLE_SIZE; i++)
+        log1p_table[i] = to_float_clamped(ctr__log1p((double)i));
+}
+
+static float log1p_feature(double raw)
+{
+    if (raw >= 0.0 && raw < (double)LOG1P_TABLE_SIZE) {
+        int i = (int)raw;
+        if ((double)i == raw)
+            return log1p_table[i];
+    }
+    return to_float_clamped(ctr__log1p(raw > 0.0 ? raw : 0.0));
+}
+
 float ctr_features_dense(const ctr_dense_def_t *d, double raw)
 {
     if (raw != raw)
         return ctr_features_dense_missing(d);
     switch (d->transform) {
     case CTR_TRANSFORM_LOG1P:
-        return to_float_clamped(ctr__log1p(raw > 0.0 ? raw : 0.0));
+        return log1p_feature(raw);
     case CTR_TRANSFORM_STANDARDIZE:
         return to_float_clamped((raw - d->mean) / d->std);
     case CTR_TRANSFORM_IDENTITY:

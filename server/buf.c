@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ctr/common.h"
+#include "float_text.h"
 
 int ctr__buf_init(ctr__buf_t *b, size_t initial)
 {
@@ -208,9 +209,9 @@ void ctr__buf_float(ctr__buf_t *b, float f)
         ctr__buf_puts(b, "null");
         return;
     }
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%.9g", (double)f);
-    ctr__buf_put(b, tmp, (size_t)n);
+    char tmp[CTR__FLOAT_TEXT_MAX];
+    size_t n = ctr__float_text(tmp, f);
+    ctr__buf_put(b, tmp, n);
 }
 
 void ctr__buf_prom_label(ctr__buf_t *b, const char *s)

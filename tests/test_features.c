@@ -5,6 +5,7 @@
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
+#include <string.h>
 #include <xxhash.h>
 
 #include "ctr/features.h"
@@ -83,6 +84,22 @@ static void test_dense_transforms(void)
         CHECK(fabsf(ours - ref) <= nextafterf(ref, INFINITY) - ref);
     }
     CHECKF(differ == 0, "%d of the log1p floats differ from libm", differ);
+
+    /* Small integers come from a table filled at load: same bits as the
+     * computation, on every entry and on the values beside its edges. */
+    int table_differ = 0;
+    for (int v = 0; v <= 1100; v++) {
+        double xs[] = {v, v + 0.5, nextafter(v, -1.0), nextafter(v, 2e9)};
+        for (int k = 0; k < 4; k++) {
+            if (xs[k] < 0.0)
+                continue;
+            float want = (float)ctr__log1p(xs[k]);
+            float got = ctr_features_dense(&lg, xs[k]);
+            table_differ += memcmp(&want, &got, sizeof want) != 0;
+        }
+    }
+    CHECKF(table_differ == 0, "%d log1p table entries differ from ctr__log1p", table_differ);
+    CHECK(ctr_features_dense(&lg, -0.0) == 0.0f);
 }
 
 static void test_detmath_accuracy(void)
