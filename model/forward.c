@@ -60,6 +60,20 @@ void ctr_scratch_free(ctr_scratch_t *s)
 
 size_t ctr_scratch_max_batch(const ctr_scratch_t *s) { return s->max_batch; }
 
+/* One embedding row. The common widths get a copy of constant size, which
+ * the compiler turns into a few vector moves: a libc memcpy call per row
+ * (26 per example) was 3% of the server's CPU. */
+static inline void copy_row(float *dst, const float *src, size_t dim)
+{
+    switch (dim) {
+    case 4: memcpy(dst, src, 4 * sizeof(float)); break;
+    case 8: memcpy(dst, src, 8 * sizeof(float)); break;
+    case 16: memcpy(dst, src, 16 * sizeof(float)); break;
+    case 32: memcpy(dst, src, 32 * sizeof(float)); break;
+    default: memcpy(dst, src, dim * sizeof(float)); break;
+    }
+}
+
 /* Copies each example's dense values and embedding rows into x. All row
  * addresses are prefetched first so the cache misses of a batch (tables
  * far larger than the cache) overlap instead of queueing one by one. */
@@ -84,8 +98,7 @@ int ctr_forward_gather(const ctr_model_def_t *def, size_t n, const float *dense,
         dst += def->n_dense;
         for (size_t j = 0; j < n_cat; j++) {
             const ctr_cat_def_t *c = &def->cat[j];
-            memcpy(dst, c->table + (size_t)rows[r * n_cat + j] * c->dim,
-                   c->dim * sizeof(float));
+            copy_row(dst, c->table + (size_t)rows[r * n_cat + j] * c->dim, c->dim);
             dst += c->dim;
         }
     }

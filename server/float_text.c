@@ -85,7 +85,10 @@ size_t ctr__float_text(char out[CTR__FLOAT_TEXT_MAX], float f)
     double frac = frexp(d, &e);                   /* d = frac 2^e, frac in [0.5, 1) */
     uint64_t m = (uint64_t)ldexp(frac, 24);       /* exact: a float has 24 bits */
     int shift = 24 - e;                           /* d = m / 2^shift */
-    int k = (int)floor(log10(d));                 /* a guess; corrected below */
+    /* log10(d) lies in [(e-1) log10 2, e log10 2): start from the floor of
+     * the lower end (1233/4096 ~ log10 2) and let the loop step up once. */
+    int lo = (e - 1) * 1233;
+    int k = lo >= 0 ? lo / 4096 : -((-lo + 4095) / 4096);
     u128 q = 0, rem = 0, n = 0;
     for (int tries = 0; tries < 4; tries++) {
         n = (u128)m * pow10_u128(8 - k);
