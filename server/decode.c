@@ -956,76 +956,108 @@ static const uchar *body_object_open(dec_t *d, const uchar *p)
     return ws(p + 1, d->end);
 }
 
+/* One member of the body's top-level object, shared by both parsers: the
+ * key must be one of keys[] (expected lists them for the error) and may
+ * appear once (*seen: a bit per key). Returns the member value's first
+ * byte with *which = the key's index, or NULL with the error recorded. */
+static const uchar *top_member(dec_t *d, const uchar *p, const char *const *keys, int nkeys,
+                               const char *expected, unsigned *seen, int *which)
+{
+    const uchar *end = d->end;
+    const char *k;
+    size_t klen;
+    char kbuf[KEY_CAP];
+    if (p >= end || *p != '"')
+        return SYN(d, p, "expected a string key");
+    p = scan_key(d, p, kbuf, &k, &klen);
+    if (!p)
+        return NULL;
+    int i = 0;
+    while (i < nkeys && !key_is(k, klen, keys[i]))
+        i++;
+    if (i == nkeys)
+        return sem(d, 400, "unknown_field", -1, NULL, 0, "unknown field \"%.*s\" (expected %s)",
+                   (int)(klen < 64 ? klen : 64), k, expected);
+    if (*seen & (1u << i))
+        return sem(d, 400, "duplicate_key", -1, NULL, 0, "\"%.*s\" appears twice", (int)klen, k);
+    *seen |= 1u << i;
+    *which = i;
+    p = ws(p, end);
+    if (p >= end || *p != ':')
+        return SYN(d, p, "expected ':' after an object key");
+    p = ws(p + 1, end);
+    if (p >= end)
+        return SYN(d, p, "unexpected end of body, expected a value");
+    return p;
+}
+
+/* After a top-level member's value (at *pp): 1 when another member
+ * follows, 0 when the object closed, -1 on a syntax error. Moves *pp past
+ * the ',' and its whitespace, or past the '}'. */
+static int top_next(dec_t *d, const uchar **pp)
+{
+    const uchar *p = ws(*pp, d->end);
+    if (p < d->end && *p == ',') {
+        *pp = ws(p + 1, d->end);
+        return 1;
+    }
+    if (p < d->end && *p == '}') {
+        *pp = p + 1;
+        return 0;
+    }
+    SYN(d, p, "expected ',' or '}' after an object member");
+    return -1;
+}
+
+/* The body's end: nothing but whitespace may follow the object. */
+static int body_end(dec_t *d, const uchar *p)
+{
+    p = ws(p, d->end);
+    if (p < d->end) {
+        SYN(d, p, "unexpected data after the JSON value");
+        return -1;
+    }
+    return 0;
+}
+
+static const char *const V1_KEYS[] = {"examples", "context", "request_id"};
+enum { V1_EXAMPLES, V1_CONTEXT, V1_REQUEST_ID };
+
 static int v1_parse(dec_t *d)
 {
     const uchar *end = d->end, *p = ws(d->beg, end);
-    int seen_rid = 0, seen_ctx = 0, seen_ex = 0;
-    char kbuf[KEY_CAP];
+    unsigned seen = 0;
 
     if (!(p = body_object_open(d, p)))
         return -1;
+    int more = 1;
     if (p < end && *p == '}') {
         p++;
-    } else {
-        for (;;) {
-            const char *k;
-            size_t klen;
-            int *seen;
-            if (p >= end || *p != '"')
-                return SYN(d, p, "expected a string key"), -1;
-            p = scan_key(d, p, kbuf, &k, &klen);
-            if (!p)
-                return -1;
-            if (key_is(k, klen, "examples"))
-                seen = &seen_ex;
-            else if (key_is(k, klen, "context"))
-                seen = &seen_ctx;
-            else if (key_is(k, klen, "request_id"))
-                seen = &seen_rid;
-            else
-                return sem(d, 400, "unknown_field", -1, NULL, 0,
-                           "unknown field \"%.*s\" (expected request_id, context, examples)",
-                           (int)(klen < 64 ? klen : 64), k), -1;
-            if (*seen)
-                return sem(d, 400, "duplicate_key", -1, NULL, 0, "\"%.*s\" appears twice",
-                           (int)klen, k), -1;
-            *seen = 1;
-            p = ws(p, end);
-            if (p >= end || *p != ':')
-                return SYN(d, p, "expected ':' after an object key"), -1;
-            p = ws(p + 1, end);
-            if (p >= end)
-                return SYN(d, p, "unexpected end of body, expected a value"), -1;
-            if (seen == &seen_ex) {
-                p = examples_array(d, p);
-            } else if (seen == &seen_ctx) {
-                if (*p == '{')
-                    p = features_object(d, p, -1);
-                else if (*p == 'n' && lit(p, end, "null", 4))
-                    p += 4;
-                else
-                    p = sem(d, 400, "wrong_type", -1, NULL, 0, "\"context\" must be an object");
-            } else {
-                p = request_id(d, p, "request_id");
-            }
-            if (!p)
-                return -1;
-            p = ws(p, end);
-            if (p < end && *p == ',') {
-                p = ws(p + 1, end);
-                continue;
-            }
-            if (p < end && *p == '}') {
-                p++;
-                break;
-            }
-            return SYN(d, p, "expected ',' or '}' after an object member"), -1;
-        }
+        more = 0;
     }
-    p = ws(p, end);
-    if (p < end)
-        return SYN(d, p, "unexpected data after the JSON value"), -1;
-    if (!seen_ex)
+    while (more) {
+        int which = 0;
+        p = top_member(d, p, V1_KEYS, 3, "request_id, context, examples", &seen, &which);
+        if (!p)
+            return -1;
+        if (which == V1_EXAMPLES) {
+            p = examples_array(d, p);
+        } else if (which == V1_CONTEXT) {
+            if (*p == '{')
+                p = features_object(d, p, -1);
+            else if (*p == 'n' && lit(p, end, "null", 4))
+                p += 4;
+            else
+                p = sem(d, 400, "wrong_type", -1, NULL, 0, "\"context\" must be an object");
+        } else {
+            p = request_id(d, p, "request_id");
+        }
+        if (!p || (more = top_next(d, &p)) < 0)
+            return -1;
+    }
+    if (body_end(d, p))
+        return -1;
+    if (!(seen & (1u << V1_EXAMPLES)))
         return sem(d, 400, "missing_examples", -1, NULL, 0, "\"examples\" is missing"), -1;
     return v1_finish(d);
 }
@@ -1385,76 +1417,41 @@ static const uchar *v2_array(dec_t *d, v2_state_t *st, const uchar *p, int input
     }
 }
 
+static const char *const V2_KEYS[] = {"inputs", "id", "outputs", "parameters"};
+enum { V2_INPUTS, V2_ID, V2_OUTPUTS, V2_PARAMETERS };
+
 static int v2_parse(dec_t *d)
 {
     const uchar *end = d->end, *p = ws(d->beg, end);
-    int seen_id = 0, seen_in = 0, seen_out = 0, seen_params = 0;
+    unsigned seen = 0;
     v2_state_t st = {{0, 0}, 0};
-    char kbuf[KEY_CAP];
 
     if (!(p = body_object_open(d, p)))
         return -1;
+    int more = 1;
     if (p < end && *p == '}') {
         p++;
-    } else {
-        for (;;) {
-            const char *k;
-            size_t klen;
-            int *seen;
-            if (p >= end || *p != '"')
-                return SYN(d, p, "expected a string key"), -1;
-            p = scan_key(d, p, kbuf, &k, &klen);
-            if (!p)
-                return -1;
-            if (key_is(k, klen, "inputs"))
-                seen = &seen_in;
-            else if (key_is(k, klen, "id"))
-                seen = &seen_id;
-            else if (key_is(k, klen, "outputs"))
-                seen = &seen_out;
-            else if (key_is(k, klen, "parameters"))
-                seen = &seen_params;
-            else
-                return sem(d, 400, "unknown_field", -1, NULL, 0,
-                           "unknown field \"%.*s\" (expected id, inputs, outputs, parameters)",
-                           (int)(klen < 64 ? klen : 64), k), -1;
-            if (*seen)
-                return sem(d, 400, "duplicate_key", -1, NULL, 0, "\"%.*s\" appears twice",
-                           (int)klen, k), -1;
-            *seen = 1;
-            p = ws(p, end);
-            if (p >= end || *p != ':')
-                return SYN(d, p, "expected ':' after an object key"), -1;
-            p = ws(p + 1, end);
-            if (p >= end)
-                return SYN(d, p, "unexpected end of body, expected a value"), -1;
-            if (seen == &seen_in || seen == &seen_out) {
-                p = v2_array(d, &st, p, seen == &seen_in);
-            } else if (seen == &seen_id) {
-                p = request_id(d, p, "id");
-            } else {
-                if (*p != '{')
-                    return sem(d, 400, "wrong_type", -1, NULL, 0,
-                               "\"parameters\" must be an object"), -1;
-                p = skip_value(d, p, 1, NULL);
-            }
-            if (!p)
-                return -1;
-            p = ws(p, end);
-            if (p < end && *p == ',') {
-                p = ws(p + 1, end);
-                continue;
-            }
-            if (p < end && *p == '}') {
-                p++;
-                break;
-            }
-            return SYN(d, p, "expected ',' or '}' after an object member"), -1;
-        }
+        more = 0;
     }
-    p = ws(p, end);
-    if (p < end)
-        return SYN(d, p, "unexpected data after the JSON value"), -1;
+    while (more) {
+        int which = 0;
+        p = top_member(d, p, V2_KEYS, 4, "id, inputs, outputs, parameters", &seen, &which);
+        if (!p)
+            return -1;
+        if (which == V2_INPUTS || which == V2_OUTPUTS) {
+            p = v2_array(d, &st, p, which == V2_INPUTS);
+        } else if (which == V2_ID) {
+            p = request_id(d, p, "id");
+        } else {
+            if (*p != '{')
+                return sem(d, 400, "wrong_type", -1, NULL, 0, "\"parameters\" must be an object"), -1;
+            p = skip_value(d, p, 1, NULL);
+        }
+        if (!p || (more = top_next(d, &p)) < 0)
+            return -1;
+    }
+    if (body_end(d, p))
+        return -1;
     for (int w = 0; w < 2; w++) {
         size_t n = w == IN_DENSE ? d->nd : d->nc;
         if (n && !st.done[w])
