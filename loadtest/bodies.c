@@ -97,12 +97,22 @@ static void sb_json_str(sbuf_t *b, const char *s, size_t n)
     sb_putc(b, '"');
 }
 
+/* Integers as "%.0f" would write them, without printf (most values). */
 static void sb_num(sbuf_t *b, double v)
 {
-    if (v == floor(v) && fabs(v) < 9007199254740992.0)
-        sb_printf(b, "%.0f", v);
-    else
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        char tmp[24], *e = tmp + sizeof tmp, *p = e;
+        uint64_t u = (uint64_t)fabs(v);
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (signbit(v))
+            *--p = '-';
+        sb_put(b, p, (size_t)(e - p));
+    } else {
         sb_printf(b, "%.17g", v);
+    }
 }
 
 /* ---- rows ---------------------------------------------------------------- */
@@ -310,8 +320,9 @@ static int emit_body(const ctr__bodies_opts_t *o, const rows_t *r, const size_t 
 /* ---- synthetic rows ------------------------------------------------------ */
 
 /* Criteo-shaped: 13 integer counts with power-law values and Criteo-like
- * missing rates, 26 categorical features whose values are 8 hex digits
- * drawn with a Zipf-like law from vocabularies of 10 to ~300k values. */
+ * missing rates, 26 categorical features whose values are 8 hex digits,
+ * either drawn with a Zipf-like law from vocabularies of 10 to ~300k
+ * values (CTR__CATS_ZIPF) or uniformly random (CTR__CATS_UNIFORM). */
 static const double syn_dense_missing[13] = {0.45, 0.0, 0.21, 0.22, 0.03, 0.22, 0.04,
                                              0.0,  0.04, 0.45, 0.04, 0.77, 0.22};
 static const double syn_cat_missing[26] = {0, 0, 0.03, 0.03, 0, 0.12, 0, 0, 0, 0.03, 0, 0.03, 0,
@@ -327,20 +338,63 @@ static const char *const syn_names[39] = {
 #define SYN_USER_DENSE 6
 #define SYN_USER_CAT 13
 
-static void syn_value(uint64_t *rng, size_t k, int is_cat, double *dv, char *cv, int *present)
+int ctr__cats_parse(const char *s)
+{
+    if (!strcmp(s, "zipf"))
+        return CTR__CATS_ZIPF;
+    if (!strcmp(s, "uniform"))
+        return CTR__CATS_UNIFORM;
+    return -1;
+}
+
+const char *ctr__cats_name(ctr__cats_t c)
+{
+    return c == CTR__CATS_UNIFORM ? "uniform" : "zipf";
+}
+
+/* The laws' constants, per feature: log1p(max) of dense value k (max 10 ..
+ * 1e5) and log(vocabulary + 1) of categorical feature k (10 .. ~316k). */
+typedef struct {
+    double dense_log_max[13];
+    double cat_log_vocab[26];
+} syn_law_t;
+
+static void syn_law_init(syn_law_t *l)
+{
+    for (size_t k = 0; k < 13; k++)
+        l->dense_log_max[k] = log1p(pow(10.0, 1 + (double)((k * 7) % 5)));
+    for (size_t k = 0; k < 26; k++) {
+        double vocab = round(pow(10.0, 1 + 4.5 * (double)((k * 7) % 26) / 25.0));
+        l->cat_log_vocab[k] = log(vocab + 1);
+    }
+}
+
+static void hex8(char out[9], uint32_t x)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 7; i >= 0; i--) {
+        out[i] = hex[x & 15];
+        x >>= 4;
+    }
+    out[8] = 0;
+}
+
+static void syn_value(const syn_law_t *l, ctr__cats_t cats, uint64_t *rng, size_t k, int is_cat,
+                      double *dv, char *cv, int *present)
 {
     if (!is_cat) {
         *present = ctr__rng_uniform(rng) >= syn_dense_missing[k];
-        double maxv = pow(10.0, 1 + (double)((k * 7) % 5));          /* 10 .. 1e5 */
-        *dv = floor(exp(ctr__rng_uniform(rng) * log1p(maxv))) - 1;
+        *dv = floor(exp(ctr__rng_uniform(rng) * l->dense_log_max[k])) - 1;
         return;
     }
     *present = ctr__rng_uniform(rng) >= syn_cat_missing[k];
-    double vocab = round(pow(10.0, 1 + 4.5 * (double)((k * 7) % 26) / 25.0));
-    uint64_t rank = (uint64_t)(exp(ctr__rng_uniform(rng) * log(vocab + 1)) - 1);
+    if (cats == CTR__CATS_UNIFORM) {
+        hex8(cv, (uint32_t)(ctr__rng_next(rng) >> 32));
+        return;
+    }
+    uint64_t rank = (uint64_t)(exp(ctr__rng_uniform(rng) * l->cat_log_vocab[k]) - 1);
     uint64_t h = ((uint64_t)(k + 1) << 40) ^ rank ^ 0xc7c7c7c7ull;
-    uint32_t x = (uint32_t)(ctr__rng_next(&h) >> 32);
-    snprintf(cv, 9, "%08x", x);
+    hex8(cv, (uint32_t)(ctr__rng_next(&h) >> 32));
 }
 
 static int build_synthetic(const ctr__bodies_opts_t *o, ctr__msgset_t *set, char *err, size_t errlen)
@@ -353,6 +407,9 @@ static int build_synthetic(const ctr__bodies_opts_t *o, ctr__msgset_t *set, char
     size_t *idx = malloc(b * sizeof *idx);
     uint64_t rng = o->seed * 0x9e3779b97f4a7c15ull + 12345;
     uint64_t max_bytes = o->max_bytes ? o->max_bytes : DEFAULT_MAX_BYTES;
+    ctr__cats_t cats = o->synthetic_cats;
+    syn_law_t law;
+    syn_law_init(&law);
     int rc = idx ? 0 : CTR_ENOMEM;
     for (size_t q = 0; !rc && q < o->synthetic; q++) {
         r.n = 0;
@@ -361,10 +418,10 @@ static int build_synthetic(const ctr__bodies_opts_t *o, ctr__msgset_t *set, char
         char uc[26][9];
         int up[39];
         for (size_t k = 0; k < 13; k++)
-            syn_value(&rng, k, 0, &ud[k], uc[0], &up[k]);
+            syn_value(&law, cats, &rng, k, 0, &ud[k], uc[0], &up[k]);
         double unused_d;
         for (size_t j = 0; j < 26; j++)
-            syn_value(&rng, j, 1, &unused_d, uc[j], &up[13 + j]);
+            syn_value(&law, cats, &rng, j, 1, &unused_d, uc[j], &up[13 + j]);
         for (size_t i = 0; !rc && i < b; i++) {
             double dense[13];
             char cv[26][9];
@@ -373,7 +430,7 @@ static int build_synthetic(const ctr__bodies_opts_t *o, ctr__msgset_t *set, char
             for (size_t k = 0; k < 13; k++) {
                 int present;
                 double v;
-                syn_value(&rng, k, 0, &v, cv[0], &present);
+                syn_value(&law, cats, &rng, k, 0, &v, cv[0], &present);
                 if (o->context_split && k < SYN_USER_DENSE) {
                     v = ud[k];
                     present = up[k];
@@ -383,7 +440,7 @@ static int build_synthetic(const ctr__bodies_opts_t *o, ctr__msgset_t *set, char
             for (size_t j = 0; j < 26; j++) {
                 int present;
                 double unused;
-                syn_value(&rng, j, 1, &unused, cv[j], &present);
+                syn_value(&law, cats, &rng, j, 1, &unused, cv[j], &present);
                 if (o->context_split && j < SYN_USER_CAT) {
                     memcpy(cv[j], uc[j], 9);
                     present = up[13 + j];

@@ -53,12 +53,26 @@ typedef struct {
 
 typedef enum { CTR__PROTO_V1 = 1, CTR__PROTO_V2 = 2 } ctr__proto_t;
 
+/* How synthetic categorical values are drawn (--synthetic-cats).
+ *   zipf     from per-feature vocabularies of 10 to ~300k values with a
+ *            Zipf-like law: traffic touches a small hot set of table rows
+ *            (the default, and what real traffic looks like)
+ *   uniform  8 uniformly random hex digits: every table row is equally
+ *            likely (the worst case for tables larger than RAM)
+ * Missing rates are the same in both. */
+typedef enum { CTR__CATS_ZIPF = 0, CTR__CATS_UNIFORM = 1 } ctr__cats_t;
+
+/* "zipf" / "uniform" -> ctr__cats_t; -1 otherwise. */
+int ctr__cats_parse(const char *s);
+const char *ctr__cats_name(ctr__cats_t c);
+
 typedef struct {
     ctr__proto_t protocol;
     size_t examples;              /* examples per request, >= 1 */
     int context_split;            /* v1 only */
     uint64_t seed;                /* synthetic values */
     size_t synthetic;             /* > 0: this many synthetic requests */
+    ctr__cats_t synthetic_cats;   /* synthetic categorical values (0 = zipf) */
     const char *data_path;        /* else: rows from this file */
     ctr_data_format_t format;
     const char *label;            /* csv: label column (may be absent); NULL = "label" */

@@ -78,6 +78,12 @@ static void usage(FILE *f)
 "Requests (all prepared before the clock starts):\n"
 "  --synthetic         Criteo-shaped rows: I1..I13 integers, C1..C26 8-hex-digit\n"
 "                      strings, realistic missing values [the default]\n"
+"  --synthetic-cats zipf|uniform   how the synthetic C1..C26 values are drawn:\n"
+"                      zipf: from vocabularies of 10 to ~300k values with a\n"
+"                      Zipf-like law, so traffic touches a small hot set of\n"
+"                      table rows, as real traffic does; uniform: 8 uniformly\n"
+"                      random hex digits, so every table row is equally likely\n"
+"                      (the worst case for tables larger than RAM) [zipf]\n"
 "  --data FILE         rows from a file, cycled: Criteo TSV (label, I1..I13,\n"
 "                      C1..C26; the label may be absent; .xz/.gz read as is)\n"
 "  --format criteo|csv   with --format csv also: --dense COL,... --categorical\n"
@@ -151,6 +157,7 @@ typedef struct {
     int arrival;
     size_t connections;
     int synthetic;
+    int synthetic_cats;            /* ctr__cats_t; -1: not given (zipf) */
     const char *data;
     int format;
     const char *label, *dense, *categorical;
@@ -357,6 +364,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
     o->max_cpu_pct = 90;
     o->max_error_pct = 0.1;
     o->slo_p99_ms = -1;
+    o->synthetic_cats = -1;
     o->replay = calloc((size_t)argc + 1, sizeof *o->replay);
     if (!o->replay)
         return die("out of memory");
@@ -456,6 +464,11 @@ static int parse_args(int argc, char **argv, opts_t *o)
         } else if (FLAG("--synthetic")) {
             NOVAL();
             o->synthetic = 1;
+        } else if (FLAG("--synthetic-cats")) {
+            NEED();
+            o->synthetic_cats = ctr__cats_parse(val);
+            if (o->synthetic_cats < 0)
+                return die("--synthetic-cats %s: expected zipf or uniform", val);
         } else if (FLAG("--data")) {
             NEED();
             o->data = val;
@@ -592,6 +605,9 @@ static int parse_args(int argc, char **argv, opts_t *o)
                    o->connections, o->concurrency);
     if (o->data && o->synthetic)
         return die("--data and --synthetic exclude each other");
+    if (o->synthetic_cats >= 0 && (o->data || o->n_replay))
+        return die("--synthetic-cats shapes synthetic requests: it does not go with --%s",
+                   o->data ? "data" : "replay");
     if (o->n_replay && (o->data || o->synthetic))
         return die("--replay sends the logged requests: it excludes --data and --synthetic");
     if (o->n_replay && o->protocol != CTR__PROTO_V1)
@@ -698,6 +714,7 @@ int main(int argc, char **argv)
         bo.context_split = o.context_split;
         bo.seed = o.seed;
         bo.synthetic = o.data ? 0 : o.bodies;
+        bo.synthetic_cats = o.synthetic_cats == CTR__CATS_UNIFORM ? CTR__CATS_UNIFORM : CTR__CATS_ZIPF;
         bo.data_path = o.data;
         bo.format = (ctr_data_format_t)o.format;
         bo.label = o.label;
@@ -710,7 +727,8 @@ int main(int argc, char **argv)
         if (o.data)
             snprintf(source, sizeof source, "data %s (%zu distinct requests)", o.data, msgs.n);
         else
-            snprintf(source, sizeof source, "synthetic (%zu distinct requests)", msgs.n);
+            snprintf(source, sizeof source, "synthetic%s (%zu distinct requests)",
+                     bo.synthetic_cats == CTR__CATS_UNIFORM ? ", uniform categoricals" : "", msgs.n);
     }
     if (rc)
         FAIL("%s", err);

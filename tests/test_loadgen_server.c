@@ -652,7 +652,13 @@ static void test_bad_input(void)
     rc = run_ctrload(log, 10, &secs, "--url", url, "--rate", "10", "--data", data, NULL);
     CHECK(rc == 2 && log_has(log, "bad.tsv:1"));
     rc = run_ctrload(log, 10, &secs, "--help", NULL);
-    CHECK(rc == 0 && log_has(log, "coordinated omission"));
+    CHECK(rc == 0 && log_has(log, "coordinated omission") && log_has(log, "--synthetic-cats zipf|uniform"));
+    rc = run_ctrload(log, 10, &secs, "--url", url, "--rate", "10", "--synthetic-cats", "random", NULL);
+    CHECK(rc == 2 && log_has(log, "expected zipf or uniform"));
+    rc = run_ctrload(log, 10, &secs, "--url", url, "--rate", "10", "--data", data, "--synthetic-cats", "uniform", NULL);
+    CHECK(rc == 2 && log_has(log, "--synthetic-cats"));
+    rc = run_ctrload(log, 10, &secs, "--url", url, "--print-request", "--synthetic-cats=uniform", NULL);
+    CHECK(rc == 0 && log_has(log, "\"C1\":\""));
 }
 
 /* Removes this test's scratch directory and its files. */

@@ -481,6 +481,99 @@ static void test_bodies(void)
     CHECK(!memcmp(id, "0000000000000abc", 16));
 }
 
+/* Distinct values of feature `name` over the examples of every request in s
+ * (-1 if a body does not parse); *n_seen counts the examples that had it. */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static long distinct_values(const ctr__msgset_t *s, const char *name, size_t *n_seen)
+{
+    size_t cap = (size_t)s->examples, n = 0;
+    char **vals = calloc(cap ? cap : 1, sizeof *vals);
+    *n_seen = 0;
+    if (!vals)
+        return -1;
+    for (size_t i = 0; i < s->n; i++) {
+        json_t *v = body_json(&s->v[i]);
+        if (!v)
+            continue;
+        size_t j;
+        json_t *e;
+        json_array_foreach(json_object_get(v, "examples"), j, e) {
+            const char *x = json_string_value(json_object_get(e, name));
+            if (x && n < cap) {
+                CHECKF(is_hex8(x), "%s = \"%s\" is not 8 hex digits", name, x);
+                vals[n++] = strdup(x);
+            }
+        }
+        json_decref(v);
+    }
+    qsort(vals, n, sizeof *vals, cmp_str);
+    long d = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!i || strcmp(vals[i], vals[i - 1]))
+            d++;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(vals[i]);
+    free(vals);
+    *n_seen = n;
+    return d;
+}
+
+/* --synthetic-cats: zipf draws from small vocabularies (C1: 10 values), so
+ * traffic hits a hot set of rows; uniform makes every value (and so every
+ * table row) equally likely: about as many distinct values as examples. */
+static void test_synthetic_cats(void)
+{
+    char err[512];
+    CHECK(ctr__cats_parse("zipf") == CTR__CATS_ZIPF && ctr__cats_parse("uniform") == CTR__CATS_UNIFORM);
+    CHECK(ctr__cats_parse("Uniform") < 0 && ctr__cats_parse("") < 0);
+    CHECK(!strcmp(ctr__cats_name(CTR__CATS_UNIFORM), "uniform") && !strcmp(ctr__cats_name(CTR__CATS_ZIPF), "zipf"));
+    ctr__bodies_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.protocol = CTR__PROTO_V1;
+    o.examples = 100;
+    o.synthetic = 10;                          /* 1000 examples */
+    o.seed = 5;
+    long dz[2], du[2];
+    size_t nz, nu;
+    const char *feat[2] = {"C1", "C9"};        /* vocabularies of 10 and 52 */
+    for (int f = 0; f < 2; f++) {
+        ctr__msgset_t s;
+        memset(&s, 0, sizeof s);
+        o.synthetic_cats = CTR__CATS_ZIPF;
+        CHECK(ctr__bodies_build(&o, &s, stderr, err, sizeof err) == 0 && s.examples == 1000);
+        dz[f] = distinct_values(&s, feat[f], &nz);
+        ctr__msgset_free(&s);
+        o.synthetic_cats = CTR__CATS_UNIFORM;
+        CHECK(ctr__bodies_build(&o, &s, stderr, err, sizeof err) == 0 && s.examples == 1000);
+        du[f] = distinct_values(&s, feat[f], &nu);
+        ctr__msgset_free(&s);
+        printf("synthetic %s over 1000 examples: zipf %ld distinct of %zu, uniform %ld distinct of %zu\n",
+               feat[f], dz[f], nz, du[f], nu);
+        /* C1 and C9 are never missing: every example carries them. */
+        CHECK(nz == 1000 && nu == 1000);
+        /* 1000 draws from 2^32 values: a repeat has odds of about 1e-4. */
+        CHECKF(du[f] >= 995, "uniform %s: %ld distinct values of 1000", feat[f], du[f]);
+    }
+    CHECKF(dz[0] <= 10, "zipf C1: %ld distinct values (vocabulary 10)", dz[0]);
+    CHECKF(dz[1] <= 52, "zipf C9: %ld distinct values (vocabulary 52)", dz[1]);
+
+    /* Uniform keeps the missing rates: C22 is missing ~76% of the time. */
+    ctr__msgset_t s;
+    memset(&s, 0, sizeof s);
+    o.synthetic_cats = CTR__CATS_UNIFORM;
+    CHECK(ctr__bodies_build(&o, &s, stderr, err, sizeof err) == 0);
+    size_t n22;
+    long d22 = distinct_values(&s, "C22", &n22);
+    CHECKF(n22 > 150 && n22 < 330, "uniform C22 present in %zu of 1000 examples (expected ~240)", n22);
+    CHECK(d22 >= (long)n22 - 2);
+    ctr__msgset_free(&s);
+}
+
 /* ---- replay logs ------------------------------------------------------------ */
 
 static void test_replay(void)
@@ -581,6 +674,7 @@ int main(void)
     test_http1();
     test_schedule();
     test_bodies();
+    test_synthetic_cats();
     test_replay();
     rm_tmpdir();
     return test_main_end();
