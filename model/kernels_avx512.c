@@ -17,8 +17,12 @@
  * one i step costs NV loads, MR broadcasts and MR*NV FMAs; w streams from
  * L2 once per row block. The last panel of a row has exactly as many
  * vectors as it needs, the last one masked (a lane past `out` loads 0 and
- * is never stored). out == 1 runs 16 rows per vector instead (x gathered
+ * is never stored). out == 1 runs 16 rows per vector instead (x copied
  * down a column), each lane its own row's chain.
+ * A w larger than 1 MB runs in passes over blocks of it that stay in L2
+ * (linear_blocked): the inputs are split, but each pass carries every
+ * chain on from the partial sum the previous one stored in y, so the
+ * chains and their bits are the same as in one pass.
  * Nothing here depends on where a row sits in the batch, so a row's bits
  * are the same alone or in any batch.
  *
@@ -145,27 +149,36 @@ INLINE __m512 act_apply(__m512 v, const act_t *a)
 /* ---- the register-blocked micro-kernel ------------------------------ */
 
 typedef struct {
-    const float *x;      /* first row of the block */
-    size_t ldx, in;
-    const float *w;      /* w + panel start */
+    const float *x;      /* first row of the block, at the first input */
+    size_t ldx, in;      /* in: inputs in this pass */
+    const float *w;      /* w + first input's row + panel start */
     size_t out;          /* row stride of w */
-    const float *bias;   /* bias + panel start */
+    const float *init;   /* where the chains start, at the panel start: */
+    size_t ldi;          /* row r's at init + r * ldi (bias: ldi = 0) */
     float *y;            /* first row of the block, at the panel start */
     size_t ldy;
     size_t n;            /* outputs in this panel */
-    const act_t *a;
+    const act_t *a;      /* CTR_ACT_NONE on a pass that leaves partial sums */
+    /* Cache-blocked layers only (linear_blocked): the next pass's block of
+     * w, one row of it prefetched into L2 by each micro-kernel call. */
+    const float *pf;     /* the row this call prefetches */
+    size_t pf_rows;      /* rows of the block left to prefetch */
+    size_t pf_lines;     /* 64-byte lines in a row */
+    size_t pf_n;         /* lines this call prefetches: pf_lines or 0 */
 } blk_t;
 
 /* MR rows x NV vectors of 16 outputs; MR * NV <= 24 so the accumulators
  * a<r>_<j>, the NV w vectors w<j> and a broadcast fit the 32 zmm
  * registers. With MASKED the panel holds (NV-1)*16 < b->n <= NV*16
  * outputs and the last vector's loads and stores are masked (m). With the
- * CTR__REP macros (kernels_int.h) each accumulator is its own variable. */
+ * CTR__REP macros (kernels_int.h) each accumulator is its own variable.
+ * The accumulators start from b->init (bias, or a previous pass's partial
+ * sums) and the b->pf_n lines at b->pf are prefetched one every other
+ * step, spread over the call rather than issued in a burst. */
 #define MK_PART_VEC(j) (masked && j == last)
-#define MK_INIT(unused, j)                                                    \
-    const __m512 bias##j = MK_PART_VEC(j) ? load_lanes(b->bias + j * VL, m)   \
-                                          : _mm512_loadu_ps(b->bias + j * VL);
-#define MK_ACC1(r, j) __m512 a##r##_##j = bias##j;
+#define MK_ACC1(r, j)                                                         \
+    __m512 a##r##_##j = MK_PART_VEC(j) ? load_lanes(init + (size_t)r * ldi + j * VL, m) \
+                                       : _mm512_loadu_ps(init + (size_t)r * ldi + j * VL);
 #define MK_ACC(r, nv) CTR__REPJ_##nv(MK_ACC1, r)
 #define MK_LOADW(unused, j)                                                   \
     __m512 w##j = MK_PART_VEC(j) ? load_lanes(wi + j * VL, m) : _mm512_loadu_ps(wi + j * VL); \
@@ -190,24 +203,40 @@ typedef struct {
         CTR__REPJ_##nv(MK_STORE1, r)                                          \
     }
 
+/* Step i of the chains: prefetch w PF_ROWS ahead, load w, NV x MR FMAs. */
+#define MK_STEP(MR, NV)                                                       \
+    {                                                                         \
+        const float *wi = w + i * out;                                        \
+        if (mr > 1 && i + PF_ROWS < in) {                                     \
+            CTR__REPJ_##NV(MK_PREFETCH, 0)                                    \
+        }                                                                     \
+        CTR__REPJ_##NV(MK_LOADW, 0)                                           \
+        CTR__REPR_##MR(MK_ROW, NV)                                            \
+    }
+
 #define MK_DEFINE(name, MR, NV, MASKED)                                       \
     static void name(const blk_t *b)                                          \
     {                                                                         \
         const int masked = MASKED, last = NV - 1, mr = MR;                    \
         const lanes_t m = lanes(masked ? b->n - (size_t)last * VL : VL);      \
         const float *x = b->x, *w = b->w;                                     \
-        const size_t ldx = b->ldx, in = b->in, out = b->out;                  \
+        const size_t ldx = b->ldx, in = b->in, out = b->out, ldi = b->ldi;    \
+        const float *init = b->init;                                          \
+        const char *pf = (const char *)b->pf;                                 \
+        const size_t pfn = 2 * b->pf_n;                                       \
         const act_t a = *b->a; /* a local copy: stores to y cannot alias it */ \
-        CTR__REPJ_##NV(MK_INIT, 0)                                            \
         CTR__REPR_##MR(MK_ACC, NV)                                            \
-        for (size_t i = 0; i < in; i++) {                                     \
-            const float *wi = w + i * out;                                    \
-            if (mr > 1 && i + PF_ROWS < in) {                                 \
-                CTR__REPJ_##NV(MK_PREFETCH, 0)                                \
-            }                                                                 \
-            CTR__REPJ_##NV(MK_LOADW, 0)                                       \
-            CTR__REPR_##MR(MK_ROW, NV)                                        \
+        /* The steps that prefetch, then the rest without the test: a test \
+         * in every step cost 4 rows of 429 -> 512 6% on AVX2. */            \
+        const size_t split = pfn < in ? pfn : in;                             \
+        size_t i = 0;                                                         \
+        for (; i < split; i++) {                                              \
+            if (i & 1)                                                        \
+                _mm_prefetch(pf + (i >> 1) * 64, _MM_HINT_T1); /* to L2 */    \
+            MK_STEP(MR, NV)                                                   \
         }                                                                     \
+        for (; i < in; i++)                                                   \
+            MK_STEP(MR, NV)                                                   \
         CTR__REPR_##MR(MK_STORE, NV)                                          \
     }
 #define MK_FULL(MR, NV) MK_DEFINE(mk_##MR##x##NV, MR, NV, 0)
@@ -250,35 +279,113 @@ static const shape_t shapes[] = {
                      mk_1x16_m}},
 };
 
-/* Full panels of one row block, then the partial one. */
+/* Outputs o0 .. o1-1 of one row block: full panels, then the partial
+ * one. w, init and y point at output 0 of the pass's first input / row.
+ * While a cache-blocked pass runs, each call also prefetches one row of
+ * the next pass's block into L2 (b->pf_rows of them are left). */
 static void row_block(const shape_t *s, blk_t *b, const float *w,
-                      const float *bias, float *y, size_t out)
+                      const float *init, float *y, size_t o0, size_t o1)
 {
     const size_t pw = (size_t)s->nv * VL;
-    size_t o = 0;
-    for (; o + pw <= out; o += pw) {
+    for (size_t o = o0; o < o1; o += pw) {
+        const size_t n = o1 - o < pw ? o1 - o : pw;
         b->w = w + o;
-        b->bias = bias + o;
-        b->y = y + o;
-        b->n = pw;
-        s->full(b);
-    }
-    if (o < out) {
-        size_t n = out - o;
-        b->w = w + o;
-        b->bias = bias + o;
+        b->init = init + o;
         b->y = y + o;
         b->n = n;
-        s->part[(n + VL - 1) / VL](b);
+        b->pf_n = b->pf_rows ? b->pf_lines : 0;
+        if (n == pw)
+            s->full(b);
+        else
+            s->part[(n + VL - 1) / VL](b);
+        if (b->pf_rows) {
+            b->pf += b->out;
+            b->pf_rows--;
+        }
+    }
+}
+
+/* One pass: every row block of the batch over outputs o0 .. o1-1 and
+ * inputs k0 .. k0+kc-1. The chains start from init (bias with ldi = 0, or
+ * the partial sums an earlier pass left in y) and end in y, activated
+ * by *a. */
+static void pass(blk_t *b, const float *x, size_t ldx, size_t rows, size_t k0,
+                 size_t kc, const float *w, size_t out, const float *init,
+                 size_t ldi, float *y, size_t ldy, size_t o0, size_t o1,
+                 const act_t *a)
+{
+    b->in = kc;
+    b->ldi = ldi;
+    b->a = a;
+    size_t r = 0;
+    for (size_t s = 0; s < CTR_ARRAY_LEN(shapes); s++) {
+        const size_t mr = (size_t)shapes[s].mr;
+        for (; r + mr <= rows; r += mr) {
+            b->x = x + r * ldx + k0;
+            row_block(&shapes[s], b, w + k0 * out, init + r * ldi, y + r * ldy, o0, o1);
+        }
+    }
+}
+
+/* ---- cache blocking ------------------------------------------------- */
+
+/* A w of up to BLOCK_MIN_BYTES stays in L2 (2 MB a core here) and runs
+ * as one pass, each row block streaming it from L2. A larger w would come
+ * from memory once per row block (4096 -> 2048 at batch 64: 60 GFLOP/s),
+ * so it runs in passes over blocks of KC inputs x OW outputs (512 KB):
+ * the whole batch goes through one block before the next, so a block is
+ * read from memory once and then from L2, and while a pass runs its
+ * micro-kernel calls prefetch the next pass's block into L2. Splitting
+ * the inputs keeps every chain whole: a pass stores its partial sums to
+ * y, unactivated, and the next pass reloads them (a float stores and
+ * reloads exactly) and goes on with the following inputs, in order; only
+ * the last pass over an output panel activates. 4096 -> 2048, one core,
+ * GFLOP/s at batch 16 / 64 / 256: 57 / 96 / 148 without the prefetch,
+ * 90 / 150 / 150 with it. Smaller w: blocking costs 3-8% (y reloads),
+ * larger: it wins at every batch size, even one row (10 -> 12.6, the
+ * block rows are 4 KB runs the prefetchers follow). KC 64..160 and OW
+ * 768..1024 are within noise of each other; OW 512 and KC 256 lose. */
+#define BLOCK_MIN_BYTES ((size_t)1 << 20)
+#define KC 128   /* inputs a block, at most; passes are split evenly */
+#define OW 1024  /* outputs a block: a multiple of the 12x2 panel (32) */
+
+static void linear_blocked(blk_t *b, const float *x, size_t ldx, size_t rows,
+                           size_t in, const float *w, const float *bias,
+                           size_t out, float *y, size_t ldy, const act_t *a)
+{
+    act_t partial = *a;
+    partial.act = CTR_ACT_NONE;
+    /* 429 inputs run as 108 + 107 + 107 + 107, not 128 x 3 + 45 */
+    const size_t nk = (in + KC - 1) / KC, kc = (in + nk - 1) / nk;
+    for (size_t o0 = 0; o0 < out; o0 += OW) {
+        const size_t o1 = out - o0 > OW ? o0 + OW : out;
+        for (size_t k0 = 0; k0 < in; k0 += kc) {
+            const size_t n = in - k0 < kc ? in - k0 : kc;
+            const int first = k0 == 0, last = k0 + n == in;
+            /* The next pass's block: this panel's next inputs, or the
+             * next panel's first (none after the last panel). */
+            const size_t nk0 = last ? 0 : k0 + n, no0 = last ? o1 : o0;
+            const size_t no1 = out - no0 > OW ? no0 + OW : out;
+            b->pf = w + nk0 * out + no0;
+            b->pf_rows = no0 < out ? (in - nk0 < kc ? in - nk0 : kc) : 0;
+            b->pf_lines = ((no1 - no0) * sizeof(float) + 63) / 64;
+            pass(b, x, ldx, rows, k0, n, w, out, first ? bias : y, first ? 0 : ldy, y,
+                 ldy, o0, o1, last ? a : &partial);
+        }
     }
 }
 
 /* ---- out == 1: rows across lanes ------------------------------------ */
 
-/* The final layer (in -> 1): a lane per row, x[r][i] gathered down the
- * column, w[i] broadcast; two 16-row groups run side by side. Rows left
- * over, or an ldx too wide for 32-bit gather offsets, run scalar chains
- * (fmaf compiles to one vfmadd here), four rows interleaved. */
+/* The final layer (in -> 1): a lane per row, w[i] broadcast, two 16-row
+ * groups side by side. x is read a tile at a time: TI inputs of each of
+ * the 32 rows copied, transposed, into xt, so that xt[i] holds input i of
+ * every lane. Gathering down the column instead ran at 0.8 GFLOP/s for
+ * 2048 -> 1 (rows 8 KB apart all fall in one L1 set and evict each
+ * other); the copy reads each row contiguously. Rows left over run
+ * scalar chains (fmaf compiles to one vfmadd here), four interleaved. */
+#define TI 64 /* inputs a tile: 2 x 16 x 64 floats = 8 KB on the stack */
+
 static void out1_scalar(const float *x, size_t ldx, size_t rows, size_t in,
                         const float *w, float bias, float *y, size_t ldy,
                         const act_t *a)
@@ -307,18 +414,14 @@ static void out1_scalar(const float *x, size_t ldx, size_t rows, size_t in,
     }
 }
 
-INLINE __m512 gather_col(__m512i idx, const float *p)
+/* xt[i * VL + k] = x[k * ldx + i0 + i] for k < VL, i < n. */
+INLINE void transpose_tile(float *xt, const float *x, size_t ldx, size_t i0, size_t n)
 {
-#ifdef CTR_AVX512_SIMDE
-    int32_t o[VL];
-    float t[VL];
-    _mm512_storeu_si512(o, idx);
-    for (int k = 0; k < VL; k++)
-        t[k] = p[o[k]];
-    return _mm512_loadu_ps(t);
-#else
-    return _mm512_i32gather_ps(idx, p, 4);
-#endif
+    for (size_t k = 0; k < VL; k++) {
+        const float *xk = x + k * ldx + i0;
+        for (size_t i = 0; i < n; i++)
+            xt[i * VL + k] = xk[i];
+    }
 }
 
 INLINE void store_col(float *y, size_t ldy, __m512 v)
@@ -333,30 +436,37 @@ static void out1(const float *x, size_t ldx, size_t rows, size_t in,
                  const float *w, const float *bias, float *y, size_t ldy,
                  const act_t *a)
 {
+    float xt0[TI * VL] __attribute__((aligned(64)));
+    float xt1[TI * VL] __attribute__((aligned(64)));
+    const __m512 bv = _mm512_set1_ps(bias[0]);
     size_t r = 0;
-    if (ldx <= (size_t)INT32_MAX / (2 * VL)) {
-        const __m512i idx = _mm512_mullo_epi32(
-            _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-            _mm512_set1_epi32((int)ldx));
-        const __m512 bv = _mm512_set1_ps(bias[0]);
-        for (; r + 2 * VL <= rows; r += 2 * VL) {
-            const float *x0 = x + r * ldx, *x1 = x0 + VL * ldx;
-            __m512 s0 = bv, s1 = bv;
-            for (size_t i = 0; i < in; i++) {
-                __m512 wi = _mm512_set1_ps(w[i]);
-                s0 = _mm512_fmadd_ps(gather_col(idx, x0 + i), wi, s0);
-                s1 = _mm512_fmadd_ps(gather_col(idx, x1 + i), wi, s1);
+    for (; r + 2 * VL <= rows; r += 2 * VL) {
+        const float *x0 = x + r * ldx, *x1 = x0 + VL * ldx;
+        __m512 s0 = bv, s1 = bv;
+        for (size_t i0 = 0; i0 < in; i0 += TI) {
+            const size_t n = in - i0 < TI ? in - i0 : TI;
+            transpose_tile(xt0, x0, ldx, i0, n);
+            transpose_tile(xt1, x1, ldx, i0, n);
+            for (size_t i = 0; i < n; i++) {
+                const __m512 wi = _mm512_set1_ps(w[i0 + i]);
+                s0 = _mm512_fmadd_ps(_mm512_load_ps(xt0 + i * VL), wi, s0);
+                s1 = _mm512_fmadd_ps(_mm512_load_ps(xt1 + i * VL), wi, s1);
             }
-            store_col(y + r * ldy, ldy, act_apply(s0, a));
-            store_col(y + (r + VL) * ldy, ldy, act_apply(s1, a));
         }
-        for (; r + VL <= rows; r += VL) {
-            const float *x0 = x + r * ldx;
-            __m512 s0 = bv;
-            for (size_t i = 0; i < in; i++)
-                s0 = _mm512_fmadd_ps(gather_col(idx, x0 + i), _mm512_set1_ps(w[i]), s0);
-            store_col(y + r * ldy, ldy, act_apply(s0, a));
+        store_col(y + r * ldy, ldy, act_apply(s0, a));
+        store_col(y + (r + VL) * ldy, ldy, act_apply(s1, a));
+    }
+    for (; r + VL <= rows; r += VL) {
+        const float *x0 = x + r * ldx;
+        __m512 s0 = bv;
+        for (size_t i0 = 0; i0 < in; i0 += TI) {
+            const size_t n = in - i0 < TI ? in - i0 : TI;
+            transpose_tile(xt0, x0, ldx, i0, n);
+            for (size_t i = 0; i < n; i++)
+                s0 = _mm512_fmadd_ps(_mm512_load_ps(xt0 + i * VL),
+                                     _mm512_set1_ps(w[i0 + i]), s0);
         }
+        store_col(y + r * ldy, ldy, act_apply(s0, a));
     }
     out1_scalar(x + r * ldx, ldx, rows - r, in, w, bias[0], y + r * ldy, ldy, a);
 }
@@ -377,13 +487,9 @@ void CTR__AVX512_FN(ctr__linear_avx512)(const float *x, size_t ldx, size_t rows,
         out1(x, ldx, rows, in, w, bias, y, ldy, &a);
         return;
     }
-    blk_t b = {.ldx = ldx, .in = in, .out = out, .ldy = ldy, .a = &a};
-    size_t r = 0;
-    for (size_t s = 0; s < CTR_ARRAY_LEN(shapes); s++) {
-        const size_t mr = (size_t)shapes[s].mr;
-        for (; r + mr <= rows; r += mr) {
-            b.x = x + r * ldx;
-            row_block(&shapes[s], &b, w, bias, y + r * ldy, out);
-        }
-    }
+    blk_t b = {.ldx = ldx, .out = out, .ldy = ldy};
+    if (in * out * sizeof(float) <= BLOCK_MIN_BYTES)
+        pass(&b, x, ldx, rows, 0, in, w, out, bias, 0, y, ldy, 0, out, &a);
+    else
+        linear_blocked(&b, x, ldx, rows, in, w, bias, out, y, ldy, &a);
 }

@@ -405,6 +405,46 @@ static void test_bit_exact(void)
     CHECK(middle_hits > 1000);
 }
 
+/* ---- wide layers: the cache-blocked path ------------------------------- */
+
+/* A w over 1 MB runs in passes over blocks of up to 128 inputs x 1024
+ * outputs, each pass carrying the chains on from partial sums stored in y
+ * (kernels_avx2.c, kernels_avx512.c). The shapes give many passes
+ * (4096 inputs), uneven input splits (429 -> 108 + 3 x 107, 1031, 600),
+ * one pass over several output panels (100 -> 4099), a last panel cut
+ * short by out with a masked vector inside (2047, 4099, 1030), a w just
+ * over the threshold (300 x 1000 is 1.2 MB) and every row shape
+ * (64 = 5 x 12 + 4, 17 = 12 + 4 + 1, 23 = 12 + 8 + 3). One w per shape
+ * serves every batch size. */
+static void test_wide(void)
+{
+    /* ... and wide final layers: out == 1 copies x in tiles of 64 inputs */
+    static const size_t shapes[][2] = {{4096, 2048}, {429, 4096}, {600, 2047},
+                                       {300, 1000},  {100, 4099}, {1031, 1030},
+                                       {2048, 1},    {129, 1},    {65, 1}};
+    static const size_t rows_list[] = {1, 3, 17, 23, 64};
+    test_rng_t rng = {2024};
+    long before = cases_run, outputs = outputs_checked;
+    for (size_t s = 0; s < CTR_ARRAY_LEN(shapes); s++) {
+        case_t c = {.rows = 64, .in = shapes[s][0], .out = shapes[s][1]};
+        c.ldx = c.in + s % 3;
+        case_fill(&c, &rng, 1, 6);
+        for (size_t k = 0; k < CTR_ARRAY_LEN(rows_list); k++) {
+            uint64_t u = test_rng_next(&rng);
+            case_t cr = c;
+            cr.rows = rows_list[k];
+            cr.x = c.x + (c.rows - cr.rows) * c.ldx; /* ends at the guard page */
+            cr.ldy = c.out + (u & 1 ? 0 : 1 + (u >> 1) % 5);
+            cr.act = (ctr_activation_t)((u >> 8) % 3);
+            cr.beta = betas[(u >> 16) % 3];
+            check_case(&cr, (u >> 20) & 1, "wide");
+        }
+        case_free(&c);
+    }
+    printf("wide: %ld cases, %ld outputs bit-exact against scalar\n", cases_run - before,
+           outputs_checked - outputs);
+}
+
 /* ---- activation edge values through every variant --------------------- */
 
 /* in = 0, so y = act(bias) exactly: feed the activation -0, NaN, +-beta
@@ -698,6 +738,7 @@ int main(void)
     collect_variants();
     test_act_specials();
     test_bit_exact();
+    test_wide();
     test_row_invariance();
     test_thread_invariance();
     test_blas();
