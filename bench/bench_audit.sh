@@ -14,6 +14,8 @@
 #   AUDIT_BENCH_EXAMPLES (1 example per request)  AUDIT_BENCH_ROUNDS (3)
 #   AUDIT_BENCH_DIR (a directory on the disk to measure; default $B/bench)
 #   AUDIT_BENCH_MODES ("off write fsync"; also async, write-pwrite, fsync-pwrite)
+#   AUDIT_BENCH_WARMUP (1: seconds of load on each fresh server before the
+#   measured run; 0 with BENCH_QUICK=1)
 set -euo pipefail
 B=${B:-build}
 DUR=${AUDIT_BENCH_SECONDS:-5}
@@ -24,6 +26,7 @@ BASE=${AUDIT_BENCH_DIR:-$B/bench}
 # Modes: off, async, write, fsync, and write-pwrite / fsync-pwrite (the
 # io_uring fallback forced with CTRD_AUDIT_NO_URING=1).
 MODES=${AUDIT_BENCH_MODES:-off write fsync}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then WARMUP=${AUDIT_BENCH_WARMUP:-0}; else WARMUP=${AUDIT_BENCH_WARMUP:-1}; fi
 
 [ -x "$B/ctrd" ] && [ -x "$B/ctrtool" ] || { echo "bench_audit: build $B/ctrd and $B/ctrtool first"; exit 1; }
 mkdir -p "$BASE"
@@ -152,12 +155,12 @@ lat() {  # MODE -> "p50/p99" medians, or "-"
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-echo "audit log cost: $TOOL, $CONN connections, $EX example(s)/request, ${DUR}s per run, $ROUNDS rounds,"
+echo "audit log cost: $TOOL, $CONN connections, $EX example(s)/request, ${DUR}s per run after ${WARMUP}s warm-up, $ROUNDS rounds,"
 echo "  log on $(df -h --output=source,fstype "$BASE" | tail -n 1 | tr -s ' '), $(nproc) cores shared by client and server"
 for r in $(seq 1 "$ROUNDS"); do
     for mode in $MODES; do
         start "$mode"
-        load 1 >/dev/null                      # warm-up
+        [ "$WARMUP" -gt 0 ] && load "$WARMUP" >/dev/null   # warm-up
         c0=$(cpu_ticks)
         rps=$(load "$DUR")
         c1=$(cpu_ticks)

@@ -16,7 +16,8 @@
 # not root. Knobs: BENCH_DURATION (s, 10), BENCH_CONNS (64), BENCH_RUNS (3),
 # BENCH_ROWS_PER_TABLE (100000), BENCH_HIDDEN (256,128: the shape `ctrtool
 # train` gives by default; the MLP is most of the per-example cost),
-# CTRD_FLAGS (extra ctrd flags).
+# BENCH_WARMUP (s of wrk load on each server before measuring: 2, 1 with
+# BENCH_QUICK=1), CTRD_FLAGS (extra ctrd flags).
 set -euo pipefail
 B=${B:-build}
 DUR=${BENCH_DURATION:-10}
@@ -24,6 +25,7 @@ CONNS=${BENCH_CONNS:-64}
 RUNS=${BENCH_RUNS:-3}
 ROWS_PER_TABLE=${BENCH_ROWS_PER_TABLE:-100000}
 HIDDEN=${BENCH_HIDDEN:-256,128}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then WARMUP=${BENCH_WARMUP:-1}; else WARMUP=${BENCH_WARMUP:-2}; fi
 CORES=$(nproc)
 WRK_THREADS=$(( CORES < 4 ? CORES : 4 ))
 
@@ -187,8 +189,8 @@ echo "machine: $CORES cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2
 echo "model: $MODEL ($(du -h "$MODEL" | cut -f1); 13 dense, 26 x 16-dim tables, hidden $HIDDEN), kernel: $(curl -s "http://127.0.0.1:$CTRD_PORT/v1/models" | grep -o '"kernel":{"name":"[a-z0-9]*"' | cut -d'"' -f6)"
 
 # warm-up: page in the model, let both servers settle
-wrk -t1 -c8 -d2s -s "$W/post1.lua" "http://127.0.0.1:$CTRD_PORT/v1/score" >/dev/null 2>&1
-wrk -t1 -c8 -d2s -s "$W/post1.lua" "http://127.0.0.1:$NGINX_PORT/v1/score" >/dev/null 2>&1
+wrk -t1 -c8 -d"${WARMUP}s" -s "$W/post1.lua" "http://127.0.0.1:$CTRD_PORT/v1/score" >/dev/null 2>&1
+wrk -t1 -c8 -d"${WARMUP}s" -s "$W/post1.lua" "http://127.0.0.1:$NGINX_PORT/v1/score" >/dev/null 2>&1
 
 for r in $(seq 1 "$RUNS"); do
     run_wrk nginx1 "http://127.0.0.1:$NGINX_PORT/v1/score" "$W/post1.lua" "$CONNS"
@@ -205,7 +207,8 @@ read -r C64_RPS C64_P50 C64_P99 C64_BAD <<<"$(median ctrd64)"
 
 # Offline: the same 64 rows, repeated, through ctrtool score on one core.
 REPS=$(( 4000 ))
-for i in $(seq 1 $REPS); do cat "$W/rows.tsv"; done >"$W/rows_rep.tsv"
+awk -v n=$REPS '{ l[NR] = $0 } END { for (i = 0; i < n; i++) for (j = 1; j <= NR; j++) print l[j] }' \
+    "$W/rows.tsv" >"$W/rows_rep.tsv"
 NROWS=$(( 64 * REPS ))
 PIN=""
 command -v taskset >/dev/null 2>&1 && PIN="taskset -c 0"

@@ -13,6 +13,11 @@
 #       from process start to /readyz. Requests: ctrload --synthetic with
 #       SCALE_BODIES distinct bodies (Zipf-like vocabularies: real traffic
 #       touches a small hot set of rows, so RSS stays far below the file).
+#       The largest size is then loaded again, in the same ctrd process,
+#       with --synthetic-cats uniform: every row equally likely, so in
+#       tables larger than RAM a lookup misses the page cache about as often
+#       as the file is not resident (the worst case); examples/s, p99 and
+#       RSS beside the hot-set figures (scale_tables_uniform.tsv).
 #   6c  request size: 1, 8, 64, 512 examples per request (base model).
 #   6d  threads: ctrd --threads 1 vs 2, rounds interleaved.
 #   6e  time to /readyz: the demo model (build/demo.ctrm) and the largest
@@ -22,12 +27,12 @@
 # Load: ctrload closed loop (--concurrency), examples/s of 2xx answers and
 # p99 from the send; medians of SCALE_RUNS runs. ctrload shares the cores
 # with ctrd (and, on this machine, with everything else running).
-# Output in $B/bench/out/: scale_{hidden,tables,request,threads,ready}.tsv,
-# scale.png (gnuplot-nox), scale.txt (this summary).
-# Knobs: BENCH_QUICK=1 (short runs, small tables only), SCALE_TABLE_GB
-# ("0.1 1 8 32"), SCALE_WIDTHS ("256 1024 4096"), SCALE_BATCHES
-# ("1 8 64 512"), SCALE_DURATION, SCALE_RUNS, SCALE_BODIES (5000),
-# SCALE_DIR (where big models are written; $B/bench).
+# Output in $B/bench/out/: scale_{hidden,tables,tables_uniform,request,
+# threads,ready}.tsv, scale.png (gnuplot-nox), scale.txt (this summary).
+# Knobs: BENCH_QUICK=1 (short runs, small tables only, fewer request
+# sizes), SCALE_TABLE_GB ("0.1 1 8 32"), SCALE_WIDTHS ("256 1024 4096"),
+# SCALE_BATCHES ("1 8 64 512"), SCALE_DURATION, SCALE_RUNS, SCALE_BODIES
+# (5000), SCALE_DIR (where big models are written; $B/bench).
 set -euo pipefail
 B=${B:-build}
 out="$B/bench/out"
@@ -37,15 +42,15 @@ mkdir -p "$out" "$B/bench"
 
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-    DUR=${SCALE_DURATION:-1s}; WARM=0.3s; RUNS=${SCALE_RUNS:-1}
+    # A smoke test: the uniform run uses the largest small table.
+    DUR=${SCALE_DURATION:-0.5s}; WARM=0.2s; RUNS=${SCALE_RUNS:-1}
     TABLE_GB=${SCALE_TABLE_GB:-"0.1 0.25"}; WIDTHS=${SCALE_WIDTHS:-"256 1024"}
-    BODIES=${SCALE_BODIES:-1000}
+    BODIES=${SCALE_BODIES:-200}; BATCHES=${SCALE_BATCHES:-"1 64 512"}
 else
     DUR=${SCALE_DURATION:-4s}; WARM=1s; RUNS=${SCALE_RUNS:-3}
     TABLE_GB=${SCALE_TABLE_GB:-"0.1 1 8 32"}; WIDTHS=${SCALE_WIDTHS:-"256 1024 4096"}
-    BODIES=${SCALE_BODIES:-5000}
+    BODIES=${SCALE_BODIES:-5000}; BATCHES=${SCALE_BATCHES:-"1 8 64 512"}
 fi
-BATCHES=${SCALE_BATCHES:-"1 8 64 512"}
 DIR=${SCALE_DIR:-$B/bench}
 N_CAT=26 DIM=16 N_DENSE=13
 ROW_BYTES=$(( N_CAT * DIM * 4 ))
@@ -82,13 +87,14 @@ model_for() {  # ROWS HIDDEN PATH
     fi
 }
 
-# measure URL B CONC -> "median_examples_per_s median_p99_ms" over RUNS runs
+# measure URL B CONC [CTRLOAD FLAGS...] -> "median_examples_per_s median_p99_ms" over RUNS runs
 measure() {
     local url=$1 b=$2 c=$3 i
+    shift 3
     : >"$W/m"
     for i in $(seq 1 "$RUNS"); do
         load_run "$W/run.json" "$url" --concurrency "$c" --duration "$DUR" --warmup "$WARM" \
-            --examples-per-request "$b" --bodies "$BODIES" --timeout 10s >>"$W/m"
+            --examples-per-request "$b" --bodies "$BODIES" --timeout 10s "$@" >>"$W/m"
     done
     echo "$(median_col "$W/m" 2) $(median_col "$W/m" 4)"
 }
@@ -122,7 +128,11 @@ awk -F'\t' 'NR == 2 { e0 = $3; m0 = $2; p0 = $4 }
 say ""
 say "6b: embedding tables (26 x 16-dim, hidden 256,128), 64 examples/request, $(conc_for 64) in flight, $BODIES distinct bodies"
 printf 'table_gb\tfile_bytes\tsynth_s\tready_s\trss_ready_kb\trss_kb\tanon_kb\tfile_kb\texamples_per_s\tp99_ms\n' >"$out/scale_tables.tsv"
+# The uniform run (largest size only): rss_before_kb is VmRSS when it
+# starts, right after the Zipf runs in the same process.
+printf 'table_gb\tfile_bytes\tcats\trss_before_kb\trss_kb\tanon_kb\tfile_kb\texamples_per_s\tp99_ms\n' >"$out/scale_tables_uniform.tsv"
 LARGEST=""
+LAST_GB=$(echo "$TABLE_GB" | awk '{print $NF}')
 for gb in $TABLE_GB; do
     rows=$(rows_for_gb "$gb")
     if awk -v g="$gb" 'BEGIN { exit !(g < 0.15) }'; then
@@ -136,6 +146,7 @@ for gb in $TABLE_GB; do
     if [ ! -f "$m" ]; then
         if [ "$free_kb" -lt "$need_kb" ]; then
             say "  $gb GB: skipped, $(( free_kb / 1000000 )) GB free on $DIR (needs $gb + 8)"
+            [ "$gb" = "$LAST_GB" ] && say "  (so no uniform-rows run: it runs on the largest size, $LAST_GB GB)"
             continue
         fi
         awk -v g="$gb" 'BEGIN { exit !(g >= 1) }' && BIG=$m
@@ -147,14 +158,27 @@ for gb in $TABLE_GB; do
     rss0=$(mem_kb "$CTRD_PID" VmRSS)
     read -r eps p99 <<<"$(measure "$CTRD_URL" 64 "$(conc_for 64)")"
     rss=$(mem_kb "$CTRD_PID" VmRSS); anon=$(mem_kb "$CTRD_PID" RssAnon); file=$(mem_kb "$CTRD_PID" RssFile)
-    stop_pid "$CTRD_PID"; CTRD_PID=""
     size=$(stat -c %s "$m")
+    uline=""
+    if [ "$gb" = "$LAST_GB" ]; then
+        # Worst case: uniformly random rows (ctrload --synthetic-cats uniform),
+        # same process, same load, right after the hot-set runs.
+        read -r ueps up99 <<<"$(measure "$CTRD_URL" 64 "$(conc_for 64)" --synthetic-cats uniform)"
+        urss=$(mem_kb "$CTRD_PID" VmRSS); uanon=$(mem_kb "$CTRD_PID" RssAnon); ufile=$(mem_kb "$CTRD_PID" RssFile)
+        printf '%s\t%s\tuniform\t%s\t%s\t%s\t%s\t%s\t%s\n' "$gb" "$size" "$rss" "$urss" "$uanon" "$ufile" "$ueps" "$up99" \
+            >>"$out/scale_tables_uniform.tsv"
+        uline=$(awk -v s="$size" -v e="$ueps" -v p="$up99" -v z="$eps" -v zp="$p99" -v rb="$rss" -v ra="$urss" -v a="$uanon" 'BEGIN {
+            printf "  %6.2f GB file, uniform random rows (--synthetic-cats uniform, same process): %9.0f examples/s (%.3fx of the hot set), p99 %8.2f ms (%.2fx); RSS %7.1f MiB before (%.2f of the file resident), %7.1f MiB after (%5.1f MiB anonymous)\n",
+                s / 1e9, e, (z > 0 ? e / z : 0), p, (zp > 0 ? p / zp : 0), rb / 1024, rb * 1024 / s, ra / 1024, a / 1024 }')
+    fi
+    stop_pid "$CTRD_PID"; CTRD_PID=""
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$gb" "$size" "$synth_s" "$CTRD_READY_S" "$rss0" "$rss" "$anon" "$file" "$eps" "$p99" \
         >>"$out/scale_tables.tsv"
     awk -v g="$gb" -v s="$size" -v r="$CTRD_READY_S" -v r0="$rss0" -v rs="$rss" -v a="$anon" -v e="$eps" -v p="$p99" -v sy="$synth_s" 'BEGIN {
         printf "  %6.2f GB file: %9.0f examples/s, p99 %8.2f ms; ready in %6.2f s; RSS %7.1f MiB at ready, %7.1f MiB after load (%5.1f MiB anonymous) = %.4f of the file%s\n",
             s / 1e9, e, p, r, r0 / 1024, rs / 1024, a / 1024, rs * 1024 / s, (sy > 0 ? sprintf("; synth %.0f s", sy) : "") }' \
         | tee -a "$out/scale.txt"
+    [ -n "$uline" ] && say "$uline"
     LARGEST=$m
     if [ "$m" = "$BIG" ] && [ "$gb" != "$(echo "$TABLE_GB" | awk '{print $NF}')" ]; then
         rm -f "$m"; BIG=""
@@ -229,6 +253,11 @@ awk -F'\t' 'NR == 2 { e0 = $2 }
 
 # --- plots ------------------------------------------------------------------------------
 if [ "$have_gnuplot" = 1 ]; then
+    UT="" UM=""
+    if [ "$(wc -l <"$out/scale_tables_uniform.tsv")" -gt 1 ]; then
+        UT=", \"$out/scale_tables_uniform.tsv\" every ::1 using (\$2/1e9):8 with points pt 7 ps 1.5 title \"examples/s, uniform random rows\""
+        UM=", \"$out/scale_tables_uniform.tsv\" every ::1 using (\$2/1e9):(\$5/1024) with points pt 7 ps 1.5 title \"after uniform random rows\""
+    fi
     gnuplot <<EOF
 set terminal pngcairo size 1200,860 font "sans,9"
 set output "$out/scale.png"
@@ -250,8 +279,8 @@ plot "$out/scale_hidden.tsv" every ::1 using 1:3 with linespoints lw 2 title "ex
 set title "embedding tables (hidden 256,128; 64 examples/request)"
 set xlabel "model file (GB)"
 set logscale x 10
-plot "$out/scale_tables.tsv" every ::1 using (\$2/1e9):9 with linespoints lw 2 title "examples/s", \
-     "" every ::1 using (\$2/1e9):10 axes x1y2 with linespoints dt 2 title "p99 ms"
+plot "$out/scale_tables.tsv" every ::1 using (\$2/1e9):9 with linespoints lw 2 title "examples/s (Zipf hot set)", \
+     "" every ::1 using (\$2/1e9):10 axes x1y2 with linespoints dt 2 title "p99 ms"$UT
 set title "request size"
 set xlabel "examples per request"
 set logscale x 2
@@ -260,13 +289,14 @@ plot "$out/scale_request.tsv" every ::1 using 1:3 with linespoints lw 2 title "e
 set title "resident memory vs model size"
 set xlabel "model file (GB)"
 set ylabel "VmRSS (MiB)"
+set key bottom right opaque box
 set logscale x 10
 unset y2tics
 unset y2label
 plot "$out/scale_tables.tsv" every ::1 using (\$2/1e9):(\$5/1024) with linespoints title "at /readyz", \
      "" every ::1 using (\$2/1e9):(\$6/1024) with linespoints lw 2 title "after the load", \
      "" every ::1 using (\$2/1e9):(\$7/1024) with linespoints dt 2 title "anonymous part", \
-     "" every ::1 using (\$2/1e9):(\$2/1048576) with lines lc rgb "gray" dt 3 title "file size"
+     "" every ::1 using (\$2/1e9):(\$2/1048576) with lines lc rgb "gray" dt 3 title "file size"$UM
 unset multiplot
 EOF
     say ""
