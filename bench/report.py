@@ -325,11 +325,7 @@ def main():
     sec = ["## 5. Against what a user would run instead: FastAPI + PyTorch", ""]
     if cj and "skipped" not in cj:
         rr = "B=build bench/bench_compare.sh"
-        models = cj.get("models")
-        if not isinstance(models, list):  # compare.json from before the two-model runs
-            models = [{"name": "bench", "label": "benchmark", "path": cj.get("model"),
-                       "bytes": cj.get("model_bytes", 0), "shape": None, "macs": None,
-                       "b1": cj.get("b1"), "b64": cj.get("b64"), "rss_kb": cj.get("rss_kb")}]
+        models = cj.get("models") or []
 
         def mname(m):
             return "%s model%s" % (m.get("label") or m.get("name"), " (%s)" % m["shape"] if m.get("shape") else "")

@@ -255,14 +255,16 @@ static const shape_t shapes[] = {
 
 /* ---- out == 1: rows across lanes ------------------------------------ */
 
-/* The final layer (in -> 1): a lane per row, w[i] broadcast, two 16-row
- * groups side by side. x is read a tile at a time: TI inputs of each of
- * the 32 rows copied, transposed, into xt, so that xt[i] holds input i of
- * every lane. Gathering down the column instead ran at 0.8 GFLOP/s for
- * 2048 -> 1 (rows 8 KB apart all fall in one L1 set and evict each
- * other); the copy reads each row contiguously. Rows left over run
- * scalar chains (fmaf compiles to one vfmadd here), four interleaved. */
-#define TI 64 /* inputs a tile: 2 x 16 x 64 floats = 8 KB on the stack */
+/* The final layer (in -> 1): a lane per row, w[i] broadcast. x is read a
+ * tile at a time: TI inputs of each of the 16 rows copied, transposed,
+ * into xt, so that xt[i] holds input i of every lane. Gathering down the
+ * column instead ran at 0.8 GFLOP/s for 2048 -> 1 (rows 8 KB apart all
+ * fall in one L1 set and evict each other); the copy reads each row
+ * contiguously. The copy, not the FMA chain, bounds the loop, so one
+ * group of rows at a time is as fast as two side by side (measured: 4-5
+ * GFLOP/s either way for 256 -> 1 and 2048 -> 1). Rows left over run
+ * out1_scalar. */
+#define TI 64 /* inputs a tile: 16 x 64 floats = 4 KB on the stack */
 
 INLINE void store_col(float *y, size_t ldy, __m512 v)
 {
@@ -276,37 +278,18 @@ static void out1(const float *x, size_t ldx, size_t rows, size_t in,
                  const float *w, const float *bias, float *y, size_t ldy,
                  const act_t *a)
 {
-    float xt0[TI * VL] __attribute__((aligned(64)));
-    float xt1[TI * VL] __attribute__((aligned(64)));
-    const __m512 bv = _mm512_set1_ps(bias[0]);
+    float xt[TI * VL] __attribute__((aligned(64)));
     size_t r = 0;
-    for (; r + 2 * VL <= rows; r += 2 * VL) {
-        const float *x0 = x + r * ldx, *x1 = x0 + VL * ldx;
-        __m512 s0 = bv, s1 = bv;
-        for (size_t i0 = 0; i0 < in; i0 += TI) {
-            const size_t n = in - i0 < TI ? in - i0 : TI;
-            transpose_tile(xt0, x0, ldx, i0, n);
-            transpose_tile(xt1, x1, ldx, i0, n);
-            for (size_t i = 0; i < n; i++) {
-                const __m512 wi = _mm512_set1_ps(w[i0 + i]);
-                s0 = _mm512_fmadd_ps(_mm512_load_ps(xt0 + i * VL), wi, s0);
-                s1 = _mm512_fmadd_ps(_mm512_load_ps(xt1 + i * VL), wi, s1);
-            }
-        }
-        store_col(y + r * ldy, ldy, act_apply(s0, a));
-        store_col(y + (r + VL) * ldy, ldy, act_apply(s1, a));
-    }
     for (; r + VL <= rows; r += VL) {
-        const float *x0 = x + r * ldx;
-        __m512 s0 = bv;
+        __m512 s = _mm512_set1_ps(bias[0]);
         for (size_t i0 = 0; i0 < in; i0 += TI) {
             const size_t n = in - i0 < TI ? in - i0 : TI;
-            transpose_tile(xt0, x0, ldx, i0, n);
+            transpose_tile(xt, x + r * ldx, ldx, i0, n);
             for (size_t i = 0; i < n; i++)
-                s0 = _mm512_fmadd_ps(_mm512_load_ps(xt0 + i * VL),
-                                     _mm512_set1_ps(w[i0 + i]), s0);
+                s = _mm512_fmadd_ps(_mm512_load_ps(xt + i * VL),
+                                    _mm512_set1_ps(w[i0 + i]), s);
         }
-        store_col(y + r * ldy, ldy, act_apply(s0, a));
+        store_col(y + r * ldy, ldy, act_apply(s, a));
     }
     out1_scalar(x + r * ldx, ldx, rows - r, in, w, bias[0], y + r * ldy, ldy, a);
 }

@@ -81,11 +81,10 @@ static void row_block(const shape_t *s, blk_t *b, const float *w,
 /* One pass: every row block of the batch over outputs o0 .. o1-1 and
  * inputs k0 .. k0+kc-1. The chains start from init (bias with ldi = 0, or
  * the partial sums an earlier pass left in y) and end in y, activated
- * by *a. */
+ * by *a. b holds the layer's strides (ldx, out, ldy). */
 static void pass(const shape_t *shapes, size_t n_shapes, blk_t *b, const float *x,
-                 size_t ldx, size_t rows, size_t k0, size_t kc, const float *w,
-                 size_t out, const float *init, size_t ldi, float *y, size_t ldy,
-                 size_t o0, size_t o1, const act_t *a)
+                 size_t rows, size_t k0, size_t kc, const float *w, const float *init,
+                 size_t ldi, float *y, size_t o0, size_t o1, const act_t *a)
 {
     b->in = kc;
     b->ldi = ldi;
@@ -94,8 +93,8 @@ static void pass(const shape_t *shapes, size_t n_shapes, blk_t *b, const float *
     for (size_t s = 0; s < n_shapes; s++) {
         const size_t mr = (size_t)shapes[s].mr;
         for (; r + mr <= rows; r += mr) {
-            b->x = x + r * ldx + k0;
-            row_block(&shapes[s], b, w + k0 * out, init + r * ldi, y + r * ldy, o0, o1);
+            b->x = x + r * b->ldx + k0;
+            row_block(&shapes[s], b, w + k0 * b->out, init + r * ldi, y + r * b->ldy, o0, o1);
         }
     }
 }
@@ -127,10 +126,10 @@ static void pass(const shape_t *shapes, size_t n_shapes, blk_t *b, const float *
 #define OW 1024  /* outputs a block: a multiple of every panel width */
 
 static void linear_blocked(const shape_t *shapes, size_t n_shapes, blk_t *b,
-                           const float *x, size_t ldx, size_t rows, size_t in,
-                           const float *w, const float *bias, size_t out, float *y,
-                           size_t ldy, const act_t *a)
+                           const float *x, size_t rows, size_t in, const float *w,
+                           const float *bias, float *y, const act_t *a)
 {
+    const size_t out = b->out;
     act_t partial = *a;
     partial.act = CTR_ACT_NONE;
     /* 429 inputs run as 108 + 107 + 107 + 107, not 128 x 3 + 45 */
@@ -147,8 +146,8 @@ static void linear_blocked(const shape_t *shapes, size_t n_shapes, blk_t *b,
             b->pf = w + nk0 * out + no0;
             b->pf_rows = no0 < out ? (in - nk0 < kc ? in - nk0 : kc) : 0;
             b->pf_lines = ((no1 - no0) * sizeof(float) + 63) / 64;
-            pass(shapes, n_shapes, b, x, ldx, rows, k0, n, w, out, first ? bias : y,
-                 first ? 0 : ldy, y, ldy, o0, o1, last ? a : &partial);
+            pass(shapes, n_shapes, b, x, rows, k0, n, w, first ? bias : y,
+                 first ? 0 : b->ldy, y, o0, o1, last ? a : &partial);
         }
     }
 }
@@ -162,9 +161,9 @@ static void panels_linear(const shape_t *shapes, size_t n_shapes, const float *x
 {
     blk_t b = {.ldx = ldx, .out = out, .ldy = ldy};
     if (in * out * sizeof(float) <= BLOCK_MIN_BYTES)
-        pass(shapes, n_shapes, &b, x, ldx, rows, 0, in, w, out, bias, 0, y, ldy, 0, out, a);
+        pass(shapes, n_shapes, &b, x, rows, 0, in, w, bias, 0, y, 0, out, a);
     else
-        linear_blocked(shapes, n_shapes, &b, x, ldx, rows, in, w, bias, out, y, ldy, a);
+        linear_blocked(shapes, n_shapes, &b, x, rows, in, w, bias, y, a);
 }
 
 /* ---- out == 1 ------------------------------------------------------- */
