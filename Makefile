@@ -29,10 +29,10 @@ endif
 
 ALL_CFLAGS = $(CTR_CFLAGS) $(CFLAGS)
 
-# libctr: everything in model/ (ctrtool's commands live in model/ctrtool/).
+# libctr: everything in model/. ctrtool is a program over it, in tools/ctrtool/.
 LIB_SRC  := $(wildcard model/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
-TOOL_SRC := $(wildcard model/ctrtool/*.c)
+TOOL_SRC := $(wildcard tools/ctrtool/*.c)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/%.o)
 LIB      := $(B)/libctr.a
 

@@ -1,7 +1,9 @@
 /* common.c - error codes to text. */
 #include "ctr/common.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <string.h>
 
 const char *ctr_strerror(int code)
 {
@@ -18,7 +20,26 @@ const char *ctr_strerror(int code)
     case CTR_ENOTFOUND: return "not found";
     case CTR_ETOOBIG: return "over the limit";
     case CTR_EBUSY: return "busy, retry later";
-    default: return "unknown error";
+    case CTR_EAUTH: return "credentials missing";
+    case CTR_EDENIED: return "credentials wrong";
+    case CTR_EMETHOD: return "method not allowed";
+    case CTR_ELENGTH: return "length required";
+    case CTR_EMEDIATYPE: return "unsupported media type";
+    default:
+        /* A -errno that escaped its boundary still reads as itself. */
+        return code < 0 && code > -4096 ? strerror(-code) : "unknown error";
+    }
+}
+
+int ctr_errno_code(int errnum)
+{
+    switch (errnum < 0 ? -errnum : errnum) {
+    case 0: return CTR_OK;
+    case ENOMEM: return CTR_ENOMEM;
+    case EAGAIN:
+    case EBUSY: return CTR_EBUSY;
+    case EINVAL: return CTR_EINVAL;
+    default: return CTR_EIO;
     }
 }
 

@@ -4,7 +4,7 @@
  * consecutive jobs of the same model generation into a batch of at most
  * max_batch examples, waiting at most max_delay from the arrival of the
  * batch's first example, score it with ctr_forward and hand the batch to
- * the audit hook, which releases each job (audit_hook.h). A job larger than
+ * the audit hook, which releases each job (audit_writer.h). A job larger than
  * max_batch is scored alone, in place.
  *
  * Threads: one leader at a time collects a batch (waiting on the deadline);
@@ -23,10 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "audit_hook.h"
+#include "audit_writer.h"
 #include "ctr/kernels.h"
 #include "modelstore.h"
-#include "request.h"
+#include "decode.h"
 
 typedef struct ctr__batcher ctr__batcher_t;
 

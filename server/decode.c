@@ -24,7 +24,7 @@
  * scalar) and anything deeper is a type error; generic values (v2
  * "parameters", the validator) are walked with an explicit bit stack
  * bounded by the effective max_depth. */
-#include "request.h"
+#include "decode.h"
 
 #include <math.h>
 #include <stdarg.h>

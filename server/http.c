@@ -38,7 +38,7 @@
 #include "ctr/common.h"
 #include "log.h"
 #include "metrics.h"
-#include "request.h"
+#include "decode.h"
 #include "respond.h"
 
 #define DECODE_MAX_DEPTH 32
@@ -428,7 +428,7 @@ static enum MHD_Result handle_get(req_t *r)
 /* ------------------------------------------------------------------ */
 /* Scoring                                                             */
 
-/* Audit hook release (audit_hook.h): any thread. Resumes the connection;
+/* Audit hook release (audit_writer.h): any thread. Resumes the connection;
  * the response is built on the resumed access-handler call. */
 static void job_released(ctr__audit_item_t *item, int status)
 {

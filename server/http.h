@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "audit_hook.h"
+#include "audit_writer.h"
 #include "batcher.h"
 #include "config.h"
 #include "ctr/kernels.h"

@@ -20,7 +20,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "audit_hook.h"
+#include "audit_writer.h"
 #include "batcher.h"
 #include "check.h"
 #include "clock.h"

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "audit_hook.h"
+#include "audit_writer.h"
 #include "buf.h"
 
 typedef enum {

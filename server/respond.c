@@ -19,6 +19,11 @@ int ctr__http_status(int code, ctr__subject_t subject)
     case CTR_ENOTFOUND: return 404;
     case CTR_ETOOBIG: return 413;
     case CTR_EBUSY: return 503;
+    case CTR_EAUTH: return 401;
+    case CTR_EDENIED: return 403;
+    case CTR_EMETHOD: return 405;
+    case CTR_ELENGTH: return 411;
+    case CTR_EMEDIATYPE: return 415;
     case CTR_ENOMEM:
     case CTR_EIO:
     default: return 500;

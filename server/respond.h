@@ -11,7 +11,7 @@
 
 #include "buf.h"
 #include "ctr/model.h"
-#include "request.h"
+#include "decode.h"
 
 /* What a CTR_E* code was about: the same code means a different status
  * for a client's request (CTR_ERANGE: 400) than for a model file being

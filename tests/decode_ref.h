@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../server/request.h"
+#include "../server/decode.h"
 #include "ctr/features.h"
 #include "ctr/model.h"
 

@@ -1,5 +1,5 @@
-/* test_audit_writer.c - the audit writer (server/audit.c) through its hook
- * (server/audit_hook.h), without HTTP: concurrent submitters, every
+/* test_audit_writer.c - the audit writer (server/audit_writer.c) through its hook
+ * (server/audit_writer.h), without HTTP: concurrent submitters, every
  * durability mode, io_uring and the forced pwrite fallback, segment
  * rotation, a restart opening a new segment, back-pressure (wait, then
  * CTR_EBUSY) and async drops with a stalled writer, write failures under
@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../server/audit_hook.h"
+#include "../server/audit_writer.h"
 #include "ctr/audit.h"
 #include "ctr/common.h"
 #include "ctr/kernels.h"

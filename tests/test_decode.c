@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "../server/json_num.h"
-#include "../server/request.h"
+#include "../server/decode.h"
 #include "decode_ref.h"
 #include "ctr/common.h"
 #include "ctr/features.h"

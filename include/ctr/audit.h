@@ -8,7 +8,7 @@
  * model consumed it, and every score's float32 bits. Byte layout, field by
  * field: docs/AUDIT_LOG.md and the comment block in model/audit.c.
  *
- * The writer (server/audit.c) encodes with ctr_audit_record_size/_encode;
+ * The writer (server/audit_writer.c) encodes with ctr_audit_record_size/_encode;
  * ctrtool reads with ctr_audit_reader_*. The reader trusts nothing: every
  * length and count is checked against the bytes that are there before it
  * is used, so a hostile or damaged file yields CORRUPT or TORN events,
@@ -69,7 +69,7 @@ int ctr_audit_segment_decode(const void *buf, size_t len, ctr_audit_segment_t *h
 /* ---- records ------------------------------------------------------- */
 
 /* What the writer logs for one scored request. Raw values follow
- * server/request.h: dense as parsed (NaN = missing), categorical bytes at
+ * server/decode.h: dense as parsed (NaN = missing), categorical bytes at
  * cat_bytes + cat_off[k], cat_len[k] bytes, cat_len == CTR_AUDIT_CAT_MISSING
  * when missing (k = i * n_cat + j). */
 typedef struct {

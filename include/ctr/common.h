@@ -19,22 +19,39 @@
  * and audit segment headers. */
 #define CTR_VERSION "0.1.0"
 
+/* Error codes. They sit far below -4095, so they never collide with a
+ * -errno that a system call wrapper returns (the audit writer's io_uring
+ * and pwrite paths work in -errno internally); ctr_errno_code() is the one
+ * conversion, used where such a path hands its result to the rest of ctr.
+ * server/respond.c's ctr__http_status() is the one map to HTTP status. */
+#define CTR__EBASE (-10000)
 enum {
     CTR_OK = 0,
-    CTR_ENOMEM = -1,      /* allocation failed */
-    CTR_EIO = -2,         /* read/write/mmap failed (errno in the message) */
-    CTR_EFORMAT = -3,     /* a file is malformed: bad magic, bad JSON, bad layout */
-    CTR_EVERSION = -4,    /* a format version this build does not read */
-    CTR_ECHECKSUM = -5,   /* stored checksum does not match the data */
-    CTR_EINVAL = -6,      /* a caller passed an invalid argument */
-    CTR_EUNSUPPORTED = -7,/* valid but not supported here (e.g. CPU lacks an ISA) */
-    CTR_ERANGE = -8,      /* a value is outside its allowed range */
-    CTR_ENOTFOUND = -9,   /* a named thing does not exist */
-    CTR_ETOOBIG = -10,    /* over a configured limit */
-    CTR_EBUSY = -11,      /* queue full or draining: retry later */
+    CTR_ENOMEM = CTR__EBASE - 1,       /* allocation failed */
+    CTR_EIO = CTR__EBASE - 2,          /* read/write/mmap failed (errno in the message) */
+    CTR_EFORMAT = CTR__EBASE - 3,      /* malformed input: bad magic, bad JSON, bad layout */
+    CTR_EVERSION = CTR__EBASE - 4,     /* a format version this build does not read */
+    CTR_ECHECKSUM = CTR__EBASE - 5,    /* stored checksum does not match the data */
+    CTR_EINVAL = CTR__EBASE - 6,       /* an invalid argument or value */
+    CTR_EUNSUPPORTED = CTR__EBASE - 7, /* valid but not supported here (e.g. CPU lacks an ISA) */
+    CTR_ERANGE = CTR__EBASE - 8,       /* a value is outside its allowed range */
+    CTR_ENOTFOUND = CTR__EBASE - 9,    /* a named thing does not exist */
+    CTR_ETOOBIG = CTR__EBASE - 10,     /* over a configured limit */
+    CTR_EBUSY = CTR__EBASE - 11,       /* queue full or draining: retry later */
+    /* A client's request was refused before it was read (server/ only): */
+    CTR_EAUTH = CTR__EBASE - 12,       /* credentials missing */
+    CTR_EDENIED = CTR__EBASE - 13,     /* credentials wrong */
+    CTR_EMETHOD = CTR__EBASE - 14,     /* method not allowed on this path */
+    CTR_ELENGTH = CTR__EBASE - 15,     /* body length not given */
+    CTR_EMEDIATYPE = CTR__EBASE - 16,  /* content type not accepted */
 };
 
-/* Returns a static string for a CTR_E* code. */
+/* The CTR_E* code for a system call's errno (ENOMEM -> CTR_ENOMEM,
+ * EAGAIN/EBUSY -> CTR_EBUSY, EINVAL -> CTR_EINVAL, the rest -> CTR_EIO).
+ * Takes errno itself, positive or negated. */
+int ctr_errno_code(int errnum);
+
+/* Returns a static string for a CTR_E* code (or a -errno, via strerror). */
 const char *ctr_strerror(int code);
 
 /* Formats into err (if non-NULL) and returns code: lets a constructor write

@@ -1,4 +1,4 @@
-/* audit_hook.h - where the audit log plugs into the server.
+/* audit_writer.h - where the audit log plugs into the server.
  *
  * Every scored request hands one record to the audit writer before its
  * response is released: after a batch is scored, its scoring thread calls
@@ -29,7 +29,7 @@
 
 #include "ctr/kernels.h"
 #include "ctr/model.h"
-#include "request.h"
+#include "decode.h"
 
 typedef struct ctr__audit ctr__audit_t;
 
@@ -87,7 +87,7 @@ typedef struct {
     uint64_t lag_records;         /* submitted, not yet written */
     uint64_t dropped;             /* async records lost (queue overflow) */
     uint64_t errors;              /* write failures */
-    /* Added by the audit writer (server/audit.c): */
+    /* Added by the audit writer (server/audit_writer.c): */
     int fallback;                 /* 1: pwrite/fdatasync, io_uring unavailable or off */
     uint64_t examples;            /* examples in the records written */
     uint64_t rejected;            /* records refused after waiting for buffer space (503) */

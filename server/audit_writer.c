@@ -1,4 +1,4 @@
-/* audit.c - the audit log writer behind audit_hook.h. Record format:
+/* audit.c - the audit log writer behind audit_writer.h. Record format:
  * ctr/audit.h, model/audit.c; the long form is docs/AUDIT_LOG.md.
  *
  * Threads and memory. Two record buffers of a fixed size, allocated at
@@ -39,7 +39,7 @@
  * own). A closed segment is synced. A model reload is seen as a new
  * generation in the records: the log is synced before the first record
  * of the new model is released. */
-#include "audit_hook.h"
+#include "audit_writer.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* request.h - a decoded scoring request: the contract between the request
+/* decode.h - a decoded scoring request: the contract between the request
  * decoders (decode.c: /v1/score and KServe v2 infer bodies) and the rest of
  * the server (batcher, audit writer, response encoder).
  *
@@ -7,8 +7,8 @@
  * and nothing is allocated per value. Values are kept twice on purpose:
  * encoded (what the kernels consume) and raw (what the audit log records,
  * "exactly as the model saw it", so a replay re-encodes them). */
-#ifndef CTR_SERVER_REQUEST_H
-#define CTR_SERVER_REQUEST_H
+#ifndef CTR_SERVER_DECODE_H
+#define CTR_SERVER_DECODE_H
 
 #include <stddef.h>
 #include <stdint.h>
