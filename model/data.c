@@ -346,23 +346,22 @@ static long criteo_col(const char *name)
     return -1;
 }
 
+const char *const ctr_criteo_dense_names[CTR_CRITEO_N_DENSE] = {
+    "I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8", "I9", "I10", "I11", "I12", "I13"};
+const char *const ctr_criteo_cat_names[CTR_CRITEO_N_CAT] = {
+    "C1",  "C2",  "C3",  "C4",  "C5",  "C6",  "C7",  "C8",  "C9",  "C10", "C11", "C12", "C13",
+    "C14", "C15", "C16", "C17", "C18", "C19", "C20", "C21", "C22", "C23", "C24", "C25", "C26"};
+
 static int open_criteo(ctr_data_reader_t *r, const ctr_data_opts_t *o, char *err, size_t errlen)
 {
-    static const char *const dflt_dense[] = {"I1", "I2", "I3", "I4", "I5", "I6", "I7",
-                                             "I8", "I9", "I10", "I11", "I12", "I13"};
-    static const char *const dflt_cat[] = {"C1", "C2", "C3", "C4", "C5", "C6", "C7",
-                                           "C8", "C9", "C10", "C11", "C12", "C13",
-                                           "C14", "C15", "C16", "C17", "C18", "C19",
-                                           "C20", "C21", "C22", "C23", "C24", "C25",
-                                           "C26"};
     ctr_data_opts_t oo = *o;
     if (!oo.dense) {
         oo.n_dense = CTR_CRITEO_N_DENSE;
-        oo.dense = dflt_dense;
+        oo.dense = ctr_criteo_dense_names;
     }
     if (!oo.cat) {
         oo.n_cat = CTR_CRITEO_N_CAT;
-        oo.cat = dflt_cat;
+        oo.cat = ctr_criteo_cat_names;
     }
     if (o->label && strcmp(o->label, "label"))
         return ctr_error(err, errlen, CTR_EINVAL,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ctr/common.h"
+#include "ctr/json_text.h"
 #include "float_text.h"
 
 int ctr__buf_init(ctr__buf_t *b, size_t initial)
@@ -135,72 +136,25 @@ void ctr__buf_printf(ctr__buf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-    else return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 void ctr__buf_json_str(ctr__buf_t *b, const char *str, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)str;
-    ctr__buf_putc(b, '"');
-    size_t i = 0;
-    while (i < n) {
-        size_t run = i;     /* copy plain bytes in one go */
-        while (run < n && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
-            run++;
-        if (run > i) {
-            ctr__buf_put(b, s + i, run - i);
-            i = run;
-            continue;
+    if (b->failed)
+        return;
+    size_t room = b->cap > b->len ? b->cap - b->len - 1 : 0, written;
+    size_t need = ctr_json_escape(b->p + b->len, room, str, n, CTR_JSON_INVALID_REPLACE, &written);
+    if (need > room) {
+        if (b->fixed) {     /* keep what fits, as ctr__buf_put does */
+            b->len += written;
+            b->p[b->len] = '\0';
+            b->failed = 1;
+            return;
         }
-        unsigned char c = s[i];
-        if (c >= 0x80) {
-            size_t l = utf8_len(s + i, n - i);
-            if (l) {
-                ctr__buf_put(b, s + i, l);
-                i += l;
-            } else {
-                ctr__buf_puts(b, "\\ufffd");
-                i++;
-            }
-            continue;
-        }
-        switch (c) {
-        case '"': ctr__buf_puts(b, "\\\""); break;
-        case '\\': ctr__buf_puts(b, "\\\\"); break;
-        case '\n': ctr__buf_puts(b, "\\n"); break;
-        case '\r': ctr__buf_puts(b, "\\r"); break;
-        case '\t': ctr__buf_puts(b, "\\t"); break;
-        default: {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            ctr__buf_put(b, e, 6);
-        }
-        }
-        i++;
+        if (reserve(b, need))
+            return;
+        ctr_json_escape(b->p + b->len, need, str, n, CTR_JSON_INVALID_REPLACE, NULL);
     }
-    ctr__buf_putc(b, '"');
+    b->len += need;
+    b->p[b->len] = '\0';
 }
 
 void ctr__buf_float(ctr__buf_t *b, float f)

@@ -37,6 +37,10 @@ typedef enum {
 #define CTR_CRITEO_N_DENSE 13
 #define CTR_CRITEO_N_CAT 26
 
+/* Criteo's column names, the one copy: "I1".."I13" and "C1".."C26". */
+extern const char *const ctr_criteo_dense_names[CTR_CRITEO_N_DENSE];
+extern const char *const ctr_criteo_cat_names[CTR_CRITEO_N_CAT];
+
 typedef struct {
     ctr_data_format_t format;
     const char *label;               /* label column; NULL = "label" */
