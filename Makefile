@@ -12,8 +12,22 @@ ifeq ($(CI),true)
 WARNINGS += -Werror
 endif
 CTR_CFLAGS := -std=gnu11 -D_GNU_SOURCE -pthread -fno-omit-frame-pointer \
-              -ffp-contract=off -fno-math-errno -Iinclude -Imodel $(WARNINGS)
-LDLIBS   := -ljansson -lcrypto -lxxhash -lopenblas -lm -pthread
+              -ffp-contract=off -fno-math-errno -Iinclude $(WARNINGS)
+
+# OpenBLAS is optional: `make BLAS=0` builds everything without it (its own
+# build tree), and `--kernel blas` then says it is not built in.
+BLAS ?= 1
+ifeq ($(BLAS),0)
+CTR_CFLAGS += -DCTR_NO_BLAS
+BLAS_LDLIBS :=
+else
+BLAS_LDLIBS := -lopenblas
+endif
+
+# What each program links: libctr's own needs, then only what it uses.
+LIB_LDLIBS    := -ljansson -lcrypto -lxxhash $(BLAS_LDLIBS) -lm -pthread
+SERVER_LDLIBS := -lmicrohttpd -luring
+LOAD_LDLIBS   := -ljansson -lxxhash -lm -pthread
 
 # `make SANITIZE=address,undefined test`: a separate build tree, so
 # sanitized and plain objects never mix.
@@ -26,11 +40,20 @@ B := build/san-$(subst $(comma),-,$(SANITIZE))
 else
 B := build
 endif
+ifeq ($(BLAS),0)
+B := $(B)/noblas
+endif
 
 ALL_CFLAGS = $(CTR_CFLAGS) $(CFLAGS)
 
+# Layering (DESIGN.md, docs/ARCHITECTURE.md): every folder compiles with
+# include/ and, through quoted includes, its own headers; only libctr itself
+# (model/), its tests and its benchmarks may also see model/'s internal
+# headers. tests/test_layers.sh checks that nothing reaches around this.
+$(B)/model/%.o $(B)/tests/%.o $(B)/bench/%.o: LAYER_CFLAGS := -Imodel
+
 # libctr: everything in model/. ctrtool is a program over it, in tools/ctrtool/.
-LIB_SRC  := $(wildcard model/*.c)
+LIB_SRC  := $(filter-out $(if $(filter 0,$(BLAS)),model/kernels_blas.c),$(wildcard model/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 TOOL_SRC := $(wildcard tools/ctrtool/*.c)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/%.o)
@@ -43,7 +66,7 @@ SERVER_OBJ := $(SERVER_SRC:%.c=$(B)/%.o)
 SERVER_LIB := $(B)/libctrd.a
 LOAD_SRC   := $(wildcard loadtest/*.c)
 LOAD_OBJ   := $(LOAD_SRC:%.c=$(B)/%.o)
-SERVER_LDLIBS := -lmicrohttpd -luring
+LOAD_LIB   := $(B)/libctrload.a
 
 # Per-ISA kernels get their own -m flags; nothing else may use them.
 $(B)/model/kernels_avx2.o:   EXTRA_CFLAGS := -mavx2 -mfma
@@ -57,7 +80,8 @@ SIMDE_OBJ := $(B)/tests/kernels_avx512_simde.o
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_SH   := $(wildcard tests/test_*.sh)
-BENCH_SRC := $(wildcard bench/bench_*.c)
+# bench_kernels measures against OpenBLAS: not built without it.
+BENCH_SRC := $(filter-out $(if $(filter 0,$(BLAS)),bench/bench_kernels.c),$(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
 PROGRAMS := $(B)/ctrtool
@@ -85,13 +109,13 @@ deps:
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(LAYER_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c $< -o $@
 
 # Built without sanitizers: SIMDe's headers under ASan take minutes and
 # gigabytes to compile, and the object is checked bit for bit anyway.
 $(SIMDE_OBJ): model/kernels_avx512.c
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -fsanitize%,$(ALL_CFLAGS)) -DCTR_AVX512_SIMDE -mavx2 -mfma -Wno-psabi -MMD -MP -c $< -o $@
+	$(CC) $(filter-out -fsanitize%,$(ALL_CFLAGS)) $(LAYER_CFLAGS) -DCTR_AVX512_SIMDE -mavx2 -mfma -Wno-psabi -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -102,38 +126,41 @@ $(SERVER_LIB): $(SERVER_OBJ)
 	$(AR) rcs $@ $^
 
 $(B)/ctrtool: $(TOOL_OBJ) $(LIB)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
 $(B)/ctrd: $(B)/server/main.o $(SERVER_LIB) $(LIB)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LIB_LDLIBS)
 
-$(B)/ctrload: $(LOAD_OBJ) $(LIB)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LDLIBS)
+# ctrload: its own modules and the few libctr objects they use (features,
+# data); no libmicrohttpd, liburing, OpenBLAS or libcrypto.
+$(B)/ctrload: $(B)/loadtest/main.o $(LOAD_LIB) $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LOAD_LDLIBS)
 
 $(B)/tests/%: $(B)/tests/%.o $(B)/tests/testutil.o $(SIMDE_OBJ) $(SERVER_LIB) $(LIB)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LIB_LDLIBS)
 
 # ctrload's tests (tests/test_loadgen_*.c) link its modules, all of
 # loadtest/ but main.c, from libctrload.a; the shorter stem wins over the
 # generic tests rule above.
-LOAD_LIB := $(B)/libctrload.a
 $(LOAD_LIB): $(filter-out $(B)/loadtest/main.o,$(LOAD_OBJ))
 	@rm -f $@
 	$(AR) rcs $@ $^
 
 $(B)/tests/test_loadgen_%: $(B)/tests/test_loadgen_%.o $(B)/tests/testutil.o $(LOAD_LIB) $(LIB)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
 $(B)/bench/%: $(B)/bench/%.o $(LIB)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
 # The runner gives each test a timeout and prints `N passed, N failed, N skipped`.
 test check: deps
 	@$(MAKE) --no-print-directory all
 	@B=$(B) tests/run.sh $(TEST_BIN) $(TEST_SH)
 
-checksymbols: $(LIB)
-	@scripts/checksymbols.sh $(LIB)
+# Every archive's exported names carry the ctr_ prefix (also a test:
+# tests/test_layers.sh, with the include and link layering checks).
+checksymbols: $(LIB) $(SERVER_LIB) $(LOAD_LIB)
+	@scripts/checksymbols.sh $^
 
 DEMO_MODEL := build/demo.ctrm
 demo-model: $(DEMO_MODEL)
@@ -219,11 +246,11 @@ all: $(FUZZ_REPLAY)
 $(B)/tests/test_decode: $(B)/tests/decode_ref.o
 
 $(B)/tests/fuzz_replay_%: $(B)/tests/fuzz/fuzz_%.o $(B)/tests/fuzz/replay.o $(FUZZ_HELPERS) $(SERVER_LIB) $(LIB)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LIB_LDLIBS)
 
 # libFuzzer binaries: only built in $(FUZZ_B), by `fuzz-build`.
 $(B)/fuzz_%: $(B)/tests/fuzz/fuzz_%.o $(FUZZ_HELPERS) $(SERVER_LIB) $(LIB)
-	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(SERVER_LDLIBS) $(LIB_LDLIBS)
 
 .PHONY: fuzz fuzz-build fuzz-merge soak
 fuzz-build:

@@ -120,7 +120,11 @@ static ctr_kernel_t kernel_table[] = {
     [CTR_KERNEL_SCALAR] = {"scalar", CTR_KERNEL_SCALAR, 1, ctr__linear_scalar},
     [CTR_KERNEL_AVX2] = {"avx2", CTR_KERNEL_AVX2, 1, ctr__linear_avx2},
     [CTR_KERNEL_AVX512] = {"avx512", CTR_KERNEL_AVX512, 1, ctr__linear_avx512},
+#ifdef CTR_NO_BLAS
+    [CTR_KERNEL_BLAS] = {"blas", CTR_KERNEL_BLAS, 0, NULL},  /* built with BLAS=0 */
+#else
     [CTR_KERNEL_BLAS] = {"blas", CTR_KERNEL_BLAS, 0, ctr__linear_blas},
+#endif
 };
 
 /* Which entries this CPU runs, decided once. */
@@ -132,7 +136,7 @@ static void kernel_detect(void)
     kernel_usable[CTR_KERNEL_SCALAR] = 1;
     kernel_usable[CTR_KERNEL_AVX2] = ctr_cpu_has_avx2_fma();
     kernel_usable[CTR_KERNEL_AVX512] = ctr_cpu_has_avx512();
-    kernel_usable[CTR_KERNEL_BLAS] = 1;
+    kernel_usable[CTR_KERNEL_BLAS] = kernel_table[CTR_KERNEL_BLAS].linear != NULL;
 }
 
 const ctr_kernel_t *ctr_kernel_get(ctr_kernel_id_t id)
@@ -147,6 +151,19 @@ static const char *kernel_needs(ctr_kernel_id_t id)
 {
     return id == CTR_KERNEL_AVX512 ? "AVX-512F with zmm state enabled by the OS"
                                    : "AVX2 and FMA with ymm state enabled by the OS";
+}
+
+/* ctr_kernel_select's message for a variant that is not usable. */
+static void kernel_unusable(ctr_kernel_id_t id, const char *env, char *err, size_t errlen)
+{
+    if (!kernel_table[id].linear) {
+        ctr_error(err, errlen, CTR_EUNSUPPORTED, "kernel \"%s\" is not built into this "
+                  "binary (it was built with BLAS=0, without OpenBLAS)", kernel_table[id].name);
+        return;
+    }
+    ctr_error(err, errlen, CTR_EUNSUPPORTED, "%s%s%skernel \"%s\" needs %s, "
+              "which this CPU or OS does not have", env ? "CTR_ISA=" : "",
+              env ? env : "", env ? ": " : "", kernel_table[id].name, kernel_needs(id));
 }
 
 const ctr_kernel_t *ctr_kernel_select(ctr_kernel_id_t id, char *err, size_t errlen)
@@ -178,9 +195,7 @@ const ctr_kernel_t *ctr_kernel_select(ctr_kernel_id_t id, char *err, size_t errl
     }
     const ctr_kernel_t *kt = ctr_kernel_get(id);
     if (!kt)
-        ctr_error(err, errlen, CTR_EUNSUPPORTED, "%s%s%skernel \"%s\" needs %s, "
-                  "which this CPU or OS does not have", env ? "CTR_ISA=" : "",
-                  env ? env : "", env ? ": " : "", kernel_table[id].name, kernel_needs(id));
+        kernel_unusable(id, env, err, errlen);
     return kt;
 }
 

@@ -1,8 +1,17 @@
 #!/bin/sh
-# Every symbol libctr exports must start with ctr_ (public) or ctr__ (internal).
+# Every symbol an archive exports must start with ctr_ (public) or ctr__
+# (internal): libctr, libctrd and libctrload link into one program or test,
+# so an unprefixed name could collide with a library's. Usage: ARCHIVE...
 set -eu
-bad=$(nm -g --defined-only "$1" | awk 'NF==3 {print $3}' | grep -v '^ctr_' || true)
-if [ -n "$bad" ]; then
-    echo "checksymbols: unprefixed exported symbols in $1:"; echo "$bad"; exit 1
-fi
-echo "checksymbols: all exported symbols of $1 are ctr_-prefixed"
+[ $# -gt 0 ] || { echo "usage: checksymbols.sh ARCHIVE..." >&2; exit 2; }
+rc=0
+for a in "$@"; do
+    [ -r "$a" ] || { echo "checksymbols: $a: not built" >&2; rc=1; continue; }
+    bad=$(nm -g --defined-only "$a" | awk 'NF==3 {print $3}' | grep -v '^ctr_' || true)
+    if [ -n "$bad" ]; then
+        echo "checksymbols: unprefixed exported symbols in $a:"; echo "$bad"; rc=1
+    else
+        echo "checksymbols: all exported symbols of $a are ctr_-prefixed"
+    fi
+done
+exit $rc
