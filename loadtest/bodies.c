@@ -593,20 +593,29 @@ fail:
     return rc;
 }
 
-int ctr__bodies_build(const ctr__bodies_opts_t *o, ctr__msgset_t *set, FILE *log,
+int ctr__bodies_build(const ctr__bodies_opts_t *o, FILE *log, ctr__msgset_t **out,
                       char *err, size_t errlen)
 {
+    *out = NULL;
     if (err && errlen)
         err[0] = 0;
     if (o->examples < 1)
         return ctr_error(err, errlen, CTR_EINVAL, "--examples-per-request must be at least 1");
     if (o->context_split && o->protocol != CTR__PROTO_V1)
         return ctr_error(err, errlen, CTR_EINVAL, "--context-split needs --protocol v1 (v2 has no context)");
-    if (o->synthetic)
-        return build_synthetic(o, set, err, errlen);
-    if (!o->data_path)
+    if (!o->synthetic && !o->data_path)
         return ctr_error(err, errlen, CTR_EINVAL, "no data: give --data FILE or --synthetic");
-    return build_from_file(o, set, log, err, errlen);
+    ctr__msgset_t *set = calloc(1, sizeof *set);
+    if (!set)
+        return ctr_error(err, errlen, CTR_ENOMEM, "preparing requests: out of memory");
+    int rc = o->synthetic ? build_synthetic(o, set, err, errlen) : build_from_file(o, set, log, err, errlen);
+    if (rc)
+        goto fail;
+    *out = set;
+    return 0;
+fail:
+    ctr__msgset_free(set);
+    return rc;
 }
 
 /* ---- message sets -------------------------------------------------------- */
@@ -673,10 +682,12 @@ size_t ctr__msg_body_off(const ctr__msg_t *m)
 
 void ctr__msgset_free(ctr__msgset_t *s)
 {
+    if (!s)
+        return;
     for (size_t i = 0; i < s->n; i++)
         free(s->v[i].buf);
     free(s->v);
-    memset(s, 0, sizeof *s);
+    free(s);
 }
 
 void ctr__format_id(char out[CTR__ID_LEN], uint64_t n)
