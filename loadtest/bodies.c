@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ctr/common.h"
+#include "ctr/rng.h"
 #include "schedule.h"
 
 #define DEFAULT_MAX_ROWS 100000
@@ -328,10 +329,15 @@ static const double syn_dense_missing[13] = {0.45, 0.0, 0.21, 0.22, 0.03, 0.22, 
 static const double syn_cat_missing[26] = {0, 0, 0.03, 0.03, 0, 0.12, 0, 0, 0, 0.03, 0, 0.03, 0,
                                            0, 0, 0.03, 0, 0, 0.44, 0.44, 0.03, 0.76, 0, 0.03,
                                            0.44, 0.44};
-static const char *const syn_names[39] = {
-    "I1",  "I2",  "I3",  "I4",  "I5",  "I6",  "I7",  "I8",  "I9",  "I10", "I11", "I12", "I13",
-    "C1",  "C2",  "C3",  "C4",  "C5",  "C6",  "C7",  "C8",  "C9",  "C10", "C11", "C12", "C13",
-    "C14", "C15", "C16", "C17", "C18", "C19", "C20", "C21", "C22", "C23", "C24", "C25", "C26"};
+
+/* Criteo's 39 column names, dense first (the rows' order). */
+static void criteo_names(const char **names)
+{
+    for (size_t k = 0; k < CTR_CRITEO_N_DENSE; k++)
+        names[k] = ctr_criteo_dense_names[k];
+    for (size_t j = 0; j < CTR_CRITEO_N_CAT; j++)
+        names[CTR_CRITEO_N_DENSE + j] = ctr_criteo_cat_names[j];
+}
 
 /* With context_split, the "user side" (I1..I6, C1..C13) is drawn once per
  * request and shared by its examples: one user, many candidate ads. */
@@ -389,12 +395,12 @@ static void syn_value(const syn_law_t *l, ctr__cats_t cats, uint64_t *rng, size_
     }
     *present = ctr__rng_uniform(rng) >= syn_cat_missing[k];
     if (cats == CTR__CATS_UNIFORM) {
-        hex8(cv, (uint32_t)(ctr__rng_next(rng) >> 32));
+        hex8(cv, (uint32_t)(ctr_splitmix64_next(rng) >> 32));
         return;
     }
     uint64_t rank = (uint64_t)(exp(ctr__rng_uniform(rng) * l->cat_log_vocab[k]) - 1);
     uint64_t h = ((uint64_t)(k + 1) << 40) ^ rank ^ 0xc7c7c7c7ull;
-    hex8(cv, (uint32_t)(ctr__rng_next(&h) >> 32));
+    hex8(cv, (uint32_t)(ctr_splitmix64_next(&h) >> 32));
 }
 
 static int build_synthetic(const ctr__bodies_opts_t *o, ctr__msgset_t *set, char *err, size_t errlen)
@@ -402,7 +408,9 @@ static int build_synthetic(const ctr__bodies_opts_t *o, ctr__msgset_t *set, char
     rows_t r = {0};
     r.n_dense = 13;
     r.n_cat = 26;
-    r.names = (const char **)syn_names;
+    const char *names[CTR_CRITEO_N_DENSE + CTR_CRITEO_N_CAT];
+    criteo_names(names);
+    r.names = names;
     size_t b = o->examples;
     size_t *idx = malloc(b * sizeof *idx);
     uint64_t rng = o->seed * 0x9e3779b97f4a7c15ull + 12345;
@@ -525,8 +533,7 @@ static int build_from_file(const ctr__bodies_opts_t *o, ctr__msgset_t *set, FILE
     } else {
         nd = CTR_CRITEO_N_DENSE;
         nc = CTR_CRITEO_N_CAT;
-        for (size_t f = 0; f < nd + nc; f++)
-            names[f] = syn_names[f];
+        criteo_names(names);
     }
     r.n_dense = nd;
     r.n_cat = nc;

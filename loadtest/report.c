@@ -3,23 +3,31 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctr/common.h"
+#include "ctr/json_text.h"
 
-/* A JSON string literal. */
+/* A JSON string literal (NULL: ""), through the one escaper of ctr. */
 static void json_str(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
+    if (!s)
+        s = "";
+    size_t n = strlen(s);
+    char small[1024], *out = small;
+    size_t len = ctr_json_escape(small, sizeof small, s, n, CTR_JSON_INVALID_REPLACE, NULL);
+    if (len > sizeof small) {
+        out = malloc(len);
+        if (!out) {
+            fputs("\"\"", f);
+            return;
+        }
+        ctr_json_escape(out, len, s, n, CTR_JSON_INVALID_REPLACE, NULL);
     }
-    fputc('"', f);
+    fwrite(out, 1, len, f);
+    if (out != small)
+        free(out);
 }
 
 static double ms(uint64_t ns) { return (double)ns / 1e6; }
