@@ -344,20 +344,6 @@ static void criteo_names(const char **names)
 #define SYN_USER_DENSE 6
 #define SYN_USER_CAT 13
 
-int ctr__cats_parse(const char *s)
-{
-    if (!strcmp(s, "zipf"))
-        return CTR__CATS_ZIPF;
-    if (!strcmp(s, "uniform"))
-        return CTR__CATS_UNIFORM;
-    return -1;
-}
-
-const char *ctr__cats_name(ctr__cats_t c)
-{
-    return c == CTR__CATS_UNIFORM ? "uniform" : "zipf";
-}
-
 /* The laws' constants, per feature: log1p(max) of dense value k (max 10 ..
  * 1e5) and log(vocabulary + 1) of categorical feature k (10 .. ~316k). */
 typedef struct {

@@ -62,10 +62,6 @@ typedef enum { CTR__PROTO_V1 = 1, CTR__PROTO_V2 = 2 } ctr__proto_t;
  * Missing rates are the same in both. */
 typedef enum { CTR__CATS_ZIPF = 0, CTR__CATS_UNIFORM = 1 } ctr__cats_t;
 
-/* "zipf" / "uniform" -> ctr__cats_t; -1 otherwise. */
-int ctr__cats_parse(const char *s);
-const char *ctr__cats_name(ctr__cats_t c);
-
 typedef struct {
     ctr__proto_t protocol;
     size_t examples;              /* examples per request, >= 1 */

@@ -62,7 +62,7 @@ int main(int argc, char **argv)
         ctr__plan_print_request(p, stdout);
     } else {
         install_stop();
-        status = o.sweep ? ctr__sweep_rates(p, &o) : ctr__run_single(p, &o);
+        status = o.sweep.on ? ctr__sweep_rates(p, &o) : ctr__run_single(p, &o);
     }
     if (ctr__plan_close(p))
         status = 2;

@@ -1,8 +1,7 @@
-/* options.c - ctrload's flags: --help, parsing, defaults and the checks
- * between flags (see options.h). */
+/* options.c - ctrload's flags: --help, the flag table, defaults and the
+ * checks between flags (see options.h). */
 #include "options.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,7 +13,12 @@
 #define DEFAULT_SYNTHETIC_BODIES 1000
 #define MAX_CONNECTIONS 10000
 #define MAX_SWEEP_STEPS 1000
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
+/* --help is written by hand, not generated from the table: it explains the
+ * two loops, the timing and the verdict, which a flag list cannot. A new
+ * flag goes in the table below and here. */
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -132,339 +136,171 @@ int ctr__load_die(const char *fmt, ...)
     return 2;
 }
 
-/* "10s", "500ms", "250us", "2m", "1h", "1.5" (seconds) -> ns. */
-static int parse_duration(const char *s, uint64_t *ns)
+/* --sweep FROM:TO:STEP: positive rates, FROM <= TO, at most
+ * MAX_SWEEP_STEPS runs. */
+static int parse_sweep(const char *text, void *field, char *err, size_t errlen)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || !(v >= 0) || !isfinite(v))
-        return -1;
-    double mult = 1e9;
-    if (!*end || !strcmp(end, "s"))
-        mult = 1e9;
-    else if (!strcmp(end, "ms"))
-        mult = 1e6;
-    else if (!strcmp(end, "us"))
-        mult = 1e3;
-    else if (!strcmp(end, "m"))
-        mult = 60e9;
-    else if (!strcmp(end, "h"))
-        mult = 3600e9;
+    ctr__load_sweep_t *sw = field;
+    char extra;
+    if (sscanf(text, "%lf:%lf:%lf%c", &sw->from, &sw->to, &sw->step, &extra) != 3 || !(sw->from > 0) ||
+        !(sw->to >= sw->from) || !(sw->step > 0))
+        return ctr_error(err, errlen, CTR_EINVAL, "expected FROM:TO:STEP rates, e.g. 1000:20000:1000");
+    if ((sw->to - sw->from) / sw->step + 1 > MAX_SWEEP_STEPS)
+        return ctr_error(err, errlen, CTR_ERANGE, "more than %d steps", MAX_SWEEP_STEPS);
+    sw->on = 1;
+    return 0;
+}
+
+/* --delimiter: one character, or \t / tab. */
+static int parse_delimiter(const char *text, void *field, char *err, size_t errlen)
+{
+    char *c = field;
+    if (!strcmp(text, "\\t") || !strcmp(text, "tab"))
+        *c = '\t';
+    else if (strlen(text) == 1)
+        *c = text[0];
     else
-        return -1;
-    if (v * mult > 1e18)
-        return -1;
-    *ns = (uint64_t)llround(v * mult);
+        return ctr_error(err, errlen, CTR_EINVAL, "expected one character (or \\t)");
     return 0;
 }
 
-static int parse_double(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
+static const ctr_opt_enum_t arrivals[] = {
+    {"constant", CTR__ARRIVAL_CONSTANT}, {"poisson", CTR__ARRIVAL_POISSON}, {NULL, 0}};
+static const ctr_opt_enum_t cats[] = {{"zipf", CTR__CATS_ZIPF}, {"uniform", CTR__CATS_UNIFORM}, {NULL, 0}};
+static const ctr_opt_enum_t formats[] = {{"criteo", CTR_DATA_CRITEO}, {"csv", CTR_DATA_CSV}, {NULL, 0}};
+static const ctr_opt_enum_t protocols[] = {{"v1", CTR__PROTO_V1}, {"v2", CTR__PROTO_V2}, {NULL, 0}};
 
-static int parse_u64(const char *s, uint64_t *out)
+#define AT(m) CTR_OPT_AT(ctr__load_opts_t, m)
+#define POSITIVE .flags = CTR_OPT_MIN_EXCL, .dmin = 0, .dmax = INFINITY
+
+/* Every flag, in --help's order. Defaults not written here are set in
+ * ctr__load_opts_parse: -1 for "not given" (--slo-p99-ms,
+ * --synthetic-cats, --progress). */
+static const ctr_opt_t flags[] = {
+    {.name = "url", .type = CTR_OPT_STR, AT(url), .metavar = "URL"},
+    {.name = "rate", .type = CTR_OPT_DOUBLE, AT(rate), .flags = CTR_OPT_MIN_EXCL, .dmin = 0, .dmax = 1e7,
+     .metavar = "R"},
+    {.name = "concurrency", .type = CTR_OPT_UINT, AT(concurrency), .min = 1, .max = MAX_CONNECTIONS,
+     .metavar = "C"},
+    {.name = "sweep", .type = CTR_OPT_CUSTOM, AT(sweep), .parse = parse_sweep, .metavar = "FROM:TO:STEP"},
+    {.name = "sweep-all", .type = CTR_OPT_BOOL, AT(sweep_all)},
+    {.name = "slo-p99-ms", .type = CTR_OPT_DOUBLE, AT(slo_p99_ms), POSITIVE, .metavar = "X"},
+    {.name = "max-error-pct", .type = CTR_OPT_DOUBLE, AT(max_error_pct), .def = "0.1", .dmin = 0, .dmax = 100,
+     .metavar = "P"},
+    {.name = "duration", .type = CTR_OPT_DURATION, AT(duration_ns), .def = "10s", .metavar = "D"},
+    {.name = "warmup", .type = CTR_OPT_DURATION, AT(warmup_ns), .def = "2s", .metavar = "D"},
+    {.name = "timeout", .type = CTR_OPT_DURATION, AT(timeout_ns), .def = "2s", .metavar = "D"},
+    {.name = "arrival", .type = CTR_OPT_ENUM, AT(arrival), .def = "constant", .enums = arrivals},
+    {.name = "connections", .type = CTR_OPT_UINT, AT(connections), .min = 1, .max = MAX_CONNECTIONS,
+     .metavar = "N"},
+    {.name = "synthetic", .type = CTR_OPT_BOOL, AT(synthetic)},
+    {.name = "synthetic-cats", .type = CTR_OPT_ENUM, AT(synthetic_cats), .enums = cats},
+    {.name = "data", .type = CTR_OPT_STR, AT(data), .metavar = "FILE"},
+    {.name = "format", .type = CTR_OPT_ENUM, AT(format), .def = "criteo", .enums = formats},
+    {.name = "dense", .type = CTR_OPT_STR, AT(dense), .metavar = "COL,..."},
+    {.name = "categorical", .type = CTR_OPT_STR, AT(categorical), .metavar = "COL,..."},
+    {.name = "label", .type = CTR_OPT_STR, AT(label), .metavar = "COL"},
+    {.name = "delimiter", .type = CTR_OPT_CUSTOM, AT(delimiter), .parse = parse_delimiter, .metavar = "C"},
+    {.name = "max-rows", .type = CTR_OPT_UINT, AT(max_rows), .min = 1, .max = UINT64_MAX, .metavar = "N"},
+    {.name = "skip-bad", .type = CTR_OPT_BOOL, AT(skip_bad)},
+    {.name = "examples-per-request", .type = CTR_OPT_UINT, AT(examples), .def = "1", .min = 1, .max = 1000000,
+     .metavar = "B"},
+    {.name = "protocol", .type = CTR_OPT_ENUM, AT(protocol), .def = "v1", .enums = protocols},
+    {.name = "model-name", .type = CTR_OPT_STR, AT(model_name), .metavar = "NAME"},
+    {.name = "context-split", .type = CTR_OPT_BOOL, AT(context_split)},
+    {.name = "bodies", .type = CTR_OPT_UINT, AT(bodies), .def = STR(DEFAULT_SYNTHETIC_BODIES), .min = 1,
+     .max = 10000000, .metavar = "N"},
+    {.name = "seed", .type = CTR_OPT_UINT, AT(seed), .def = "1", .metavar = "S"},
+    {.name = "print-request", .type = CTR_OPT_BOOL, AT(print_request)},
+    {.name = "replay", .type = CTR_OPT_LIST, AT(replay), .flags = CTR_OPT_GREEDY, .metavar = "LOG..."},
+    {.name = "replay-format", .type = CTR_OPT_STR, AT(replay_format), .metavar = "F"},
+    {.name = "replay-speed", .type = CTR_OPT_DOUBLE, AT(replay_speed), .def = "1", POSITIVE, .metavar = "X"},
+    {.name = "replay-loop", .type = CTR_OPT_BOOL, AT(replay_loop)},
+    {.name = "json", .type = CTR_OPT_STR, AT(json), .metavar = "OUT"},
+    {.name = "csv", .type = CTR_OPT_STR, AT(csv), .metavar = "OUT"},
+    {.name = "dist-csv", .type = CTR_OPT_STR, AT(dist_csv), .metavar = "OUT"},
+    {.name = "quiet", .type = CTR_OPT_BOOL, AT(quiet)},
+    {.name = "progress", .type = CTR_OPT_BOOL, AT(progress)},
+    {.name = "no-progress", .type = CTR_OPT_BOOL, AT(progress), .flags = CTR_OPT_NEGATE},
+    {.name = "strict", .type = CTR_OPT_BOOL, AT(strict)},
+    {.name = "max-lag-ms", .type = CTR_OPT_DOUBLE, AT(max_lag_ms), .def = "1", POSITIVE, .metavar = "X"},
+    {.name = "max-cpu-pct", .type = CTR_OPT_DOUBLE, AT(max_cpu_pct), .def = "90", POSITIVE, .metavar = "P"},
+    {.name = "version", .type = CTR_OPT_BOOL, AT(version)},
+};
+
+static const ctr_opts_t spec = {flags, CTR_ARRAY_LEN(flags), NULL, NULL};
+
+/* What no single flag can check. The duration bounds are here rather
+ * than in the table: a range in nanoseconds reads worse than the rule. */
+static int check(ctr__load_opts_t *o)
 {
-    char *end;
-    errno = 0;
-    if (!*s || *s == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end || errno)
-        return -1;
-    *out = v;
+    if (!o->duration_ns)
+        return ctr__load_die("--duration must be more than 0");
+    if (o->timeout_ns < 1000000)
+        return ctr__load_die("--timeout must be at least 1ms");
+    if (!o->url)
+        return ctr__load_die("--url is required, e.g. --url http://127.0.0.1:8080 (ctrload --help)");
+    int modes = (o->rate > 0) + (o->concurrency > 0) + o->sweep.on;
+    if (modes > 1)
+        return ctr__load_die("choose one of --rate, --concurrency, --sweep");
+    if (!modes && !o->replay.n && !o->print_request)
+        return ctr__load_die("say how to load the server: --rate R (open loop), --concurrency C (closed "
+                             "loop) or --sweep FROM:TO:STEP (ctrload --help)");
+    if (o->sweep.on && o->slo_p99_ms <= 0)
+        return ctr__load_die("--sweep needs the p99 target: --slo-p99-ms X");
+    if (o->concurrency && o->connections && o->connections != o->concurrency)
+        return ctr__load_die("--connections %zu with --concurrency %zu: a closed loop keeps one request in "
+                             "flight per connection, so they must be equal (leave --connections out)",
+                             o->connections, o->concurrency);
+    if (o->data && o->synthetic)
+        return ctr__load_die("--data and --synthetic exclude each other");
+    if (o->synthetic_cats >= 0 && (o->data || o->replay.n))
+        return ctr__load_die("--synthetic-cats shapes synthetic requests: it does not go with --%s",
+                             o->data ? "data" : "replay");
+    if (o->replay.n && (o->data || o->synthetic))
+        return ctr__load_die("--replay sends the logged requests: it excludes --data and --synthetic");
+    if (o->replay.n && o->protocol != CTR__PROTO_V1)
+        return ctr__load_die("--replay sends logged /v1/score bodies: it needs --protocol v1");
+    if (o->replay.n && o->examples != 1)
+        return ctr__load_die("--replay sends the logged requests as they were: --examples-per-request does not apply");
+    if (o->protocol == CTR__PROTO_V2 && !o->model_name)
+        return ctr__load_die("--protocol v2 needs --model-name NAME (the served model's name: GET /v1/models)");
+    if (o->format == CTR_DATA_CSV && !o->data)
+        return ctr__load_die("--format csv goes with --data FILE");
+    if (o->replay.n && !o->warmup_set)
+        o->warmup_ns = 0;
     return 0;
 }
 
 int ctr__load_opts_parse(int argc, char **argv, ctr__load_opts_t *o)
 {
     memset(o, 0, sizeof *o);
-    o->duration_ns = 10000000000ull;
-    o->warmup_ns = 2000000000ull;
-    o->timeout_ns = 2000000000ull;
-    o->arrival = CTR__ARRIVAL_CONSTANT;
-    o->format = CTR_DATA_CRITEO;
-    o->examples = 1;
-    o->protocol = CTR__PROTO_V1;
-    o->bodies = DEFAULT_SYNTHETIC_BODIES;
-    o->seed = 1;
-    o->replay_speed = 1.0;
-    o->progress = -1;
-    o->max_lag_ms = 1.0;
-    o->max_cpu_pct = 90;
-    o->max_error_pct = 0.1;
     o->slo_p99_ms = -1;
     o->synthetic_cats = -1;
-    o->replay = calloc((size_t)argc + 1, sizeof *o->replay);
-    if (!o->replay)
+    o->progress = -1;
+    o->replay.v = calloc((size_t)argc + 1, sizeof *o->replay.v);
+    if (!o->replay.v)
         return ctr__load_die("out of memory");
-    for (int i = 1; i < argc; i++) {
-        char *arg = argv[i];
-        char *val = NULL;
-        char name[64];
-        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
-            usage(stdout);
-            exit(0);
-        }
-        if (strncmp(arg, "--", 2))
-            return ctr__load_die("unexpected argument \"%s\" (ctrload --help lists the flags)", arg);
-        const char *eq = strchr(arg, '=');
-        size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (nlen >= sizeof name)
-            return ctr__load_die("unknown flag %s", arg);
-        memcpy(name, arg, nlen);
-        name[nlen] = 0;
-        if (eq)
-            val = (char *)eq + 1;
-#define FLAG(s) (!strcmp(name, s))
-#define NEED()                                                                   \
-    do {                                                                         \
-        if (!val) {                                                              \
-            if (i + 1 >= argc)                                                   \
-                return ctr__load_die("%s needs a value (ctrload --help)", name);          \
-            val = argv[++i];                                                     \
-        }                                                                        \
-    } while (0)
-#define NOVAL()                                                                  \
-    do {                                                                         \
-        if (val)                                                                 \
-            return ctr__load_die("%s takes no value", name);                               \
-    } while (0)
-        uint64_t u;
-        if (FLAG("--url")) {
-            NEED();
-            o->url = val;
-        } else if (FLAG("--rate")) {
-            NEED();
-            if (parse_double(val, &o->rate) || !(o->rate > 0) || o->rate > 1e7)
-                return ctr__load_die("--rate %s: expected requests per second, > 0", val);
-        } else if (FLAG("--concurrency")) {
-            NEED();
-            if (parse_u64(val, &u) || u < 1 || u > MAX_CONNECTIONS)
-                return ctr__load_die("--concurrency %s: expected 1 to %d", val, MAX_CONNECTIONS);
-            o->concurrency = (size_t)u;
-        } else if (FLAG("--sweep")) {
-            NEED();
-            char extra;
-            if (sscanf(val, "%lf:%lf:%lf%c", &o->sweep_from, &o->sweep_to, &o->sweep_step, &extra) != 3 ||
-                !(o->sweep_from > 0) || !(o->sweep_to >= o->sweep_from) || !(o->sweep_step > 0))
-                return ctr__load_die("--sweep %s: expected FROM:TO:STEP rates, e.g. 1000:20000:1000", val);
-            if ((o->sweep_to - o->sweep_from) / o->sweep_step + 1 > MAX_SWEEP_STEPS)
-                return ctr__load_die("--sweep %s: more than %d steps", val, MAX_SWEEP_STEPS);
-            o->sweep = 1;
-        } else if (FLAG("--sweep-all")) {
-            NOVAL();
-            o->sweep_all = 1;
-        } else if (FLAG("--slo-p99-ms")) {
-            NEED();
-            if (parse_double(val, &o->slo_p99_ms) || !(o->slo_p99_ms > 0))
-                return ctr__load_die("--slo-p99-ms %s: expected milliseconds, > 0", val);
-        } else if (FLAG("--max-error-pct")) {
-            NEED();
-            if (parse_double(val, &o->max_error_pct) || o->max_error_pct < 0 || o->max_error_pct > 100)
-                return ctr__load_die("--max-error-pct %s: expected 0 to 100", val);
-        } else if (FLAG("--duration") || FLAG("--warmup") || FLAG("--timeout")) {
-            NEED();
-            uint64_t ns;
-            if (parse_duration(val, &ns))
-                return ctr__load_die("%s %s: expected a duration such as 10s, 500ms, 2m", name, val);
-            if (FLAG("--duration")) {
-                if (!ns)
-                    return ctr__load_die("--duration must be more than 0");
-                o->duration_ns = ns;
-                o->duration_set = 1;
-            } else if (FLAG("--warmup")) {
-                o->warmup_ns = ns;
-                o->warmup_set = 1;
-            } else {
-                if (ns < 1000000)
-                    return ctr__load_die("--timeout must be at least 1ms");
-                o->timeout_ns = ns;
-            }
-        } else if (FLAG("--arrival")) {
-            NEED();
-            int a = ctr__arrival_parse(val);
-            if (a < 0)
-                return ctr__load_die("--arrival %s: expected constant or poisson", val);
-            o->arrival = (ctr__arrival_t)a;
-        } else if (FLAG("--connections")) {
-            NEED();
-            if (parse_u64(val, &u) || u < 1 || u > MAX_CONNECTIONS)
-                return ctr__load_die("--connections %s: expected 1 to %d", val, MAX_CONNECTIONS);
-            o->connections = (size_t)u;
-        } else if (FLAG("--synthetic")) {
-            NOVAL();
-            o->synthetic = 1;
-        } else if (FLAG("--synthetic-cats")) {
-            NEED();
-            o->synthetic_cats = ctr__cats_parse(val);
-            if (o->synthetic_cats < 0)
-                return ctr__load_die("--synthetic-cats %s: expected zipf or uniform", val);
-        } else if (FLAG("--data")) {
-            NEED();
-            o->data = val;
-        } else if (FLAG("--format")) {
-            NEED();
-            int f = ctr_data_parse_format(val);
-            if (f < 0)
-                return ctr__load_die("--format %s: expected criteo or csv", val);
-            o->format = (ctr_data_format_t)f;
-        } else if (FLAG("--label")) {
-            NEED();
-            o->label = val;
-        } else if (FLAG("--dense")) {
-            NEED();
-            o->dense = val;
-        } else if (FLAG("--categorical")) {
-            NEED();
-            o->categorical = val;
-        } else if (FLAG("--delimiter")) {
-            NEED();
-            if (!strcmp(val, "\\t") || !strcmp(val, "tab"))
-                o->delimiter = '\t';
-            else if (strlen(val) == 1)
-                o->delimiter = val[0];
-            else
-                return ctr__load_die("--delimiter %s: expected one character (or \\t)", val);
-        } else if (FLAG("--max-rows")) {
-            NEED();
-            if (parse_u64(val, &o->max_rows) || !o->max_rows)
-                return ctr__load_die("--max-rows %s: expected a positive count", val);
-        } else if (FLAG("--skip-bad")) {
-            NOVAL();
-            o->skip_bad = 1;
-        } else if (FLAG("--examples-per-request")) {
-            NEED();
-            if (parse_u64(val, &u) || u < 1 || u > 1000000)
-                return ctr__load_die("--examples-per-request %s: expected 1 to 1000000", val);
-            o->examples = (size_t)u;
-        } else if (FLAG("--protocol")) {
-            NEED();
-            if (!strcmp(val, "v1"))
-                o->protocol = CTR__PROTO_V1;
-            else if (!strcmp(val, "v2"))
-                o->protocol = CTR__PROTO_V2;
-            else
-                return ctr__load_die("--protocol %s: expected v1 or v2", val);
-        } else if (FLAG("--model-name")) {
-            NEED();
-            o->model_name = val;
-        } else if (FLAG("--context-split")) {
-            NOVAL();
-            o->context_split = 1;
-        } else if (FLAG("--bodies")) {
-            NEED();
-            if (parse_u64(val, &u) || u < 1 || u > 10000000)
-                return ctr__load_die("--bodies %s: expected 1 to 10000000", val);
-            o->bodies = (size_t)u;
-        } else if (FLAG("--seed")) {
-            NEED();
-            if (parse_u64(val, &o->seed))
-                return ctr__load_die("--seed %s: expected a non-negative integer", val);
-        } else if (FLAG("--print-request")) {
-            NOVAL();
-            o->print_request = 1;
-        } else if (FLAG("--replay")) {
-            if (val)
-                o->replay[o->n_replay++] = val;
-            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2))
-                o->replay[o->n_replay++] = argv[++i];
-            if (!o->n_replay)
-                return ctr__load_die("--replay needs at least one log file");
-        } else if (FLAG("--replay-format")) {
-            NEED();
-            o->replay_format = val;
-        } else if (FLAG("--replay-speed")) {
-            NEED();
-            if (parse_double(val, &o->replay_speed) || !(o->replay_speed > 0))
-                return ctr__load_die("--replay-speed %s: expected a factor > 0 (2 = twice as fast)", val);
-        } else if (FLAG("--replay-loop")) {
-            NOVAL();
-            o->replay_loop = 1;
-        } else if (FLAG("--json")) {
-            NEED();
-            o->json = val;
-        } else if (FLAG("--csv")) {
-            NEED();
-            o->csv = val;
-        } else if (FLAG("--dist-csv")) {
-            NEED();
-            o->dist_csv = val;
-        } else if (FLAG("--quiet")) {
-            NOVAL();
-            o->quiet = 1;
-        } else if (FLAG("--progress")) {
-            NOVAL();
-            o->progress = 1;
-        } else if (FLAG("--no-progress")) {
-            NOVAL();
-            o->progress = 0;
-        } else if (FLAG("--strict")) {
-            NOVAL();
-            o->strict = 1;
-        } else if (FLAG("--max-lag-ms")) {
-            NEED();
-            if (parse_double(val, &o->max_lag_ms) || !(o->max_lag_ms > 0))
-                return ctr__load_die("--max-lag-ms %s: expected milliseconds, > 0", val);
-        } else if (FLAG("--max-cpu-pct")) {
-            NEED();
-            if (parse_double(val, &o->max_cpu_pct) || !(o->max_cpu_pct > 0))
-                return ctr__load_die("--max-cpu-pct %s: expected a percentage of one core, > 0", val);
-        } else if (FLAG("--version")) {
-            printf("ctrload %s\n", CTR_VERSION);
-            exit(0);
-        } else {
-            return ctr__load_die("unknown flag %s (ctrload --help lists the flags)", name);
-        }
-#undef FLAG
-#undef NEED
-#undef NOVAL
+    o->replay.cap = (size_t)argc;
+    ctr_opts_result_t res;
+    char err[512];
+    if (ctr_opts_parse(&spec, o, argc, argv, &res, err, sizeof err))
+        return ctr__load_die("%s", err);
+    if (res.help) {
+        usage(stdout);
+        exit(0);
     }
-
-    if (!o->url)
-        return ctr__load_die("--url is required, e.g. --url http://127.0.0.1:8080 (ctrload --help)");
-    int modes = (o->rate > 0) + (o->concurrency > 0) + o->sweep;
-    if (modes > 1)
-        return ctr__load_die("choose one of --rate, --concurrency, --sweep");
-    if (!modes && !o->n_replay && !o->print_request)
-        return ctr__load_die("say how to load the server: --rate R (open loop), --concurrency C (closed "
-                   "loop) or --sweep FROM:TO:STEP (ctrload --help)");
-    if (o->sweep && o->slo_p99_ms <= 0)
-        return ctr__load_die("--sweep needs the p99 target: --slo-p99-ms X");
-    if (o->concurrency && o->connections && o->connections != o->concurrency)
-        return ctr__load_die("--connections %zu with --concurrency %zu: a closed loop keeps one request in "
-                   "flight per connection, so they must be equal (leave --connections out)",
-                   o->connections, o->concurrency);
-    if (o->data && o->synthetic)
-        return ctr__load_die("--data and --synthetic exclude each other");
-    if (o->synthetic_cats >= 0 && (o->data || o->n_replay))
-        return ctr__load_die("--synthetic-cats shapes synthetic requests: it does not go with --%s",
-                   o->data ? "data" : "replay");
-    if (o->n_replay && (o->data || o->synthetic))
-        return ctr__load_die("--replay sends the logged requests: it excludes --data and --synthetic");
-    if (o->n_replay && o->protocol != CTR__PROTO_V1)
-        return ctr__load_die("--replay sends logged /v1/score bodies: it needs --protocol v1");
-    if (o->n_replay && o->examples != 1)
-        return ctr__load_die("--replay sends the logged requests as they were: --examples-per-request does not apply");
-    if (o->protocol == CTR__PROTO_V2 && !o->model_name)
-        return ctr__load_die("--protocol v2 needs --model-name NAME (the served model's name: GET /v1/models)");
-    if (o->format == CTR_DATA_CSV && !o->data)
-        return ctr__load_die("--format csv goes with --data FILE");
-    if (o->n_replay && !o->warmup_set)
-        o->warmup_ns = 0;
-    return 0;
+    if (o->version) {
+        printf("ctrload %s\n", CTR_VERSION);
+        exit(0);
+    }
+    o->duration_set = ctr_opts_from(&res, "duration") == CTR_OPT_FROM_FLAG;
+    o->warmup_set = ctr_opts_from(&res, "warmup") == CTR_OPT_FROM_FLAG;
+    return check(o);
 }
 
 void ctr__load_opts_free(ctr__load_opts_t *o)
 {
-    free(o->replay);
-    o->replay = NULL;
-    o->n_replay = 0;
+    free(o->replay.v);
+    memset(&o->replay, 0, sizeof o->replay);
 }

@@ -1,10 +1,12 @@
 /* options.h - ctrload's settings: the flags, their defaults, --help, and
  * the checks between flags.
  *
- * ctr__load_opts_parse fills a ctr__load_opts_t from argv and checks every
- * value and every combination before anything is prepared, so the drivers
- * (run.c, sweep.c, replay_drive.c) can trust what they read here. The
- * strings point into argv. */
+ * ctr__load_opts_parse fills a ctr__load_opts_t from argv through one table
+ * for the shared flag parser (include/ctr/opts.h: --flag VALUE and
+ * --flag=VALUE, every value parsed once into its field, enums into their
+ * enum), then checks every combination before anything is prepared, so the
+ * drivers (run.c, sweep.c, replay_drive.c) can trust what they read here.
+ * ctrload's flags have no environment twins. The strings point into argv. */
 #ifndef CTR_LOADTEST_OPTIONS_H
 #define CTR_LOADTEST_OPTIONS_H
 
@@ -13,21 +15,28 @@
 
 #include "bodies.h"
 #include "ctr/data.h"
+#include "ctr/opts.h"
 #include "schedule.h"
 
 /* Keep-alive connections of an open loop without --connections. */
 #define CTR__LOAD_OPEN_CONNECTIONS 64
 
+/* --sweep FROM:TO:STEP, parsed once into its rates. */
+typedef struct {
+    int on;
+    double from, to, step;
+} ctr__load_sweep_t;
+
 typedef struct {
     const char *url;
     double rate;
     size_t concurrency;
-    double sweep_from, sweep_to, sweep_step;
-    int sweep, sweep_all;
+    ctr__load_sweep_t sweep;
+    int sweep_all;
     double slo_p99_ms;             /* -1: not given */
     double max_error_pct;
     uint64_t duration_ns, warmup_ns, timeout_ns;
-    int duration_set, warmup_set;
+    int duration_set, warmup_set;  /* given on the command line */
     ctr__arrival_t arrival;
     size_t connections;            /* 0: not given */
     int synthetic;
@@ -45,8 +54,7 @@ typedef struct {
     size_t bodies;
     uint64_t seed;
     int print_request;
-    const char **replay;           /* n_replay log paths; the array is owned */
-    size_t n_replay;
+    ctr_opt_list_t replay;         /* the log paths; replay.v is owned */
     const char *replay_format;
     double replay_speed;
     int replay_loop;
@@ -54,6 +62,7 @@ typedef struct {
     int quiet, progress;           /* progress: -1 auto */
     int strict;
     double max_lag_ms, max_cpu_pct;
+    int version;
 } ctr__load_opts_t;
 
 /* Fills *o from argv. --help and --version print and exit(0) here.

@@ -17,7 +17,7 @@
 static int load_messages(const ctr__load_opts_t *o, ctr__plan_t *p, int *all_timed,
                          char *err, size_t errlen)
 {
-    if (o->n_replay)
+    if (o->replay.n)
         return ctr__replay_drive_load(o, all_timed, p->source, sizeof p->source, &p->msgs, err, errlen);
     ctr__bodies_opts_t bo;
     memset(&bo, 0, sizeof bo);
@@ -70,7 +70,7 @@ static void describe_runs(const ctr__load_opts_t *o, ctr__plan_t *p, volatile in
     d->url = p->full_url;
     d->protocol = o->protocol == CTR__PROTO_V2 ? "v2" : "v1";
     d->source = p->source;
-    d->examples = o->n_replay ? 0 : o->examples;
+    d->examples = o->replay.n ? 0 : o->examples;
     d->max_lag_ms = o->max_lag_ms;
     d->max_cpu = o->max_cpu_pct / 100.0;
     d->timeout_s = (double)o->timeout_ns / 1e9;
@@ -147,7 +147,7 @@ int ctr__plan_open(const ctr__load_opts_t *o, volatile int *stop, ctr__plan_t **
     snprintf(p->target, sizeof p->target, "%s", url.authority);
 
     describe_runs(o, p, stop);
-    if (o->n_replay &&
+    if (o->replay.n &&
         (rc = ctr__replay_drive_pace(o, p->msgs, all_timed, &p->ro, &p->d, &p->trace, err, errlen)))
         goto fail;
     p->d.connections = p->ro.connections;

@@ -12,11 +12,11 @@
 int ctr__replay_drive_load(const ctr__load_opts_t *o, int *all_timed, char *source,
                            size_t source_len, ctr__msgset_t **out, char *err, size_t errlen)
 {
-    int rc = ctr__replay_load(o->replay, o->n_replay, o->replay_format, all_timed, out, err, errlen);
+    int rc = ctr__replay_load(o->replay.v, o->replay.n, o->replay_format, all_timed, out, err, errlen);
     if (rc)
         return rc;
-    snprintf(source, source_len, "replay of %s%s (%zu requests)", o->replay[0],
-             o->n_replay > 1 ? " ..." : "", (*out)->n);
+    snprintf(source, source_len, "replay of %s%s (%zu requests)", o->replay.v[0],
+             o->replay.n > 1 ? " ..." : "", (*out)->n);
     return 0;
 }
 
@@ -28,7 +28,7 @@ int ctr__replay_drive_pace(const ctr__load_opts_t *o, const ctr__msgset_t *msgs,
     d->mode = o->concurrency ? "closed" : "replay";
     if (!o->replay_loop)
         ro->max_requests = msgs->n;
-    if (!o->rate && !o->concurrency && !o->sweep) {
+    if (!o->rate && !o->concurrency && !o->sweep.on) {
         if (!all_timed)
             return ctr_error(err, errlen, CTR_EINVAL,
                              "the replay log has no \"t_ns\" on every line, so it has no pacing of its "

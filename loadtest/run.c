@@ -21,7 +21,7 @@ int ctr__run_single(ctr__plan_t *p, const ctr__load_opts_t *o)
     int meets = o->slo_p99_ms > 0 ? ctr__meets_slo(res, &v, o->slo_p99_ms, o->max_error_pct) : -1;
     if (res->interrupted)
         fprintf(stderr, "ctrload: interrupted: the report covers the first %.1f s\n", res->window_s);
-    else if (o->n_replay && !o->replay_loop && !res->hit_max_requests)
+    else if (o->replay.n && !o->replay_loop && !res->hit_max_requests)
         fprintf(stderr, "ctrload: --duration ended the replay before every logged request was sent\n");
     if (!o->quiet) {
         ctr__report_text(p->txt, &p->d, res, &v);

@@ -51,15 +51,6 @@ uint64_t ctr__sched_next(ctr__sched_t *s)
     return CTR__SCHED_END;
 }
 
-int ctr__arrival_parse(const char *s)
-{
-    if (!strcmp(s, "constant"))
-        return CTR__ARRIVAL_CONSTANT;
-    if (!strcmp(s, "poisson"))
-        return CTR__ARRIVAL_POISSON;
-    return -1;
-}
-
 const char *ctr__arrival_name(ctr__arrival_t a)
 {
     switch (a) {

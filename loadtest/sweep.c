@@ -14,24 +14,24 @@ int ctr__sweep_rates(ctr__plan_t *p, const ctr__load_opts_t *o)
     if (!res)
         return ctr__load_die("out of memory");
     int status = 0;
-    size_t n_steps = (size_t)floor((o->sweep_to - o->sweep_from) / o->sweep_step + 1e-9) + 1;
+    size_t n_steps = (size_t)floor((o->sweep.to - o->sweep.from) / o->sweep.step + 1e-9) + 1;
     double best = -1;
     int fails_in_row = 0;
     if (p->json)
         fprintf(p->json, "{\"sweep\":{\"from\":%.6g,\"to\":%.6g,\"step\":%.6g,\"slo_p99_ms\":%.6g,"
                          "\"max_error_pct\":%.6g},\n\"steps\":[\n",
-                o->sweep_from, o->sweep_to, o->sweep_step, o->slo_p99_ms, o->max_error_pct);
+                o->sweep.from, o->sweep.to, o->sweep.step, o->slo_p99_ms, o->max_error_pct);
     if (!o->quiet)
         fprintf(p->txt, "sweep %s, %.6g to %.6g req/s by %.6g, target p99 <= %.6g ms, %zu connections, "
                         "%.3g s each after %.3g s warmup\n\n"
                         "%10s %10s %10s %9s %9s %9s %9s %9s %8s %6s  %s\n",
-                p->full_url, o->sweep_from, o->sweep_to, o->sweep_step, o->slo_p99_ms, p->ro.connections,
+                p->full_url, o->sweep.from, o->sweep.to, o->sweep.step, o->slo_p99_ms, p->ro.connections,
                 p->d.duration_s, p->d.warmup_s, "rate", "sent/s", "2xx/s", "p50", "p90", "p99", "p99.9",
                 "max", "errors", "clean", "meets");
     int any_unclean = 0;
     size_t ran = 0;
     for (size_t s = 0; s < n_steps; s++) {
-        double rate = o->sweep_from + (double)s * o->sweep_step;
+        double rate = o->sweep.from + (double)s * o->sweep.step;
         p->ro.rate = rate;
         p->d.rate = rate;
         p->ro.id_base += (uint64_t)1 << 32;
