@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ctr/common.h"
+#include "ctr/rng.h"
 #include "schedule.h"
 
 #define DEFAULT_MAX_ROWS 100000
@@ -328,29 +329,20 @@ static const double syn_dense_missing[13] = {0.45, 0.0, 0.21, 0.22, 0.03, 0.22, 
 static const double syn_cat_missing[26] = {0, 0, 0.03, 0.03, 0, 0.12, 0, 0, 0, 0.03, 0, 0.03, 0,
                                            0, 0, 0.03, 0, 0, 0.44, 0.44, 0.03, 0.76, 0, 0.03,
                                            0.44, 0.44};
-static const char *const syn_names[39] = {
-    "I1",  "I2",  "I3",  "I4",  "I5",  "I6",  "I7",  "I8",  "I9",  "I10", "I11", "I12", "I13",
-    "C1",  "C2",  "C3",  "C4",  "C5",  "C6",  "C7",  "C8",  "C9",  "C10", "C11", "C12", "C13",
-    "C14", "C15", "C16", "C17", "C18", "C19", "C20", "C21", "C22", "C23", "C24", "C25", "C26"};
+
+/* Criteo's 39 column names, dense first (the rows' order). */
+static void criteo_names(const char **names)
+{
+    for (size_t k = 0; k < CTR_CRITEO_N_DENSE; k++)
+        names[k] = ctr_criteo_dense_names[k];
+    for (size_t j = 0; j < CTR_CRITEO_N_CAT; j++)
+        names[CTR_CRITEO_N_DENSE + j] = ctr_criteo_cat_names[j];
+}
 
 /* With context_split, the "user side" (I1..I6, C1..C13) is drawn once per
  * request and shared by its examples: one user, many candidate ads. */
 #define SYN_USER_DENSE 6
 #define SYN_USER_CAT 13
-
-int ctr__cats_parse(const char *s)
-{
-    if (!strcmp(s, "zipf"))
-        return CTR__CATS_ZIPF;
-    if (!strcmp(s, "uniform"))
-        return CTR__CATS_UNIFORM;
-    return -1;
-}
-
-const char *ctr__cats_name(ctr__cats_t c)
-{
-    return c == CTR__CATS_UNIFORM ? "uniform" : "zipf";
-}
 
 /* The laws' constants, per feature: log1p(max) of dense value k (max 10 ..
  * 1e5) and log(vocabulary + 1) of categorical feature k (10 .. ~316k). */
@@ -389,12 +381,12 @@ static void syn_value(const syn_law_t *l, ctr__cats_t cats, uint64_t *rng, size_
     }
     *present = ctr__rng_uniform(rng) >= syn_cat_missing[k];
     if (cats == CTR__CATS_UNIFORM) {
-        hex8(cv, (uint32_t)(ctr__rng_next(rng) >> 32));
+        hex8(cv, (uint32_t)(ctr_splitmix64_next(rng) >> 32));
         return;
     }
     uint64_t rank = (uint64_t)(exp(ctr__rng_uniform(rng) * l->cat_log_vocab[k]) - 1);
     uint64_t h = ((uint64_t)(k + 1) << 40) ^ rank ^ 0xc7c7c7c7ull;
-    hex8(cv, (uint32_t)(ctr__rng_next(&h) >> 32));
+    hex8(cv, (uint32_t)(ctr_splitmix64_next(&h) >> 32));
 }
 
 static int build_synthetic(const ctr__bodies_opts_t *o, ctr__msgset_t *set, char *err, size_t errlen)
@@ -402,7 +394,9 @@ static int build_synthetic(const ctr__bodies_opts_t *o, ctr__msgset_t *set, char
     rows_t r = {0};
     r.n_dense = 13;
     r.n_cat = 26;
-    r.names = (const char **)syn_names;
+    const char *names[CTR_CRITEO_N_DENSE + CTR_CRITEO_N_CAT];
+    criteo_names(names);
+    r.names = names;
     size_t b = o->examples;
     size_t *idx = malloc(b * sizeof *idx);
     uint64_t rng = o->seed * 0x9e3779b97f4a7c15ull + 12345;
@@ -525,8 +519,7 @@ static int build_from_file(const ctr__bodies_opts_t *o, ctr__msgset_t *set, FILE
     } else {
         nd = CTR_CRITEO_N_DENSE;
         nc = CTR_CRITEO_N_CAT;
-        for (size_t f = 0; f < nd + nc; f++)
-            names[f] = syn_names[f];
+        criteo_names(names);
     }
     r.n_dense = nd;
     r.n_cat = nc;
@@ -593,20 +586,29 @@ fail:
     return rc;
 }
 
-int ctr__bodies_build(const ctr__bodies_opts_t *o, ctr__msgset_t *set, FILE *log,
+int ctr__bodies_build(const ctr__bodies_opts_t *o, FILE *log, ctr__msgset_t **out,
                       char *err, size_t errlen)
 {
+    *out = NULL;
     if (err && errlen)
         err[0] = 0;
     if (o->examples < 1)
         return ctr_error(err, errlen, CTR_EINVAL, "--examples-per-request must be at least 1");
     if (o->context_split && o->protocol != CTR__PROTO_V1)
         return ctr_error(err, errlen, CTR_EINVAL, "--context-split needs --protocol v1 (v2 has no context)");
-    if (o->synthetic)
-        return build_synthetic(o, set, err, errlen);
-    if (!o->data_path)
+    if (!o->synthetic && !o->data_path)
         return ctr_error(err, errlen, CTR_EINVAL, "no data: give --data FILE or --synthetic");
-    return build_from_file(o, set, log, err, errlen);
+    ctr__msgset_t *set = calloc(1, sizeof *set);
+    if (!set)
+        return ctr_error(err, errlen, CTR_ENOMEM, "preparing requests: out of memory");
+    int rc = o->synthetic ? build_synthetic(o, set, err, errlen) : build_from_file(o, set, log, err, errlen);
+    if (rc)
+        goto fail;
+    *out = set;
+    return 0;
+fail:
+    ctr__msgset_free(set);
+    return rc;
 }
 
 /* ---- message sets -------------------------------------------------------- */
@@ -673,10 +675,12 @@ size_t ctr__msg_body_off(const ctr__msg_t *m)
 
 void ctr__msgset_free(ctr__msgset_t *s)
 {
+    if (!s)
+        return;
     for (size_t i = 0; i < s->n; i++)
         free(s->v[i].buf);
     free(s->v);
-    memset(s, 0, sizeof *s);
+    free(s);
 }
 
 void ctr__format_id(char out[CTR__ID_LEN], uint64_t n)

@@ -62,10 +62,6 @@ typedef enum { CTR__PROTO_V1 = 1, CTR__PROTO_V2 = 2 } ctr__proto_t;
  * Missing rates are the same in both. */
 typedef enum { CTR__CATS_ZIPF = 0, CTR__CATS_UNIFORM = 1 } ctr__cats_t;
 
-/* "zipf" / "uniform" -> ctr__cats_t; -1 otherwise. */
-int ctr__cats_parse(const char *s);
-const char *ctr__cats_name(ctr__cats_t c);
-
 typedef struct {
     ctr__proto_t protocol;
     size_t examples;              /* examples per request, >= 1 */
@@ -84,10 +80,11 @@ typedef struct {
     uint64_t max_bytes;           /* cap on all bodies together; 0 = 256 MiB */
 } ctr__bodies_opts_t;
 
-/* Builds the bodies into set (appending). Bad rows are reported on log
- * (first few) when skipped. Returns 0 or a CTR_E* code with a sentence in
- * err ("FILE:LINE: ..." for a bad row). */
-int ctr__bodies_build(const ctr__bodies_opts_t *o, ctr__msgset_t *set, FILE *log,
+/* Builds the bodies into a new set, *out (the caller's: ctr__msgset_free).
+ * Bad rows are reported on log (first few) when skipped. Returns 0, or a
+ * CTR_E* code with a sentence in err ("FILE:LINE: ..." for a bad row) and
+ * *out = NULL. */
+int ctr__bodies_build(const ctr__bodies_opts_t *o, FILE *log, ctr__msgset_t **out,
                       char *err, size_t errlen);
 
 /* Appends a message; takes ownership of buf (freed on failure too). */
@@ -98,6 +95,7 @@ int ctr__msgset_frame(ctr__msgset_t *s, const char *host_header, const char *pat
                       char *err, size_t errlen);
 /* Offset of the body in a framed message. */
 size_t ctr__msg_body_off(const ctr__msg_t *m);
+/* Frees the messages and the set; NULL is fine. */
 void ctr__msgset_free(ctr__msgset_t *s);
 
 /* Writes n as CTR__ID_LEN lowercase hex digits into out (no NUL). */

@@ -90,7 +90,8 @@ typedef struct {
     char *rbuf;
 } run_t;
 
-uint64_t ctr__now_ns(void)
+/* Monotonic clock, ns. */
+static uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -329,7 +330,7 @@ static void send_on(run_t *R, conn_t *c, uint64_t seq, uint64_t due, int counted
     c->wr_off = 0;
     ctr__format_id(c->id, o->id_base + seq);
     ctr__http1_reset(&c->http);
-    uint64_t now = ctr__now_ns();
+    uint64_t now = now_ns();
     c->sent = now;
     c->due = o->closed_loop ? now : due;
     c->deadline = now + o->timeout_ns;
@@ -383,14 +384,14 @@ static void dispatch(run_t *R, uint64_t now)
             if (counted && R->counted_left != UINT64_MAX)
                 R->counted_left--;
             send_on(R, R->idle.head, R->next_seq++, now, counted);
-            now = ctr__now_ns();
+            now = now_ns();
         }
         return;
     }
     while (!R->sched_done && R->idle.head && R->next_due <= now) {
         send_on(R, R->idle.head, R->next_seq - 1, R->next_due, R->next_due >= R->mstart);
         sched_advance(R);
-        now = ctr__now_ns();
+        now = now_ns();
     }
 }
 
@@ -433,7 +434,7 @@ static void on_readable(run_t *R, conn_t *c)
 {
     for (;;) {
         ssize_t n = read(c->fd, R->rbuf, READ_BUF);
-        uint64_t now = ctr__now_ns();
+        uint64_t now = now_ns();
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -489,7 +490,7 @@ static void on_readable(run_t *R, conn_t *c)
 
 static void on_event(run_t *R, conn_t *c, uint32_t ev)
 {
-    uint64_t now = ctr__now_ns();
+    uint64_t now = now_ns();
     switch (c->state) {
     case C_CONNECTING: {
         int e = 0;
@@ -648,18 +649,18 @@ static double ru_secs(const struct rusage *a)
  * could be made within the timeout. */
 static int connect_all(run_t *R, char *err, size_t errlen)
 {
-    uint64_t now = ctr__now_ns();
+    uint64_t now = now_ns();
     uint64_t deadline = now + R->o->timeout_ns;
     R->hard_end = R->end_send = deadline + 1;
     for (size_t i = 0; i < R->n_conns; i++)
         conn_start(R, &R->conns[i], now);
     struct epoll_event evs[256];
-    while (R->timed.n && (now = ctr__now_ns()) < deadline) {
+    while (R->timed.n && (now = now_ns()) < deadline) {
         int n = epoll_wait(R->ep, evs, 256, (int)((deadline - now) / MS) + 1);
         for (int i = 0; i < n; i++)
             if (evs[i].data.ptr)
                 on_event(R, evs[i].data.ptr, evs[i].events);
-        expire(R, ctr__now_ns());
+        expire(R, now_ns());
     }
     expire(R, deadline);
     if (R->idle.n)
@@ -712,7 +713,7 @@ int ctr__run(const ctr__run_opts_t *o, ctr__run_result_t *r, char *err, size_t e
     if (rc)
         goto out;
 
-    uint64_t now = ctr__now_ns();
+    uint64_t now = now_ns();
     R.t0 = now;
     R.mstart = R.t0 + o->warmup_ns;
     R.end_send = R.mstart + o->duration_ns;
@@ -732,7 +733,7 @@ int ctr__run(const ctr__run_opts_t *o, ctr__run_result_t *r, char *err, size_t e
 
     struct epoll_event evs[256];
     for (;;) {
-        now = ctr__now_ns();
+        now = now_ns();
         if (!R.measuring && now >= R.mstart)
             start_measuring(&R);
         expire(&R, now);
@@ -760,7 +761,7 @@ int ctr__run(const ctr__run_opts_t *o, ctr__run_result_t *r, char *err, size_t e
             on_event(&R, evs[i].data.ptr, evs[i].events);
         }
     }
-    now = ctr__now_ns();
+    now = now_ns();
     if (!R.measuring)
         start_measuring(&R);
 

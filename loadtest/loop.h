@@ -111,7 +111,4 @@ typedef struct {
  * server could be made at all, or on a local failure (epoll, memory). */
 int ctr__run(const ctr__run_opts_t *o, ctr__run_result_t *r, char *err, size_t errlen);
 
-/* Monotonic clock, ns. */
-uint64_t ctr__now_ns(void);
-
 #endif

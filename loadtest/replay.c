@@ -149,12 +149,6 @@ static const ctr__replay_source_t sources[] = {
      jsonl_next, jsonl_close},
 };
 
-const ctr__replay_source_t *ctr__replay_sources(size_t *n)
-{
-    *n = CTR_ARRAY_LEN(sources);
-    return sources;
-}
-
 static const ctr__replay_source_t *pick(const char *path, const char *format, char *err, size_t errlen)
 {
     if (format) {
@@ -194,18 +188,24 @@ static int cmp_order(const void *a, const void *b)
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
-int ctr__replay_load(const char *const *paths, size_t n, const char *format,
-                     ctr__msgset_t *set, int *all_timed, char *err, size_t errlen)
+int ctr__replay_load(const char *const *paths, size_t n, const char *format, int *all_timed,
+                     ctr__msgset_t **out, char *err, size_t errlen)
 {
-    size_t first = set->n;
+    *out = NULL;
+    ctr__msgset_t *set = calloc(1, sizeof *set);
+    if (!set)
+        return ctr_error(err, errlen, CTR_ENOMEM, "replay: out of memory");
+    int rc = 0;
     for (size_t p = 0; p < n; p++) {
         const ctr__replay_source_t *src = pick(paths[p], format, err, errlen);
-        if (!src)
-            return CTR_EINVAL;
+        if (!src) {
+            rc = CTR_EINVAL;
+            goto fail;
+        }
         void *st = NULL;
-        int rc = src->open(paths[p], &st, err, errlen);
+        rc = src->open(paths[p], &st, err, errlen);
         if (rc)
-            return rc;
+            goto fail;
         for (;;) {
             ctr__replay_rec_t rec;
             memset(&rec, 0, sizeof rec);
@@ -220,34 +220,41 @@ int ctr__replay_load(const char *const *paths, size_t n, const char *format,
         }
         src->close(st);
         if (rc < 0)
-            return rc;
+            goto fail;
     }
-    if (set->n == first)
-        return ctr_error(err, errlen, CTR_EFORMAT, "the replay log%s held no requests", n > 1 ? "s" : "");
+    if (!set->n) {
+        rc = ctr_error(err, errlen, CTR_EFORMAT, "the replay log%s held no requests", n > 1 ? "s" : "");
+        goto fail;
+    }
     int timed = 1;
-    for (size_t i = first; i < set->n; i++)
+    for (size_t i = 0; i < set->n; i++)
         timed &= set->v[i].t_ns != CTR__NO_TIME;
-    *all_timed = timed;
     if (timed) {
         /* Files may interleave in time: send in time order. */
-        size_t m = set->n - first;
+        size_t m = set->n;
         order_t *o = malloc(m * sizeof *o);
         ctr__msg_t *tmp = malloc(m * sizeof *tmp);
         if (!o || !tmp) {
             free(o);
             free(tmp);
-            return ctr_error(err, errlen, CTR_ENOMEM, "replay: out of memory");
+            rc = ctr_error(err, errlen, CTR_ENOMEM, "replay: out of memory");
+            goto fail;
         }
         for (size_t i = 0; i < m; i++) {
-            o[i].t = set->v[first + i].t_ns;
+            o[i].t = set->v[i].t_ns;
             o[i].i = i;
         }
         qsort(o, m, sizeof *o, cmp_order);
         for (size_t i = 0; i < m; i++)
-            tmp[i] = set->v[first + o[i].i];
-        memcpy(set->v + first, tmp, m * sizeof *tmp);
+            tmp[i] = set->v[o[i].i];
+        memcpy(set->v, tmp, m * sizeof *tmp);
         free(o);
         free(tmp);
     }
+    *all_timed = timed;
+    *out = set;
     return 0;
+fail:
+    ctr__msgset_free(set);
+    return rc;
 }

@@ -46,14 +46,13 @@ typedef struct {
     void (*close)(void *state);
 } ctr__replay_source_t;
 
-/* Loads every record of paths[n] into set (unframed), in file order and,
- * within the files, ordered by t_ns when every record has one (stable).
- * format: a source name, or NULL to sniff each file. *all_timed is set to
- * 1 when every record carries t_ns. */
-int ctr__replay_load(const char *const *paths, size_t n, const char *format,
-                     ctr__msgset_t *set, int *all_timed, char *err, size_t errlen);
-
-/* The source table, for --help. */
-const ctr__replay_source_t *ctr__replay_sources(size_t *n);
+/* Loads every record of paths[n] into a new set, *out (unframed; the
+ * caller's: ctr__msgset_free), in file order, or ordered by t_ns across
+ * the files when every record has one (stable). format: a source name, or
+ * NULL to sniff each file. *all_timed is set to 1 when every record
+ * carries t_ns. Returns 0, or a CTR_E* code with a sentence in err and
+ * *out = NULL. */
+int ctr__replay_load(const char *const *paths, size_t n, const char *format, int *all_timed,
+                     ctr__msgset_t **out, char *err, size_t errlen);
 
 #endif

@@ -1,21 +1,33 @@
 /* report.c - text, JSON and CSV reports and the verdict (see report.h). */
 #include "report.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-void ctr__json_str(FILE *f, const char *s)
+#include "ctr/common.h"
+#include "ctr/json_text.h"
+
+/* A JSON string literal (NULL: ""), through the one escaper of ctr. */
+static void json_str(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
+    if (!s)
+        s = "";
+    size_t n = strlen(s);
+    char small[1024], *out = small;
+    size_t len = ctr_json_escape(small, sizeof small, s, n, CTR_JSON_INVALID_REPLACE, NULL);
+    if (len > sizeof small) {
+        out = malloc(len);
+        if (!out) {
+            fputs("\"\"", f);
+            return;
+        }
+        ctr_json_escape(out, len, s, n, CTR_JSON_INVALID_REPLACE, NULL);
     }
-    fputc('"', f);
+    fwrite(out, 1, len, f);
+    if (out != small)
+        free(out);
 }
 
 static double ms(uint64_t ns) { return (double)ns / 1e6; }
@@ -49,6 +61,16 @@ void ctr__verdict(const ctr__run_desc_t *d, const ctr__run_result_t *r, ctr__ver
                  100 * r->cpu_frac, 100 * d->max_cpu);
     }
     v->clean = v->n_reasons == 0;
+}
+
+int ctr__meets_slo(const ctr__run_result_t *r, const ctr__verdict_t *v, double slo_p99_ms,
+                   double max_error_pct)
+{
+    uint64_t denom = r->scheduled ? r->scheduled : r->sent;
+    uint64_t bad = r->failed + (r->completed - r->ok);
+    double err_pct = denom ? 100.0 * (double)bad / (double)denom : 100.0;
+    double p99 = (double)ctr__hist_percentile(&r->lat, 99) / 1e6;
+    return v->clean && r->lat.count > 0 && p99 <= slo_p99_ms && err_pct <= max_error_pct;
 }
 
 static double per_s(uint64_t n, double s) { return s > 0 ? (double)n / s : 0; }
@@ -179,7 +201,7 @@ void ctr__report_json_run(FILE *f, const ctr__run_desc_t *d, const ctr__run_resu
 {
     double w = r->window_s;
     fprintf(f, "{\"url\":");
-    ctr__json_str(f, d->url);
+    json_str(f, d->url);
     fprintf(f, ",\"mode\":\"%s\"", d->mode);
     if (strcmp(d->mode, "closed"))
         fprintf(f, ",\"rate\":%.6g,\"arrival\":\"%s\"", d->rate, d->arrival ? d->arrival : "trace");
@@ -188,7 +210,7 @@ void ctr__report_json_run(FILE *f, const ctr__run_desc_t *d, const ctr__run_resu
     fprintf(f, ",\"connections\":%zu,\"duration_s\":%.6g,\"warmup_s\":%.6g,\"timeout_s\":%.6g,"
                "\"examples_per_request\":%zu,\"protocol\":\"%s\",\"source\":",
             d->connections, d->duration_s, d->warmup_s, d->timeout_s, d->examples, d->protocol);
-    ctr__json_str(f, d->source);
+    json_str(f, d->source);
     fprintf(f, ",\n \"requests\":{\"scheduled\":%llu,\"sent\":%llu,\"completed\":%llu,\"ok\":%llu,"
                "\"failed\":%llu,\"examples_sent\":%llu,\"examples_ok\":%llu}",
             (unsigned long long)r->scheduled, (unsigned long long)r->sent,
@@ -209,7 +231,7 @@ void ctr__report_json_run(FILE *f, const ctr__run_desc_t *d, const ctr__run_resu
     fprintf(f, "}");
     if (r->first_error_status) {
         fprintf(f, ",\"first_error\":{\"status\":%d,\"body\":", r->first_error_status);
-        ctr__json_str(f, r->first_error_body);
+        json_str(f, r->first_error_body);
         fprintf(f, "}");
     }
     fprintf(f, ",\n \"errors\":{");
@@ -242,7 +264,7 @@ void ctr__report_json_run(FILE *f, const ctr__run_desc_t *d, const ctr__run_resu
     for (int i = 0; i < v->n_reasons; i++) {
         if (i)
             fputc(',', f);
-        ctr__json_str(f, v->reasons[i]);
+        json_str(f, v->reasons[i]);
     }
     fprintf(f, "]}");
     if (r->interrupted)
@@ -291,4 +313,27 @@ void ctr__report_dist_csv(FILE *f, const ctr__run_result_t *r)
     }
     fprintf(f, "100,%.6f,%.6f\n", ms(ctr__hist_percentile(&r->lat, 100)),
             ms(ctr__hist_percentile(&r->lat_uncorr, 100)));
+}
+
+FILE *ctr__report_open(const char *path, char *err, size_t errlen)
+{
+    if (!strcmp(path, "-"))
+        return stdout;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        int e = errno;
+        ctr_error(err, errlen, ctr_errno_code(e), "cannot write %s: %s", path, strerror(e));
+    }
+    return f;
+}
+
+int ctr__report_close(FILE *f, const char *path, char *err, size_t errlen)
+{
+    if (f == stdout)
+        return fflush(f) ? ctr_errno_code(errno) : 0;
+    if (fclose(f)) {
+        int e = errno;
+        return ctr_error(err, errlen, ctr_errno_code(e), "writing %s: %s", path, strerror(e));
+    }
+    return 0;
 }

@@ -45,6 +45,11 @@ typedef struct {
 
 void ctr__verdict(const ctr__run_desc_t *d, const ctr__run_result_t *r, ctr__verdict_t *v);
 void ctr__pct(const ctr__hist_t *h, ctr__pct_t *p);
+/* 1 if the run meets the target: a clean verdict, answers, corrected p99
+ * <= slo_p99_ms, and failed plus non-2xx requests <= max_error_pct of
+ * those due (open loop) or sent (closed loop). */
+int ctr__meets_slo(const ctr__run_result_t *r, const ctr__verdict_t *v, double slo_p99_ms,
+                   double max_error_pct);
 
 /* The summary table. */
 void ctr__report_text(FILE *f, const ctr__run_desc_t *d, const ctr__run_result_t *r,
@@ -59,7 +64,11 @@ void ctr__report_csv_row(FILE *f, const ctr__run_desc_t *d, const ctr__run_resul
 /* Latency distribution: percentile,corrected_ms,uncorrected_ms at
  * percentiles 0, 90, 99, 99.9, ... (ten points a decade of 1/(1-p)), 100. */
 void ctr__report_dist_csv(FILE *f, const ctr__run_result_t *r);
-/* A JSON string literal. */
-void ctr__json_str(FILE *f, const char *s);
+/* An output named on the command line: "-" is stdout. NULL with a
+ * sentence in err when it cannot be created. */
+FILE *ctr__report_open(const char *path, char *err, size_t errlen);
+/* Flushes stdout or closes a file: 0, or a negative CTR_E* code with a
+ * sentence in err when the data did not reach it (stdout: no sentence). */
+int ctr__report_close(FILE *f, const char *path, char *err, size_t errlen);
 
 #endif

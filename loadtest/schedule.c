@@ -4,17 +4,11 @@
 #include <math.h>
 #include <string.h>
 
-uint64_t ctr__rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+#include "ctr/rng.h"
 
 double ctr__rng_uniform(uint64_t *state)
 {
-    return (double)(ctr__rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
+    return (double)(ctr_splitmix64_next(state) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 void ctr__sched_init(ctr__sched_t *s, ctr__arrival_t kind, double rate, uint64_t seed)
@@ -55,15 +49,6 @@ uint64_t ctr__sched_next(ctr__sched_t *s)
         return (uint64_t)llround((double)s->trace[i] / s->speed);
     }
     return CTR__SCHED_END;
-}
-
-int ctr__arrival_parse(const char *s)
-{
-    if (!strcmp(s, "constant"))
-        return CTR__ARRIVAL_CONSTANT;
-    if (!strcmp(s, "poisson"))
-        return CTR__ARRIVAL_POISSON;
-    return -1;
 }
 
 const char *ctr__arrival_name(ctr__arrival_t a)

@@ -41,13 +41,11 @@ void ctr__sched_init_trace(ctr__sched_t *s, const uint64_t *offsets, size_t n, d
 /* Offset of the next due request in ns, CTR__SCHED_END after a trace's last. */
 uint64_t ctr__sched_next(ctr__sched_t *s);
 
-/* "constant" / "poisson" -> kind; -1 if neither. */
-int ctr__arrival_parse(const char *s);
+/* "constant", "poisson", "trace": for reports. */
 const char *ctr__arrival_name(ctr__arrival_t a);
 
-/* splitmix64: the one random generator of ctrload (schedules, bodies). */
-uint64_t ctr__rng_next(uint64_t *state);
-/* Uniform in [0, 1). */
+/* Uniform in [0, 1), from the top 53 bits of the next splitmix64 number
+ * (include/ctr/rng.h: ctrload's one generator, for schedules and bodies). */
 double ctr__rng_uniform(uint64_t *state);
 
 #endif

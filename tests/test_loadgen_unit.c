@@ -292,7 +292,6 @@ static void test_schedule(void)
     ctr__sched_init_trace(&s, tr, 3, 2.0);
     CHECK(ctr__sched_next(&s) == 0 && ctr__sched_next(&s) == 50 && ctr__sched_next(&s) == 500);
     CHECK(ctr__sched_next(&s) == CTR__SCHED_END);
-    CHECK(ctr__arrival_parse("poisson") == CTR__ARRIVAL_POISSON && ctr__arrival_parse("x") < 0);
 }
 
 /* ---- bodies ----------------------------------------------------------------- */
@@ -340,13 +339,12 @@ static void test_bodies(void)
     o.examples = 4;
     o.synthetic = 50;
     o.seed = 3;
-    ctr__msgset_t s;
-    memset(&s, 0, sizeof s);
-    CHECK(ctr__bodies_build(&o, &s, stderr, err, sizeof err) == 0);
-    CHECK(s.n == 50 && s.examples == 200);
-    CHECK(ctr__msgset_frame(&s, "127.0.0.1:8080", "/v1/score", err, sizeof err) == 0);
-    for (size_t i = 0; i < s.n; i++) {
-        ctr__msg_t *m = &s.v[i];
+    ctr__msgset_t *s = NULL;
+    CHECK(ctr__bodies_build(&o, stderr, &s, err, sizeof err) == 0);
+    CHECK(s->n == 50 && s->examples == 200);
+    CHECK(ctr__msgset_frame(s, "127.0.0.1:8080", "/v1/score", err, sizeof err) == 0);
+    for (size_t i = 0; i < s->n; i++) {
+        ctr__msg_t *m = &s->v[i];
         size_t off = ctr__msg_body_off(m);
         char cl[64];
         snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", m->len - off);
@@ -373,14 +371,14 @@ static void test_bodies(void)
         }
         json_decref(v);
     }
-    ctr__msgset_free(&s);
+    ctr__msgset_free(s);
 
     /* Context split: shared user features move to "context", never repeat. */
     o.context_split = 1;
-    CHECK(ctr__bodies_build(&o, &s, stderr, err, sizeof err) == 0);
-    CHECK(ctr__msgset_frame(&s, "h", "/v1/score", err, sizeof err) == 0);
-    for (size_t i = 0; i < s.n; i++) {
-        json_t *v = body_json(&s.v[i]);
+    CHECK(ctr__bodies_build(&o, stderr, &s, err, sizeof err) == 0);
+    CHECK(ctr__msgset_frame(s, "h", "/v1/score", err, sizeof err) == 0);
+    for (size_t i = 0; i < s->n; i++) {
+        json_t *v = body_json(&s->v[i]);
         if (!v)
             continue;
         json_t *ctx = json_object_get(v, "context");
@@ -394,14 +392,14 @@ static void test_bodies(void)
         }
         json_decref(v);
     }
-    ctr__msgset_free(&s);
+    ctr__msgset_free(s);
 
     /* v2: tensors of the right shapes; v2 has no context. */
     o.context_split = 0;
     o.protocol = CTR__PROTO_V2;
-    CHECK(ctr__bodies_build(&o, &s, stderr, err, sizeof err) == 0);
-    CHECK(ctr__msgset_frame(&s, "h", "/v2/models/m/infer", err, sizeof err) == 0);
-    json_t *v = body_json(&s.v[0]);
+    CHECK(ctr__bodies_build(&o, stderr, &s, err, sizeof err) == 0);
+    CHECK(ctr__msgset_frame(s, "h", "/v2/models/m/infer", err, sizeof err) == 0);
+    json_t *v = body_json(&s->v[0]);
     if (v) {
         json_t *in = json_object_get(v, "inputs");
         json_t *dn = json_array_get(in, 0), *sp = json_array_get(in, 1);
@@ -413,10 +411,10 @@ static void test_bodies(void)
         CHECK(!strcmp(json_string_value(json_object_get(sp, "datatype")), "BYTES"));
         json_decref(v);
     }
-    ctr__msgset_free(&s);
+    ctr__msgset_free(s);
     o.context_split = 1;
-    CHECK(ctr__bodies_build(&o, &s, stderr, err, sizeof err) == CTR_EINVAL);
-    ctr__msgset_free(&s);
+    CHECK(ctr__bodies_build(&o, stderr, &s, err, sizeof err) == CTR_EINVAL);
+    ctr__msgset_free(s);
 
     /* From a Criteo file: values as written, missing left out; three rows
      * at two per request make one request; a bad row names its line. */
@@ -449,10 +447,10 @@ static void test_bodies(void)
     o.examples = 2;
     o.data_path = path;
     o.format = CTR_DATA_CRITEO;
-    CHECK(ctr__bodies_build(&o, &s, stderr, err, sizeof err) == 0);
-    CHECK(s.n == 1);
-    CHECK(ctr__msgset_frame(&s, "h", "/v1/score", err, sizeof err) == 0);
-    v = s.n ? body_json(&s.v[0]) : NULL;
+    CHECK(ctr__bodies_build(&o, stderr, &s, err, sizeof err) == 0);
+    CHECK(s->n == 1);
+    CHECK(ctr__msgset_frame(s, "h", "/v1/score", err, sizeof err) == 0);
+    v = s->n ? body_json(&s->v[0]) : NULL;
     if (v) {
         json_t *e0 = json_array_get(json_object_get(v, "examples"), 0);
         json_t *e1 = json_array_get(json_object_get(v, "examples"), 1);
@@ -462,19 +460,19 @@ static void test_bodies(void)
         CHECK(json_object_get(e0, "C5") == NULL);
         json_decref(v);
     }
-    ctr__msgset_free(&s);
+    ctr__msgset_free(s);
     f = fopen(path, "a");
     if (f) {
         fprintf(f, "1\t2\tthree\n");
         fclose(f);
     }
     err[0] = 0;
-    CHECK(ctr__bodies_build(&o, &s, stderr, err, sizeof err) == CTR_EFORMAT);
+    CHECK(ctr__bodies_build(&o, stderr, &s, err, sizeof err) == CTR_EFORMAT);
     CHECKF(strstr(err, "rows.tsv:4") != NULL, "error does not name the line: %s", err);
-    ctr__msgset_free(&s);
+    ctr__msgset_free(s);
     o.skip_bad = 1;
-    CHECK(ctr__bodies_build(&o, &s, NULL, err, sizeof err) == 0 && s.n == 1);
-    ctr__msgset_free(&s);
+    CHECK(ctr__bodies_build(&o, NULL, &s, err, sizeof err) == 0 && s->n == 1);
+    ctr__msgset_free(s);
 
     char id[CTR__ID_LEN];
     ctr__format_id(id, 0xabc);
@@ -529,9 +527,6 @@ static long distinct_values(const ctr__msgset_t *s, const char *name, size_t *n_
 static void test_synthetic_cats(void)
 {
     char err[512];
-    CHECK(ctr__cats_parse("zipf") == CTR__CATS_ZIPF && ctr__cats_parse("uniform") == CTR__CATS_UNIFORM);
-    CHECK(ctr__cats_parse("Uniform") < 0 && ctr__cats_parse("") < 0);
-    CHECK(!strcmp(ctr__cats_name(CTR__CATS_UNIFORM), "uniform") && !strcmp(ctr__cats_name(CTR__CATS_ZIPF), "zipf"));
     ctr__bodies_opts_t o;
     memset(&o, 0, sizeof o);
     o.protocol = CTR__PROTO_V1;
@@ -542,16 +537,15 @@ static void test_synthetic_cats(void)
     size_t nz, nu;
     const char *feat[2] = {"C1", "C9"};        /* vocabularies of 10 and 52 */
     for (int f = 0; f < 2; f++) {
-        ctr__msgset_t s;
-        memset(&s, 0, sizeof s);
+        ctr__msgset_t *s = NULL;
         o.synthetic_cats = CTR__CATS_ZIPF;
-        CHECK(ctr__bodies_build(&o, &s, stderr, err, sizeof err) == 0 && s.examples == 1000);
-        dz[f] = distinct_values(&s, feat[f], &nz);
-        ctr__msgset_free(&s);
+        CHECK(ctr__bodies_build(&o, stderr, &s, err, sizeof err) == 0 && s->examples == 1000);
+        dz[f] = distinct_values(s, feat[f], &nz);
+        ctr__msgset_free(s);
         o.synthetic_cats = CTR__CATS_UNIFORM;
-        CHECK(ctr__bodies_build(&o, &s, stderr, err, sizeof err) == 0 && s.examples == 1000);
-        du[f] = distinct_values(&s, feat[f], &nu);
-        ctr__msgset_free(&s);
+        CHECK(ctr__bodies_build(&o, stderr, &s, err, sizeof err) == 0 && s->examples == 1000);
+        du[f] = distinct_values(s, feat[f], &nu);
+        ctr__msgset_free(s);
         printf("synthetic %s over 1000 examples: zipf %ld distinct of %zu, uniform %ld distinct of %zu\n",
                feat[f], dz[f], nz, du[f], nu);
         /* C1 and C9 are never missing: every example carries them. */
@@ -563,15 +557,14 @@ static void test_synthetic_cats(void)
     CHECKF(dz[1] <= 52, "zipf C9: %ld distinct values (vocabulary 52)", dz[1]);
 
     /* Uniform keeps the missing rates: C22 is missing ~76% of the time. */
-    ctr__msgset_t s;
-    memset(&s, 0, sizeof s);
+    ctr__msgset_t *s = NULL;
     o.synthetic_cats = CTR__CATS_UNIFORM;
-    CHECK(ctr__bodies_build(&o, &s, stderr, err, sizeof err) == 0);
+    CHECK(ctr__bodies_build(&o, stderr, &s, err, sizeof err) == 0);
     size_t n22;
-    long d22 = distinct_values(&s, "C22", &n22);
+    long d22 = distinct_values(s, "C22", &n22);
     CHECKF(n22 > 150 && n22 < 330, "uniform C22 present in %zu of 1000 examples (expected ~240)", n22);
     CHECK(d22 >= (long)n22 - 2);
-    ctr__msgset_free(&s);
+    ctr__msgset_free(s);
 }
 
 /* ---- replay logs ------------------------------------------------------------ */
@@ -597,24 +590,23 @@ static void test_replay(void)
     fprintf(f, "{\"t_ns\": 200, \"examples\": [{\"I13\": 7}]}\n");
     fclose(f);
     const char *paths[2] = {p1, p2};
-    ctr__msgset_t s;
-    memset(&s, 0, sizeof s);
+    ctr__msgset_t *s = NULL;
     int timed = 0;
-    CHECK(ctr__replay_load(paths, 2, NULL, &s, &timed, err, sizeof err) == 0);
-    CHECK(timed == 1 && s.n == 3);
-    if (s.n == 3) {
+    CHECK(ctr__replay_load(paths, 2, NULL, &timed, &s, err, sizeof err) == 0);
+    CHECK(timed == 1 && s->n == 3);
+    if (s->n == 3) {
         /* Ordered by time across files; t_ns taken out; bodies otherwise kept. */
-        CHECK(s.v[0].t_ns == 100 && s.v[1].t_ns == 200 && s.v[2].t_ns == 300);
-        CHECK(s.v[0].n_examples == 2 && s.v[0].id_off == CTR__NO_ID);
+        CHECK(s->v[0].t_ns == 100 && s->v[1].t_ns == 200 && s->v[2].t_ns == 300);
+        CHECK(s->v[0].n_examples == 2 && s->v[0].id_off == CTR__NO_ID);
         json_error_t je;
-        json_t *got = json_loadb(s.v[2].buf, s.v[2].len, 0, &je);
+        json_t *got = json_loadb(s->v[2].buf, s->v[2].len, 0, &je);
         json_t *want = json_loads("{\"request_id\": \"r3\", \"examples\": [{\"I1\": 3, \"C1\": \"68fd1e64\"}]}", 0, &je);
         CHECK(got && want && json_equal(got, want));
-        CHECK(!strstr(s.v[2].buf, "t_ns"));
+        CHECK(!strstr(s->v[2].buf, "t_ns"));
         json_decref(got);
         json_decref(want);
     }
-    ctr__msgset_free(&s);
+    ctr__msgset_free(s);
 
     /* Without t_ns a line is sent byte for byte. */
     f = fopen(p2, "w");
@@ -622,10 +614,10 @@ static void test_replay(void)
         return;
     fprintf(f, "{\"examples\":[{\"I1\":1.10}],  \"request_id\":\"v\"}\n");
     fclose(f);
-    CHECK(ctr__replay_load(paths + 1, 1, "jsonl", &s, &timed, err, sizeof err) == 0);
-    CHECK(timed == 0 && s.n == 1 && s.v[0].len == 45 &&
-          !memcmp(s.v[0].buf, "{\"examples\":[{\"I1\":1.10}],  \"request_id\":\"v\"}", 45));
-    ctr__msgset_free(&s);
+    CHECK(ctr__replay_load(paths + 1, 1, "jsonl", &timed, &s, err, sizeof err) == 0);
+    CHECK(timed == 0 && s->n == 1 && s->v[0].len == 45 &&
+          !memcmp(s->v[0].buf, "{\"examples\":[{\"I1\":1.10}],  \"request_id\":\"v\"}", 45));
+    ctr__msgset_free(s);
 
     /* Bad lines say where. */
     f = fopen(p2, "w");
@@ -633,25 +625,25 @@ static void test_replay(void)
         return;
     fprintf(f, "{\"examples\":[]}\n{\"examples\": [}\n");
     fclose(f);
-    CHECK(ctr__replay_load(paths + 1, 1, NULL, &s, &timed, err, sizeof err) == CTR_EFORMAT);
+    CHECK(ctr__replay_load(paths + 1, 1, NULL, &timed, &s, err, sizeof err) == CTR_EFORMAT);
     CHECKF(strstr(err, "b.jsonl:2") != NULL, "%s", err);
-    ctr__msgset_free(&s);
+    ctr__msgset_free(s);
     f = fopen(p2, "w");
     if (!f)
         return;
     fprintf(f, "{\"t_ns\": -5, \"examples\":[]}\n");
     fclose(f);
-    CHECK(ctr__replay_load(paths + 1, 1, NULL, &s, &timed, err, sizeof err) == CTR_EFORMAT);
-    ctr__msgset_free(&s);
+    CHECK(ctr__replay_load(paths + 1, 1, NULL, &timed, &s, err, sizeof err) == CTR_EFORMAT);
+    ctr__msgset_free(s);
     f = fopen(p2, "w");
     if (!f)
         return;
     fprintf(f, "{\"no_examples\": 1}\n");
     fclose(f);
-    CHECK(ctr__replay_load(paths + 1, 1, NULL, &s, &timed, err, sizeof err) == CTR_EFORMAT);
-    ctr__msgset_free(&s);
-    CHECK(ctr__replay_load(paths + 1, 1, "nope", &s, &timed, err, sizeof err) == CTR_EINVAL);
-    ctr__msgset_free(&s);
+    CHECK(ctr__replay_load(paths + 1, 1, NULL, &timed, &s, err, sizeof err) == CTR_EFORMAT);
+    ctr__msgset_free(s);
+    CHECK(ctr__replay_load(paths + 1, 1, "nope", &timed, &s, err, sizeof err) == CTR_EINVAL);
+    ctr__msgset_free(s);
 }
 
 /* Removes this test's scratch directory and its files. */
