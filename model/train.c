@@ -21,7 +21,6 @@
 #include <jansson.h>
 #include <math.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -42,124 +41,6 @@
 #define ADAM_B2 0.999
 #define ADAM_EPS 1e-8f
 #define ADAGRAD_EPS 1e-8f
-
-/* ---- thread pool ---- */
-
-struct ctr__pool {
-    unsigned n;
-    pthread_t *th;
-    pthread_mutex_t mu;
-    pthread_cond_t go, done;
-    void (*fn)(void *, unsigned);
-    void *ctx;
-    unsigned long gen;
-    unsigned running;
-    int stop;
-    struct pool_arg {
-        struct ctr__pool *p;
-        unsigned tid;
-    } *args;
-};
-
-static void *pool_main(void *arg)
-{
-    struct pool_arg *a = arg;
-    ctr__pool_t *p = a->p;
-    unsigned long seen = 0;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (!p->stop && p->gen == seen)
-            pthread_cond_wait(&p->go, &p->mu);
-        if (p->stop)
-            break;
-        seen = p->gen;
-        void (*fn)(void *, unsigned) = p->fn;
-        void *ctx = p->ctx;
-        pthread_mutex_unlock(&p->mu);
-        fn(ctx, a->tid);
-        pthread_mutex_lock(&p->mu);
-        if (--p->running == 0)
-            pthread_cond_signal(&p->done);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
-ctr__pool_t *ctr__pool_new(unsigned n)
-{
-    ctr__pool_t *p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
-    p->n = n ? n : 1;
-    if (p->n == 1)
-        return p;
-    p->th = calloc(p->n, sizeof(*p->th));
-    p->args = calloc(p->n, sizeof(*p->args));
-    if (!p->th || !p->args)
-        goto fail;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->go, NULL);
-    pthread_cond_init(&p->done, NULL);
-    for (unsigned t = 1; t < p->n; t++) {
-        p->args[t] = (struct pool_arg){p, t};
-        if (pthread_create(&p->th[t], NULL, pool_main, &p->args[t])) {
-            p->n = t; /* join what started */
-            ctr__pool_free(p);
-            return NULL;
-        }
-    }
-    return p;
-fail:
-    free(p->th);
-    free(p->args);
-    free(p);
-    return NULL;
-}
-
-void ctr__pool_free(ctr__pool_t *p)
-{
-    if (!p)
-        return;
-    if (p->n > 1) {
-        pthread_mutex_lock(&p->mu);
-        p->stop = 1;
-        pthread_cond_broadcast(&p->go);
-        pthread_mutex_unlock(&p->mu);
-        for (unsigned t = 1; t < p->n; t++)
-            pthread_join(p->th[t], NULL);
-        pthread_mutex_destroy(&p->mu);
-        pthread_cond_destroy(&p->go);
-        pthread_cond_destroy(&p->done);
-    }
-    free(p->th);
-    free(p->args);
-    free(p);
-}
-
-unsigned ctr__pool_size(const ctr__pool_t *p)
-{
-    return p ? p->n : 1;
-}
-
-void ctr__pool_run(ctr__pool_t *p, void (*fn)(void *, unsigned), void *ctx)
-{
-    if (!p || p->n == 1) {
-        fn(ctx, 0);
-        return;
-    }
-    pthread_mutex_lock(&p->mu);
-    p->fn = fn;
-    p->ctx = ctx;
-    p->running = p->n - 1;
-    p->gen++;
-    pthread_cond_broadcast(&p->go);
-    pthread_mutex_unlock(&p->mu);
-    fn(ctx, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->running)
-        pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
-}
 
 /* ---- random numbers: splitmix64, the same on every platform ---- */
 
@@ -668,14 +549,6 @@ static void score_worker(void *arg, unsigned tid)
     }
 }
 
-static unsigned default_threads(unsigned t)
-{
-    if (t)
-        return t;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 16 ? 16 : (unsigned)n;
-}
-
 static int score_pool(const ctr_model_def_t *def, const ctr_kernel_t *k, size_t n,
                       const float *dense, const uint32_t *rows, float *scores,
                       ctr__pool_t *pool)
@@ -698,10 +571,11 @@ static int score_pool(const ctr_model_def_t *def, const ctr_kernel_t *k, size_t 
 int ctr_train_score(const ctr_model_def_t *def, const ctr_kernel_t *k, size_t n,
                     const float *dense, const uint32_t *rows, float *scores, unsigned threads)
 {
-    ctr__pool_t *pool = ctr__pool_new(default_threads(threads));
-    if (!pool)
-        return CTR_ENOMEM;
-    int rc = score_pool(def, k, n, dense, rows, scores, pool);
+    ctr__pool_t *pool;
+    int rc = ctr__pool_new(ctr__pool_threads(threads), &pool, NULL, 0);
+    if (rc)
+        return rc;
+    rc = score_pool(def, k, n, dense, rows, scores, pool);
     ctr__pool_free(pool);
     return rc;
 }
@@ -1116,9 +990,10 @@ int ctr_train_run(const ctr_train_opts_t *o, const char *out_path, ctr_train_rep
         .n_layers = L, .layers = layers,
         .activation = o->activation, .beta = (float)o->beta,
     };
-    unsigned threads = default_threads(o->threads);
-    if (!(pool = ctr__pool_new(threads)) ||
-        ctr__net_init(&net, &def, o->batch, threads, 0)) {
+    unsigned threads = ctr__pool_threads(o->threads);
+    if ((rc = ctr__pool_new(threads, &pool, err, errlen)))
+        goto out;
+    if (ctr__net_init(&net, &def, o->batch, threads, 0)) {
         rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory for the network");
         goto out;
     }

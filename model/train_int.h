@@ -13,15 +13,7 @@
 #include "ctr/kernels.h"
 #include "ctr/model.h"
 #include "ctr/train.h"
-
-typedef struct ctr__pool ctr__pool_t;
-
-/* n threads in all, the caller included; n <= 1 runs everything inline. */
-ctr__pool_t *ctr__pool_new(unsigned n);
-void ctr__pool_free(ctr__pool_t *p);
-unsigned ctr__pool_size(const ctr__pool_t *p);
-/* Runs fn(ctx, tid) on every thread, tid = 0..n-1, and waits for all. */
-void ctr__pool_run(ctr__pool_t *p, void (*fn)(void *ctx, unsigned tid), void *ctx);
+#include "pool_int.h"
 
 typedef struct {
     size_t n_dense, n_cat, n_layers;
