@@ -1,4 +1,5 @@
-/* train_int.h - the trainer's network, exposed for tests (gradient check).
+/* train_int.h - the trainer's network (train_net.c), shared by the
+ * training run (train.c) and exposed for tests (gradient check).
  *
  * Parameter layout: layer l's weights and bias live in one block W[l] of
  * (dims[l] + 1) x dims[l+1] floats, weight rows first ([in][out], as in
@@ -12,8 +13,20 @@
 
 #include "ctr/kernels.h"
 #include "ctr/model.h"
+#include "ctr/rng.h"
 #include "ctr/train.h"
 #include "pool_int.h"
+
+/* The trainer's independent random streams: a splitmix64 state for
+ * (seed, stream). Streams in use: 1 + l (layer l's weights) and 1000 + j
+ * (table j) from the seed; 0xe90c0000 + epoch (shuffle order) from the
+ * seed; 0x5b117 (hold-out split) from the split seed. */
+static inline uint64_t ctr__train_rng_stream(uint64_t seed, uint64_t stream)
+{
+    uint64_t s = seed ^ (stream * 0xd1342543de82ef95ull);
+    ctr_splitmix64_next(&s);
+    return s;
+}
 
 typedef struct {
     size_t n_dense, n_cat, n_layers;
