@@ -15,6 +15,7 @@
 #include "ctr/kernels.h"
 #include "ctr/metrics.h"
 #include "ctr/model.h"
+#include "ctr/score.h"
 #include "ctr/train.h"
 #include "testutil.h"
 #include "train_int.h"
@@ -324,9 +325,9 @@ static void test_learns_and_determinism(void)
     const ctr_model_def_t *def = ctr_model_def(m);
     ctr_data_opts_t fmt = {.format = CTR_DATA_CRITEO};
     ctr_dataset_t ds;
-    CHECK(ctr_train_load_for_model(tst, &fmt, def, 0, NULL, &ds, err, sizeof(err)) == 0);
+    CHECK(ctr_dataset_load_for_model(tst, &fmt, def, 0, NULL, &ds, err, sizeof(err)) == 0);
     float *s1 = malloc(ds.n * sizeof(float)), *s2 = malloc(ds.n * sizeof(float));
-    CHECK(ctr_train_score(def, K, ds.n, ds.dense, ds.rows, s1, 2) == 0);
+    CHECK(ctr_score_dataset(def, K, ds.n, ds.dense, ds.rows, s1, 2) == 0);
     double auc = ctr_metrics_auc(s1, ds.labels, ds.n);
     printf("gen-data: generator AUC %.4f, trained model test AUC %.4f (valid %.4f)\n", gt.auc, auc,
            rep.valid.auc);
@@ -345,7 +346,7 @@ static void test_learns_and_determinism(void)
     }
     CHECKF(mismatch == 0, "%zu examples scored alone differ from the batch score", mismatch);
     ctr_scratch_free(scr);
-    CHECK(ctr_train_score(def, K, ds.n, ds.dense, ds.rows, s2, 1) == 0);
+    CHECK(ctr_score_dataset(def, K, ds.n, ds.dense, ds.rows, s2, 1) == 0);
     CHECK(ctr_metrics_pd(s1, s2, ds.n) == 0.0 && ctr_metrics_flip_rate(s1, s2, ds.n) == 0.0);
     free(s1);
     free(s2);

@@ -1,5 +1,5 @@
-/* train.h - training a .ctrm model from labelled rows, and scoring
- * encoded rows with the serving forward pass.
+/* train.h - training a .ctrm model from labelled rows (offline scoring
+ * is score.h).
  *
  * The model: each dense feature is transformed (features.h), each
  * categorical feature looks up a row of its own hashed embedding table, the
@@ -93,19 +93,6 @@ void ctr_train_opts_init(ctr_train_opts_t *o);
 /* Trains and writes the model to out_path. rep may be NULL. */
 int ctr_train_run(const ctr_train_opts_t *o, const char *out_path,
                   ctr_train_report_t *rep, char *err, size_t errlen);
-
-/* Scores n encoded examples with ctr_forward (the server's code path) on
- * `threads` threads (0 = online CPUs); the scores do not depend on it. */
-int ctr_train_score(const ctr_model_def_t *def, const ctr_kernel_t *k,
-                    size_t n, const float *dense, const uint32_t *rows,
-                    float *scores, unsigned threads);
-
-/* Loads path's rows in the columns the model names, encoded with its
- * schema. fmt carries format, label, delimiter and label_optional; its
- * column lists are ignored. */
-int ctr_train_load_for_model(const char *path, const ctr_data_opts_t *fmt,
-                             const ctr_model_def_t *def, int skip_bad, FILE *log,
-                             ctr_dataset_t *ds, char *err, size_t errlen);
 
 /* SHA-256 of a file's bytes as 64 hex digits + NUL. */
 int ctr_train_file_sha256(const char *path, char hex[65], char *err, size_t errlen);
