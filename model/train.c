@@ -4,11 +4,8 @@
  * provenance. */
 #include "ctr/train.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +15,7 @@
 #include "ctr/features.h"
 #include "ctr/forward.h"
 #include "ctr/rng.h"
+#include "ctr/sha256.h"
 #include "score_int.h"
 #include "train_int.h"
 
@@ -36,40 +34,6 @@ static void shuffle(uint32_t *idx, size_t n, uint64_t *s)
         idx[i - 1] = idx[j];
         idx[j] = t;
     }
-}
-
-int ctr_train_file_sha256(const char *path, char hex[65], char *err, size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ctr_error(err, errlen, CTR_EIO, "%s: %s", path, strerror(errno));
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char buf[1 << 16], dig[32];
-    int rc = 0;
-    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        rc = ctr_error(err, errlen, CTR_ENOMEM, "sha256: cannot initialise");
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = ctr_error(err, errlen, CTR_EIO, "%s: read: %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        EVP_DigestUpdate(md, buf, (size_t)n);
-    }
-    unsigned len = 0;
-    EVP_DigestFinal_ex(md, dig, &len);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", dig[i]);
-out:
-    EVP_MD_CTX_free(md);
-    close(fd);
-    return rc;
 }
 
 /* ---- the training run ---- */
@@ -103,13 +67,6 @@ static double now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
-
-static const char *const criteo_dense[] = {"I1", "I2", "I3", "I4", "I5", "I6", "I7",
-                                           "I8", "I9", "I10", "I11", "I12", "I13"};
-static const char *const criteo_cat[] = {"C1", "C2", "C3", "C4", "C5", "C6", "C7",
-                                         "C8", "C9", "C10", "C11", "C12", "C13",
-                                         "C14", "C15", "C16", "C17", "C18", "C19",
-                                         "C20", "C21", "C22", "C23", "C24", "C25", "C26"};
 
 static json_t *metrics_json(const ctr_metrics_t *m)
 {
@@ -255,11 +212,11 @@ int ctr_train_run(const ctr_train_opts_t *o, const char *out_path, ctr_train_rep
     if (dopt.format == CTR_DATA_CRITEO) {
         if (!dopt.dense) {
             dopt.n_dense = CTR_CRITEO_N_DENSE;
-            dopt.dense = criteo_dense;
+            dopt.dense = ctr_criteo_dense_names;
         }
         if (!dopt.cat) {
             dopt.n_cat = CTR_CRITEO_N_CAT;
-            dopt.cat = criteo_cat;
+            dopt.cat = ctr_criteo_cat_names;
         }
     }
     size_t nd = dopt.n_dense, nc = dopt.n_cat, L = o->n_hidden + 1;
@@ -317,7 +274,7 @@ int ctr_train_run(const ctr_train_opts_t *o, const char *out_path, ctr_train_rep
         rc = CTR_EUNSUPPORTED;
         goto out;
     }
-    if ((rc = ctr_train_file_sha256(o->data_path, rep->data_sha256, err, errlen)))
+    if ((rc = ctr_sha256_file(o->data_path, rep->data_sha256, err, errlen)))
         goto out;
 
     for (size_t j = 0; j < nc; j++) {
