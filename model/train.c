@@ -36,7 +36,7 @@ static void shuffle(uint32_t *idx, size_t n, uint64_t *s)
     }
 }
 
-/* ---- the training run ---- */
+/* ---- options ---- */
 
 void ctr_train_opts_init(ctr_train_opts_t *o)
 {
@@ -61,12 +61,7 @@ void ctr_train_opts_init(ctr_train_opts_t *o)
     o->seed = 1;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+/* ---- provenance: how the model was made, stored in its file ---- */
 
 static json_t *metrics_json(const ctr_metrics_t *m)
 {
@@ -79,6 +74,10 @@ static json_t *metrics_json(const ctr_metrics_t *m)
     return j;
 }
 
+/* The provenance JSON (caller frees): the tool and version, the data
+ * file's base name and SHA-256, the split, every hyperparameter, the final
+ * metrics. No timings and no directory: the same run writes the same
+ * bytes. NULL when out of memory. */
 static char *provenance(const ctr_train_opts_t *o, const ctr_model_def_t *def,
                         const ctr_train_report_t *rep)
 {
@@ -144,6 +143,10 @@ static char *provenance(const ctr_train_opts_t *o, const ctr_model_def_t *def,
     return s;
 }
 
+/* ---- what the run works on ---- */
+
+/* Rows of the dataset, encoded, in the order they were taken: the
+ * training rows or the validation rows. */
 typedef struct {
     size_t n, nd, nc;
     float *dense;
@@ -176,6 +179,8 @@ static int subset_take(subset_t *s, const ctr_dataset_t *ds, const uint32_t *idx
     return 0;
 }
 
+/* Metrics of def on s, scored on pool through the serving path; all NaN
+ * (n 0) for an empty subset. */
 static int eval_subset(const ctr_model_def_t *def, const ctr_kernel_t *k, ctr__pool_t *pool,
                        const subset_t *s, ctr_metrics_t *m)
 {
@@ -193,6 +198,14 @@ static int eval_subset(const ctr_model_def_t *def, const ctr_kernel_t *k, ctr__p
     return rc;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Seconds as h:mm:ss, clamped to 99:59:59. */
 static void fmt_eta(double s, char *buf, size_t len)
 {
     if (!(s >= 0) || s > 359999)
@@ -201,25 +214,73 @@ static void fmt_eta(double s, char *buf, size_t len)
     snprintf(buf, len, "%u:%02u:%02u", t / 3600, t / 60 % 60, t % 60);
 }
 
-int ctr_train_run(const ctr_train_opts_t *o, const char *out_path, ctr_train_report_t *rep_out,
-                  char *err, size_t errlen)
+/* ---- the run, phase by phase ---- */
+
+/* Everything one run holds. Each phase fills its part; run_free releases
+ * whatever exists, whichever phase stopped the run. */
+typedef struct {
+    const ctr_train_opts_t *o;
+    ctr_train_report_t *rep;
+    FILE *lg;                  /* o->log; NULL = quiet */
+    ctr_data_opts_t dopt;      /* o->data with Criteo's default columns */
+    size_t nd, nc, L;          /* dense features, tables, layers */
+    const ctr_kernel_t *k;
+    ctr_dense_def_t *dense;    /* [nd] */
+    ctr_cat_def_t *cat;        /* [nc] */
+    ctr_layer_def_t *layers;   /* [L] */
+    ctr_model_def_t def;       /* over dense, cat and layers */
+    ctr_dataset_t ds;          /* the whole file, until it is split */
+    uint32_t *idx;             /* [rows]: the split order, then each epoch's */
+    uint8_t *is_valid;         /* [rows] */
+    subset_t tr, va;           /* training and validation rows, encoded */
+    double pos_rate;           /* training rows, smoothed: the initial output bias */
+    ctr__pool_t *pool;
+    ctr__net_t net;
+    int net_ok;
+    float *bd;                 /* one mini-batch: [batch][nd] */
+    uint32_t *br;              /* [batch][nc] */
+    uint8_t *bl;               /* [batch] */
+    char *prov;                /* the provenance JSON */
+} run_t;
+
+static void run_free(run_t *r)
 {
-    ctr_train_report_t rep_local, *rep = rep_out ? rep_out : &rep_local;
-    memset(rep, 0, sizeof(*rep));
-    FILE *lg = o->log;
-    ctr_data_opts_t dopt = o->data;
-    dopt.label_optional = 0;
-    if (dopt.format == CTR_DATA_CRITEO) {
-        if (!dopt.dense) {
-            dopt.n_dense = CTR_CRITEO_N_DENSE;
-            dopt.dense = ctr_criteo_dense_names;
+    free(r->prov);
+    free(r->bd);
+    free(r->br);
+    free(r->bl);
+    if (r->net_ok)
+        ctr__net_free(&r->net);
+    ctr__pool_free(r->pool);
+    subset_free(&r->tr);
+    subset_free(&r->va);
+    ctr_dataset_free(&r->ds);
+    free(r->idx);
+    free(r->is_valid);
+    free(r->layers);
+    free(r->cat);
+    free(r->dense);
+}
+
+/* Fills r->dopt, nd, nc and L, and checks every option that needs no data.
+ * Allocates nothing; CTR_EINVAL names the first bad option. */
+static int check_opts(run_t *r, char *err, size_t errlen)
+{
+    const ctr_train_opts_t *o = r->o;
+    r->dopt = o->data;
+    r->dopt.label_optional = 0;
+    if (r->dopt.format == CTR_DATA_CRITEO) {
+        if (!r->dopt.dense) {
+            r->dopt.n_dense = CTR_CRITEO_N_DENSE;
+            r->dopt.dense = ctr_criteo_dense_names;
         }
-        if (!dopt.cat) {
-            dopt.n_cat = CTR_CRITEO_N_CAT;
-            dopt.cat = ctr_criteo_cat_names;
+        if (!r->dopt.cat) {
+            r->dopt.n_cat = CTR_CRITEO_N_CAT;
+            r->dopt.cat = ctr_criteo_cat_names;
         }
     }
-    size_t nd = dopt.n_dense, nc = dopt.n_cat, L = o->n_hidden + 1;
+    size_t nd = r->nd = r->dopt.n_dense, nc = r->nc = r->dopt.n_cat;
+    r->L = o->n_hidden + 1;
     if (!o->data_path || !strcmp(o->data_path, "-"))
         return ctr_error(err, errlen, CTR_EINVAL, "train needs a data file (its SHA-256 goes into the model)");
     if (nd + nc == 0)
@@ -249,93 +310,73 @@ int ctr_train_run(const ctr_train_opts_t *o, const char *out_path, ctr_train_rep
         return ctr_error(err, errlen, CTR_EINVAL, "valid-frac must be in [0, 0.9]");
     if (!(o->lr > 0) || !(o->emb_lr > 0) || !(o->emb_l2 >= 0) || !(o->emb_init >= 0))
         return ctr_error(err, errlen, CTR_EINVAL, "learning rates must be > 0, emb-l2 and emb-init >= 0");
+    return 0;
+}
 
-    int rc = 0;
-    ctr_dataset_t ds = {0};
-    ctr_dense_def_t *dense = calloc(nd + 1, sizeof(*dense));
-    ctr_cat_def_t *cat = calloc(nc + 1, sizeof(*cat));
-    ctr_layer_def_t *layers = calloc(L, sizeof(*layers));
-    uint32_t *idx = NULL;
-    uint8_t *is_valid = NULL;
-    subset_t tr = {0}, va = {0};
-    ctr__net_t net = {0};
-    int net_ok = 0;
-    ctr__pool_t *pool = NULL;
-    char *prov = NULL;
-    float *bd = NULL;
-    uint32_t *br = NULL;
-    uint8_t *bl = NULL;
-    if (!dense || !cat || !layers) {
-        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
-        goto out;
+/* Selects the kernel, hashes the data file into rep->data_sha256 and
+ * defines the features from the options: names, buckets, dims and hash
+ * seeds of the tables (CTR_EINVAL for buckets outside 1..2^30), names and
+ * transforms of the dense features (their statistics come with the data). */
+static int define_features(run_t *r, char *err, size_t errlen)
+{
+    const ctr_train_opts_t *o = r->o;
+    int rc;
+    if (!(r->dense = calloc(r->nd + 1, sizeof(*r->dense))) ||
+        !(r->cat = calloc(r->nc + 1, sizeof(*r->cat))) ||
+        !(r->layers = calloc(r->L, sizeof(*r->layers))))
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+    if (!(r->k = ctr_kernel_select(CTR_KERNEL_AUTO, err, errlen)))
+        return CTR_EUNSUPPORTED;
+    if ((rc = ctr_sha256_file(o->data_path, r->rep->data_sha256, err, errlen)))
+        return rc;
+    for (size_t j = 0; j < r->nc; j++) {
+        ctr_cat_def_t *c = &r->cat[j];
+        c->name = r->dopt.cat[j];
+        c->buckets = o->buckets ? o->buckets[o->n_buckets == 1 ? 0 : j] : 65536;
+        c->dim = o->dim;
+        c->seed = o->hash_seed + j;
+        if (c->buckets == 0 || c->buckets > (1u << 30))
+            return ctr_error(err, errlen, CTR_EINVAL, "%s: buckets must be 1..2^30", c->name);
     }
-    const ctr_kernel_t *k = ctr_kernel_select(CTR_KERNEL_AUTO, err, errlen);
-    if (!k) {
-        rc = CTR_EUNSUPPORTED;
-        goto out;
+    ctr_transform_t dflt = r->dopt.format == CTR_DATA_CRITEO ? CTR_TRANSFORM_LOG1P : CTR_TRANSFORM_STANDARDIZE;
+    for (size_t q = 0; q < r->nd; q++) {
+        r->dense[q].name = r->dopt.dense[q];
+        r->dense[q].transform = o->n_transforms ? o->transforms[o->n_transforms == 1 ? 0 : q] : dflt;
+        r->dense[q].mean = 0.0;
+        r->dense[q].std = 1.0;
     }
-    if ((rc = ctr_sha256_file(o->data_path, rep->data_sha256, err, errlen)))
-        goto out;
+    return 0;
+}
 
-    for (size_t j = 0; j < nc; j++) {
-        cat[j].name = dopt.cat[j];
-        cat[j].buckets = o->buckets ? o->buckets[o->n_buckets == 1 ? 0 : j] : 65536;
-        cat[j].dim = o->dim;
-        cat[j].seed = o->hash_seed + j;
-        if (cat[j].buckets == 0 || cat[j].buckets > (1u << 30)) {
-            rc = ctr_error(err, errlen, CTR_EINVAL, "%s: buckets must be 1..2^30", cat[j].name);
-            goto out;
-        }
-    }
-    ctr_transform_t dflt = dopt.format == CTR_DATA_CRITEO ? CTR_TRANSFORM_LOG1P : CTR_TRANSFORM_STANDARDIZE;
-    for (size_t q = 0; q < nd; q++) {
-        dense[q].name = dopt.dense[q];
-        dense[q].transform = o->n_transforms ? o->transforms[o->n_transforms == 1 ? 0 : q] : dflt;
-        dense[q].mean = 0.0;
-        dense[q].std = 1.0;
-    }
-
-    double t0 = now_s();
-    if (lg)
-        fprintf(lg, "train: reading %s\n", o->data_path);
-    if ((rc = ctr_dataset_load(o->data_path, &dopt, NULL, cat, o->skip_bad, lg, &ds, err, errlen)))
-        goto out;
-    rep->rows = ds.n;
-    rep->bad_rows = ds.bad_rows;
-    if (ds.n < 2 || ds.n > UINT32_MAX) {
-        rc = ctr_error(err, errlen, CTR_EINVAL, "%s: %zu rows; need 2 .. 2^32-1", o->data_path, ds.n);
-        goto out;
-    }
-
-    /* Hold-out split: a permutation from split_seed, the first part valid. */
-    size_t nv = (size_t)floor((double)ds.n * o->valid_frac + 0.5), nt = ds.n - nv;
-    if (nt == 0) {
-        rc = ctr_error(err, errlen, CTR_EINVAL, "%s: no training rows left after the validation split",
-                       o->data_path);
-        goto out;
-    }
-    if (!(idx = malloc(ds.n * sizeof(uint32_t))) || !(is_valid = calloc(ds.n, 1))) {
-        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < ds.n; i++)
-        idx[i] = (uint32_t)i;
-    uint64_t ss = ctr__train_rng_stream(o->split_seed, 0x5b117);
-    shuffle(idx, ds.n, &ss);
+/* The hold-out split: a permutation of the rows from split_seed whose
+ * first nv rows are held out. Leaves idx = the training rows in file
+ * order, then the validation rows in file order. */
+static void split_rows(run_t *r, size_t nv)
+{
+    size_t n = r->ds.n, nt = n - nv;
+    for (size_t i = 0; i < n; i++)
+        r->idx[i] = (uint32_t)i;
+    uint64_t ss = ctr__train_rng_stream(r->o->split_seed, 0x5b117);
+    shuffle(r->idx, n, &ss);
     for (size_t i = 0; i < nv; i++)
-        is_valid[idx[i]] = 1;
+        r->is_valid[r->idx[i]] = 1;
     size_t a = 0, b = nt;
-    for (size_t i = 0; i < ds.n; i++)
-        idx[is_valid[i] ? b++ : a++] = (uint32_t)i;
+    for (size_t i = 0; i < n; i++)
+        r->idx[r->is_valid[i] ? b++ : a++] = (uint32_t)i;
+}
 
-    /* Standardisation statistics from the training rows only. */
+/* Standardisation statistics from the nt training rows (idx[0..nt)) only,
+ * over the values present. */
+static void fit_standardize(run_t *r, size_t nt)
+{
+    size_t nd = r->nd;
     for (size_t q = 0; q < nd; q++) {
-        if (dense[q].transform != CTR_TRANSFORM_STANDARDIZE)
+        if (r->dense[q].transform != CTR_TRANSFORM_STANDARDIZE)
             continue;
         double s1 = 0, s2 = 0;
         size_t cnt = 0;
         for (size_t i = 0; i < nt; i++) {
-            double v = ds.raw_dense[(size_t)idx[i] * nd + q];
+            double v = r->ds.raw_dense[(size_t)r->idx[i] * nd + q];
             if (isnan(v))
                 continue;
             s1 += v;
@@ -343,100 +384,154 @@ int ctr_train_run(const ctr_train_opts_t *o, const char *out_path, ctr_train_rep
         }
         double mean = cnt ? s1 / (double)cnt : 0.0;
         for (size_t i = 0; i < nt; i++) {
-            double v = ds.raw_dense[(size_t)idx[i] * nd + q];
+            double v = r->ds.raw_dense[(size_t)r->idx[i] * nd + q];
             if (!isnan(v))
                 s2 += (v - mean) * (v - mean);
         }
         double sd = cnt > 1 ? sqrt(s2 / (double)cnt) : 0.0;
-        dense[q].mean = mean;
-        dense[q].std = sd > 1e-12 ? sd : 1.0;
+        r->dense[q].mean = mean;
+        r->dense[q].std = sd > 1e-12 ? sd : 1.0;
     }
-    if ((rc = ctr_dataset_encode_dense(&ds, dense))) {
-        ctr_error(err, errlen, rc, "out of memory");
-        goto out;
-    }
-    free(ds.raw_dense);
-    ds.raw_dense = NULL;
-    if ((rc = subset_take(&tr, &ds, idx, nt)) || (rc = subset_take(&va, &ds, idx + nt, nv))) {
-        ctr_error(err, errlen, rc, "out of memory");
-        goto out;
-    }
-    ctr_dataset_free(&ds);
+}
+
+/* Reads the data file (2 .. 2^32-1 rows), splits it, fits the dense
+ * statistics on the training rows and encodes every row into r->tr and
+ * r->va; the dataset itself is freed. Fills rep's row counts and load
+ * time and r->pos_rate, and reports the split on the log. */
+static int load_data(run_t *r, char *err, size_t errlen)
+{
+    const ctr_train_opts_t *o = r->o;
+    ctr_train_report_t *rep = r->rep;
+    int rc;
+    double t0 = now_s();
+    if (r->lg)
+        fprintf(r->lg, "train: reading %s\n", o->data_path);
+    if ((rc = ctr_dataset_load(o->data_path, &r->dopt, NULL, r->cat, o->skip_bad, r->lg, &r->ds,
+                               err, errlen)))
+        return rc;
+    rep->rows = r->ds.n;
+    rep->bad_rows = r->ds.bad_rows;
+    if (r->ds.n < 2 || r->ds.n > UINT32_MAX)
+        return ctr_error(err, errlen, CTR_EINVAL, "%s: %zu rows; need 2 .. 2^32-1", o->data_path, r->ds.n);
+
+    size_t nv = (size_t)floor((double)r->ds.n * o->valid_frac + 0.5), nt = r->ds.n - nv;
+    if (nt == 0)
+        return ctr_error(err, errlen, CTR_EINVAL, "%s: no training rows left after the validation split",
+                         o->data_path);
+    if (!(r->idx = malloc(r->ds.n * sizeof(uint32_t))) || !(r->is_valid = calloc(r->ds.n, 1)))
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+    split_rows(r, nv);
+    fit_standardize(r, nt);
+    if ((rc = ctr_dataset_encode_dense(&r->ds, r->dense)))
+        return ctr_error(err, errlen, rc, "out of memory");
+    free(r->ds.raw_dense);
+    r->ds.raw_dense = NULL;
+    if ((rc = subset_take(&r->tr, &r->ds, r->idx, nt)) || (rc = subset_take(&r->va, &r->ds, r->idx + nt, nv)))
+        return ctr_error(err, errlen, rc, "out of memory");
+    ctr_dataset_free(&r->ds);
     rep->n_train = nt;
     rep->n_valid = nv;
     rep->load_seconds = now_s() - t0;
 
     size_t pos = 0;
     for (size_t i = 0; i < nt; i++)
-        pos += tr.labels[i];
-    double pr = ((double)pos + 0.5) / ((double)nt + 1.0);
-    if (lg)
-        fprintf(lg, "train: %zu rows (%llu bad skipped): %zu train, %zu valid; positive rate %.4f; "
-                     "loaded in %.1f s; kernel %s\n",
+        pos += r->tr.labels[i];
+    r->pos_rate = ((double)pos + 0.5) / ((double)nt + 1.0);
+    if (r->lg)
+        fprintf(r->lg, "train: %zu rows (%llu bad skipped): %zu train, %zu valid; positive rate %.4f; "
+                       "loaded in %.1f s; kernel %s\n",
                 (size_t)rep->rows, (unsigned long long)rep->bad_rows, nt, nv,
-                (double)pos / (double)nt, rep->load_seconds, k->name);
+                (double)pos / (double)nt, rep->load_seconds, r->k->name);
+    return 0;
+}
 
-    /* The model definition; layers and tables point into the network. */
-    uint32_t in = (uint32_t)nd;
-    for (size_t j = 0; j < nc; j++)
+/* The layer shapes and r->def, the thread pool, the network with its
+ * parameters initialised from the seed (the output bias at the training
+ * rows' log-odds) and the mini-batch buffers. From here on def's layers
+ * and tables point into the network. */
+static int build_network(run_t *r, char *err, size_t errlen)
+{
+    const ctr_train_opts_t *o = r->o;
+    int rc;
+    uint32_t in = (uint32_t)r->nd;
+    for (size_t j = 0; j < r->nc; j++)
         in += o->dim;
-    for (size_t l = 0; l < L; l++) {
-        layers[l].in = in;
-        layers[l].out = l < o->n_hidden ? o->hidden[l] : 1;
-        in = layers[l].out;
+    for (size_t l = 0; l < r->L; l++) {
+        r->layers[l].in = in;
+        r->layers[l].out = l < o->n_hidden ? o->hidden[l] : 1;
+        in = r->layers[l].out;
     }
-    ctr_model_def_t def = {
+    r->def = (ctr_model_def_t){
         .name = o->name ? o->name : "ctr",
-        .n_dense = nd, .dense = dense, .n_cat = nc, .cat = cat,
-        .n_layers = L, .layers = layers,
+        .n_dense = r->nd, .dense = r->dense, .n_cat = r->nc, .cat = r->cat,
+        .n_layers = r->L, .layers = r->layers,
         .activation = o->activation, .beta = (float)o->beta,
     };
     unsigned threads = ctr__pool_threads(o->threads);
-    if ((rc = ctr__pool_new(threads, &pool, err, errlen)))
-        goto out;
-    if (ctr__net_init(&net, &def, o->batch, threads, 0)) {
-        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory for the network");
-        goto out;
-    }
-    net_ok = 1;
-    net.opt = o->optimizer;
-    net.lr = (float)o->lr;
-    net.emb_lr = (float)o->emb_lr;
-    net.emb_l2 = (float)o->emb_l2;
-    ctr__net_init_params(&net, o->seed, (float)log(pr / (1.0 - pr)), (float)o->emb_init);
-    ctr__net_export(&net, layers, cat);
+    if ((rc = ctr__pool_new(threads, &r->pool, err, errlen)))
+        return rc;
+    if (ctr__net_init(&r->net, &r->def, o->batch, threads, 0))
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory for the network");
+    r->net_ok = 1;
+    r->net.opt = o->optimizer;
+    r->net.lr = (float)o->lr;
+    r->net.emb_lr = (float)o->emb_lr;
+    r->net.emb_l2 = (float)o->emb_l2;
+    double pr = r->pos_rate;
+    ctr__net_init_params(&r->net, o->seed, (float)log(pr / (1.0 - pr)), (float)o->emb_init);
+    ctr__net_export(&r->net, r->layers, r->cat);
 
-    if (!(bd = malloc(o->batch * (nd + 1) * sizeof(float))) ||
-        !(br = malloc(o->batch * (nc + 1) * sizeof(uint32_t))) || !(bl = malloc(o->batch))) {
-        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
-        goto out;
+    if (!(r->bd = malloc(o->batch * (r->nd + 1) * sizeof(float))) ||
+        !(r->br = malloc(o->batch * (r->nc + 1) * sizeof(uint32_t))) || !(r->bl = malloc(o->batch)))
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Copies training rows idx[b0 .. b0+bn) into the mini-batch buffers. */
+static void fill_batch(run_t *r, size_t b0, size_t bn)
+{
+    size_t nd = r->nd, nc = r->nc;
+    for (size_t q = 0; q < bn; q++) {
+        uint32_t i = r->idx[b0 + q];
+        memcpy(r->bd + q * nd, r->tr.dense + (size_t)i * nd, nd * sizeof(float));
+        memcpy(r->br + q * nc, r->tr.rows + (size_t)i * nc, nc * sizeof(uint32_t));
+        r->bl[q] = r->tr.labels[i];
     }
+}
+
+/* The epochs. Each shuffles the training rows from the seed and the epoch
+ * number and takes one optimizer step per mini-batch, the rates falling
+ * linearly to 0 over the whole run with lr_decay. On the log: a progress
+ * line (on a terminal or with o->progress) and, when there are validation
+ * rows, their metrics after each epoch (time not counted as training).
+ * Fills rep's training time and rate. */
+static int run_epochs(run_t *r, char *err, size_t errlen)
+{
+    const ctr_train_opts_t *o = r->o;
+    FILE *lg = r->lg;
+    size_t nt = r->tr.n;
+    int rc;
     int tty = lg && isatty(fileno(lg));
     int show = lg && (o->progress || tty);
     double t_train = now_s(), t_shown = t_train, t_eval = 0;
     uint64_t done = 0, total = (uint64_t)nt * o->epochs;
     for (unsigned ep = 0; ep < o->epochs; ep++) {
         for (size_t i = 0; i < nt; i++)
-            idx[i] = (uint32_t)i;
+            r->idx[i] = (uint32_t)i;
         uint64_t s = ctr__train_rng_stream(o->seed, 0xe90c0000ull + ep);
-        shuffle(idx, nt, &s);
+        shuffle(r->idx, nt, &s);
         double ep_loss = 0;
         size_t ep_rows = 0;
         for (size_t b0 = 0; b0 < nt; b0 += o->batch) {
             size_t bn = nt - b0 < o->batch ? nt - b0 : o->batch;
-            for (size_t q = 0; q < bn; q++) {
-                uint32_t r = idx[b0 + q];
-                memcpy(bd + q * nd, tr.dense + (size_t)r * nd, nd * sizeof(float));
-                memcpy(br + q * nc, tr.rows + (size_t)r * nc, nc * sizeof(uint32_t));
-                bl[q] = tr.labels[r];
-            }
+            fill_batch(r, b0, bn);
             if (o->lr_decay) {
                 /* Linear decay to 0 at the last step, from integers only. */
                 double f = 1.0 - (double)done / (double)total;
-                net.lr = (float)(o->lr * f);
-                net.emb_lr = (float)(o->emb_lr * f);
+                r->net.lr = (float)(o->lr * f);
+                r->net.emb_lr = (float)(o->emb_lr * f);
             }
-            ep_loss += ctr__net_step(&net, k, pool, bn, bd, br, bl, 1);
+            ep_loss += ctr__net_step(&r->net, r->k, r->pool, bn, r->bd, r->br, r->bl, 1);
             ep_rows += bn;
             done += bn;
             double t = now_s();
@@ -453,56 +548,72 @@ int ctr_train_run(const ctr_train_opts_t *o, const char *out_path, ctr_train_rep
         }
         if (show && tty)
             fputc('\n', lg);
-        if (lg && nv) {
+        if (lg && r->va.n) {
             double te = now_s();
             ctr_metrics_t vm;
-            if ((rc = eval_subset(&def, k, pool, &va, &vm))) {
-                ctr_error(err, errlen, rc, "scoring the validation rows failed: %s", ctr_strerror(rc));
-                goto out;
-            }
+            if ((rc = eval_subset(&r->def, r->k, r->pool, &r->va, &vm)))
+                return ctr_error(err, errlen, rc, "scoring the validation rows failed: %s", ctr_strerror(rc));
             fprintf(lg, "epoch %u/%u: train logloss %.5f (running); valid AUC %.5f logloss %.5f\n",
                     ep + 1, o->epochs, ep_loss / (double)ep_rows, vm.auc, vm.logloss);
             t_eval += now_s() - te;
         }
     }
-    rep->train_seconds = now_s() - t_train - t_eval;
-    rep->rows_per_s = rep->train_seconds > 0 ? (double)total / rep->train_seconds : 0;
+    r->rep->train_seconds = now_s() - t_train - t_eval;
+    r->rep->rows_per_s = r->rep->train_seconds > 0 ? (double)total / r->rep->train_seconds : 0;
+    return 0;
+}
 
-    if ((rc = eval_subset(&def, k, pool, &tr, &rep->train)) ||
-        (rc = eval_subset(&def, k, pool, &va, &rep->valid))) {
-        ctr_error(err, errlen, rc, "scoring the data failed: %s", ctr_strerror(rc));
-        goto out;
-    }
-    if (!(prov = provenance(o, &def, rep))) {
-        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
-        goto out;
-    }
-    def.provenance_json = prov;
-    if ((rc = ctr_model_write(out_path, &def, NULL, NULL, err, errlen)))
-        goto out;
-    if (lg) {
-        fprintf(lg, "train: %.1f s, %.0f rows/s; train AUC %.5f logloss %.5f", rep->train_seconds,
+/* The trained model's metrics on the training and validation rows into
+ * rep, scored through the serving path. */
+static int evaluate(run_t *r, char *err, size_t errlen)
+{
+    int rc;
+    if ((rc = eval_subset(&r->def, r->k, r->pool, &r->tr, &r->rep->train)) ||
+        (rc = eval_subset(&r->def, r->k, r->pool, &r->va, &r->rep->valid)))
+        return ctr_error(err, errlen, rc, "scoring the data failed: %s", ctr_strerror(rc));
+    return 0;
+}
+
+/* Writes the model with its provenance to out_path, then the run's summary
+ * on the log. */
+static int write_model(run_t *r, const char *out_path, char *err, size_t errlen)
+{
+    const ctr_train_report_t *rep = r->rep;
+    int rc;
+    if (!(r->prov = provenance(r->o, &r->def, rep)))
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+    r->def.provenance_json = r->prov;
+    if ((rc = ctr_model_write(out_path, &r->def, NULL, NULL, err, errlen)))
+        return rc;
+    if (r->lg) {
+        fprintf(r->lg, "train: %.1f s, %.0f rows/s; train AUC %.5f logloss %.5f", rep->train_seconds,
                 rep->rows_per_s, rep->train.auc, rep->train.logloss);
-        if (nv)
-            fprintf(lg, "; valid AUC %.5f logloss %.5f (mean pred %.4f, positive rate %.4f)",
+        if (rep->n_valid)
+            fprintf(r->lg, "; valid AUC %.5f logloss %.5f (mean pred %.4f, positive rate %.4f)",
                     rep->valid.auc, rep->valid.logloss, rep->valid.mean_pred, rep->valid.pos_rate);
-        fprintf(lg, "\ntrain: wrote %s\n", out_path);
+        fprintf(r->lg, "\ntrain: wrote %s\n", out_path);
     }
-out:
-    free(prov);
-    free(bd);
-    free(br);
-    free(bl);
-    if (net_ok)
-        ctr__net_free(&net);
-    ctr__pool_free(pool);
-    subset_free(&tr);
-    subset_free(&va);
-    ctr_dataset_free(&ds);
-    free(idx);
-    free(is_valid);
-    free(layers);
-    free(cat);
-    free(dense);
+    return 0;
+}
+
+int ctr_train_run(const ctr_train_opts_t *o, const char *out_path, ctr_train_report_t *rep_out,
+                  char *err, size_t errlen)
+{
+    ctr_train_report_t rep_local, *rep = rep_out ? rep_out : &rep_local;
+    memset(rep, 0, sizeof(*rep));
+    run_t r = {.o = o, .rep = rep, .lg = o->log};
+    int rc;
+    if ((rc = check_opts(&r, err, errlen)) ||
+        (rc = define_features(&r, err, errlen)) ||
+        (rc = load_data(&r, err, errlen)) ||
+        (rc = build_network(&r, err, errlen)) ||
+        (rc = run_epochs(&r, err, errlen)) ||
+        (rc = evaluate(&r, err, errlen)) ||
+        (rc = write_model(&r, out_path, err, errlen)))
+        goto fail;
+    run_free(&r);
+    return 0;
+fail:
+    run_free(&r);
     return rc;
 }
