@@ -12,8 +12,6 @@
 #include <unistd.h>
 
 #include "ctr/common.h"
-#include "ctr/features.h"
-#include "ctr/forward.h"
 #include "ctr/rng.h"
 #include "ctr/sha256.h"
 #include "score_int.h"

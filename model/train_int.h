@@ -18,9 +18,9 @@
 #include "pool_int.h"
 
 /* The trainer's independent random streams: a splitmix64 state for
- * (seed, stream). Streams in use: 1 + l (layer l's weights) and 1000 + j
- * (table j) from the seed; 0xe90c0000 + epoch (shuffle order) from the
- * seed; 0x5b117 (hold-out split) from the split seed. */
+ * (seed, stream). In use: from the seed, 1 + l (layer l's weights),
+ * 1000 + j (table j) and 0xe90c0000 + epoch (the shuffle order); from the
+ * split seed, 0x5b117 (the hold-out split). */
 static inline uint64_t ctr__train_rng_stream(uint64_t seed, uint64_t stream)
 {
     uint64_t s = seed ^ (stream * 0xd1342543de82ef95ull);
