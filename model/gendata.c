@@ -22,6 +22,7 @@
 #include "ctr/common.h"
 #include "ctr/data.h"
 #include "ctr/metrics.h"
+#include "ctr/rng.h"
 
 #define ND CTR_CRITEO_N_DENSE
 #define NC CTR_CRITEO_N_CAT
@@ -47,17 +48,9 @@ typedef struct {
     double bias;
 } hidden_t;
 
-static uint64_t rnext(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static double runif(uint64_t *s) /* (0, 1) */
 {
-    return ((double)(rnext(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    return ((double)(ctr_splitmix64_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
 static double rnorm(uint64_t *s)
@@ -144,7 +137,7 @@ static int hidden_init(hidden_t *h, uint64_t model_seed)
          * seen too rarely to learn, as in real logs. */
         double u = runif(&s), u2 = runif(&s);
         double sigma = u < 0.2 ? 0.0 : n > 5000 ? 0.05 + 0.1 * u2 : 0.2 + 0.4 * u2;
-        h->salt[j] = (uint32_t)rnext(&s);
+        h->salt[j] = (uint32_t)ctr_splitmix64_next(&s);
         h->cdf[j] = malloc(n * sizeof(double));
         h->eff[j] = malloc((n + 1) * sizeof(double));
         if (!h->cdf[j] || !h->eff[j])
@@ -216,7 +209,7 @@ int ctr_gendata_write(FILE *f, const ctr_gendata_opts_t *o, ctr_gendata_report_t
     if (!p || !y)
         goto oom;
     uint64_t s = o->seed * 0xd1342543de82ef95ull + 0x5eed;
-    rnext(&s);
+    ctr_splitmix64_next(&s);
     uint64_t positives = 0;
     char line[1024];
     draw_t d;

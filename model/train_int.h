@@ -1,4 +1,5 @@
-/* train_int.h - the trainer's network, exposed for tests (gradient check).
+/* train_int.h - the trainer's network (train_net.c), shared by the
+ * training run (train.c) and exposed for tests (gradient check).
  *
  * Parameter layout: layer l's weights and bias live in one block W[l] of
  * (dims[l] + 1) x dims[l+1] floats, weight rows first ([in][out], as in
@@ -12,16 +13,20 @@
 
 #include "ctr/kernels.h"
 #include "ctr/model.h"
+#include "ctr/rng.h"
 #include "ctr/train.h"
+#include "pool_int.h"
 
-typedef struct ctr__pool ctr__pool_t;
-
-/* n threads in all, the caller included; n <= 1 runs everything inline. */
-ctr__pool_t *ctr__pool_new(unsigned n);
-void ctr__pool_free(ctr__pool_t *p);
-unsigned ctr__pool_size(const ctr__pool_t *p);
-/* Runs fn(ctx, tid) on every thread, tid = 0..n-1, and waits for all. */
-void ctr__pool_run(ctr__pool_t *p, void (*fn)(void *ctx, unsigned tid), void *ctx);
+/* The trainer's independent random streams: a splitmix64 state for
+ * (seed, stream). In use: from the seed, 1 + l (layer l's weights),
+ * 1000 + j (table j) and 0xe90c0000 + epoch (the shuffle order); from the
+ * split seed, 0x5b117 (the hold-out split). */
+static inline uint64_t ctr__train_rng_stream(uint64_t seed, uint64_t stream)
+{
+    uint64_t s = seed ^ (stream * 0xd1342543de82ef95ull);
+    ctr_splitmix64_next(&s);
+    return s;
+}
 
 typedef struct {
     size_t n_dense, n_cat, n_layers;

@@ -10,7 +10,7 @@
 #include "ctr/kernels.h"
 #include "ctr/metrics.h"
 #include "ctr/model.h"
-#include "ctr/train.h"
+#include "ctr/score.h"
 #include "testutil.h"
 
 /* P(score of a positive > score of a negative) + 0.5 P(equal), O(n^2). */
@@ -127,8 +127,8 @@ static void test_pd_self_model(void)
     const ctr_kernel_t *k = ctr_kernel_select(CTR_KERNEL_AUTO, err, sizeof(err));
     CHECK(k != NULL);
     if (k) {
-        CHECK(ctr_train_score(def, k, n, dense, rows, s1, 1) == 0);
-        CHECK(ctr_train_score(def, k, n, dense, rows, s2, 3) == 0);
+        CHECK(ctr_score_dataset(def, k, n, dense, rows, s1, 1) == 0);
+        CHECK(ctr_score_dataset(def, k, n, dense, rows, s2, 3) == 0);
         CHECK(memcmp(s1, s2, n * sizeof(float)) == 0);
         CHECK(ctr_metrics_pd(s1, s2, n) == 0.0);
         CHECK(ctr_metrics_flip_rate(s1, s2, n) == 0.0);

@@ -4,7 +4,8 @@
  * the thread count; a CSV with a header and reordered columns trains the
  * same model as the equivalent TSV; bad rows stop training with their line
  * number or are counted with skip_bad; offline scores equal one-at-a-time
- * ctr_forward scores, and PD of a model with itself is exactly 0. */
+ * ctr_forward scores, and PD of a model with itself is exactly 0; the
+ * thread pool runs its function once per thread per run. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "ctr/kernels.h"
 #include "ctr/metrics.h"
 #include "ctr/model.h"
+#include "ctr/score.h"
 #include "ctr/train.h"
 #include "testutil.h"
 #include "train_int.h"
@@ -324,9 +326,9 @@ static void test_learns_and_determinism(void)
     const ctr_model_def_t *def = ctr_model_def(m);
     ctr_data_opts_t fmt = {.format = CTR_DATA_CRITEO};
     ctr_dataset_t ds;
-    CHECK(ctr_train_load_for_model(tst, &fmt, def, 0, NULL, &ds, err, sizeof(err)) == 0);
+    CHECK(ctr_dataset_load_for_model(tst, &fmt, def, 0, NULL, &ds, err, sizeof(err)) == 0);
     float *s1 = malloc(ds.n * sizeof(float)), *s2 = malloc(ds.n * sizeof(float));
-    CHECK(ctr_train_score(def, K, ds.n, ds.dense, ds.rows, s1, 2) == 0);
+    CHECK(ctr_score_dataset(def, K, ds.n, ds.dense, ds.rows, s1, 2) == 0);
     double auc = ctr_metrics_auc(s1, ds.labels, ds.n);
     printf("gen-data: generator AUC %.4f, trained model test AUC %.4f (valid %.4f)\n", gt.auc, auc,
            rep.valid.auc);
@@ -345,7 +347,7 @@ static void test_learns_and_determinism(void)
     }
     CHECKF(mismatch == 0, "%zu examples scored alone differ from the batch score", mismatch);
     ctr_scratch_free(scr);
-    CHECK(ctr_train_score(def, K, ds.n, ds.dense, ds.rows, s2, 1) == 0);
+    CHECK(ctr_score_dataset(def, K, ds.n, ds.dense, ds.rows, s2, 1) == 0);
     CHECK(ctr_metrics_pd(s1, s2, ds.n) == 0.0 && ctr_metrics_flip_rate(s1, s2, ds.n) == 0.0);
     free(s1);
     free(s2);
@@ -471,6 +473,35 @@ static void test_bad_rows(void)
            (unsigned long long)rep.bad_rows, (unsigned long long)rep.rows);
 }
 
+static void pool_probe(void *ctx, unsigned tid)
+{
+    unsigned *calls = ctx;
+    __atomic_fetch_add(&calls[tid], 1, __ATOMIC_RELAXED);
+}
+
+static void test_pool(void)
+{
+    CHECK(ctr__pool_threads(5) == 5);
+    unsigned d = ctr__pool_threads(0);
+    CHECKF(d >= 1 && d <= 16, "default thread count %u", d);
+    for (unsigned n = 0; n <= 4; n++) {
+        ctr__pool_t *p;
+        char err[256];
+        if (ctr__pool_new(n, &p, err, sizeof(err))) {
+            CHECKF(0, "pool of %u: %s", n, err);
+            continue;
+        }
+        unsigned size = ctr__pool_size(p), calls[8] = {0};
+        CHECKF(size == (n ? n : 1), "pool of %u has %u threads", n, size);
+        for (int r = 0; r < 100; r++)
+            ctr__pool_run(p, pool_probe, calls);
+        for (unsigned t = 0; t < 8; t++)
+            CHECKF(calls[t] == (t < size ? 100u : 0u), "pool of %u: tid %u ran %u times", n, t, calls[t]);
+        ctr__pool_free(p);
+    }
+    ctr__pool_free(NULL);
+}
+
 int main(void)
 {
     char err[256];
@@ -479,6 +510,7 @@ int main(void)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    test_pool();
     test_smelu_grad();
     grad_check(2, CTR_ACT_SMELU, 1.0f);
     grad_check(2, CTR_ACT_SMELU, 0.25f);

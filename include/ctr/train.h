@@ -1,5 +1,5 @@
-/* train.h - training a .ctrm model from labelled rows, and scoring
- * encoded rows with the serving forward pass.
+/* train.h - training a .ctrm model from labelled rows (offline scoring
+ * is score.h).
  *
  * The model: each dense feature is transformed (features.h), each
  * categorical feature looks up a row of its own hashed embedding table, the
@@ -28,6 +28,7 @@
 #include "ctr/kernels.h"
 #include "ctr/metrics.h"
 #include "ctr/model.h"
+#include "ctr/sha256.h"
 
 #define CTR_TRAIN_MAX_HIDDEN 8
 
@@ -82,7 +83,7 @@ typedef struct {
     double load_seconds;           /* reading and encoding the data */
     double train_seconds;          /* the epochs, without loading/eval */
     double rows_per_s;             /* training examples / train_seconds */
-    char data_sha256[65];
+    char data_sha256[CTR_SHA256_HEX_LEN + 1]; /* the data file, lowercase hex */
 } ctr_train_report_t;
 
 /* Defaults: criteo format, valid_frac 0.1, split_seed 1, SmeLU beta 1,
@@ -93,21 +94,5 @@ void ctr_train_opts_init(ctr_train_opts_t *o);
 /* Trains and writes the model to out_path. rep may be NULL. */
 int ctr_train_run(const ctr_train_opts_t *o, const char *out_path,
                   ctr_train_report_t *rep, char *err, size_t errlen);
-
-/* Scores n encoded examples with ctr_forward (the server's code path) on
- * `threads` threads (0 = online CPUs); the scores do not depend on it. */
-int ctr_train_score(const ctr_model_def_t *def, const ctr_kernel_t *k,
-                    size_t n, const float *dense, const uint32_t *rows,
-                    float *scores, unsigned threads);
-
-/* Loads path's rows in the columns the model names, encoded with its
- * schema. fmt carries format, label, delimiter and label_optional; its
- * column lists are ignored. */
-int ctr_train_load_for_model(const char *path, const ctr_data_opts_t *fmt,
-                             const ctr_model_def_t *def, int skip_bad, FILE *log,
-                             ctr_dataset_t *ds, char *err, size_t errlen);
-
-/* SHA-256 of a file's bytes as 64 hex digits + NUL. */
-int ctr_train_file_sha256(const char *path, char hex[65], char *err, size_t errlen);
 
 #endif

@@ -17,6 +17,7 @@
 #include "ctr/kernels.h"
 #include "ctr/metrics.h"
 #include "ctr/model.h"
+#include "ctr/score.h"
 #include "ctr/train.h"
 #include "ctrtool_int.h"
 
@@ -256,12 +257,12 @@ static int load_and_score(const char *cmd, const ctr_model_def_t *def, const ctr
     if (rc)
         return rc;
     o.label_optional = label_optional;
-    if (ctr_train_load_for_model(data, &o, def, f->skip_bad, stderr, ds, err, sizeof(err))) {
+    if (ctr_dataset_load_for_model(data, &o, def, f->skip_bad, stderr, ds, err, sizeof(err))) {
         fprintf(stderr, "ctrtool %s: %s\n", cmd, err);
         return 1;
     }
     *scores = malloc((ds->n ? ds->n : 1) * sizeof(float));
-    if (!*scores || ctr_train_score(def, k, ds->n, ds->dense, ds->rows, *scores, f->threads)) {
+    if (!*scores || ctr_score_dataset(def, k, ds->n, ds->dense, ds->rows, *scores, f->threads)) {
         fprintf(stderr, "ctrtool %s: scoring failed\n", cmd);
         free(*scores);
         ctr_dataset_free(ds);
