@@ -10,17 +10,18 @@
 # tool differ by up to 2x; simultaneous runs agree within a few %). Three
 # rounds; the median ratio is compared.
 #
-# Skips (77) when wrk (Debian package wrk; this test never installs it)
-# or build/ctrd is absent. Talks to 127.0.0.1 only; ctrd is started on a
-# free port and stopped by its pid.
+# Fails, never skips, when wrk (Debian package wrk, installed by `make
+# deps`; this test never installs it) or a program `make all` builds is
+# absent. Talks to 127.0.0.1 only; ctrd is started on a free port and
+# stopped by its pid.
 set -u
 B=${B:-build}
 CONNS=4
 SECS=2
 
-command -v wrk >/dev/null 2>&1 || { echo "wrk is not installed (apt-get install wrk)"; exit 77; }
+command -v wrk >/dev/null 2>&1 || { echo "FAIL: wrk is not installed (\`make deps\` installs it)"; exit 1; }
 for p in ctrd ctrload ctrtool; do
-    [ -x "$B/$p" ] || { echo "$B/$p not built"; exit 77; }
+    [ -f "$B/$p" ] && [ -x "$B/$p" ] || { echo "FAIL: $B/$p is not built (\`make all\` builds it)"; exit 1; }
 done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ctr-loadgen-wrk.XXXXXX")
