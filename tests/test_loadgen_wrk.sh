@@ -7,8 +7,10 @@
 # connections, so both see the same server under the same conditions: on
 # a shared machine a neighbour's burst would otherwise land on one tool's
 # turn and not the other's (measured here: back-to-back runs of the same
-# tool differ by up to 2x; simultaneous runs agree within a few %). Three
-# rounds; the median ratio is compared.
+# tool differ by up to 2x; simultaneous runs agree within a few %). Five
+# rounds; the median ratio is compared (with seven builds sharing two
+# cores, single rounds were measured from 0.45 to 2.2: three rounds left
+# the median at the mercy of two bad ones).
 #
 # Fails, never skips, when wrk (Debian package wrk, installed by `make
 # deps`; this test never installs it) or a program `make all` builds is
@@ -61,7 +63,7 @@ EOF
 wrk -t1 -c"$CONNS" -d1s -s "$tmp/post.lua" "$url/v1/score" >/dev/null 2>&1   # warm ctrd up
 
 ratios=()
-for round in 1 2 3; do
+for round in 1 2 3 4 5; do
     wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$tmp/post.lua" "$url/v1/score" >"$tmp/wrk.$round.txt" 2>&1 &
     wpid=$!
     "$B/ctrload" --url "$url" --concurrency "$CONNS" --duration "${SECS}s" --warmup 0 \
@@ -85,6 +87,6 @@ for round in 1 2 3; do
     ratios+=("$r")
 done
 
-median=$(printf '%s\n' "${ratios[@]}" | sort -g | sed -n 2p)
+median=$(printf '%s\n' "${ratios[@]}" | sort -g | sed -n 3p)
 echo "median ratio ctrload/wrk $median (bound 0.85..1.15)"
 awk -v r="$median" 'BEGIN { exit (r >= 0.85 && r <= 1.15) ? 0 : 1 }'
