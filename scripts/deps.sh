@@ -1,8 +1,16 @@
 #!/bin/sh
 # Installs the Debian packages ctrd needs, only those missing, saying which.
 # Runs apt-get as root, through sudo otherwise.
+#
+# `make test` fails (it does not skip) when a tool a test calls is missing,
+# so every such tool is here: curl (every end-to-end test), openssl (the
+# command: test_server_tls.sh's certificate), wrk (test_loadgen_wrk.sh),
+# valgrind (test_valgrind.sh), binutils (objdump, nm), xz-utils (compressed
+# input, test_data), python3 (the hostile-client and fault tests),
+# python3-yaml (k8s_manifests.py, run by /usr/bin/python3 so that it sees
+# Debian's modules), clang and llvm (make fuzz, fuzz-cover).
 set -eu
-PKGS="gcc make pkg-config binutils xz-utils curl
+PKGS="gcc make pkg-config binutils xz-utils curl openssl wrk
       libjansson-dev libssl-dev libxxhash-dev libsimde-dev libopenblas-dev
       libmicrohttpd-dev liburing-dev
       python3-yaml

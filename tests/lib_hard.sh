@@ -6,7 +6,8 @@
 #   fd_count PID          open file descriptors
 #   settle_fds PID WANT S poll up to S seconds until PID has <= WANT fds;
 #                         prints the last count
-#   need_python           skip (77) without python3
+#   need_python           fail (exit 1) without python3: `make deps`
+#                         installs it, so its absence is not a skip
 #   check_rss COND WHAT   check, except on a sanitizer build (logged only)
 
 rss_kb() { awk '$1 == "VmRSS:" {print $2}' "/proc/$1/status" 2>/dev/null; }
@@ -28,8 +29,8 @@ settle_fds() {  # PID WANT SECONDS
 
 need_python() {
     if ! command -v python3 >/dev/null 2>&1; then
-        echo "skipped: python3 is not installed"
-        exit 77
+        echo "FAIL: python3 is not installed (\`make deps\` installs it)"
+        exit 1
     fi
 }
 

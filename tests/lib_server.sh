@@ -5,6 +5,11 @@
 # free port itself and logs it, so there is no race between picking a port
 # and binding it. Servers are stopped by pid; every wait is bounded.
 #
+# $CTRD, $CTRTOOL and $CTRLOAD (default $B/ctrd, $B/ctrtool, $B/ctrload)
+# must all be built, and curl installed: `make test` runs after `make all`
+# and `make deps`, so a missing one is a broken build and the test fails
+# (exit 1) naming it; it is never skipped.
+#
 #   srv_start NAME [ctrd flags...]   start, wait for /readyz; sets SRV_PID,
 #                                    SRV_PORT, SRV_URL, SRV_LOG
 #   srv_stop [SIGNAL] [TIMEOUT_S]    signal (TERM), wait, set SRV_RC
@@ -25,6 +30,7 @@ trap '' PIPE      # a write to a socket the server closed fails, not kills
 B=${B:-build}
 CTRD=${CTRD:-$B/ctrd}
 CTRTOOL=${CTRTOOL:-$B/ctrtool}
+CTRLOAD=${CTRLOAD:-$B/ctrload}
 FAILS=0
 CHECKS=0
 SRV_PID=""
@@ -33,15 +39,15 @@ SRV_URL=""
 SRV_LOG=""
 SRV_RC=""
 
-for bin in "$CTRD" "$CTRTOOL"; do
-    if [ ! -x "$bin" ]; then
-        echo "skipped: $bin is not built"
-        exit 77
+for bin in "$CTRD" "$CTRTOOL" "$CTRLOAD"; do
+    if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
+        echo "FAIL: $bin is not built (\`make all\` builds it)"
+        exit 1
     fi
 done
 if ! command -v curl >/dev/null 2>&1; then
-    echo "skipped: curl is not installed"
-    exit 77
+    echo "FAIL: curl is not installed (\`make deps\` installs it)"
+    exit 1
 fi
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/ctrd-e2e.XXXXXX")

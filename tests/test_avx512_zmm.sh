@@ -22,7 +22,7 @@ check_obj() { # obj regex description
 }
 
 if ! command -v objdump >/dev/null; then
-    echo "objdump not installed (binutils)"; exit 77
+    echo "FAIL: objdump is not installed (binutils; \`make deps\` installs it)"; exit 1
 fi
 check_obj "$B/model/kernels_avx512.o" 'vfmadd[0-9]+ps[[:space:]].*%zmm' "vfmadd*ps on zmm"
 check_obj "$B/model/kernels_avx512.o" 'vbroadcastss[[:space:]].*%zmm' "vbroadcastss to zmm"

@@ -16,7 +16,7 @@
 static void test_hash_rule(void)
 {
     /* xxHash's own published vector: XXH3_64bits("") = 0x2D06800538D394C2. */
-    CHECK(XXH3_64bits_withSeed("", 0, 0) == 0x2D06800538D394C2ull);
+    CHECK_EQ_UINT(XXH3_64bits_withSeed("", 0, 0), 0x2D06800538D394C2ull);
 
     ctr_cat_def_t c = {"C1", 65536, 16, 42, NULL};
     struct { const char *value; uint32_t row; } golden[] = {
@@ -25,19 +25,23 @@ static void test_hash_rule(void)
     };
     for (size_t i = 0; i < sizeof(golden) / sizeof(golden[0]); i++) {
         uint32_t row = ctr_features_cat_row(&c, golden[i].value, strlen(golden[i].value));
-        CHECKF(row == golden[i].row, "row(\"%s\") = %u, golden %u", golden[i].value, row, golden[i].row);
+        if (!CHECK_EQ_UINT(row, golden[i].row))
+            fprintf(stderr, "  golden row of \"%s\"\n", golden[i].value);
         uint64_t h = XXH3_64bits_withSeed(golden[i].value, strlen(golden[i].value), 42);
-        CHECK(row == 1 + (uint32_t)(h >> 48)); /* h * 2^16 / 2^64 */
+        CHECK_EQ_UINT(row, 1 + (uint32_t)(h >> 48)); /* h * 2^16 / 2^64 */
     }
     /* An integer hashes exactly like its decimal string. */
     int64_t ints[] = {0, 1, -1, 12, -7, 1234567890123, INT64_MAX, INT64_MIN};
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         char buf[32];
         snprintf(buf, sizeof(buf), "%" PRId64, ints[i]);
-        char key[24];
+        char key[25] = "";
         size_t len = ctr_features_int_key(ints[i], key);
-        CHECKF(len == strlen(buf) && !memcmp(key, buf, len), "int key %s vs %s", key, buf);
-        CHECK(ctr_features_cat_row_int(&c, ints[i]) == ctr_features_cat_row(&c, buf, strlen(buf)));
+        CHECK_EQ_SIZE(len, strlen(buf));
+        key[len < 24 ? len : 24] = 0;
+        CHECK_EQ_STR(key, buf);
+        CHECK_EQ_UINT(ctr_features_cat_row_int(&c, ints[i]),
+                      ctr_features_cat_row(&c, buf, strlen(buf)));
     }
     /* Every row is in 1..buckets; row 0 stays the missing value's. */
     ctr_cat_def_t small = {"C2", 3, 4, 7, NULL};
@@ -63,16 +67,16 @@ static void test_dense_transforms(void)
     ctr_dense_def_t id = {"I1", CTR_TRANSFORM_IDENTITY, 0, 1};
     ctr_dense_def_t lg = {"I2", CTR_TRANSFORM_LOG1P, 0, 1};
     ctr_dense_def_t st = {"I3", CTR_TRANSFORM_STANDARDIZE, 3.0, 2.0};
-    CHECK(ctr_features_dense(&id, 2.5) == 2.5f);
-    CHECK(ctr_features_dense(&id, NAN) == 0.0f);
-    CHECK(ctr_features_dense(&lg, NAN) == 0.0f);
-    CHECK(ctr_features_dense_missing(&st) == 0.0f);
-    CHECK(ctr_features_dense(&lg, 0.0) == 0.0f);
-    CHECK(ctr_features_dense(&lg, -5.0) == 0.0f); /* log(1 + max(x, 0)) */
-    CHECK(ctr_features_dense(&lg, 1.0) == (float)log(2.0));
-    CHECK(ctr_features_dense(&st, 7.0) == 2.0f);
-    CHECK(ctr_features_dense(&id, 1e300) == FLT_MAX);
-    CHECK(ctr_features_dense(&id, -1e300) == -FLT_MAX);
+    CHECK_EQ_FLT(ctr_features_dense(&id, 2.5), 2.5f);
+    CHECK_EQ_FLT(ctr_features_dense(&id, NAN), 0.0f);
+    CHECK_EQ_FLT(ctr_features_dense(&lg, NAN), 0.0f);
+    CHECK_EQ_FLT(ctr_features_dense_missing(&st), 0.0f);
+    CHECK_EQ_FLT(ctr_features_dense(&lg, 0.0), 0.0f);
+    CHECK_EQ_FLT(ctr_features_dense(&lg, -5.0), 0.0f); /* log(1 + max(x, 0)) */
+    CHECK_EQ_BITS(ctr_features_dense(&lg, 1.0), (float)log(2.0));
+    CHECK_EQ_BITS(ctr_features_dense(&st, 7.0), 2.0f);
+    CHECK_EQ_BITS(ctr_features_dense(&id, 1e300), FLT_MAX);
+    CHECK_EQ_BITS(ctr_features_dense(&id, -1e300), -FLT_MAX);
     /* The float result equals libm's correctly rounded float on Criteo-like
      * counts; a 1-ulp difference would be allowed by the bound, none is
      * expected on these. */
@@ -80,8 +84,10 @@ static void test_dense_transforms(void)
     for (int v = 0; v < 200000; v += 7) {
         float ours = ctr_features_dense(&lg, v);
         float ref = (float)log1p((double)v);
-        differ += ours != ref;
-        CHECK(fabsf(ours - ref) <= nextafterf(ref, INFINITY) - ref);
+        if (ours != ref && !differ++)
+            fprintf(stderr, "log1p(%d): ours %.9g, libm %.9g\n", v, (double)ours, (double)ref);
+        if (!CHECK_NEAR(ours, ref, nextafterf(ref, INFINITY) - ref))
+            fprintf(stderr, "  log1p(%d)\n", v);
     }
     CHECKF(differ == 0, "%d of the log1p floats differ from libm", differ);
 
@@ -95,11 +101,12 @@ static void test_dense_transforms(void)
                 continue;
             float want = (float)ctr__log1p(xs[k]);
             float got = ctr_features_dense(&lg, xs[k]);
-            table_differ += memcmp(&want, &got, sizeof want) != 0;
+            if (memcmp(&want, &got, sizeof want) && !table_differ++ && !CHECK_EQ_BITS(got, want))
+                fprintf(stderr, "  log1p(%.17g): the table vs ctr__log1p\n", xs[k]);
         }
     }
     CHECKF(table_differ == 0, "%d log1p table entries differ from ctr__log1p", table_differ);
-    CHECK(ctr_features_dense(&lg, -0.0) == 0.0f);
+    CHECK_EQ_FLT(ctr_features_dense(&lg, -0.0), 0.0f);
 }
 
 static void test_detmath_accuracy(void)
@@ -122,13 +129,13 @@ static void test_detmath_accuracy(void)
     CHECKF(worst_exp < 0x1p-51, "exp worst relative error %.3g", worst_exp);
     CHECKF(worst_log < 0x1p-51, "log1p worst error %.3g", worst_log);
     printf("exp worst relative error %.3g, log1p worst %.3g (bound 4.4e-16)\n", worst_exp, worst_log);
-    CHECK(ctr__exp(0.0) == 1.0);
-    CHECK(ctr__exp(800.0) == INFINITY);
-    CHECK(ctr__exp(-800.0) == 0.0);
+    CHECK_EQ_DBL(ctr__exp(0.0), 1.0);
+    CHECK_EQ_DBL(ctr__exp(800.0), INFINITY);
+    CHECK_EQ_DBL(ctr__exp(-800.0), 0.0);
     CHECK(isnan(ctr__exp(NAN)));
-    CHECK(ctr__log1p(0.0) == 0.0);
+    CHECK_EQ_DBL(ctr__log1p(0.0), 0.0);
     CHECK(isnan(ctr__log1p(-1.0)));
-    CHECK(ctr__log1p(1e-300) == 1e-300);
+    CHECK_EQ_DBL(ctr__log1p(1e-300), 1e-300);
 
     /* Sigmoid: within 1 ulp of the libm reference, exact at 0, saturating. */
     int off = 0;
@@ -138,13 +145,15 @@ static void test_detmath_accuracy(void)
         float ref = (float)(1.0 / (1.0 + exp(-(double)z)));
         if (ours != ref) {
             off++;
-            CHECKF(ours == nextafterf(ref, 0) || ours == nextafterf(ref, 1), "sigmoid(%a)", z);
+            CHECKF(ours == nextafterf(ref, 0) || ours == nextafterf(ref, 1),
+                   "sigmoid(%a) = %.9g, libm-based %.9g: more than 1 ulp apart", (double)z,
+                   (double)ours, (double)ref);
         }
     }
     printf("sigmoid differs from the libm-based float in %d of 200000 points (1 ulp allowed)\n", off);
-    CHECK(ctr_sigmoid(0.0f) == 0.5f);
-    CHECK(ctr_sigmoid(100.0f) == 1.0f);
-    CHECK(ctr_sigmoid(-200.0f) == 0.0f);
+    CHECK_EQ_BITS(ctr_sigmoid(0.0f), 0.5f);
+    CHECK_EQ_BITS(ctr_sigmoid(100.0f), 1.0f);
+    CHECK_EQ_BITS(ctr_sigmoid(-200.0f), 0.0f);
     CHECK(ctr_sigmoid(-80.0f) > 0.0f);
 }
 

@@ -21,18 +21,25 @@ static void compare(float f)
     snprintf(want, sizeof want, "%.9g", (double)f);
     size_t n = ctr__float_text(got, f);
     compared++;
+    /* Millions of floats go through here: only the first few mismatches
+     * are checked one by one (and print both texts); the count is checked
+     * in main. */
     if (n != strlen(want) || strcmp(want, got) != 0) {
         if (mismatched++ < 10) {
             uint32_t bits;
             memcpy(&bits, &f, sizeof bits);
-            fprintf(stderr, "  0x%08x: printf \"%s\", ours \"%s\" (length %zu)\n", bits, want, got, n);
+            CHECK_EQ_STR(got, want);
+            CHECK_EQ_SIZE(n, strlen(want));
+            fprintf(stderr, "  the float with bits 0x%08x\n", bits);
         }
         return;
     }
     if (isfinite(f)) {
         float back = strtof(got, NULL);
-        if (memcmp(&back, &f, sizeof f) != 0 && mismatched++ < 10)
-            fprintf(stderr, "  \"%s\" does not parse back to %a\n", got, (double)f);
+        if (memcmp(&back, &f, sizeof f) != 0 && mismatched++ < 10) {
+            CHECK_EQ_BITS(back, f);
+            fprintf(stderr, "  \"%s\" does not parse back\n", got);
+        }
     }
 }
 

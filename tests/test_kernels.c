@@ -57,25 +57,25 @@ static void test_smelu(void)
 
         /* Values: flat left of -beta, x right of +beta, the quadratic
          * between; powers of two make the middle points exact. */
-        CHECK(fbits(ctr_smelu(-b, b)) == 0);             /* +0, not -0 */
-        CHECK(fbits(ctr_smelu(below, b)) == 0);
-        CHECK(fbits(ctr_smelu(-4.0f * b, b)) == 0);
-        CHECK(fbits(ctr_smelu(-INFINITY, b)) == 0);
-        CHECK(ctr_smelu(0.0f, b) == b / 4.0f);
-        CHECK(ctr_smelu(-0.0f, b) == b / 4.0f);
-        CHECK(ctr_smelu(-0.5f * b, b) == b / 16.0f);
-        CHECK(ctr_smelu(0.5f * b, b) == 0.5625f * b);
-        CHECK(ctr_smelu(b, b) == b);
-        CHECK(ctr_smelu(over, b) == over);
-        CHECK(ctr_smelu(3.0f * b, b) == 3.0f * b);
-        CHECK(ctr_smelu(INFINITY, b) == INFINITY);
+        CHECK_EQ_BITS(ctr_smelu(-b, b), 0.0f);           /* +0, not -0 */
+        CHECK_EQ_BITS(ctr_smelu(below, b), 0.0f);
+        CHECK_EQ_BITS(ctr_smelu(-4.0f * b, b), 0.0f);
+        CHECK_EQ_BITS(ctr_smelu(-INFINITY, b), 0.0f);
+        CHECK_EQ_BITS(ctr_smelu(0.0f, b), b / 4.0f);
+        CHECK_EQ_BITS(ctr_smelu(-0.0f, b), b / 4.0f);
+        CHECK_EQ_BITS(ctr_smelu(-0.5f * b, b), b / 16.0f);
+        CHECK_EQ_BITS(ctr_smelu(0.5f * b, b), 0.5625f * b);
+        CHECK_EQ_BITS(ctr_smelu(b, b), b);
+        CHECK_EQ_BITS(ctr_smelu(over, b), over);
+        CHECK_EQ_BITS(ctr_smelu(3.0f * b, b), 3.0f * b);
+        CHECK_EQ_BITS(ctr_smelu(INFINITY, b), (float)INFINITY);
         CHECK(isnan(ctr_smelu(NAN, b)));
 
         /* Just inside -beta: t = above + beta is one ulp of beta (exact,
          * Sterbenz), so the value is (ulp * ulp) * c, tiny and >= 0. */
         float t = above + b;
-        CHECK(t == b - nextafterf(b, 0.0f));
-        CHECK(ctr_smelu(above, b) == (t * t) * (0.25f / b));
+        CHECK_EQ_BITS(t, b - nextafterf(b, 0.0f));
+        CHECK_EQ_BITS(ctr_smelu(above, b), (t * t) * (0.25f / b));
         CHECK(ctr_smelu(above, b) >= 0.0f && ctr_smelu(above, b) < 1e-12f);
 
         /* Just inside +beta: continuous with x, within two ulps, below beta. */
@@ -84,16 +84,16 @@ static void test_smelu(void)
                "smelu(%a, %g) = %a", under, b, v);
 
         /* Slopes: 0 / (x + beta) / (2 beta) / 1. */
-        CHECK(ctr_smelu_grad(-b, b) == 0.0f);
-        CHECK(ctr_smelu_grad(below, b) == 0.0f);
-        CHECK(ctr_smelu_grad(-5.0f * b, b) == 0.0f);
+        CHECK_EQ_FLT(ctr_smelu_grad(-b, b), 0.0f);
+        CHECK_EQ_FLT(ctr_smelu_grad(below, b), 0.0f);
+        CHECK_EQ_FLT(ctr_smelu_grad(-5.0f * b, b), 0.0f);
         CHECK(ctr_smelu_grad(above, b) > 0.0f && ctr_smelu_grad(above, b) < 1e-6f);
-        CHECK(ctr_smelu_grad(above, b) == (above + b) * (0.5f / b));
-        CHECK(ctr_smelu_grad(-0.5f * b, b) == 0.25f);
-        CHECK(ctr_smelu_grad(0.0f, b) == 0.5f);
-        CHECK(ctr_smelu_grad(0.5f * b, b) == 0.75f);
-        CHECK(ctr_smelu_grad(b, b) == 1.0f);
-        CHECK(ctr_smelu_grad(over, b) == 1.0f);
+        CHECK_EQ_BITS(ctr_smelu_grad(above, b), (above + b) * (0.5f / b));
+        CHECK_EQ_BITS(ctr_smelu_grad(-0.5f * b, b), 0.25f);
+        CHECK_EQ_BITS(ctr_smelu_grad(0.0f, b), 0.5f);
+        CHECK_EQ_BITS(ctr_smelu_grad(0.5f * b, b), 0.75f);
+        CHECK_EQ_BITS(ctr_smelu_grad(b, b), 1.0f);
+        CHECK_EQ_BITS(ctr_smelu_grad(over, b), 1.0f);
         float g = ctr_smelu_grad(under, b);
         CHECKF(g <= 1.0f && g > 1.0f - 4.0f * FLT_EPSILON, "grad(%a, %g) = %a", under, b, g);
 
@@ -286,6 +286,22 @@ static long first_diff(const case_t *c, const float *a, const float *b)
     return -1;
 }
 
+/* y equals ref bit for bit (outputs only, not the ldy padding). One check:
+ * on a difference it shows the first differing output's two values
+ * (CHECK_EQ_BITS) and then where it is and in which case. */
+static int check_same_bits(const case_t *c, const float *y, const float *ref, const char *who,
+                           const char *what)
+{
+    long d = first_diff(c, ref, y);
+    size_t r = d < 0 ? 0 : (size_t)d / c->out, o = d < 0 ? 0 : (size_t)d % c->out;
+    if (CHECK_EQ_BITS(y[r * c->ldy + o], ref[r * c->ldy + o]))
+        return 1;
+    fprintf(stderr, "  %s: %s rows=%zu in=%zu out=%zu ldx=%zu ldy=%zu act=%d beta=%g: "
+            "row %zu output %zu is the first that differs\n", who, what, c->rows, c->in,
+            c->out, c->ldx, c->ldy, (int)c->act, (double)c->beta, r, o);
+    return 0;
+}
+
 static void run(ctr_linear_fn fn, const case_t *c, float *y)
 {
     fn(c->x, c->ldx, c->rows, c->in, c->w, c->bias, c->out, y, c->ldy, c->act, c->beta);
@@ -325,12 +341,9 @@ static void check_case(case_t *c, int guard_end, const char *what)
     for (size_t v = 1; v < n_variants; v++) {
         float *y = y_new(c, &gv, guard_end);
         run(variants[v].fn, c, y);
-        long d = first_diff(c, ref, y);
-        CHECKF(d < 0, "%s != scalar: %s rows=%zu in=%zu out=%zu ldx=%zu ldy=%zu act=%d "
-               "beta=%g at output %ld (%a vs %a)", variants[v].name, what, c->rows, c->in,
-               c->out, c->ldx, c->ldy, (int)c->act, c->beta, d,
-               d < 0 ? 0.0 : (double)y[(size_t)d / c->out * c->ldy + (size_t)d % c->out],
-               d < 0 ? 0.0 : (double)ref[(size_t)d / c->out * c->ldy + (size_t)d % c->out]);
+        char who[64];
+        snprintf(who, sizeof who, "%s vs scalar", variants[v].name);
+        check_same_bits(c, y, ref, who, what);
         CHECKF(y_padding_intact(c, y), "%s wrote past out: %s rows=%zu in=%zu out=%zu",
                variants[v].name, what, c->rows, c->in, c->out);
         gbuf_free(&gv);
@@ -478,8 +491,8 @@ static void test_act_specials(void)
             }
             float k = ctr__smelu_scale(b);
             if (act == CTR_ACT_RELU) {
-                CHECK(fbits(ctr__act(-0.0f, CTR_ACT_RELU, b, k)) == 0);
-                CHECK(fbits(ctr__act(NAN, CTR_ACT_RELU, b, k)) == 0);
+                CHECK_EQ_BITS(ctr__act(-0.0f, CTR_ACT_RELU, b, k), 0.0f);
+                CHECK_EQ_BITS(ctr__act(NAN, CTR_ACT_RELU, b, k), 0.0f);
             }
         }
     }
@@ -522,11 +535,10 @@ static void test_row_invariance(void)
                 cb.x = c.x + start * c.ldx;
                 float *y = y_new(&cb, &gbatch, 0);
                 run(variants[v].fn, &cb, y);
-                int same = !memcmp(y, alone + start * c.ldy,
-                                   ((nb - 1) * c.ldy + c.out) * sizeof(float));
-                CHECKF(same, "%s: rows %zu..%zu of a batch of %zu differ from the rows "
-                       "alone (in=%zu out=%zu)", variants[v].name, start, start + nb - 1,
-                       nb, c.in, c.out);
+                char who[96];
+                snprintf(who, sizeof who, "%s, rows %zu..%zu in one batch vs each alone",
+                         variants[v].name, start, start + nb - 1);
+                check_same_bits(&cb, y, alone + start * c.ldy, who, "row invariance");
                 compared += (long)nb;
                 gbuf_free(&gbatch);
             }
@@ -575,9 +587,10 @@ static void test_thread_invariance(void)
                 CHECK(pthread_create(&t[i], NULL, half_run, &h[i]) == 0);
             for (int i = 0; i < 2; i++)
                 pthread_join(t[i], NULL);
-            CHECKF(first_diff(&c, one, two) < 0,
-                   "%s: two threads (rows 0..%zu, %zu..%zu) differ from one thread",
-                   variants[v].name, mid - 1, mid, c.rows - 1);
+            char who[96];
+            snprintf(who, sizeof who, "%s, two threads (rows 0..%zu, %zu..%zu) vs one",
+                     variants[v].name, mid - 1, mid, c.rows - 1);
+            check_same_bits(&c, two, one, who, "thread invariance");
             gbuf_free(&g1);
             gbuf_free(&g2);
         }
@@ -609,6 +622,9 @@ static void test_blas(void)
             run(variants[0].fn, &c, ref);
             run(k->linear, &c, y);
             CHECK(y_padding_intact(&c, y));
+            /* The first output outside its bound, if any, is the one checked. */
+            double far_a = 0, far_b = 0, far_tol = 0;
+            size_t far_r = 0, far_o = 0;
             int close = 1;
             for (size_t r = 0; r < c.rows; r++)
                 for (size_t o = 0; o < c.out; o++) {
@@ -619,13 +635,16 @@ static void test_blas(void)
                         mag += fabs((double)c.x[r * c.ldx + i] * c.w[i * c.out + o]);
                     double tol = 2.0 * (double)(c.in + 1) * FLT_EPSILON * mag + 1e-30;
                     float a = ref[r * c.ldy + o], b = y[r * c.ldy + o];
-                    if (fabs((double)a - b) > tol)
+                    if (close && fabs((double)a - b) > tol) {
                         close = 0;
+                        far_a = b, far_b = a, far_tol = tol, far_r = r, far_o = o;
+                    }
                     differ += fbits(a) != fbits(b);
                     total++;
                 }
-            CHECKF(close, "blas far from scalar: rows=%zu in=%zu out=%zu act=%d", c.rows,
-                   c.in, c.out, act);
+            if (!CHECK_NEAR(far_a, far_b, far_tol))
+                fprintf(stderr, "  blas vs scalar: rows=%zu in=%zu out=%zu act=%d, row %zu "
+                        "output %zu\n", c.rows, c.in, c.out, act, far_r, far_o);
             gbuf_free(&gr);
             gbuf_free(&gbl);
             case_free(&c);
@@ -658,14 +677,14 @@ static int cpuinfo_has(const char *flag)
 static void test_dispatch(void)
 {
     char err[256];
-    CHECK(ctr_kernel_parse("auto") == CTR_KERNEL_AUTO);
-    CHECK(ctr_kernel_parse("scalar") == CTR_KERNEL_SCALAR);
-    CHECK(ctr_kernel_parse("avx2") == CTR_KERNEL_AVX2);
-    CHECK(ctr_kernel_parse("avx512") == CTR_KERNEL_AVX512);
-    CHECK(ctr_kernel_parse("blas") == CTR_KERNEL_BLAS);
-    CHECK(ctr_kernel_parse("AVX2") == -1);
-    CHECK(ctr_kernel_parse("") == -1);
-    CHECK(ctr_kernel_parse(NULL) == -1);
+    CHECK_EQ_INT(ctr_kernel_parse("auto"), CTR_KERNEL_AUTO);
+    CHECK_EQ_INT(ctr_kernel_parse("scalar"), CTR_KERNEL_SCALAR);
+    CHECK_EQ_INT(ctr_kernel_parse("avx2"), CTR_KERNEL_AVX2);
+    CHECK_EQ_INT(ctr_kernel_parse("avx512"), CTR_KERNEL_AVX512);
+    CHECK_EQ_INT(ctr_kernel_parse("blas"), CTR_KERNEL_BLAS);
+    CHECK_EQ_INT(ctr_kernel_parse("AVX2"), -1);
+    CHECK_EQ_INT(ctr_kernel_parse(""), -1);
+    CHECK_EQ_INT(ctr_kernel_parse(NULL), -1);
     CHECK(ctr_kernel_get((ctr_kernel_id_t)99) == NULL);
     CHECK(ctr_kernel_get(CTR_KERNEL_AUTO) == NULL);
 
@@ -675,12 +694,12 @@ static void test_dispatch(void)
         if (!k)
             continue;
         CHECK(k->id == (ctr_kernel_id_t)id && !strcmp(k->name, names[id]) && k->linear);
-        CHECK(k->bit_exact == (id != CTR_KERNEL_BLAS));
+        CHECK_EQ_INT(k->bit_exact, id != CTR_KERNEL_BLAS);
         CHECK(ctr_kernel_get((ctr_kernel_id_t)id) == k); /* stable */
     }
     CHECK(ctr_kernel_get(CTR_KERNEL_SCALAR) != NULL);
-    CHECK((ctr_kernel_get(CTR_KERNEL_AVX2) != NULL) == ctr_cpu_has_avx2_fma());
-    CHECK((ctr_kernel_get(CTR_KERNEL_AVX512) != NULL) == ctr_cpu_has_avx512());
+    CHECK_EQ_INT(ctr_kernel_get(CTR_KERNEL_AVX2) != NULL, ctr_cpu_has_avx2_fma());
+    CHECK_EQ_INT(ctr_kernel_get(CTR_KERNEL_AVX512) != NULL, ctr_cpu_has_avx512());
     /* An OS may hide AVX-512 state (then the flag is also cleared in
      * /proc/cpuinfo by Linux); the kernel's view and ours must agree. */
     int flag512 = cpuinfo_has("avx512f"), flag2 = cpuinfo_has("avx2");
@@ -696,7 +715,8 @@ static void test_dispatch(void)
     const ctr_kernel_t *k = ctr_kernel_select(CTR_KERNEL_AUTO, err, sizeof(err));
     ctr_kernel_id_t widest = ctr_cpu_has_avx512() ? CTR_KERNEL_AVX512
                              : ctr_cpu_has_avx2_fma() ? CTR_KERNEL_AVX2 : CTR_KERNEL_SCALAR;
-    CHECK(k && k->id == widest && k->bit_exact);
+    CHECK(k && k->bit_exact);
+    CHECK_EQ_STR(k ? k->name : NULL, ctr_kernel_get(widest)->name);
     printf("auto selects: %s\n", k ? k->name : "(null)");
 
     setenv("CTR_ISA", "scalar", 1);

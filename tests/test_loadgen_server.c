@@ -679,9 +679,7 @@ int main(void)
 {
     const char *b = getenv("B") ? getenv("B") : "build";
     snprintf(ctrload, sizeof ctrload, "%s/ctrload", b);
-    struct stat st;
-    if (stat(ctrload, &st))
-        SKIP("%s not built", ctrload);
+    test_require_program(ctrload); /* not built: a failure, not a skip */
     signal(SIGPIPE, SIG_IGN);
     dir = test_tmpdir();
     test_bad_input();

@@ -6,8 +6,10 @@
 # kernel.
 . "$(dirname "$0")/lib_server.sh"
 
-"$CTRTOOL" score --help >/dev/null 2>&1 || { echo "skipped: ctrtool score is not available"; exit 77; }
-"$CTRTOOL" gen-data --help >/dev/null 2>&1 || { echo "skipped: ctrtool gen-data is not available"; exit 77; }
+for cmd in score gen-data; do
+    "$CTRTOOL" $cmd --help >"$T/help.out" 2>&1 \
+        || { echo "FAIL: $CTRTOOL $cmd --help failed:"; cat "$T/help.out"; exit 1; }
+done
 
 ROWS=400
 make_model "$T/m.ctrm" 21 e2e

@@ -1,7 +1,10 @@
 /* testutil.c - shared test helpers (see testutil.h). */
 #include "testutil.h"
 
+#include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctr/common.h"
@@ -17,6 +20,132 @@ int test_main_end(void)
     }
     printf("all %d checks passed\n", ctr_test_checks);
     return 0;
+}
+
+/* Counts one check; on failure prints "file:line: check failed: WHAT"
+ * and the values, and returns 0. */
+static int check_done(int ok, const char *file, int line)
+{
+    ctr_test_checks++;
+    if (!ok) {
+        ctr_test_failures++;
+        fprintf(stderr, "%s:%d: check failed: ", file, line);
+    }
+    return ok;
+}
+
+int test_check_int(const char *file, int line, const char *ea, const char *eb,
+                   intmax_t a, intmax_t b)
+{
+    if (check_done(a == b, file, line))
+        return 1;
+    fprintf(stderr, "%s == %s: %jd vs %jd\n", ea, eb, a, b);
+    return 0;
+}
+
+int test_check_uint(const char *file, int line, const char *ea, const char *eb,
+                    uintmax_t a, uintmax_t b)
+{
+    if (check_done(a == b, file, line))
+        return 1;
+    fprintf(stderr, "%s == %s: %ju (0x%jx) vs %ju (0x%jx)\n", ea, eb, a, a, b, b);
+    return 0;
+}
+
+int test_check_size(const char *file, int line, const char *ea, const char *eb,
+                    size_t a, size_t b)
+{
+    if (check_done(a == b, file, line))
+        return 1;
+    fprintf(stderr, "%s == %s: %zu vs %zu\n", ea, eb, a, b);
+    return 0;
+}
+
+/* s quoted, with control bytes, quotes and backslashes escaped, so two
+ * strings that differ in a byte that does not print still look different. */
+static void print_quoted(const char *s)
+{
+    if (!s) {
+        fputs("NULL", stderr);
+        return;
+    }
+    fputc('"', stderr);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(stderr, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", stderr);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\x%02x", *p);
+        else
+            fputc(*p, stderr);
+    }
+    fputc('"', stderr);
+}
+
+int test_check_str(const char *file, int line, const char *ea, const char *eb,
+                   const char *a, const char *b)
+{
+    int same = a && b ? strcmp(a, b) == 0 : a == b;
+    if (check_done(same, file, line))
+        return 1;
+    fprintf(stderr, "%s == %s: ", ea, eb);
+    print_quoted(a);
+    fputs(" vs ", stderr);
+    print_quoted(b);
+    fputc('\n', stderr);
+    return 0;
+}
+
+int test_check_dbl(const char *file, int line, const char *ea, const char *eb,
+                   double a, double b)
+{
+    if (check_done(a == b, file, line))
+        return 1;
+    fprintf(stderr, "%s == %s: %.17g vs %.17g (%a vs %a)\n", ea, eb, a, b, a, b);
+    return 0;
+}
+
+int test_check_flt(const char *file, int line, const char *ea, const char *eb,
+                   float a, float b)
+{
+    if (check_done(a == b, file, line))
+        return 1;
+    fprintf(stderr, "%s == %s: %.9g vs %.9g\n", ea, eb, (double)a, (double)b);
+    return 0;
+}
+
+int test_check_bits(const char *file, int line, const char *ea, const char *eb,
+                    float a, float b)
+{
+    uint32_t ua, ub;
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    if (check_done(ua == ub, file, line))
+        return 1;
+    fprintf(stderr, "%s == %s bit for bit: %.9g (0x%08" PRIx32 ") vs %.9g (0x%08" PRIx32 ")\n",
+            ea, eb, (double)a, ua, (double)b, ub);
+    return 0;
+}
+
+int test_check_near(const char *file, int line, const char *ea, const char *eb,
+                    const char *etol, double a, double b, double tol)
+{
+    /* a == b first: two equal infinities are near, though inf - inf is NaN. */
+    if (check_done(a == b || fabs(a - b) <= tol, file, line))
+        return 1;
+    fprintf(stderr, "|%s - %s| <= %s: %.17g vs %.17g, difference %.3g > %.3g\n", ea, eb,
+            etol, a, b, fabs(a - b), tol);
+    return 0;
+}
+
+void test_require_program(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0)
+        return;
+    fprintf(stderr, "FAIL: %s is not built (`make all` builds it)\n", path);
+    exit(1);
 }
 
 uint64_t test_rng_next(test_rng_t *r)
