@@ -8,8 +8,6 @@
 # baseline, and the audit log verifies against both models.
 . "$(dirname "$0")/lib_server.sh"
 . "$(dirname "$0")/lib_hard.sh"
-CTRLOAD=${CTRLOAD:-$B/ctrload}
-[ -x "$CTRLOAD" ] || { echo "skipped: $CTRLOAD is not built"; exit 77; }
 STORM=${RELOAD_STORM_SECONDS:-10}
 RATE=${RELOAD_STORM_RATE:-300}
 # RELOAD_STORM_NO_AUDIT=1: without the audit log (isolates the batcher and

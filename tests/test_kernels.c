@@ -603,6 +603,15 @@ static void test_thread_invariance(void)
 static void test_blas(void)
 {
     const ctr_kernel_t *k = ctr_kernel_get(CTR_KERNEL_BLAS);
+#ifdef CTR_NO_BLAS
+    /* make BLAS=0: the variant is absent and selecting it says why. */
+    char err[256] = "";
+    CHECK(k == NULL);
+    CHECK(ctr_kernel_select(CTR_KERNEL_BLAS, err, sizeof err) == NULL);
+    CHECKF(strstr(err, "not built") != NULL, "blas in a BLAS=0 build: \"%s\"", err);
+    printf("blas: not built in (BLAS=0): \"%s\"\n", err);
+    return;
+#endif
     CHECK(k && !k->bit_exact && !strcmp(k->name, "blas"));
     if (!k)
         return;
