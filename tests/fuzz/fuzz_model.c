@@ -124,7 +124,8 @@ static void use_model(const ctr_model_t *m)
         g_sink += (float)strlen(d->provenance_json);
 
     /* Two examples: everything missing, and the last row of every table. */
-    ctr_scratch_t *s = ctr_scratch_new(d, 2);
+    ctr_scratch_t *s;
+    ctr_scratch_new(d, 2, &s, NULL, 0);  /* NULL on failure */
     float *dense = calloc(2 * d->n_dense + 1, sizeof(float));
     uint32_t *rows = calloc(2 * d->n_cat + 1, sizeof(uint32_t));
     if (s && dense && rows) {
