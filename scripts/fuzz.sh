@@ -98,7 +98,7 @@ cover)
             decode_v1|decode_v2) files="server/decode.c server/json_num.c" ;;
             model) files="model/model_read.c model/model_header.c model/model_names.c" ;;
             data) files="model/data.c" ;;
-            audit_reader) files="model/audit.c" ;;
+            audit_reader) files="model/audit_read.c model/audit_record.c" ;;
             *) files="" ;;
         esac
         for set in seeds all; do
