@@ -191,6 +191,10 @@ static void check_model(const char *path, size_t n_examples, const size_t *batch
     CHECK(ctr_forward(def, scalar, 1, ex.dense, ex.rows, scores, NULL, s) == CTR_ERANGE);
     ex.rows[0] = saved;
     ctr_scratch_free(s);
+    /* A scratch for no examples is refused with a reason, *out NULL. */
+    char why[128] = "";
+    s = (ctr_scratch_t *)&s;
+    CHECK(ctr_scratch_new(def, 0, &s, why, sizeof why) == CTR_EINVAL && !s && why[0]);
 
     free(got);
     free(ref);
