@@ -1,8 +1,8 @@
 /* model_names.c - names in a .ctrm model: the rules for feature, tensor
  * and model names, their printable rendering in error messages, the
  * name -> index table the writer and reader check duplicates with and the
- * server looks features up in, and the names of the transform and
- * activation enums (see model_int.h, ctr/model.h). */
+ * server looks features up in (ctr_model_find_feature), and the names of
+ * the transform and activation enums (see model_int.h, ctr/model.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +98,15 @@ bool ctr__name_index_add(ctr__name_index_t *ix, const char *name, size_t len, ui
         if (s->len == len && !memcmp(s->name, name, len))
             return false;
     }
+}
+
+/* Here, next to the table, so the lookup inlines: the server calls it for
+ * every feature of every request it decodes by name. */
+long ctr_model_find_feature(const ctr_model_t *m, const char *name, size_t len)
+{
+    if (!name || len == 0 || len > NAME_MAX_BYTES)
+        return -1;
+    return ctr__name_index_find(&m->features, name, len);
 }
 
 const char *ctr_transform_name(ctr_transform_t t)

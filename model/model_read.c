@@ -268,13 +268,6 @@ const char *ctr_model_header_json(const ctr_model_t *m, size_t *len)
     return m->header;
 }
 
-long ctr_model_find_feature(const ctr_model_t *m, const char *name, size_t len)
-{
-    if (!name || len == 0 || len > NAME_MAX_BYTES)
-        return -1;
-    return ctr__name_index_find(&m->features, name, len);
-}
-
 size_t ctr_model_input_dim(const ctr_model_def_t *def)
 {
     size_t n = def->n_dense;
