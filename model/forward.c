@@ -23,13 +23,20 @@ struct ctr_scratch {
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-ctr_scratch_t *ctr_scratch_new(const ctr_model_def_t *def, size_t max_batch)
+int ctr_scratch_new(const ctr_model_def_t *def, size_t max_batch, ctr_scratch_t **out,
+                    char *err, size_t errlen)
 {
+    ctr_scratch_t *s = NULL;
+    int rc;
+    if (!out)
+        return ctr_error(err, errlen, CTR_EINVAL, "ctr_scratch_new: NULL out");
+    *out = NULL;
     if (!def || !max_batch)
-        return NULL;
-    ctr_scratch_t *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
+        return ctr_error(err, errlen, CTR_EINVAL, "ctr_scratch_new: NULL model or a zero batch bound");
+    if (!(s = calloc(1, sizeof(*s)))) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+        goto fail;
+    }
     s->max_batch = max_batch;
     s->in_dim = ctr_model_input_dim(def);
     s->ldx = pad16(s->in_dim);
@@ -39,15 +46,20 @@ ctr_scratch_t *ctr_scratch_new(const ctr_model_def_t *def, size_t max_batch)
     s->ldh = pad16(s->max_width);
     size_t floats = max_batch * (s->ldx + 2 * s->ldh) + pad16(max_batch);
     if (posix_memalign(&s->mem, 64, floats * sizeof(float))) {
-        free(s);
-        return NULL;
+        s->mem = NULL;
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory (scratch for %zu examples)", max_batch);
+        goto fail;
     }
     memset(s->mem, 0, floats * sizeof(float));
     s->x = s->mem;
     s->h0 = s->x + max_batch * s->ldx;
     s->h1 = s->h0 + max_batch * s->ldh;
     s->logit = s->h1 + max_batch * s->ldh;
-    return s;
+    *out = s;
+    return 0;
+fail:
+    ctr_scratch_free(s);
+    return rc;
 }
 
 void ctr_scratch_free(ctr_scratch_t *s)
@@ -57,8 +69,6 @@ void ctr_scratch_free(ctr_scratch_t *s)
     free(s->mem);
     free(s);
 }
-
-size_t ctr_scratch_max_batch(const ctr_scratch_t *s) { return s->max_batch; }
 
 /* One embedding row. The common widths get a copy of constant size, which
  * the compiler turns into a few vector moves: a libc memcpy call per row

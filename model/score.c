@@ -51,7 +51,7 @@ int ctr__score_pool(const ctr_model_def_t *def, const ctr_kernel_t *k, size_t n,
     if (!(c.scratch = calloc(nt, sizeof(*c.scratch))))
         return CTR_ENOMEM;
     for (unsigned t = 0; t < nt; t++)
-        if (!(c.scratch[t] = ctr_scratch_new(def, SCORE_CHUNK)))
+        if (ctr_scratch_new(def, SCORE_CHUNK, &c.scratch[t], NULL, 0))
             c.rc = CTR_ENOMEM;
     if (!c.rc)
         ctr__pool_run(pool, score_worker, &c);

@@ -96,9 +96,9 @@ cover)
     for t in "${targets[@]}"; do
         case "$t" in
             decode_v1|decode_v2) files="server/decode.c server/json_num.c" ;;
-            model) files="model/model.c" ;;
+            model) files="model/model_read.c model/model_header.c model/model_names.c" ;;
             data) files="model/data.c" ;;
-            audit_reader) files="model/audit.c" ;;
+            audit_reader) files="model/audit_read.c model/audit_record.c" ;;
             *) files="" ;;
         esac
         for set in seeds all; do

@@ -66,7 +66,7 @@ static int worker_shape(worker_t *w, const ctr__gen_t *g)
         w->rows = p;
         w->rows_cap = nc;
     }
-    if (!(w->scratch = ctr_scratch_new(g->def, mb)))
+    if (ctr_scratch_new(g->def, mb, &w->scratch, NULL, 0))
         return CTR_ENOMEM;
     w->gen_id = g->id;
     return 0;

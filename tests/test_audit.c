@@ -1,8 +1,9 @@
-/* test_audit.c - the audit log format (model/audit.c): CRC32C, segment
- * header, record round trip of every field, a flipped bit anywhere is
- * caught, truncation at every byte of the last record reads as a torn
- * tail, and hostile input (random mutations, payloads with valid CRCs but
- * garbage inside, the fuzz seed corpus) never crashes the reader.
+/* test_audit.c - the audit log format (model/crc32c.c, model/audit_record.c,
+ * model/audit_read.c): CRC32C, segment header, record round trip of every
+ * field, a flipped bit anywhere is caught, truncation at every byte of the
+ * last record reads as a torn tail, and hostile input (random mutations,
+ * payloads with valid CRCs but garbage inside, the fuzz seed corpus) never
+ * crashes the reader.
  *
  *     test_audit                  the tests
  *     test_audit --write-corpus   (re)write tests/fuzz/corpus/audit_reader */
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <dirent.h>
 
+#include "crc32c_int.h"
 #include "ctr/audit.h"
 #include "ctr/common.h"
 #include "testutil.h"
@@ -285,8 +287,8 @@ static void test_crc(test_rng_t *rng)
 {
     const char *v = "123456789";
     CHECK(ctr__crc32c_sw(0, v, 9) == 0xE3069283u);
-    CHECK(ctr_crc32c(0, v, 9) == 0xE3069283u);
-    CHECK(ctr_crc32c(0, "", 0) == 0);
+    CHECK(ctr__crc32c(0, v, 9) == 0xE3069283u);
+    CHECK(ctr__crc32c(0, "", 0) == 0);
     uint8_t zeros[32] = {0};
     CHECK(ctr__crc32c_sw(0, zeros, 32) == 0x8A9136AAu);   /* RFC 3720 B.4 */
     uint8_t ones[32];
@@ -296,7 +298,7 @@ static void test_crc(test_rng_t *rng)
     for (size_t i = 0; i < sizeof buf; i++)
         buf[i] = (uint8_t)test_rng_next(rng);
     /* Continuation: crc(a || b) == crc(crc(a), b). */
-    CHECK(ctr_crc32c(ctr_crc32c(0, buf, 100), buf + 100, 900) == ctr_crc32c(0, buf, 1000));
+    CHECK(ctr__crc32c(ctr__crc32c(0, buf, 100), buf + 100, 900) == ctr__crc32c(0, buf, 1000));
     if (ctr__crc32c_hw_available()) {
         int same = 1;
         for (int t = 0; t < 2000; t++) {
@@ -305,11 +307,11 @@ static void test_crc(test_rng_t *rng)
             same &= ctr__crc32c_hw(seed, buf + off, len) == ctr__crc32c_sw(seed, buf + off, len);
         }
         CHECKF(same, "SSE4.2 and table CRC32C differ");
-        CHECK(!strcmp(ctr_crc32c_impl(), "sse4.2"));
+        CHECK(!strcmp(ctr__crc32c_impl(), "sse4.2"));
     } else {
-        CHECK(!strcmp(ctr_crc32c_impl(), "table"));
+        CHECK(!strcmp(ctr__crc32c_impl(), "table"));
     }
-    printf("crc32c: %s\n", ctr_crc32c_impl());
+    printf("crc32c: %s\n", ctr__crc32c_impl());
 }
 
 static void test_segment_header(void)
@@ -333,7 +335,7 @@ static void test_segment_header(void)
     CHECK(ctr_audit_segment_decode(s.p, 159, &h, err, sizeof err) == CTR_EFORMAT);
     /* Version 2 with a good CRC: refused as a version, not as damage. */
     s.p[8] = 2;
-    uint32_t c = ctr_crc32c(0, s.p, 156);
+    uint32_t c = ctr__crc32c(0, s.p, 156);
     memcpy(s.p + 156, &c, 4);
     CHECK(ctr_audit_segment_decode(s.p, s.n, &h, err, sizeof err) == CTR_EVERSION);
     /* A file cut inside its header is a torn tail; other magic is refused. */
@@ -559,7 +561,7 @@ static void test_truncation(test_rng_t *rng)
  * fixed up, so the decoder's own checks are what stands. */
 static void refix_frame(uint8_t *f, size_t plen)
 {
-    uint32_t c = ctr_crc32c(0, f + CTR_AUDIT_FRAME_BYTES, plen);
+    uint32_t c = ctr__crc32c(0, f + CTR_AUDIT_FRAME_BYTES, plen);
     for (int i = 0; i < 4; i++)
         f[12 + i] = (uint8_t)(c >> (8 * i));
 }
@@ -641,7 +643,7 @@ static void test_hostile(test_rng_t *rng)
             f[i] = (uint8_t)(magic >> (8 * i));
             f[4 + i] = (uint8_t)(pl >> (8 * i));
         }
-        uint32_t hc = ctr_crc32c(0, f, 8);
+        uint32_t hc = ctr__crc32c(0, f, 8);
         for (int i = 0; i < 4; i++)
             f[8 + i] = (uint8_t)(hc >> (8 * i));
         refix_frame(f, plen);
@@ -698,6 +700,15 @@ static void test_file(test_rng_t *rng)
     ctr_audit_digest_str(d, str);
     CHECK(strlen(str) == 71 && ctr_audit_digest_parse(str, d2) == 0 && !memcmp(d, d2, 32));
     CHECK(ctr_audit_digest_parse("sha256:zz", d2) == CTR_EINVAL);
+    /* Upper-case digits and the bare 64 digits are accepted too. */
+    for (char *c = str + 7; *c; c++)
+        *c = (char)(*c >= 'a' && *c <= 'f' ? *c - 'a' + 'A' : *c);
+    memset(d2, 0, sizeof d2);
+    CHECK(ctr_audit_digest_parse(str, d2) == 0 && !memcmp(d, d2, 32));
+    memset(d2, 0, sizeof d2);
+    CHECK(ctr_audit_digest_parse(str + 7, d2) == 0 && !memcmp(d, d2, 32));
+    str[70] = 'g';
+    CHECK(ctr_audit_digest_parse(str, d2) == CTR_EINVAL);
     CHECK(!strcmp(ctr_audit_kernel_name(2), "avx512") && !strcmp(ctr_audit_kernel_name(99), "unknown"));
 }
 

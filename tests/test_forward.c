@@ -48,7 +48,8 @@ static int score_batched(const examples_t *ex, const ctr_kernel_t *k, const size
                          size_t n, size_t batch, size_t scratch_batch, float *out)
 {
     const ctr_model_def_t *def = ex->def;
-    ctr_scratch_t *s = ctr_scratch_new(def, scratch_batch);
+    ctr_scratch_t *s;
+    CHECK(ctr_scratch_new(def, scratch_batch, &s, NULL, 0) == 0);
     float *dense = malloc((batch * def->n_dense + 1) * sizeof(float));
     uint32_t *rows = malloc((batch * def->n_cat + 1) * sizeof(uint32_t));
     float *scores = malloc(batch * sizeof(float));
@@ -178,7 +179,8 @@ static void check_model(const char *path, size_t n_examples, const size_t *batch
     }
 
     /* Logits come out too, and sigmoid(logit) is the score. */
-    ctr_scratch_t *s = ctr_scratch_new(def, 8);
+    ctr_scratch_t *s;
+    CHECK(ctr_scratch_new(def, 8, &s, NULL, 0) == 0);
     float scores[8], logits[8];
     CHECK(ctr_forward(def, scalar, 8, ex.dense, ex.rows, scores, logits, s) == 0);
     for (int i = 0; i < 8; i++)
@@ -189,6 +191,10 @@ static void check_model(const char *path, size_t n_examples, const size_t *batch
     CHECK(ctr_forward(def, scalar, 1, ex.dense, ex.rows, scores, NULL, s) == CTR_ERANGE);
     ex.rows[0] = saved;
     ctr_scratch_free(s);
+    /* A scratch for no examples is refused with a reason, *out NULL. */
+    char why[128] = "";
+    s = (ctr_scratch_t *)&s;
+    CHECK(ctr_scratch_new(def, 0, &s, why, sizeof why) == CTR_EINVAL && !s && why[0]);
 
     free(got);
     free(ref);
@@ -229,7 +235,8 @@ int main(void)
     snprintf(path, sizeof(path), "%s/ref.ctrm", test_tmpdir());
     CHECK(ctr_model_open(path, &big, err, sizeof(err)) == 0);
     if (small && big) {
-        ctr_scratch_t *s = ctr_scratch_new(ctr_model_def(small), 4);
+        ctr_scratch_t *s;
+        CHECK(ctr_scratch_new(ctr_model_def(small), 4, &s, NULL, 0) == 0);
         float d[13] = {0}, sc[1];
         uint32_t r[26] = {0};
         CHECK(ctr_forward(ctr_model_def(big), ctr_kernel_get(CTR_KERNEL_SCALAR), 1, d, r, sc, NULL, s) == CTR_EINVAL);

@@ -1,4 +1,5 @@
-/* test_model_format.c - the .ctrm writer and reader (model/model.c).
+/* test_model_format.c - the .ctrm writer and reader (model/model_write.c,
+ * model/model_read.c, model/model_header.c, model/model_names.c).
  *
  * Round trips (every field and tensor byte), byte-identical rewrites, the
  * digest rule, streamed tables, writer validation, and one test per class

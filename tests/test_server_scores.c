@@ -187,7 +187,8 @@ static void make_examples(const ctr_model_def_t *def)
 {
     test_rng_t rng = {0x5eed1234abcdull};
     const ctr_kernel_t *scalar = ctr_kernel_get(CTR_KERNEL_SCALAR);
-    ctr_scratch_t *s = ctr_scratch_new(def, 1);
+    ctr_scratch_t *s;
+    CHECK(ctr_scratch_new(def, 1, &s, NULL, 0) == 0);
     for (size_t i = 0; i < N_EX; i++) {
         float dense[N_DENSE];
         uint32_t rows[N_CAT];

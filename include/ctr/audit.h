@@ -5,14 +5,18 @@
  * back to back. Every record is a 16-byte frame (magic, payload length,
  * CRC32C of those 8 bytes, CRC32C of the payload) and its payload: the
  * request's time, id, model digest, kernel, and every feature value as the
- * model consumed it, and every score's float32 bits. Byte layout, field by
- * field: docs/AUDIT_LOG.md and the comment block in model/audit.c.
+ * model consumed it, and every score's float32 bits. Checksums are CRC32C
+ * (Castagnoli), computed inside libctr (model/crc32c.c). Byte layout,
+ * field by field: docs/AUDIT_LOG.md and the comment block in
+ * model/audit_int.h; the codec is model/audit_record.c, the reader
+ * model/audit_read.c.
  *
- * The writer (server/audit_writer.c) encodes with ctr_audit_record_size/_encode;
- * ctrtool reads with ctr_audit_reader_*. The reader trusts nothing: every
- * length and count is checked against the bytes that are there before it
- * is used, so a hostile or damaged file yields CORRUPT or TORN events,
- * never a crash or a misread record. */
+ * The writer (server/audit_writer.c) encodes with ctr_audit_segment_encode,
+ * ctr_audit_record_size and ctr_audit_record_encode; ctrtool reads with
+ * ctr_audit_reader_*. The reader trusts nothing: every length and count is
+ * checked against the bytes that are there before it is used, so a hostile
+ * or damaged file yields CORRUPT or TORN events, never a crash or a
+ * misread record. */
 #ifndef CTR_AUDIT_H
 #define CTR_AUDIT_H
 
@@ -33,17 +37,6 @@
 #define CTR_AUDIT_HOST_MAX 67u
 #define CTR_AUDIT_VERSION_MAX 31u
 
-/* ---- CRC32C (Castagnoli, reflected 0x82F63B78, as in iSCSI/ext4) -------
- * crc = ctr_crc32c(0, buf, len) for a whole buffer; pass the previous
- * value to continue. SSE4.2's crc32 instruction when the CPU has it, a
- * table otherwise, chosen once at first use. */
-uint32_t ctr_crc32c(uint32_t crc, const void *buf, size_t len);
-const char *ctr_crc32c_impl(void);                 /* "sse4.2" or "table" */
-/* Both variants, for tests (the hw one requires SSE4.2). */
-uint32_t ctr__crc32c_sw(uint32_t crc, const void *buf, size_t len);
-uint32_t ctr__crc32c_hw(uint32_t crc, const void *buf, size_t len);
-int ctr__crc32c_hw_available(void);
-
 /* ---- segment header ------------------------------------------------- */
 
 typedef struct {
@@ -62,7 +55,8 @@ typedef struct {
 void ctr_audit_segment_encode(const ctr_audit_segment_t *h,
                               uint8_t out[CTR_AUDIT_SEGMENT_HEADER_BYTES]);
 /* CTR_EFORMAT (not a segment: bad magic or size), CTR_EVERSION,
- * CTR_ECHECKSUM (header CRC), else 0 with *h filled. */
+ * CTR_ECHECKSUM (header CRC; *h is filled all the same), else 0 with *h
+ * filled. */
 int ctr_audit_segment_decode(const void *buf, size_t len, ctr_audit_segment_t *h,
                              char *err, size_t errlen);
 
@@ -160,10 +154,13 @@ typedef struct {
 } ctr_audit_span_t;
 
 /* Reads the whole file into memory (no mmap: a file truncated under us
- * must not SIGBUS) and checks its header. A file cut inside its header
- * opens with ctr_audit_reader_header_torn() set and yields one TORN event.
- * A header with a bad CRC is reported by ctr_audit_reader_header_status()
- * and records are still read. *out owned by the caller. */
+ * must not SIGBUS) and checks its header. A file cut inside its header (a
+ * crash right after the segment was created: the bytes there match the
+ * start of the magic) opens with a zeroed segment, and its one event is
+ * TORN. A header with a bad CRC is reported by
+ * ctr_audit_reader_header_status() and records are still read. On success
+ * *out is owned by the caller (ctr_audit_reader_close); on failure it is
+ * NULL and err says why. */
 int ctr_audit_reader_open(const char *path, ctr_audit_reader_t **out,
                           char *err, size_t errlen);
 /* Same over a caller's buffer, which must outlive the reader (tests, fuzz). */

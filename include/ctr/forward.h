@@ -13,12 +13,15 @@
 #include "ctr/model.h"
 
 /* Per-thread working memory sized for one model shape and a batch bound;
- * allocated once, reused for every batch. Owned by the caller. */
+ * allocated once, reused for every batch. */
 typedef struct ctr_scratch ctr_scratch_t;
 
-ctr_scratch_t *ctr_scratch_new(const ctr_model_def_t *def, size_t max_batch);
+/* For def's shape and up to max_batch (>= 1) examples a chunk. Returns 0
+ * with *out owned by the caller (ctr_scratch_free), or CTR_EINVAL /
+ * CTR_ENOMEM with *out NULL and err filled. */
+int ctr_scratch_new(const ctr_model_def_t *def, size_t max_batch, ctr_scratch_t **out,
+                    char *err, size_t errlen);
 void ctr_scratch_free(ctr_scratch_t *s);
-size_t ctr_scratch_max_batch(const ctr_scratch_t *s);
 
 /* Scores n examples (any n; batches above max_batch run in chunks).
  * logits may be NULL; otherwise it receives the pre-sigmoid values. */

@@ -5,7 +5,8 @@
  * layer has one output, fed to a sigmoid. The same description struct,
  * ctr_model_def_t, is what a writer is given and what a reader exposes; in a
  * loaded model every pointer points into the read-only file mapping.
- * Byte layout: docs/MODEL_FORMAT.md and the comment block in model.c. */
+ * Byte layout: docs/MODEL_FORMAT.md and the comment block in
+ * model/model_read.c; the writer is model/model_write.c. */
 #ifndef CTR_MODEL_H
 #define CTR_MODEL_H
 

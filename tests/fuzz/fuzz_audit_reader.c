@@ -1,5 +1,5 @@
 /* fuzz_audit_reader.c - libFuzzer target for the audit log reader
- * (model/audit.c): any bytes as a segment file, read to the end, every
+ * (model/audit_read.c): any bytes as a segment file, read to the end, every
  * value of every record touched; and the same bytes as one record payload
  * handed to the decoder directly (past the CRCs, which a mutator rarely
  * fixes up). Seeds: tests/fuzz/corpus/audit_reader/ (`test_audit

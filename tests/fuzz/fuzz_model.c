@@ -1,10 +1,11 @@
-/* fuzz_model.c - libFuzzer target for the .ctrm model reader (model/model.c):
- * any bytes as a model file. The bytes go into a memfd opened by path
- * (/proc/self/fd/N), so ctr_model_open maps them exactly as it maps a file
- * on disk; then ctr_model_verify. A model that opens is used the way the
- * server uses it: every name looked up, the first and last element of every
- * tensor read (a bad extent faults here, not in production), and one
- * forward pass over the missing row and the last row of every table.
+/* fuzz_model.c - libFuzzer target for the .ctrm model reader
+ * (model/model_read.c, model/model_header.c): any bytes as a model file.
+ * The bytes go into a memfd opened by path (/proc/self/fd/N), so
+ * ctr_model_open maps them exactly as it maps a file on disk; then
+ * ctr_model_verify. A model that opens is used the way the server uses it:
+ * every name looked up, the first and last element of every tensor read (a
+ * bad extent faults here, not in production), and one forward pass over the
+ * missing row and the last row of every table.
  *
  * A custom mutator keeps the preamble consistent half of the time: it
  * mutates the JSON header alone and then rewrites header_len, data_offset
@@ -124,7 +125,8 @@ static void use_model(const ctr_model_t *m)
         g_sink += (float)strlen(d->provenance_json);
 
     /* Two examples: everything missing, and the last row of every table. */
-    ctr_scratch_t *s = ctr_scratch_new(d, 2);
+    ctr_scratch_t *s;
+    ctr_scratch_new(d, 2, &s, NULL, 0);  /* NULL on failure */
     float *dense = calloc(2 * d->n_dense + 1, sizeof(float));
     uint32_t *rows = calloc(2 * d->n_cat + 1, sizeof(uint32_t));
     if (s && dense && rows) {

@@ -474,7 +474,7 @@ static int load_model(const char *cmd, const char *path, model_slot_t *s)
     }
     s->def = ctr_model_def(s->m);
     if (ctr_audit_digest_parse(ctr_model_digest(s->m), s->digest) ||
-        !(s->scratch = ctr_scratch_new(s->def, 256))) {
+        ctr_scratch_new(s->def, 256, &s->scratch, NULL, 0)) {
         fprintf(stderr, "ctrtool audit %s: %s: cannot prepare the model\n", cmd, path);
         return -1;
     }

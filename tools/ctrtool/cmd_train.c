@@ -688,7 +688,8 @@ int ctr__cmd_score(int argc, char **argv)
     uint32_t *rows = malloc((def->n_cat + 1) * SCORE_CHUNK * sizeof(uint32_t));
     float *sc = malloc(SCORE_CHUNK * sizeof(float));
     uint8_t *bad = malloc(SCORE_CHUNK);
-    ctr_scratch_t *scr = ctr_scratch_new(def, SCORE_CHUNK);
+    ctr_scratch_t *scr;
+    ctr_scratch_new(def, SCORE_CHUNK, &scr, NULL, 0);  /* NULL on failure, checked below */
     ctr_data_reader_t *r = NULL;
     FILE *fo = NULL;
     uint64_t n_bad = 0, n_rows = 0;

@@ -1,0 +1,277 @@
+/* model_read.c - the .ctrm model file: its byte layout, and the mmapped
+ * reader (ctr_model_open, ctr_model_verify and the views in ctr/model.h).
+ *
+ * Byte layout (docs/MODEL_FORMAT.md is the long form; all integers are
+ * little-endian, offsets in bytes):
+ *
+ *   0    preamble, 32 bytes
+ *          0  magic[8]      "CTRMODEL"
+ *          8  u32 version   1
+ *         12  u32 flags     0 (reserved; a reader refuses any other value)
+ *         16  u64 header_len   bytes of JSON, 1 .. 16 MiB
+ *         24  u64 data_offset  round_up(32 + header_len, 64)
+ *   32   header: header_len bytes of UTF-8 JSON (no BOM, no trailing NUL)
+ *        zero bytes up to data_offset
+ *   data_offset
+ *        tensors, each at data_offset + offset (offset a multiple of 64),
+ *        in the order of the header's "tensors" array, ascending and
+ *        non-overlapping, zero bytes between them;
+ *        file size == data_offset + data_bytes, where data_bytes is where
+ *        the last tensor ends.
+ *
+ * Header JSON (model_write.c emits exactly this key order, compact, reals
+ * with 17 significant digits, so one def always gives the same bytes):
+ *
+ *   {"format":"ctrm","version":1,"name":STR,
+ *    "schema":{"dense":[{"name":"I1","transform":"log1p"|"identity"},
+ *                       {"name":"I2","transform":"standardize","mean":D,"std":D}],
+ *              "categorical":[{"name":"C1","table":"emb.C1","buckets":U32,
+ *                              "dim":U32,"seed":"U64 in decimal","hash":"xxh3_64"}]},
+ *    "mlp":{"activation":"smelu"|"relu","beta":D,
+ *           "layers":[{"in":U32,"out":U32,"weight":"mlp.0.weight","bias":"mlp.0.bias"}]},
+ *    "tensors":[{"name":"mlp.0.weight","dtype":"f32","shape":[in,out],
+ *                "offset":U64,"nbytes":U64,"sha256":"64 lowercase hex"}],
+ *    "data_bytes":U64,
+ *    "provenance":{...}}
+ *
+ * The seed is a decimal string because it is a full 64-bit value (JSON
+ * parsers such as jansson stop at 2^63, JavaScript at 2^53); a reader also
+ * accepts a plain non-negative integer. Tables are [buckets + 1, dim]
+ * (row 0 is the missing value's row), weights [in, out] row-major, biases
+ * [out]. Writer order: every layer's weight and bias, then the tables (the
+ * small, always-touched MLP first, the big randomly-read tables after).
+ * Unknown keys are refused: a key that changes meaning comes with a new
+ * version.
+ *
+ * Model digest: "sha256:" + hex SHA-256 of the header bytes. The header
+ * holds every tensor's SHA-256, so the digest covers all the data and costs
+ * one hash of a few KB at load; ctr_model_verify re-hashes the data.
+ *
+ * Reading: every preamble field (here), every header key (type and range),
+ * every tensor extent (with overflow-checked arithmetic) and the layer
+ * chain (model_header.c) are checked before any pointer is handed out; a
+ * hostile file gets an error message, never an out-of-bounds read. The
+ * mapping is read-only; a file must not be modified in place while mapped
+ * (writers rename a new file over it instead, which leaves existing
+ * mappings intact). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctr/common.h"
+#include "ctr/model.h"
+#include "ctr/sha256.h"
+#include "model_int.h"
+
+static int check_preamble(struct ctr_model *m, preamble_t *pre, char *err, size_t errlen)
+{
+    char q[64];
+    if (m->file_size < PREAMBLE_BYTES)
+        return ctr_error(err, errlen, CTR_EFORMAT, "file is %" PRIu64 " bytes, smaller than the %u-byte preamble",
+                         m->file_size, PREAMBLE_BYTES);
+    memcpy(pre, m->map, sizeof(*pre));
+    if (memcmp(pre->magic, MAGIC, 8))
+        return ctr_error(err, errlen, CTR_EFORMAT, "bad magic \"%s\" (expected \"%s\"): not a ctrm model file",
+                         ctr__printable(pre->magic, 8, q, sizeof(q)), MAGIC);
+    if (pre->version != FORMAT_VERSION)
+        return ctr_error(err, errlen, CTR_EVERSION,
+                         "format version %" PRIu32 " (this build reads version %u)", pre->version, FORMAT_VERSION);
+    if (pre->flags)
+        return ctr_error(err, errlen, CTR_EFORMAT, "preamble flags 0x%" PRIx32 ": reserved, must be 0", pre->flags);
+    if (pre->header_len == 0 || pre->header_len > HEADER_MAX)
+        return ctr_error(err, errlen, CTR_EFORMAT, "header_len %" PRIu64 " outside 1..%u", pre->header_len,
+                         HEADER_MAX);
+    if (pre->header_len > m->file_size - PREAMBLE_BYTES)
+        return ctr_error(err, errlen, CTR_EFORMAT,
+                         "header_len %" PRIu64 " runs past end of file (size %" PRIu64 "): truncated?",
+                         pre->header_len, m->file_size);
+    uint64_t want;
+    ctr__align_up(PREAMBLE_BYTES + pre->header_len, &want);
+    if (pre->data_offset != want)
+        return ctr_error(err, errlen, CTR_EFORMAT, "data_offset %" PRIu64 " (expected %" PRIu64
+                         " = 32 + header_len %" PRIu64 " rounded up to 64)", pre->data_offset, want, pre->header_len);
+    if (pre->data_offset > m->file_size)
+        return ctr_error(err, errlen, CTR_EFORMAT, "data_offset %" PRIu64 " is past end of file (size %" PRIu64
+                         "): truncated?", pre->data_offset, m->file_size);
+    for (uint64_t i = PREAMBLE_BYTES + pre->header_len; i < pre->data_offset; i++)
+        if (m->map[i])
+            return ctr_error(err, errlen, CTR_EFORMAT, "nonzero byte 0x%02x in the header padding at offset %" PRIu64,
+                             m->map[i], i);
+    return 0;
+}
+
+/* Readahead helps nothing on a table read one row at a time, and would
+ * evict useful pages; the small MLP is wanted in memory at once. */
+static void advise(const struct ctr_model *m)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0)
+        return;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const ctr__rtensor_t *t = &m->tensors[i];
+        uintptr_t a = (uintptr_t)(m->map + m->data_offset + t->offset);
+        uintptr_t start = a & ~(uintptr_t)(page - 1), end = a + t->nbytes;
+        if (t->is_table && t->nbytes >= ((uint64_t)2 << 20))
+            (void)madvise((void *)start, end - start, MADV_RANDOM);
+        else if (!t->is_table)
+            (void)madvise((void *)start, end - start, MADV_WILLNEED);
+    }
+}
+
+int ctr_model_open(const char *path, ctr_model_t **out, char *err, size_t errlen)
+{
+    struct ctr_model *m = NULL;
+    struct stat st;
+    preamble_t pre;
+    int fd = -1, rc;
+    if (!path || !out)
+        return ctr_error(err, errlen, CTR_EINVAL, "ctr_model_open: NULL argument");
+    *out = NULL;
+    if (!(m = calloc(1, sizeof(*m))) || !(m->path = strdup(path))) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+        goto fail;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st)) {
+        rc = ctr_error(err, errlen, CTR_EIO, "open %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = ctr_error(err, errlen, CTR_EIO, "%s: not a regular file", path);
+        goto fail;
+    }
+    m->file_size = (uint64_t)st.st_size;
+    if (m->file_size > SIZE_MAX) {
+        rc = ctr_error(err, errlen, CTR_ETOOBIG, "%s: %" PRIu64 " bytes do not fit the address space", path,
+                       m->file_size);
+        goto fail;
+    }
+    if (m->file_size >= PREAMBLE_BYTES) {
+        m->map = mmap(NULL, m->file_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m->map == MAP_FAILED) {
+            m->map = NULL;
+            rc = ctr_error(err, errlen, CTR_EIO, "mmap %s (%" PRIu64 " bytes): %s", path, m->file_size,
+                           strerror(errno));
+            goto fail;
+        }
+        m->map_len = m->file_size;
+    }
+    close(fd);
+    fd = -1;
+    if ((rc = check_preamble(m, &pre, err, errlen)))
+        goto fail;
+    m->data_offset = pre.data_offset;
+    m->header_len = pre.header_len;
+    m->strings_cap = m->header_len + 1;
+    if (!(m->header = malloc(m->header_len + 1)) || !(m->strings = malloc(m->strings_cap))) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+        goto fail;
+    }
+    memcpy(m->header, m->map + PREAMBLE_BYTES, m->header_len);
+    m->header[m->header_len] = '\0';
+    unsigned char md[CTR_SHA256_LEN];
+    if (ctr_sha256(m->header, m->header_len, md)) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "SHA-256 of the header failed");
+        goto fail;
+    }
+    memcpy(m->digest, "sha256:", 7);
+    ctr_hex_encode(md, CTR_SHA256_LEN, m->digest + 7);
+
+    if ((rc = ctr__model_parse_header(m, pre.version, err, errlen)))
+        goto fail;
+    advise(m);
+    *out = m;
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    ctr_model_close(m);
+    return rc;
+}
+
+void ctr_model_close(ctr_model_t *m)
+{
+    if (!m)
+        return;
+    if (m->map)
+        munmap((void *)m->map, m->map_len);
+    ctr__name_index_free(&m->features);
+    free(m->provenance);
+    free(m->strings);
+    free(m->tensors);
+    free(m->layers);
+    free(m->cat);
+    free(m->dense);
+    free(m->header);
+    free(m->path);
+    free(m);
+}
+
+int ctr_model_verify(const ctr_model_t *m, char *err, size_t errlen)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t prev_end = 0;
+    if (!m)
+        return ctr_error(err, errlen, CTR_EINVAL, "ctr_model_verify: NULL model");
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const ctr__rtensor_t *t = &m->tensors[i];
+        const unsigned char *data = m->map + m->data_offset + t->offset;
+        unsigned char md[CTR_SHA256_LEN];
+        char want[SHA_HEX + 1], got[SHA_HEX + 1];
+        for (uint64_t k = prev_end; k < t->offset; k++)
+            if (m->map[m->data_offset + k])
+                return ctr_error(err, errlen, CTR_EFORMAT,
+                                 "nonzero padding byte before tensor \"%s\" at file offset %" PRIu64, t->name,
+                                 m->data_offset + k);
+        prev_end = t->offset + t->nbytes;
+        /* One sequential pass: ask for readahead, then put the advice back. */
+        uintptr_t start = page > 0 ? (uintptr_t)data & ~(uintptr_t)(page - 1) : (uintptr_t)data;
+        size_t span = (size_t)((uintptr_t)data + t->nbytes - start);
+        if (page > 0)
+            (void)madvise((void *)start, span, MADV_SEQUENTIAL);
+        int hrc = ctr_sha256(data, t->nbytes, md);
+        if (page > 0)
+            (void)madvise((void *)start, span,
+                          t->is_table && t->nbytes >= ((uint64_t)2 << 20) ? MADV_RANDOM : MADV_NORMAL);
+        if (hrc)
+            return ctr_error(err, errlen, CTR_ENOMEM, "SHA-256 failed");
+        if (memcmp(md, t->sha, CTR_SHA256_LEN)) {
+            ctr_hex_encode(t->sha, CTR_SHA256_LEN, want);
+            ctr_hex_encode(md, CTR_SHA256_LEN, got);
+            return ctr_error(err, errlen, CTR_ECHECKSUM,
+                             "tensor \"%s\": SHA-256 mismatch (header says %.16s..., data hashes to %.16s...)",
+                             t->name, want, got);
+        }
+        size_t n = t->nbytes / sizeof(float), bad_at = ctr__first_nonfinite((const float *)data, n);
+        if (bad_at < n)
+            return ctr_error(err, errlen, CTR_EFORMAT, "tensor \"%s\": element %zu is %g (values must be finite)",
+                             t->name, bad_at, (double)((const float *)data)[bad_at]);
+    }
+    return 0;
+}
+
+const ctr_model_def_t *ctr_model_def(const ctr_model_t *m) { return &m->def; }
+const char *ctr_model_digest(const ctr_model_t *m) { return m->digest; }
+const char *ctr_model_path(const ctr_model_t *m) { return m->path; }
+uint64_t ctr_model_file_size(const ctr_model_t *m) { return m->file_size; }
+
+const char *ctr_model_header_json(const ctr_model_t *m, size_t *len)
+{
+    if (len)
+        *len = m->header_len;
+    return m->header;
+}
+
+size_t ctr_model_input_dim(const ctr_model_def_t *def)
+{
+    size_t n = def->n_dense;
+    for (size_t j = 0; j < def->n_cat; j++)
+        n += def->cat[j].dim;
+    return n;
+}

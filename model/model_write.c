@@ -1,0 +1,468 @@
+/* model_write.c - the .ctrm writer (ctr_model_write in ctr/model.h).
+ *
+ * The byte layout and the header JSON are in the comment block at the top
+ * of model_read.c. This writer emits exactly the key order shown there,
+ * compact, reals with 17 significant digits, so one def always gives the
+ * same bytes.
+ *
+ * The header length does not depend on the checksums (fixed-width hex),
+ * so the writer lays out the tensors from a header built with zero
+ * checksums, streams each tensor (in chunks of CHUNK_BYTES, through the
+ * fill callback for tables given as NULL) hashing as it goes, then writes
+ * the final header in front: memory stays bounded for any model size. The
+ * file is written as path.tmp and renamed over path, so a reader never
+ * sees half a file and an existing mapping of path stays intact. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctr/common.h"
+#include "ctr/model.h"
+#include "ctr/sha256.h"
+#include "model_int.h"
+
+#define CHUNK_BYTES ((size_t)64 << 20)
+
+typedef struct {
+    char name[TENSOR_NAME_MAX_BYTES + 1];
+    int rank;
+    uint64_t shape[2];
+    uint64_t offset, nbytes;
+    const float *data; /* NULL: streamed through the fill callback */
+    size_t cat_index;  /* for streamed tables */
+    uint32_t dim;
+    char sha[SHA_HEX + 1];
+} wtensor_t;
+
+static int validate_def(const ctr_model_def_t *def, ctr_table_fill_fn fill,
+                        char *err, size_t errlen)
+{
+    int rc = 0;
+    ctr__name_index_t ix = {0};
+    if (!def->name || !ctr__model_name_valid(def->name, strlen(def->name)))
+        return ctr_error(err, errlen, CTR_EINVAL,
+                         "model name: expected 1..%d bytes of UTF-8 without control characters",
+                         MODEL_NAME_MAX_BYTES);
+    json_t *probe = json_string(def->name);
+    if (!probe)
+        return ctr_error(err, errlen, CTR_EINVAL, "model name: not valid UTF-8");
+    json_decref(probe);
+    if ((def->n_dense && !def->dense) || (def->n_cat && !def->cat))
+        return ctr_error(err, errlen, CTR_EINVAL, "n_dense/n_cat > 0 with a NULL array");
+    if (def->n_dense + def->n_cat == 0 || def->n_dense + def->n_cat > INT32_MAX)
+        return ctr_error(err, errlen, CTR_EINVAL, "a model needs 1..2^31-1 features, got %zu",
+                         def->n_dense + def->n_cat);
+    if (!def->n_layers || !def->layers)
+        return ctr_error(err, errlen, CTR_EINVAL, "a model needs at least one layer");
+    if (def->activation != CTR_ACT_SMELU && def->activation != CTR_ACT_RELU)
+        return ctr_error(err, errlen, CTR_EINVAL, "activation must be smelu or relu (got %d)",
+                         (int)def->activation);
+    if (!(def->beta > 0) || !isfinite(def->beta))
+        return ctr_error(err, errlen, CTR_EINVAL, "beta must be finite and > 0 (got %g)",
+                         (double)def->beta);
+    if (ctr__name_index_init(&ix, def->n_dense + def->n_cat))
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+    uint64_t in_dim = def->n_dense;
+    for (size_t i = 0; i < def->n_dense + def->n_cat; i++) {
+        bool is_dense = i < def->n_dense;
+        size_t k = is_dense ? i : i - def->n_dense;
+        const char *kind = is_dense ? "dense" : "categorical";
+        const char *name = is_dense ? def->dense[k].name : def->cat[k].name;
+        if (!name || !ctr__name_valid(name, strlen(name), NAME_MAX_BYTES)) {
+            rc = ctr_error(err, errlen, CTR_EINVAL,
+                           "%s[%zu].name: expected 1..%d bytes of printable ASCII without quotes or backslash",
+                           kind, k, NAME_MAX_BYTES);
+            goto out;
+        }
+        if (!ctr__name_index_add(&ix, name, strlen(name), (uint32_t)i)) {
+            rc = ctr_error(err, errlen, CTR_EINVAL, "%s[%zu]: duplicate feature name \"%s\"", kind, k, name);
+            goto out;
+        }
+        if (is_dense) {
+            const ctr_dense_def_t *d = &def->dense[k];
+            if (d->transform != CTR_TRANSFORM_IDENTITY && d->transform != CTR_TRANSFORM_LOG1P &&
+                d->transform != CTR_TRANSFORM_STANDARDIZE) {
+                rc = ctr_error(err, errlen, CTR_EINVAL, "dense \"%s\": unknown transform %d", name, (int)d->transform);
+                goto out;
+            }
+            if (d->transform == CTR_TRANSFORM_STANDARDIZE &&
+                (!isfinite(d->mean) || !isfinite(d->std) || !(d->std > 0))) {
+                rc = ctr_error(err, errlen, CTR_EINVAL,
+                               "dense \"%s\": standardize needs a finite mean and a finite std > 0 (got %g, %g)",
+                               name, d->mean, d->std);
+                goto out;
+            }
+        } else {
+            const ctr_cat_def_t *c = &def->cat[k];
+            if (!c->buckets || !c->dim) {
+                rc = ctr_error(err, errlen, CTR_EINVAL, "categorical \"%s\": buckets and dim must be > 0", name);
+                goto out;
+            }
+            if (!c->table && !fill) {
+                rc = ctr_error(err, errlen, CTR_EINVAL,
+                               "categorical \"%s\": table is NULL and no fill callback was given", name);
+                goto out;
+            }
+            in_dim += c->dim;
+        }
+    }
+    for (size_t l = 0; l < def->n_layers; l++) {
+        const ctr_layer_def_t *L = &def->layers[l];
+        uint64_t want = l ? def->layers[l - 1].out : in_dim;
+        if (!L->in || !L->out || !L->weight || !L->bias) {
+            rc = ctr_error(err, errlen, CTR_EINVAL, "layers[%zu]: in and out must be > 0, weight and bias non-NULL", l);
+            goto out;
+        }
+        if (L->in != want) {
+            rc = ctr_error(err, errlen, CTR_EINVAL, "layers[%zu].in is %" PRIu32 " but %s gives %" PRIu64, l,
+                           L->in, l ? "the previous layer's out" : "the schema (n_dense + sum of dims)", want);
+            goto out;
+        }
+    }
+    if (def->layers[def->n_layers - 1].out != 1)
+        rc = ctr_error(err, errlen, CTR_EINVAL, "the last layer must have out == 1 (got %" PRIu32 ")",
+                       def->layers[def->n_layers - 1].out);
+out:
+    ctr__name_index_free(&ix);
+    return rc;
+}
+
+/* Builds the header JSON text (malloc'd) for the given tensor layout. */
+static int build_header(const ctr_model_def_t *def, const wtensor_t *t, size_t nt,
+                        uint64_t data_bytes, json_t *provenance, char **out, size_t *len)
+{
+    json_t *root = NULL, *dense = NULL, *cat = NULL, *layers = NULL, *tensors = NULL;
+    int rc = CTR_ENOMEM;
+    *out = NULL;
+    if (!(dense = json_array()) || !(cat = json_array()) || !(layers = json_array()) ||
+        !(tensors = json_array()))
+        goto fail;
+    for (size_t i = 0; i < def->n_dense; i++) {
+        const ctr_dense_def_t *d = &def->dense[i];
+        json_t *o = d->transform == CTR_TRANSFORM_STANDARDIZE
+                        ? json_pack("{s:s,s:s,s:f,s:f}", "name", d->name, "transform",
+                                    ctr_transform_name(d->transform), "mean", d->mean, "std", d->std)
+                        : json_pack("{s:s,s:s}", "name", d->name, "transform",
+                                    ctr_transform_name(d->transform));
+        if (json_array_append_new(dense, o))
+            goto fail;
+    }
+    for (size_t j = 0; j < def->n_cat; j++) {
+        const ctr_cat_def_t *c = &def->cat[j];
+        char table[TENSOR_NAME_MAX_BYTES + 1], seed[24];
+        snprintf(table, sizeof(table), "emb.%s", c->name);
+        snprintf(seed, sizeof(seed), "%" PRIu64, c->seed);
+        json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s}", "name", c->name, "table", table,
+                              "buckets", (json_int_t)c->buckets, "dim", (json_int_t)c->dim,
+                              "seed", seed, "hash", "xxh3_64");
+        if (json_array_append_new(cat, o))
+            goto fail;
+    }
+    for (size_t l = 0; l < def->n_layers; l++) {
+        char w[32], b[32];
+        snprintf(w, sizeof(w), "mlp.%zu.weight", l);
+        snprintf(b, sizeof(b), "mlp.%zu.bias", l);
+        json_t *o = json_pack("{s:I,s:I,s:s,s:s}", "in", (json_int_t)def->layers[l].in,
+                              "out", (json_int_t)def->layers[l].out, "weight", w, "bias", b);
+        if (json_array_append_new(layers, o))
+            goto fail;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        json_t *shape = t[i].rank == 2 ? json_pack("[I,I]", (json_int_t)t[i].shape[0], (json_int_t)t[i].shape[1])
+                                       : json_pack("[I]", (json_int_t)t[i].shape[0]);
+        json_t *o = json_pack("{s:s,s:s,s:o,s:I,s:I,s:s}", "name", t[i].name, "dtype", "f32",
+                              "shape", shape, "offset", (json_int_t)t[i].offset,
+                              "nbytes", (json_int_t)t[i].nbytes, "sha256", t[i].sha);
+        if (json_array_append_new(tensors, o))
+            goto fail;
+    }
+    root = json_pack("{s:s,s:i,s:s,s:{s:O,s:O},s:{s:s,s:f,s:O},s:O,s:I,s:O}",
+                     "format", "ctrm", "version", (int)FORMAT_VERSION, "name", def->name,
+                     "schema", "dense", dense, "categorical", cat,
+                     "mlp", "activation", ctr_activation_name(def->activation),
+                     "beta", (double)def->beta, "layers", layers,
+                     "tensors", tensors, "data_bytes", (json_int_t)data_bytes,
+                     "provenance", provenance);
+    if (!root)
+        goto fail;
+    *out = json_dumps(root, DUMP_FLAGS);
+    if (!*out)
+        goto fail;
+    *len = strlen(*out);
+    rc = 0;
+fail:
+    json_decref(root);
+    json_decref(dense);
+    json_decref(cat);
+    json_decref(layers);
+    json_decref(tensors);
+    return rc;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+    const char *p = buf;
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+/* Streams one tensor to fd at base + t->offset, hashing it; fills t->sha. */
+static int write_tensor(int fd, uint64_t base, wtensor_t *t, ctr_table_fill_fn fill,
+                        void *fill_ctx, float **buf, size_t *buf_cap, const char *tmp,
+                        char *err, size_t errlen)
+{
+    unsigned char md[CTR_SHA256_LEN];
+    int rc;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory (SHA-256 context)");
+        goto out;
+    }
+    /* Whole rows per chunk so the fill callback sees row ranges. */
+    uint64_t row_floats = t->data ? 1 : t->dim;
+    uint64_t total = t->nbytes / sizeof(float);
+    uint64_t step = CHUNK_BYTES / sizeof(float) / row_floats;
+    if (!step)
+        step = 1;
+    step *= row_floats;
+    for (uint64_t done = 0; done < total; done += step) {
+        uint64_t n = total - done < step ? total - done : step;
+        const float *src;
+        if (t->data) {
+            src = t->data + done;
+        } else {
+            if (*buf_cap < n) {
+                free(*buf);
+                *buf = malloc(n * sizeof(float));
+                *buf_cap = *buf ? n : 0;
+                if (!*buf) {
+                    rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory (%" PRIu64 "-byte fill buffer)",
+                                   n * (uint64_t)sizeof(float));
+                    goto out;
+                }
+            }
+            rc = fill(fill_ctx, t->cat_index, done / row_floats, n / row_floats, *buf);
+            if (rc) {
+                rc = ctr_error(err, errlen, rc < 0 ? rc : CTR_EIO,
+                               "tensor \"%s\": fill callback failed at row %" PRIu64 " (%s)", t->name,
+                               done / row_floats, ctr_strerror(rc));
+                goto out;
+            }
+            src = *buf;
+        }
+        size_t bad = ctr__first_nonfinite(src, n);
+        if (bad < n) {
+            rc = ctr_error(err, errlen, CTR_ERANGE, "tensor \"%s\": element %" PRIu64 " is %g (values must be finite)",
+                           t->name, done + bad, (double)src[bad]);
+            goto out;
+        }
+        if (!EVP_DigestUpdate(ctx, src, n * sizeof(float))) {
+            rc = ctr_error(err, errlen, CTR_ENOMEM, "SHA-256 update failed");
+            goto out;
+        }
+        if (pwrite_all(fd, src, n * sizeof(float), base + t->offset + done * sizeof(float))) {
+            rc = ctr_error(err, errlen, CTR_EIO, "write %s: %s", tmp, strerror(errno));
+            goto out;
+        }
+    }
+    if (!EVP_DigestFinal_ex(ctx, md, NULL)) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "SHA-256 final failed");
+        goto out;
+    }
+    ctr_hex_encode(md, CTR_SHA256_LEN, t->sha);
+    rc = 0;
+out:
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+/* After rename, the directory entry itself must reach the disk. */
+static void fsync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else if ((size_t)(slash - path) < sizeof(dir))
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    else
+        return;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+}
+
+int ctr_model_write(const char *path, const ctr_model_def_t *def,
+                    ctr_table_fill_fn fill, void *fill_ctx,
+                    char *err, size_t errlen)
+{
+    if (!path || !def)
+        return ctr_error(err, errlen, CTR_EINVAL, "ctr_model_write: NULL path or def");
+    int rc = validate_def(def, fill, err, errlen);
+    if (rc)
+        return rc;
+
+    size_t nt = 2 * def->n_layers + def->n_cat;
+    wtensor_t *t = calloc(nt, sizeof(*t));
+    json_t *prov = NULL;
+    char *header = NULL, *tmp = NULL;
+    float *buf = NULL;
+    size_t buf_cap = 0, header_len = 0;
+    int fd = -1;
+    bool created = false;
+    if (!t || !(tmp = malloc(strlen(path) + 5))) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+        goto fail;
+    }
+    sprintf(tmp, "%s.tmp", path);
+
+    if (def->provenance_json) {
+        json_error_t je;
+        prov = json_loads(def->provenance_json, JSON_REJECT_DUPLICATES, &je);
+        if (!prov) {
+            rc = ctr_error(err, errlen, CTR_EINVAL, "provenance_json: invalid JSON at line %d, column %d: %s",
+                           je.line, je.column, je.text);
+            goto fail;
+        }
+        if (!json_is_object(prov)) {
+            rc = ctr_error(err, errlen, CTR_EINVAL, "provenance_json: expected a JSON object");
+            goto fail;
+        }
+    } else if (!(prov = json_object())) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+        goto fail;
+    }
+
+    /* Layout: offsets depend only on the shapes. */
+    uint64_t end = 0;
+    for (size_t i = 0; i < nt; i++) {
+        wtensor_t *w = &t[i];
+        if (i < 2 * def->n_layers) {
+            const ctr_layer_def_t *L = &def->layers[i / 2];
+            if (i % 2 == 0) {
+                snprintf(w->name, sizeof(w->name), "mlp.%zu.weight", i / 2);
+                w->rank = 2, w->shape[0] = L->in, w->shape[1] = L->out, w->data = L->weight;
+            } else {
+                snprintf(w->name, sizeof(w->name), "mlp.%zu.bias", i / 2);
+                w->rank = 1, w->shape[0] = L->out, w->data = L->bias;
+            }
+            w->dim = 1;
+        } else {
+            size_t j = i - 2 * def->n_layers;
+            const ctr_cat_def_t *c = &def->cat[j];
+            snprintf(w->name, sizeof(w->name), "emb.%s", c->name);
+            w->rank = 2, w->shape[0] = (uint64_t)c->buckets + 1, w->shape[1] = c->dim;
+            w->data = c->table, w->cat_index = j, w->dim = c->dim;
+        }
+        uint64_t elems;
+        if (!ctr__mul_u64(w->shape[0], w->rank == 2 ? w->shape[1] : 1, &elems) ||
+            !ctr__mul_u64(elems, sizeof(float), &w->nbytes) || !ctr__align_up(end, &w->offset) ||
+            !ctr__add_u64(w->offset, w->nbytes, &end) || end > INT64_MAX) {
+            rc = ctr_error(err, errlen, CTR_ERANGE, "tensor \"%s\": model too large", w->name);
+            goto fail;
+        }
+        memset(w->sha, '0', SHA_HEX);
+    }
+
+    size_t final_len;
+    if ((rc = build_header(def, t, nt, end, prov, &header, &header_len))) {
+        rc = ctr_error(err, errlen, rc, "building the header JSON: out of memory");
+        goto fail;
+    }
+    if (header_len > HEADER_MAX) {
+        rc = ctr_error(err, errlen, CTR_ETOOBIG, "header JSON is %zu bytes, over the %u-byte limit",
+                       header_len, HEADER_MAX);
+        goto fail;
+    }
+    uint64_t data_offset, file_size;
+    ctr__align_up(PREAMBLE_BYTES + (uint64_t)header_len, &data_offset);
+    if (!ctr__add_u64(data_offset, end, &file_size) || file_size > INT64_MAX) {
+        rc = ctr_error(err, errlen, CTR_ERANGE, "model too large");
+        goto fail;
+    }
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = ctr_error(err, errlen, CTR_EIO, "open %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    created = true;
+    /* Sets the exact size up front: padding is the file's implicit zeros. */
+    if (ftruncate(fd, (off_t)file_size)) {
+        rc = ctr_error(err, errlen, CTR_EIO, "ftruncate %s to %" PRIu64 " bytes: %s", tmp, file_size,
+                       strerror(errno));
+        goto fail;
+    }
+    for (size_t i = 0; i < nt; i++)
+        if ((rc = write_tensor(fd, data_offset, &t[i], fill, fill_ctx, &buf, &buf_cap, tmp, err, errlen)))
+            goto fail;
+
+    free(header);
+    header = NULL;
+    if ((rc = build_header(def, t, nt, end, prov, &header, &final_len))) {
+        rc = ctr_error(err, errlen, rc, "building the header JSON: out of memory");
+        goto fail;
+    }
+    CTR_ASSERT(final_len == header_len); /* checksums are fixed-width hex */
+
+    preamble_t pre;
+    memcpy(pre.magic, MAGIC, 8);
+    pre.version = FORMAT_VERSION;
+    pre.flags = 0;
+    pre.header_len = header_len;
+    pre.data_offset = data_offset;
+    if (pwrite_all(fd, &pre, sizeof(pre), 0) || pwrite_all(fd, header, header_len, PREAMBLE_BYTES)) {
+        rc = ctr_error(err, errlen, CTR_EIO, "write %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if (fsync(fd)) {
+        rc = ctr_error(err, errlen, CTR_EIO, "fsync %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    int cr = close(fd);
+    fd = -1;
+    if (cr) {
+        rc = ctr_error(err, errlen, CTR_EIO, "close %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if (rename(tmp, path)) {
+        rc = ctr_error(err, errlen, CTR_EIO, "rename %s to %s: %s", tmp, path, strerror(errno));
+        goto fail;
+    }
+    fsync_parent_dir(path);
+    rc = 0;
+    goto done;
+fail:
+    if (fd >= 0)
+        close(fd);
+    if (created)
+        unlink(tmp);
+done:
+    free(buf);
+    free(header);
+    free(tmp);
+    free(t);
+    json_decref(prov);
+    return rc;
+}
