@@ -46,8 +46,8 @@ static void emit(out_t *o, const void *s, size_t n)
 {
     if (o->len + n <= o->cap)
         memcpy(o->p + o->len, s, n);
-    else
-        o->cap = o->len;    /* cut here: no later, shorter piece may land */
+    else if (o->len < o->cap)
+        o->cap = o->len;    /* cut here, once: no later, shorter piece may land */
     o->len += n;
 }
 

@@ -382,9 +382,10 @@ static int set_value(const ctr_opt_t *o, void *settings, const char *text, const
             (v < o->dmin || v > o->dmax || (v == o->dmin && (o->flags & CTR_OPT_MIN_EXCL))))
             return out_of_range(o, from, text, err, errlen);
         if (size == sizeof(float)) {
-            if (fabs(v) > FLT_MAX)
+            /* strtof, not (float)v: one rounding, as a float field's text means */
+            float f = strtof(text, NULL);
+            if (fabs(v) > FLT_MAX || !isfinite(f))
                 return ctr_error(err, errlen, CTR_ERANGE, "%s: %s is too large", from, text);
-            float f = (float)v;
             memcpy(field, &f, sizeof f);
         } else {
             memcpy(field, &v, sizeof v);
@@ -549,8 +550,10 @@ int ctr_opts_parse(const ctr_opts_t *spec, void *settings, int argc, char *const
             if (!o->name)
                 return need == 1 ? ctr_error(err, errlen, CTR_EINVAL, "missing %s", from)
                                  : ctr_error(err, errlen, CTR_EINVAL, "missing %s (at least %zu)", from, need);
-            return ctr_error(err, errlen, CTR_EINVAL, "%s: given %zu times, at least %zu needed", from,
-                             l->n, need);
+            if (!l->n)
+                return need == 1 ? ctr_error(err, errlen, CTR_EINVAL, "%s is required", from)
+                                 : ctr_error(err, errlen, CTR_EINVAL, "%s is required, %zu times", from, need);
+            return ctr_error(err, errlen, CTR_EINVAL, "%s: %zu given, %zu needed", from, l->n, need);
         }
         if (res->from[i] == CTR_OPT_FROM_FLAG || res->from[i] == CTR_OPT_FROM_ENV)
             continue;
@@ -592,7 +595,7 @@ static void format_duration(uint64_t ns, char *out, size_t cap)
 /* The default shown in the help: the row's text, else the value in defaults. */
 static int default_text(const ctr_opt_t *o, const void *defaults, char *out, size_t cap)
 {
-    if (o->type == CTR_OPT_BOOL || o->type == CTR_OPT_LIST)
+    if (o->type == CTR_OPT_BOOL || o->type == CTR_OPT_LIST || (o->flags & CTR_OPT_REQUIRED))
         return 0;
     if (o->def) {
         snprintf(out, cap, "%s", o->def);

@@ -1,8 +1,10 @@
 /* config.h - ctrd's settings: command-line flags, each with an environment
  * twin (--max-batch <-> CTRD_MAX_BATCH); defaults, then the environment,
- * then flags, so flags win. DESIGN.md's synopsis and docs/OPERATIONS.md
- * list them. Strings point into argv/environ or static defaults: they live
- * as long as the process. */
+ * then flags, so flags win. One table in config.c drives the parse, the
+ * help and the start-up log line (ctr/opts.h). DESIGN.md's synopsis and
+ * docs/OPERATIONS.md list them. Strings point into argv/environ or static
+ * defaults: they live as long as the process. The enum options arrive
+ * parsed: nothing compares their text again. */
 #ifndef CTR_SERVER_CONFIG_H
 #define CTR_SERVER_CONFIG_H
 
@@ -10,7 +12,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "audit_writer.h"
 #include "ctr/common.h"
+#include "ctr/kernels.h"
+#include "log.h"
 
 #define CTR__SERVER_VERSION CTR_VERSION
 
@@ -30,31 +35,36 @@ typedef struct {
     uint64_t drain_timeout_s;     /* --drain-timeout-s: SIGTERM grace period */
     const char *audit_dir;        /* --audit-dir DIR */
     int no_audit;                 /* --no-audit */
-    const char *audit_durability; /* --audit-durability async|write|fsync */
+    ctr__audit_durability_t audit_durability; /* --audit-durability async|write|fsync */
     uint64_t audit_segment_bytes; /* --audit-segment-bytes */
-    const char *audit_on_error;   /* --audit-on-error fail|continue */
+    int audit_on_error_fail;      /* --audit-on-error fail (1) | continue (0) */
     const char *admin_token;      /* --admin-token: enables /v1/admin/reload */
     const char *tls_cert;         /* --tls-cert FILE (PEM) */
     const char *tls_key;          /* --tls-key FILE (PEM) */
-    const char *kernel;           /* --kernel auto|scalar|avx2|avx512|blas */
-    const char *log_level;        /* --log-level debug|info|warn|error */
+    ctr_kernel_id_t kernel;       /* --kernel auto|scalar|avx2|avx512|blas */
+    ctr_log_level_t log_level;    /* --log-level debug|info|warn|error */
     const char *check_url;        /* --check URL: probe mode, no server */
     int show_help, show_version;
 } ctr__config_t;
 
 /* Fills cfg from defaults, getenv() and argv (argv[0] is the program).
- * Returns 0, or CTR_EINVAL with err naming the flag or variable at fault.
- * Checks values (ranges, enums, --tls-cert without --tls-key, ...), but not
- * whether files exist. */
+ * Returns 0, or CTR_EINVAL / CTR_ERANGE with err naming the flag or
+ * variable at fault. Checks values (ranges, enums, --tls-cert without
+ * --tls-key, ...), but not whether files exist. --help sets show_help
+ * whatever the environment holds. */
 int ctr__config_parse(ctr__config_t *cfg, int argc, char **argv,
                       char *err, size_t errlen);
 
-/* The flag table as help text: flag, variable, default, meaning. */
+/* The flag table as help text: flag, variable, meaning, default. */
 void ctr__config_usage(FILE *f);
 
-/* One JSON object of the effective settings for the start-up log line;
- * the admin token is shown only as set/unset. Returns the length written
- * (truncated to cap - 1). */
+/* The name of an enum option's value ("avx2" for --kernel's
+ * CTR_KERNEL_AVX2), "?" when flag or value is not in the table. */
+const char *ctr__config_enum_name(const char *flag, int value);
+
+/* One JSON object of the effective settings for the start-up log line,
+ * keyed by flag name (enums by their names); the admin token is shown only
+ * as set/unset. Returns the length written (truncated to cap - 1). */
 size_t ctr__config_json(const ctr__config_t *cfg, char *out, size_t cap);
 
 #endif

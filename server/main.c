@@ -110,7 +110,7 @@ int main(int argc, char **argv)
     }
     if (cfg.check_url)
         return ctr__check_url(cfg.check_url, 5000);
-    ctr__log_set_level((ctr_log_level_t)ctr__log_parse_level(cfg.log_level));
+    ctr__log_set_level(cfg.log_level);
 
     if (install_signals()) {
         ctr__log(CTR_LOG_ERROR, "cannot install signal handlers", CTR_LOG_S("error", strerror(errno)), CTR_LOG_END);
@@ -121,9 +121,9 @@ int main(int argc, char **argv)
     ctr__log(CTR_LOG_INFO, "starting", CTR_LOG_S("version", CTR__SERVER_VERSION),
              CTR_LOG_I("pid", getpid()), CTR_LOG_RAW("config", cfgjson), CTR_LOG_END);
 
-    const ctr_kernel_t *kernel = ctr_kernel_select((ctr_kernel_id_t)ctr_kernel_parse(cfg.kernel), err, sizeof err);
+    const ctr_kernel_t *kernel = ctr_kernel_select(cfg.kernel, err, sizeof err);
     if (!kernel) {
-        ctr__log(CTR_LOG_ERROR, "kernel unavailable", CTR_LOG_S("kernel", cfg.kernel),
+        ctr__log(CTR_LOG_ERROR, "kernel unavailable", CTR_LOG_S("kernel", ctr__config_enum_name("kernel", (int)cfg.kernel)),
                  CTR_LOG_S("error", err), CTR_LOG_END);
         goto out;
     }
@@ -146,10 +146,9 @@ int main(int argc, char **argv)
     ctr__audit_config_t acfg = {
         .enabled = !cfg.no_audit,
         .dir = cfg.audit_dir,
-        .durability = !strcmp(cfg.audit_durability, "async") ? CTR__AUDIT_ASYNC
-                      : !strcmp(cfg.audit_durability, "fsync") ? CTR__AUDIT_FSYNC : CTR__AUDIT_WRITE,
+        .durability = cfg.audit_durability,
         .segment_bytes = cfg.audit_segment_bytes,
-        .on_error_fail = !strcmp(cfg.audit_on_error, "fail"),
+        .on_error_fail = cfg.audit_on_error_fail,
     };
     if ((rc = ctr__audit_open(&acfg, &audit, err, sizeof err))) {
         ctr__gen_release(g);

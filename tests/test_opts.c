@@ -299,7 +299,9 @@ static void test_required(void)
     char *a2[] = {"p", "--data", "d", "--model", "a", "--model", "b", "log"};
     CHECK(parse_req(&s, 8, a2) == CTR_EINVAL && !strcmp(err, "--out is required"));
     char *a3[] = {"p", "--data", "d", "--out", "o", "--model", "a", "log"};
-    CHECK(parse_req(&s, 8, a3) == CTR_EINVAL && !strcmp(err, "--model: given 1 times, at least 2 needed"));
+    CHECK(parse_req(&s, 8, a3) == CTR_EINVAL && !strcmp(err, "--model: 1 given, 2 needed"));
+    char *a3b[] = {"p", "--data", "d", "--out", "o", "log"};
+    CHECK(parse_req(&s, 6, a3b) == CTR_EINVAL && !strcmp(err, "--model is required, 2 times"));
     char *a4[] = {"p", "--data", "d", "--out", "o", "--model", "a", "--model", "b"};
     CHECK(parse_req(&s, 9, a4) == CTR_EINVAL && !strcmp(err, "missing LOG"));
     /* --help wins over missing flags */

@@ -145,7 +145,7 @@ ctr_opt_from_t ctr_opts_from(const ctr_opts_result_t *result, const char *name);
 /* The usage text, the flag list and the epilog. Each flag shows its
  * environment twin when the table has any, its help and its default: the
  * row's text, else (when defaults is not NULL) the value in the settings
- * struct defaults, for STR, numbers and ENUM. */
+ * struct defaults, for STR, numbers and ENUM; none for a required flag. */
 void ctr_opts_usage(FILE *f, const ctr_opts_t *spec, const void *defaults);
 
 /* The effective settings as one JSON object keyed by flag name, in table

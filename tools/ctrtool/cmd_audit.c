@@ -28,9 +28,11 @@
 #include "ctr/common.h"
 #include "ctr/features.h"
 #include "ctr/forward.h"
+#include "ctr/json_text.h"
 #include "ctr/kernels.h"
 #include "ctr/metrics.h"
 #include "ctr/model.h"
+#include "ctr/opts.h"
 #include "ctrtool_int.h"
 
 #define MAX_MODELS 8
@@ -176,48 +178,23 @@ static void walk(walker_t *w, const list_t *files)
 
 /* ---- JSON output ------------------------------------------------------- */
 
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k;
-        if (c < 0x80)
-            k = 0;
-        else if ((c & 0xe0) == 0xc0 && c >= 0xc2)
-            k = 1;
-        else if ((c & 0xf0) == 0xe0)
-            k = 2;
-        else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
-            k = 3;
-        else
-            return 0;
-        if (n - i - 1 < k)
-            return 0;
-        for (size_t j = 1; j <= k; j++)
-            if ((s[i + j] & 0xc0) != 0x80)
-                return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
-/* A JSON string: bytes of valid UTF-8 as they are, the rest as \u00XX. */
+/* A JSON string: valid UTF-8 as it is, otherwise every byte >= 0x80 as
+ * \u00XX so a reader gets the bytes back (ctr_json_escape's
+ * CTR_JSON_INVALID_BYTES). */
 static void json_str(FILE *f, const char *s, size_t n)
 {
-    const unsigned char *u = (const unsigned char *)s;
-    int raw_ok = utf8_valid(u, n);
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned c = u[i];
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !raw_ok))
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc((int)c, f);
+    char buf[1024], *out = buf;
+    size_t len = ctr_json_escape(buf, sizeof buf, s, n, CTR_JSON_INVALID_BYTES, NULL);
+    if (len > sizeof buf) {
+        if (!(out = malloc(len))) {
+            fprintf(stderr, "ctrtool audit: out of memory\n");
+            exit(1);
+        }
+        ctr_json_escape(out, len, s, n, CTR_JSON_INVALID_BYTES, NULL);
     }
-    fputc('"', f);
+    fwrite(out, 1, len, f);
+    if (out != buf)
+        free(out);
 }
 
 static void json_double(FILE *f, double v)
@@ -391,7 +368,41 @@ static void dump_event(walker_t *w, const char *path, ctr_audit_event_t ev, cons
     fputs("}\n", stdout);
 }
 
-static const char dump_usage[] =
+/* The LOG... arguments of every subcommand: as many as given. */
+static int logs_init(ctr_opt_list_t *l, int argc)
+{
+    l->v = calloc((size_t)argc + 1, sizeof *l->v);
+    l->n = 0;
+    l->cap = (size_t)argc;
+    return l->v ? 0 : -1;
+}
+
+/* Each LOG argument, a directory expanded to its segments. 0, or 1 when
+ * one could not be read (reported). */
+static int expand_all(const char *cmd, const ctr_opt_list_t *logs, list_t *files)
+{
+    int rc = 0;
+    for (size_t i = 0; i < logs->n; i++)
+        if (expand(cmd, logs->v[i], files))
+            rc = 1;
+    return rc;
+}
+
+typedef struct {
+    int values, requests;
+    const char *model;
+    ctr_opt_list_t logs;
+} dump_args_t;
+
+static const ctr_opt_t dump_rows[] = {
+    {"no-values", NULL, CTR_OPT_BOOL, CTR_OPT_NEGATE, CTR_OPT_AT(dump_args_t, values), .help = "records without their raw values"},
+    {"requests", NULL, CTR_OPT_BOOL, 0, CTR_OPT_AT(dump_args_t, requests), .help = "each record as the /v1/score body that reproduces it (needs --model)"},
+    {"model", NULL, CTR_OPT_STR, 0, CTR_OPT_AT(dump_args_t, model), .metavar = "M", .help = "with --requests: the feature names"},
+    {NULL, NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(dump_args_t, logs), .metavar = "LOG...", .help = "segment files or directories of them"},
+};
+
+static const ctr_opts_t dump_spec = {
+    dump_rows, CTR_ARRAY_LEN(dump_rows),
     "usage: ctrtool audit dump [--no-values] LOG...\n"
     "       ctrtool audit dump --requests --model M LOG...\n"
     "Prints each segment header, record, corrupt span and torn tail as one JSON\n"
@@ -402,35 +413,36 @@ static const char dump_usage[] =
     "or a directory of them. --requests prints each record instead as the\n"
     "/v1/score body that reproduces it, with feature names from model M and the\n"
     "arrival time as \"t_ns\" (for ctrload --replay); anomalies go to stderr.\n"
-    "Exit 1 when a file is unreadable or holds corrupt records.\n";
+    "Exit 1 when a file is unreadable or holds corrupt records.\n\n",
+    NULL,
+};
 
 static int cmd_dump(int argc, char **argv)
 {
-    dump_ctx_t d = {1, NULL};
+    dump_args_t a = {.values = 1};
     list_t files = {0};
-    const char *mpath = NULL;
-    int rc = 0, requests = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(dump_usage, stdout);
-            list_free(&files);
-            return 0;
-        } else if (!strcmp(argv[i], "--no-values")) {
-            d.values = 0;
-        } else if (!strcmp(argv[i], "--requests")) {
-            requests = 1;
-        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
-            mpath = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "ctrtool audit dump: unknown option '%s'\n%s", argv[i], dump_usage);
-            list_free(&files);
-            return 2;
-        } else if (expand("dump", argv[i], &files)) {
-            rc = 1;
-        }
+    ctr_opts_result_t res;
+    if (logs_init(&a.logs, argc)) {
+        fprintf(stderr, "ctrtool audit dump: out of memory\n");
+        return 1;
     }
-    if ((!files.n && !rc) || requests != (mpath != NULL)) {
-        fputs(dump_usage, stderr);
+    int rc = ctr__tool_args("audit dump", &dump_spec, &a, sizeof a, argc, argv, &res);
+    if (rc >= 0) {
+        free(a.logs.v);
+        return rc;
+    }
+    dump_ctx_t d = {a.values, NULL};
+    const char *mpath = a.model;
+    int requests = a.requests;
+    rc = expand_all("dump", &a.logs, &files);
+    free(a.logs.v);
+    if (requests != (mpath != NULL)) {
+        fprintf(stderr, "ctrtool audit dump: --requests and --model go together\n");
+        list_free(&files);
+        return 2;
+    }
+    if (!files.n && !rc) {
+        fprintf(stderr, "ctrtool audit dump: no audit segment (*.audit) in the LOG arguments\n");
         list_free(&files);
         return 2;
     }
@@ -533,20 +545,6 @@ static void rescore_free(rescore_t *rs)
     free(rs->scores);
 }
 
-static const ctr_kernel_t *pick_kernel(const char *cmd, const char *name)
-{
-    char err[256];
-    int id = ctr_kernel_parse(name ? name : "auto");
-    if (id < 0) {
-        fprintf(stderr, "ctrtool audit %s: unknown kernel '%s'\n", cmd, name);
-        return NULL;
-    }
-    const ctr_kernel_t *k = ctr_kernel_select((ctr_kernel_id_t)id, err, sizeof err);
-    if (!k)
-        fprintf(stderr, "ctrtool audit %s: %s\n", cmd, err);
-    return k;
-}
-
 /* ---- verify ------------------------------------------------------------- */
 
 typedef struct {
@@ -610,50 +608,58 @@ static void verify_record(walker_t *w, const char *path, const ctr_audit_record_
     }
 }
 
-static const char verify_usage[] =
+typedef struct {
+    const char *model_v[MAX_MODELS];
+    ctr_opt_list_t models;
+    ctr_kernel_id_t kernel;
+    ctr_opt_list_t logs;
+} verify_args_t;
+
+static const ctr_opt_t verify_rows[] = {
+    {"model", NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(verify_args_t, models), .metavar = "M", .help = "a model whose records are re-scored; up to 8"},
+    {"kernel", NULL, CTR_OPT_ENUM, 0, CTR_OPT_AT(verify_args_t, kernel), .def = "auto", .enums = ctr__tool_kernels, .metavar = "K", .help = "auto|scalar|avx2|avx512|blas"},
+    {NULL, NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(verify_args_t, logs), .metavar = "LOG...", .help = "segment files or directories of them"},
+};
+
+static const ctr_opts_t verify_spec = {
+    verify_rows, CTR_ARRAY_LEN(verify_rows),
     "usage: ctrtool audit verify --model M [--model M2 ...] [--kernel K] LOG...\n"
     "Re-scores every record whose model digest is one of the given models' with\n"
     "the same feature encoding and a bit-exact kernel (auto: the widest this CPU\n"
     "runs), and compares each score's float bits with the logged ones. Prints\n"
     "totals: verified, mismatched, skipped (another model), corrupt, torn tail.\n"
     "Exit 1 on any mismatch, corruption in the middle of a file, an unreadable\n"
-    "file, or when no record was scored by the given models.\n";
+    "file, or when no record was scored by the given models.\n\n",
+    NULL,
+};
 
 static int cmd_verify(int argc, char **argv)
 {
     verify_ctx_t v;
     memset(&v, 0, sizeof v);
     list_t files = {0};
-    const char *model_paths[MAX_MODELS], *kname = NULL;
-    size_t n_paths = 0;
-    int rc = 0, usage = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(verify_usage, stdout);
-            list_free(&files);
-            return 0;
-        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
-            if (n_paths == MAX_MODELS) {
-                fprintf(stderr, "ctrtool audit verify: at most %d models\n", MAX_MODELS);
-                usage = 1;
-            } else {
-                model_paths[n_paths++] = argv[++i];
-            }
-        } else if (!strcmp(argv[i], "--kernel") && i + 1 < argc) {
-            kname = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "ctrtool audit verify: unknown option '%s'\n", argv[i]);
-            usage = 1;
-        } else if (expand("verify", argv[i], &files)) {
-            rc = 1;
-        }
+    verify_args_t a;
+    memset(&a, 0, sizeof a);
+    a.models = (ctr_opt_list_t){a.model_v, 0, MAX_MODELS};
+    ctr_opts_result_t res;
+    if (logs_init(&a.logs, argc)) {
+        fprintf(stderr, "ctrtool audit verify: out of memory\n");
+        return 1;
     }
-    if (usage || !n_paths || (!files.n && !rc)) {
-        fputs(verify_usage, stderr);
-        list_free(&files);
+    int rc = ctr__tool_args("audit verify", &verify_spec, &a, sizeof a, argc, argv, &res);
+    if (rc >= 0) {
+        free(a.logs.v);
+        return rc;
+    }
+    const char *const *model_paths = a.models.v;
+    size_t n_paths = a.models.n;
+    rc = expand_all("verify", &a.logs, &files);
+    free(a.logs.v);
+    if (!files.n && !rc) {
+        fprintf(stderr, "ctrtool audit verify: no audit segment (*.audit) in the LOG arguments\n");
         return 2;
     }
-    v.rs.kernel = pick_kernel("verify", kname);
+    v.rs.kernel = ctr__tool_kernel("audit verify", a.kernel);
     if (!v.rs.kernel) {
         list_free(&files);
         return 1;
@@ -752,46 +758,58 @@ static void pd_record(walker_t *w, const char *path, const ctr_audit_record_t *r
     p->records++;
 }
 
-static const char pd_usage[] =
+typedef struct {
+    const char *model_v[1];
+    ctr_opt_list_t model;
+    ctr_kernel_id_t kernel;
+    int json;
+    ctr_opt_list_t logs;
+} pd_args_t;
+
+static const ctr_opt_t pd_rows[] = {
+    {"model", NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(pd_args_t, model), .metavar = "CANDIDATE", .help = "the model to compare with the logged scores"},
+    {"kernel", NULL, CTR_OPT_ENUM, 0, CTR_OPT_AT(pd_args_t, kernel), .def = "auto", .enums = ctr__tool_kernels, .metavar = "K", .help = "auto|scalar|avx2|avx512|blas"},
+    {"json", NULL, CTR_OPT_BOOL, 0, CTR_OPT_AT(pd_args_t, json), .help = "one JSON object instead of the table"},
+    {NULL, NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(pd_args_t, logs), .metavar = "LOG...", .help = "segment files or directories of them"},
+};
+
+static const ctr_opts_t pd_spec = {
+    pd_rows, CTR_ARRAY_LEN(pd_rows),
     "usage: ctrtool audit pd --model CANDIDATE [--kernel K] [--json] LOG...\n"
     "Scores every logged request (any model digest, same feature schema) with the\n"
     "candidate and compares with the scores the server returned: relative PD\n"
     "(1/N) sum 2|a-b|/(a+b) (terms with both below 1e-7 count 0), the fraction\n"
-    "of examples whose side of 0.5 flips, and the fraction of identical scores.\n";
+    "of examples whose side of 0.5 flips, and the fraction of identical scores.\n\n",
+    NULL,
+};
 
 static int cmd_pd(int argc, char **argv)
 {
     pd_ctx_t p;
     memset(&p, 0, sizeof p);
     list_t files = {0};
-    const char *mpath = NULL, *kname = NULL;
-    int rc = 0, usage = 0, json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(pd_usage, stdout);
-            list_free(&files);
-            return 0;
-        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
-            if (mpath)
-                usage = 1;
-            mpath = argv[++i];
-        } else if (!strcmp(argv[i], "--kernel") && i + 1 < argc) {
-            kname = argv[++i];
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "ctrtool audit pd: unknown option '%s'\n", argv[i]);
-            usage = 1;
-        } else if (expand("pd", argv[i], &files)) {
-            rc = 1;
-        }
+    pd_args_t a;
+    memset(&a, 0, sizeof a);
+    a.model = (ctr_opt_list_t){a.model_v, 0, 1};
+    ctr_opts_result_t res;
+    if (logs_init(&a.logs, argc)) {
+        fprintf(stderr, "ctrtool audit pd: out of memory\n");
+        return 1;
     }
-    if (usage || !mpath || (!files.n && !rc)) {
-        fputs(pd_usage, stderr);
-        list_free(&files);
+    int rc = ctr__tool_args("audit pd", &pd_spec, &a, sizeof a, argc, argv, &res);
+    if (rc >= 0) {
+        free(a.logs.v);
+        return rc;
+    }
+    const char *mpath = a.model.v[0];
+    int json = a.json;
+    rc = expand_all("pd", &a.logs, &files);
+    free(a.logs.v);
+    if (!files.n && !rc) {
+        fprintf(stderr, "ctrtool audit pd: no audit segment (*.audit) in the LOG arguments\n");
         return 2;
     }
-    p.rs.kernel = pick_kernel("pd", kname);
+    p.rs.kernel = ctr__tool_kernel("audit pd", a.kernel);
     if (!p.rs.kernel || load_model("pd", mpath, &p.cand)) {
         list_free(&files);
         if (p.cand.m)

@@ -17,40 +17,37 @@
 
 #include "ctr/common.h"
 #include "ctr/model.h"
+#include "ctr/opts.h"
 #include "ctrtool_int.h"
 
 static double mib(uint64_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
 
-/* Parses `CMD [--json] MODEL`; returns 0, or the exit status to use. */
-static int parse_args(int argc, char **argv, const char *usage, bool allow_json, bool *json,
-                      const char **path)
-{
-    *path = NULL;
-    if (json)
-        *json = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s\n", usage);
-            return -1;
-        }
-        if (allow_json && !strcmp(argv[i], "--json")) {
-            *json = true;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "ctrtool %s: unknown option '%s'\n%s\n", argv[0], argv[i], usage);
-            return 2;
-        } else if (!*path) {
-            *path = argv[i];
-        } else {
-            fprintf(stderr, "ctrtool %s: one model at a time\n%s\n", argv[0], usage);
-            return 2;
-        }
-    }
-    if (!*path) {
-        fprintf(stderr, "%s\n", usage);
-        return 2;
-    }
-    return 0;
-}
+/* `inspect [--json] MODEL` and `verify MODEL`: one positional model. */
+typedef struct {
+    const char *path_v[1];
+    ctr_opt_list_t path;
+    int json;
+} model_args_t;
+
+static const ctr_opt_t inspect_rows[] = {
+    {"json", NULL, CTR_OPT_BOOL, 0, CTR_OPT_AT(model_args_t, json), .help = "print {\"digest\", \"file_size\", \"header\"}"},
+    {NULL, NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(model_args_t, path), .metavar = "MODEL", .help = "a .ctrm file"},
+};
+
+static const ctr_opts_t inspect_spec = {
+    inspect_rows, CTR_ARRAY_LEN(inspect_rows),
+    "usage: ctrtool inspect [--json] MODEL\n"
+    "  prints the preamble, name, digest, schema, MLP, parameter counts,\n"
+    "  tensors and provenance\n\n",
+    NULL,
+};
+
+static const ctr_opts_t verify_spec = {
+    inspect_rows + 1, 1,
+    "usage: ctrtool verify MODEL\n"
+    "  checks the file's structure and recomputes every tensor's SHA-256\n\n",
+    NULL,
+};
 
 static ctr_model_t *open_or_report(const char *cmd, const char *path)
 {
@@ -167,15 +164,14 @@ static void print_model(const ctr_model_t *m)
 
 int ctr__cmd_inspect(int argc, char **argv)
 {
-    static const char usage[] =
-        "usage: ctrtool inspect [--json] MODEL\n"
-        "  prints the preamble, name, digest, schema, MLP, parameter counts,\n"
-        "  tensors and provenance; --json prints {\"digest\", \"file_size\", \"header\"}";
-    bool json;
-    const char *path;
-    int st = parse_args(argc, argv, usage, true, &json, &path);
-    if (st)
-        return st < 0 ? 0 : st;
+    model_args_t a = {.json = 0};
+    a.path = (ctr_opt_list_t){a.path_v, 0, 1};
+    ctr_opts_result_t res;
+    int st = ctr__tool_args("inspect", &inspect_spec, &a, sizeof a, argc, argv, &res);
+    if (st >= 0)
+        return st;
+    const char *path = a.path.v[0];
+    bool json = a.json;
     ctr_model_t *m = open_or_report("inspect", path);
     if (!m)
         return 1;
@@ -196,13 +192,13 @@ int ctr__cmd_inspect(int argc, char **argv)
 
 int ctr__cmd_verify(int argc, char **argv)
 {
-    static const char usage[] =
-        "usage: ctrtool verify MODEL\n"
-        "  checks the file's structure and recomputes every tensor's SHA-256";
-    const char *path;
-    int st = parse_args(argc, argv, usage, false, NULL, &path);
-    if (st)
-        return st < 0 ? 0 : st;
+    model_args_t a = {.json = 0};
+    a.path = (ctr_opt_list_t){a.path_v, 0, 1};
+    ctr_opts_result_t res;
+    int st = ctr__tool_args("verify", &verify_spec, &a, sizeof a, argc, argv, &res);
+    if (st >= 0)
+        return st;
+    const char *path = a.path.v[0];
     ctr_model_t *m = open_or_report("verify", path);
     if (!m)
         return 1;

@@ -4,30 +4,24 @@
  * counter-based generator (splitmix64 of seed, table, index), so a model
  * far larger than memory is written with bounded memory and the same
  * arguments always give the same file. */
-#include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctr/common.h"
 #include "ctr/model.h"
+#include "ctr/opts.h"
+#include "ctr/rng.h"
 #include "ctrtool_int.h"
 
 #define SYNTH_MAX_LAYERS 16
 
-static uint64_t splitmix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* Uniform in [-scale, scale), from the top 24 bits: exact in float. */
 static float synth_value(uint64_t seed, uint64_t stream, uint64_t i, float scale)
 {
-    uint64_t h = splitmix64(seed ^ splitmix64(stream * 0x100000001b3ull + i));
+    uint64_t h = ctr_splitmix64(seed ^ ctr_splitmix64(stream * 0x100000001b3ull + i));
     return ((float)(h >> 40) * (1.0f / 8388608.0f) - 1.0f) * scale;
 }
 
@@ -47,98 +41,88 @@ static int fill_table(void *vctx, size_t cat_index, uint64_t first_row,
     return 0;
 }
 
-static int parse_hidden(const char *s, uint32_t *w, size_t *n)
+/* --hidden W,W,...: the widths, and the text for the report line. */
+typedef struct {
+    size_t n;
+    uint32_t w[SYNTH_MAX_LAYERS - 1];
+    const char *text;
+} hidden_arg_t;
+
+static int parse_hidden(const char *text, void *field, char *err, size_t errlen)
 {
-    *n = 0;
-    if (!*s)
-        return 0;
-    while (*s) {
-        char *end;
-        unsigned long v = strtoul(s, &end, 10);
-        if (end == s || v == 0 || v > 65536 || *n == SYNTH_MAX_LAYERS - 1)
-            return -1;
-        w[(*n)++] = (uint32_t)v;
-        s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',')
-            return -1;
+    hidden_arg_t *h = field;
+    h->n = 0;
+    h->text = text;
+    for (const char *p = text; *p; p++) {
+        char item[16];
+        size_t len = strcspn(p, ",");
+        uint64_t v;
+        if (h->n == CTR_ARRAY_LEN(h->w))
+            return ctr_error(err, errlen, CTR_ERANGE, "at most %zu hidden layers", CTR_ARRAY_LEN(h->w));
+        if (len >= sizeof item)
+            return ctr_error(err, errlen, CTR_EINVAL, "expected a list of widths in 1..65536 like 512,256");
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (ctr_opts_parse_u64(item, &v) || v < 1 || v > 65536)
+            return ctr_error(err, errlen, CTR_EINVAL, "expected a list of widths in 1..65536 like 512,256");
+        h->w[h->n++] = (uint32_t)v;
+        p += len;
+        if (!*p)
+            break;
     }
     return 0;
 }
 
-static void synth_usage(FILE *f)
-{
-    fprintf(f,
-            "usage: ctrtool synth --out MODEL --rows-per-table N [options]\n"
-            "  --dense N          dense features I1..IN (default 13, log1p)\n"
-            "  --categorical N    categorical features C1..CN (default 26)\n"
-            "  --dim N            embedding width (default 16)\n"
-            "  --hidden W,W,...   hidden layer widths (default 512,256; '' = none)\n"
-            "  --activation A     smelu|relu (default smelu)\n"
-            "  --beta B           SmeLU beta (default 1.0)\n"
-            "  --seed S           (default 1)\n"
-            "  --name NAME        model name (default synth)\n"
-            "Table size: categorical x (rows+1) x dim x 4 bytes; rows may be\n"
-            "large enough that the file exceeds RAM (it is streamed).\n");
-}
+typedef struct {
+    const char *out, *name;
+    uint64_t rows, n_dense, n_cat, dim, seed;
+    hidden_arg_t hidden;
+    ctr_activation_t act;
+    float beta;
+} synth_args_t;
+
+static const ctr_opt_enum_t activations[] = {{"smelu", CTR_ACT_SMELU}, {"relu", CTR_ACT_RELU}, {NULL, 0}};
+
+#define AT(m) CTR_OPT_AT(synth_args_t, m)
+
+static const ctr_opt_t synth_rows[] = {
+    {"out", NULL, CTR_OPT_STR, CTR_OPT_REQUIRED, AT(out), .metavar = "MODEL", .help = "the model file to write"},
+    {"rows-per-table", NULL, CTR_OPT_UINT, CTR_OPT_REQUIRED, AT(rows), .min = 1, .max = UINT32_MAX - 1, .metavar = "N", .help = "rows of every embedding table"},
+    {"dense", NULL, CTR_OPT_UINT, 0, AT(n_dense), .def = "13", .min = 0, .max = 4096, .metavar = "N", .help = "dense features I1..IN (log1p)"},
+    {"categorical", NULL, CTR_OPT_UINT, 0, AT(n_cat), .def = "26", .min = 0, .max = 4096, .metavar = "N", .help = "categorical features C1..CN"},
+    {"dim", NULL, CTR_OPT_UINT, 0, AT(dim), .def = "16", .min = 1, .max = 4096, .metavar = "N", .help = "embedding width"},
+    {"hidden", NULL, CTR_OPT_CUSTOM, 0, AT(hidden), .def = "512,256", .parse = parse_hidden, .metavar = "W,W,...", .help = "hidden layer widths; '' = none"},
+    {"activation", NULL, CTR_OPT_ENUM, 0, AT(act), .def = "smelu", .enums = activations, .metavar = "A", .help = "smelu|relu"},
+    {"beta", NULL, CTR_OPT_DOUBLE, CTR_OPT_MIN_EXCL, AT(beta), .def = "1.0", .dmin = 0, .dmax = INFINITY, .metavar = "B", .help = "SmeLU beta"},
+    {"seed", NULL, CTR_OPT_UINT, 0, AT(seed), .def = "1", .metavar = "S", .help = "the random values"},
+    {"name", NULL, CTR_OPT_STR, 0, AT(name), .def = "synth", .metavar = "NAME", .help = "model name"},
+};
+
+static const ctr_opts_t synth_spec = {
+    synth_rows, CTR_ARRAY_LEN(synth_rows),
+    "usage: ctrtool synth --out MODEL --rows-per-table N [options]\n",
+    "Table size: categorical x (rows+1) x dim x 4 bytes; rows may be\n"
+    "large enough that the file exceeds RAM (it is streamed).\n",
+};
 
 int ctr__cmd_synth(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"out", required_argument, 0, 'o'},
-        {"rows-per-table", required_argument, 0, 'r'},
-        {"dense", required_argument, 0, 'D'},
-        {"categorical", required_argument, 0, 'C'},
-        {"dim", required_argument, 0, 'd'},
-        {"hidden", required_argument, 0, 'H'},
-        {"activation", required_argument, 0, 'a'},
-        {"beta", required_argument, 0, 'b'},
-        {"seed", required_argument, 0, 's'},
-        {"name", required_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *out = NULL, *name = "synth", *hidden_s = "512,256";
-    unsigned long long rows = 0, seed = 1;
-    unsigned long n_dense = 13, n_cat = 26, dim = 16;
-    float beta = 1.0f;
-    ctr_activation_t act = CTR_ACT_SMELU;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o': out = optarg; break;
-        case 'r': rows = strtoull(optarg, NULL, 10); break;
-        case 'D': n_dense = strtoul(optarg, NULL, 10); break;
-        case 'C': n_cat = strtoul(optarg, NULL, 10); break;
-        case 'd': dim = strtoul(optarg, NULL, 10); break;
-        case 'H': hidden_s = optarg; break;
-        case 'a':
-            if (!strcmp(optarg, "smelu"))
-                act = CTR_ACT_SMELU;
-            else if (!strcmp(optarg, "relu"))
-                act = CTR_ACT_RELU;
-            else {
-                fprintf(stderr, "ctrtool synth: --activation must be smelu or relu, not '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'b': beta = strtof(optarg, NULL); break;
-        case 's': seed = strtoull(optarg, NULL, 10); break;
-        case 'n': name = optarg; break;
-        case 'h': synth_usage(stdout); return 0;
-        default: synth_usage(stderr); return 2;
-        }
-    }
-    uint32_t hidden[SYNTH_MAX_LAYERS];
-    size_t n_hidden;
-    if (!out || rows == 0 || rows >= UINT32_MAX || n_dense > 4096 || n_cat > 4096 ||
-        dim == 0 || dim > 4096 || !(beta > 0) || n_dense + n_cat == 0 ||
-        parse_hidden(hidden_s, hidden, &n_hidden)) {
-        fprintf(stderr, "ctrtool synth: need --out and --rows-per-table (1..2^32-2); "
-                        "sizes must be positive and --hidden a list like 512,256\n");
-        synth_usage(stderr);
+    synth_args_t a = {.out = NULL};
+    ctr_opts_result_t res;
+    int st = ctr__tool_args("synth", &synth_spec, &a, sizeof a, argc, argv, &res);
+    if (st >= 0)
+        return st;
+    if (a.n_dense + a.n_cat == 0) {
+        fprintf(stderr, "ctrtool synth: --dense and --categorical are both 0: no features\n");
         return 2;
     }
+    const char *out = a.out, *name = a.name, *hidden_s = a.hidden.text;
+    unsigned long long rows = a.rows, seed = a.seed;
+    unsigned long n_dense = (unsigned long)a.n_dense, n_cat = (unsigned long)a.n_cat, dim = (unsigned long)a.dim;
+    float beta = a.beta;
+    ctr_activation_t act = a.act;
+    const uint32_t *hidden = a.hidden.w;
+    size_t n_hidden = a.hidden.n;
 
     int status = 1;
     char (*names)[24] = calloc(n_dense + n_cat, 24);
@@ -155,7 +139,7 @@ int ctr__cmd_synth(int argc, char **argv)
     for (size_t j = 0; j < n_cat; j++) {
         snprintf(names[n_dense + j], 24, "C%zu", j + 1);
         cat[j] = (ctr_cat_def_t){names[n_dense + j], (uint32_t)rows, (uint32_t)dim,
-                                 splitmix64(seed + j), NULL};
+                                 ctr_splitmix64(seed + j), NULL};
     }
     uint32_t in = (uint32_t)(n_dense + n_cat * dim);
     for (size_t l = 0; l <= n_hidden; l++) {
