@@ -199,20 +199,16 @@ const ctr_kernel_t *ctr_kernel_select(ctr_kernel_id_t id, char *err, size_t errl
     return kt;
 }
 
+const ctr_opt_enum_t ctr_kernel_choices[] = {
+    {"auto", CTR_KERNEL_AUTO}, {"scalar", CTR_KERNEL_SCALAR}, {"avx2", CTR_KERNEL_AVX2},
+    {"avx512", CTR_KERNEL_AVX512}, {"blas", CTR_KERNEL_BLAS}, {NULL, 0}};
+
 int ctr_kernel_parse(const char *name)
 {
-    static const struct {
-        const char *name;
-        ctr_kernel_id_t id;
-    } names[] = {
-        {"auto", CTR_KERNEL_AUTO},     {"scalar", CTR_KERNEL_SCALAR},
-        {"avx2", CTR_KERNEL_AVX2},     {"avx512", CTR_KERNEL_AVX512},
-        {"blas", CTR_KERNEL_BLAS},
-    };
     if (!name)
         return -1;
-    for (size_t k = 0; k < CTR_ARRAY_LEN(names); k++)
-        if (!strcmp(name, names[k].name))
-            return (int)names[k].id;
+    for (const ctr_opt_enum_t *c = ctr_kernel_choices; c->name; c++)
+        if (!strcmp(name, c->name))
+            return c->value;
     return -1;
 }

@@ -55,7 +55,7 @@ void ctr_train_opts_init(ctr_train_opts_t *o)
     o->emb_lr = 0.1;
     o->lr_decay = 1;
     o->emb_init = 0.05;
-    o->optimizer = CTR_OPT_ADAM;
+    o->optimizer = CTR_OPTIM_ADAM;
     o->seed = 1;
 }
 
@@ -121,7 +121,7 @@ static char *provenance(const ctr_train_opts_t *o, const ctr_model_def_t *def,
     json_object_set_new(h, "hash_seed", json_integer((json_int_t)o->hash_seed));
     json_object_set_new(h, "epochs", json_integer(o->epochs));
     json_object_set_new(h, "batch", json_integer((json_int_t)o->batch));
-    json_object_set_new(h, "optimizer", json_string(o->optimizer == CTR_OPT_ADAM ? "adam" : "adagrad"));
+    json_object_set_new(h, "optimizer", json_string(o->optimizer == CTR_OPTIM_ADAM ? "adam" : "adagrad"));
     json_object_set_new(h, "lr", json_real(o->lr));
     json_object_set_new(h, "lr_decay", json_string(o->lr_decay ? "linear" : "none"));
     json_object_set_new(h, "emb_optimizer", json_string("rowwise_adagrad"));

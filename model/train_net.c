@@ -430,7 +430,7 @@ static void update_weights(step_ctx_t *c, size_t l, uint32_t r0, uint32_t r1)
     size_t n = (size_t)(r1 - r0) * out;
     float *w = net->W[l] + (size_t)r0 * out, *m = net->m[l] + (size_t)r0 * out,
           *v = net->v[l] + (size_t)r0 * out;
-    if (net->opt == CTR_OPT_ADAM)
+    if (net->opt == CTR_OPTIM_ADAM)
         adam_update(w, m, v, gw, n, c->lr_t);
     else
         for (size_t i = 0; i < n; i++) {

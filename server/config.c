@@ -13,9 +13,6 @@
 static const ctr_opt_enum_t durabilities[] = {
     {"async", CTR__AUDIT_ASYNC}, {"write", CTR__AUDIT_WRITE}, {"fsync", CTR__AUDIT_FSYNC}, {NULL, 0}};
 static const ctr_opt_enum_t on_error[] = {{"fail", 1}, {"continue", 0}, {NULL, 0}};
-static const ctr_opt_enum_t kernels[] = {
-    {"auto", CTR_KERNEL_AUTO}, {"scalar", CTR_KERNEL_SCALAR}, {"avx2", CTR_KERNEL_AVX2},
-    {"avx512", CTR_KERNEL_AVX512}, {"blas", CTR_KERNEL_BLAS}, {NULL, 0}};
 /* Any case, and "warning" for warn, as log levels have always been read. */
 static const ctr_opt_enum_t levels[] = {
     {"debug", CTR_LOG_DEBUG}, {"info", CTR_LOG_INFO}, {"warn", CTR_LOG_WARN},
@@ -46,7 +43,7 @@ static const ctr_opt_t opts[] = {
     {"admin-token", "CTRD_ADMIN_TOKEN", CTR_OPT_STR, CTR_OPT_SECRET, AT(admin_token), .metavar = "TOKEN", .help = "bearer token for /v1/admin/*; unset = admin endpoints off"},
     {"tls-cert", "CTRD_TLS_CERT", CTR_OPT_STR, 0, AT(tls_cert), .metavar = "FILE", .help = "PEM certificate: serve HTTPS"},
     {"tls-key", "CTRD_TLS_KEY", CTR_OPT_STR, 0, AT(tls_key), .metavar = "FILE", .help = "PEM private key for --tls-cert"},
-    {"kernel", "CTRD_KERNEL", CTR_OPT_ENUM, 0, AT(kernel), .def = "auto", .enums = kernels, .metavar = "NAME", .help = "auto|scalar|avx2|avx512|blas (blas is not bit-exact)"},
+    {"kernel", "CTRD_KERNEL", CTR_OPT_ENUM, 0, AT(kernel), .def = "auto", .enums = ctr_kernel_choices, .metavar = "NAME", .help = "auto|scalar|avx2|avx512|blas (blas is not bit-exact)"},
     {"log-level", "CTRD_LOG_LEVEL", CTR_OPT_ENUM, CTR_OPT_ICASE, AT(log_level), .def = "info", .enums = levels, .metavar = "LEVEL", .help = "debug|info|warn|error"},
     {"check", NULL, CTR_OPT_STR, CTR_OPT_NO_JSON, AT(check_url), .metavar = "URL", .help = "probe mode: exit 0 if URL answers 200, else 1"},
     {"version", NULL, CTR_OPT_BOOL, CTR_OPT_NO_JSON, AT(show_version), .help = "print the version and exit"},

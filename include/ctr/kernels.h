@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "ctr/opts.h"
+
 #include "ctr/model.h"
 
 typedef enum {
@@ -45,6 +47,9 @@ const ctr_kernel_t *ctr_kernel_select(ctr_kernel_id_t id, char *err, size_t errl
 
 /* "auto", "scalar", "avx2", "avx512", "blas" -> id; -1 if unknown. */
 int ctr_kernel_parse(const char *name);
+
+/* The same names as a flag's enum table (ctr/opts.h), for --kernel. */
+extern const ctr_opt_enum_t ctr_kernel_choices[];
 
 /* CPUID + XCR0: the CPU has the instructions and the OS saves the registers. */
 int ctr_cpu_has_avx2_fma(void);

@@ -33,8 +33,8 @@
 #define CTR_TRAIN_MAX_HIDDEN 8
 
 typedef enum {
-    CTR_OPT_ADAM = 0,
-    CTR_OPT_ADAGRAD = 1,
+    CTR_OPTIM_ADAM = 0,
+    CTR_OPTIM_ADAGRAD = 1,
 } ctr_optimizer_t;
 
 typedef struct {

@@ -617,7 +617,7 @@ typedef struct {
 
 static const ctr_opt_t verify_rows[] = {
     {"model", NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(verify_args_t, models), .metavar = "M", .help = "a model whose records are re-scored; up to 8"},
-    {"kernel", NULL, CTR_OPT_ENUM, 0, CTR_OPT_AT(verify_args_t, kernel), .def = "auto", .enums = ctr__tool_kernels, .metavar = "K", .help = "auto|scalar|avx2|avx512|blas"},
+    {"kernel", NULL, CTR_OPT_ENUM, 0, CTR_OPT_AT(verify_args_t, kernel), .def = "auto", .enums = ctr_kernel_choices, .metavar = "K", .help = "auto|scalar|avx2|avx512|blas"},
     {NULL, NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(verify_args_t, logs), .metavar = "LOG...", .help = "segment files or directories of them"},
 };
 
@@ -768,7 +768,7 @@ typedef struct {
 
 static const ctr_opt_t pd_rows[] = {
     {"model", NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(pd_args_t, model), .metavar = "CANDIDATE", .help = "the model to compare with the logged scores"},
-    {"kernel", NULL, CTR_OPT_ENUM, 0, CTR_OPT_AT(pd_args_t, kernel), .def = "auto", .enums = ctr__tool_kernels, .metavar = "K", .help = "auto|scalar|avx2|avx512|blas"},
+    {"kernel", NULL, CTR_OPT_ENUM, 0, CTR_OPT_AT(pd_args_t, kernel), .def = "auto", .enums = ctr_kernel_choices, .metavar = "K", .help = "auto|scalar|avx2|avx512|blas"},
     {"json", NULL, CTR_OPT_BOOL, 0, CTR_OPT_AT(pd_args_t, json), .help = "one JSON object instead of the table"},
     {NULL, NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(pd_args_t, logs), .metavar = "LOG...", .help = "segment files or directories of them"},
 };

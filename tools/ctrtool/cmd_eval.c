@@ -47,7 +47,7 @@ typedef struct {
      .metavar = "C", .help = "csv field separator, 'tab' for a tab [the model's, else ',']"},          \
     {"skip-bad", NULL, CTR_OPT_BOOL, 0, CTR_OPT_AT(T, f.skip_bad),                                      \
      .help = "count and skip malformed rows (default: stop)"},                                          \
-    {"kernel", NULL, CTR_OPT_ENUM, 0, CTR_OPT_AT(T, f.kernel), .def = "auto", .enums = ctr__tool_kernels, \
+    {"kernel", NULL, CTR_OPT_ENUM, 0, CTR_OPT_AT(T, f.kernel), .def = "auto", .enums = ctr_kernel_choices, \
      .metavar = "K", .help = "auto|scalar|avx2|avx512|blas"}
 
 /* The format and label a model was trained with, from its provenance, as

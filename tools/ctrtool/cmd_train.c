@@ -103,7 +103,7 @@ static int parse_transforms(const char *text, void *field, char *err, size_t err
 }
 
 static const ctr_opt_enum_t activations[] = {{"smelu", CTR_ACT_SMELU}, {"relu", CTR_ACT_RELU}, {NULL, 0}};
-static const ctr_opt_enum_t optimizers[] = {{"adam", CTR_OPT_ADAM}, {"adagrad", CTR_OPT_ADAGRAD}, {NULL, 0}};
+static const ctr_opt_enum_t optimizers[] = {{"adam", CTR_OPTIM_ADAM}, {"adagrad", CTR_OPTIM_ADAGRAD}, {NULL, 0}};
 static const ctr_opt_enum_t decays[] = {{"linear", 1}, {"none", 0}, {NULL, 0}};
 
 #define AT(m) CTR_OPT_AT(train_args_t, m)

@@ -12,10 +12,6 @@
 #include "ctr/opts.h"
 #include "ctrtool_int.h"
 
-const ctr_opt_enum_t ctr__tool_kernels[] = {
-    {"auto", CTR_KERNEL_AUTO}, {"scalar", CTR_KERNEL_SCALAR}, {"avx2", CTR_KERNEL_AVX2},
-    {"avx512", CTR_KERNEL_AVX512}, {"blas", CTR_KERNEL_BLAS}, {NULL, 0}};
-
 const ctr_opt_enum_t ctr__tool_formats[] = {
     {"criteo", CTR_DATA_CRITEO}, {"csv", CTR_DATA_CSV}, {"tsv", CTR_DATA_CRITEO}, {NULL, 0}};
 

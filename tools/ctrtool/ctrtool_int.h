@@ -24,8 +24,6 @@ int ctr__cmd_score(int argc, char **argv);     /* cmd_eval.c */
 int ctr__cmd_gen_data(int argc, char **argv);  /* cmd_data.c */
 int ctr__cmd_audit(int argc, char **argv);     /* cmd_audit.c: dump, verify, pd */
 
-/* --kernel auto|scalar|avx2|avx512|blas -> ctr_kernel_id_t. */
-extern const ctr_opt_enum_t ctr__tool_kernels[];
 /* --format criteo|csv (tsv = criteo) -> ctr_data_format_t. */
 extern const ctr_opt_enum_t ctr__tool_formats[];
 
