@@ -95,7 +95,9 @@ cover)
     mkdir -p "$COV_B/prof"
     for t in "${targets[@]}"; do
         case "$t" in
-            decode_v1|decode_v2) files="server/decode.c server/json_num.c" ;;
+            decode_v1) files="server/decode.c server/decode_v1.c server/json_scan.c server/json_num.c" ;;
+            decode_v2) files="server/decode.c server/decode_v2.c server/json_scan.c server/json_num.c" ;;
+            json_scan) files="server/json_scan.c server/json_num.c" ;;
             model) files="model/model_read.c model/model_header.c model/model_names.c" ;;
             data) files="model/data.c" ;;
             audit_reader) files="model/audit_read.c model/audit_record.c" ;;

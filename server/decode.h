@@ -1,6 +1,7 @@
 /* decode.h - a decoded scoring request: the contract between the request
- * decoders (decode.c: /v1/score and KServe v2 infer bodies) and the rest of
- * the server (batcher, audit writer, response encoder).
+ * decoders (/v1/score and KServe v2 infer bodies: decode.c, decode_v1.c,
+ * decode_v2.c over the JSON scanner json_scan.c) and the rest of the
+ * server (batcher, audit writer, response encoder).
  *
  * A request owns one arena sized at decode time from the body length, so a
  * request costs a bounded number of allocations whatever its example count,
@@ -43,11 +44,13 @@ typedef struct {
     size_t arena_size;
 } ctr_request_t;
 
-/* What went wrong, for the JSON error body. example/feature are -1/"" when
- * they do not apply. http_status is 400, 413 or 415. */
+/* What went wrong, for the JSON error body, next to the CTR_E* code the
+ * decoder returns (its HTTP status is ctr__http_status(code,
+ * CTR__SUBJECT_REQUEST), respond.h). example/feature are -1/"" when they
+ * do not apply. docs/DECODER.md lists every name with its code. */
 typedef struct {
-    int http_status;
-    const char *code;        /* stable machine-readable code, e.g. "unknown_feature" */
+    const char *name;        /* stable machine-readable name, e.g. "unknown_feature":
+                                the error body's "code" (static string) */
     char message[256];       /* human text naming what and where */
     long example;            /* example index or -1 */
     char feature[65];        /* feature name or "" */
@@ -60,7 +63,8 @@ typedef struct {
 
 /* Decode a /v1/score body (DESIGN.md "HTTP API"). On success req is
  * filled and owns its arena (ctr__request_release frees it); on failure
- * returns a negative CTR_E* code, fills e and leaves req empty. */
+ * returns a negative CTR_E* code, fills e (if not NULL) and leaves req
+ * empty. */
 int ctr__decode_v1(const ctr_model_t *m, const char *body, size_t len,
                    const ctr_decode_limits_t *lim, ctr_request_t *req,
                    ctr_decode_error_t *e);

@@ -463,7 +463,7 @@ static enum MHD_Result handle_score(req_t *r)
     r->body = NULL;
     r->cap = r->len = 0;
     if (rc)
-        return send_error(r, ctr__decode_error_status(rc, &e), e.code ? e.code : "bad_request",
+        return send_error(r, ctr__http_status(rc, CTR__SUBJECT_REQUEST), e.name ? e.name : "bad_request",
                           e.message[0] ? e.message : ctr_strerror(rc), e.example, e.feature);
     r->req_valid = 1;
     if (r->req.n == 0)

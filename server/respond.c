@@ -30,14 +30,6 @@ int ctr__http_status(int code, ctr__subject_t subject)
     }
 }
 
-int ctr__decode_error_status(int code, const ctr_decode_error_t *e)
-{
-    if (e && e->http_status >= 400 && e->http_status <= 599)
-        return e->http_status;
-    int s = ctr__http_status(code, CTR__SUBJECT_REQUEST);
-    return s == 200 ? 500 : s;
-}
-
 void ctr__error_json(ctr__buf_t *b, const char *code, const char *message,
                      long example, const char *feature)
 {

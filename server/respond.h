@@ -21,11 +21,10 @@ typedef enum {
     CTR__SUBJECT_MODEL = 1,
 } ctr__subject_t;
 
-/* The one mapping from a CTR_E* code (or 0) to an HTTP status. A decoder
- * error carries its own status (ctr_decode_error_t.http_status) and is
- * mapped by ctr__decode_error_status, which falls back to this. */
+/* The one mapping from a CTR_E* code (or 0) to an HTTP status, a request
+ * decoder's errors included (each decoder error name comes with the code
+ * whose status it has, docs/DECODER.md). */
 int ctr__http_status(int code, ctr__subject_t subject);
-int ctr__decode_error_status(int code, const ctr_decode_error_t *e);
 
 /* Error body (see above) into b. example < 0 and feature NULL/"" omit. */
 void ctr__error_json(ctr__buf_t *b, const char *code, const char *message,

@@ -1,7 +1,7 @@
 /* decode_ref.c - a reference decoder for /v1/score and KServe v2 infer
  * bodies built on jansson, written from docs/DECODER.md independently of
- * server/decode.c, and the differential check that feeds one body to both
- * (contract in decode_ref.h). Shared by tests/test_decode.c and the
+ * the decoder (server/decode*.c), and the differential check that feeds
+ * one body to both (contract in decode_ref.h). Shared by tests/test_decode.c and the
  * libFuzzer targets tests/fuzz/fuzz_decode_v1.c and fuzz_decode_v2.c. */
 #include "decode_ref.h"
 
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../server/respond.h"
 #include "ctr/common.h"
 #include "ctr/features.h"
 #include "testutil.h"
@@ -61,11 +62,11 @@ static void trunc_name(char *dst, const char *s, size_t len)
         dst[i - 1] = '\0';
 }
 
-static int ref_sem(ref_t *r, const char *code, long ex, const char *feat, size_t flen)
+static int ref_sem(ref_t *r, const char *name, long ex, const char *feat, size_t flen)
 {
     r->verdict = REF_SEMANTIC;
-    r->code = code;
-    r->status = !strcmp(code, "too_many_examples") ? 413 : 400;
+    r->name = name;
+    r->status = !strcmp(name, "too_many_examples") ? 413 : 400;
     r->example = ex;
     r->feature[0] = '\0';
     if (feat)
@@ -507,7 +508,7 @@ void ref_run(int v2, const char *body, size_t len)
     ref_t *r = &g_ref;
     json_t *a, *b;
     r->verdict = REF_OK;
-    r->code = NULL;
+    r->name = NULL;
     r->n = 0;
     r->has_rid = 0;
     r->rid[0] = '\0';
@@ -525,7 +526,35 @@ void ref_run(int v2, const char *body, size_t len)
 /* ---- comparing --------------------------------------------------------- */
 
 ref_stats_t ref_stats;
-static int is_syntax_code(const char *c)
+
+/* docs/DECODER.md "Error names and codes". */
+static const struct {
+    const char *name;
+    int code;
+} ref_codes[] = {
+    {"malformed_json", CTR_EFORMAT},   {"invalid_utf8", CTR_EFORMAT},
+    {"nesting_too_deep", CTR_EFORMAT}, {"number_out_of_range", CTR_ERANGE},
+    {"string_too_long", CTR_ERANGE},   {"wrong_type", CTR_EINVAL},
+    {"unknown_feature", CTR_EINVAL},   {"unknown_field", CTR_EINVAL},
+    {"duplicate_key", CTR_EINVAL},     {"duplicate_feature", CTR_EINVAL},
+    {"bad_request_id", CTR_EINVAL},    {"missing_examples", CTR_EINVAL},
+    {"missing_field", CTR_EINVAL},     {"unknown_input", CTR_EINVAL},
+    {"duplicate_input", CTR_EINVAL},   {"missing_input", CTR_EINVAL},
+    {"bad_datatype", CTR_EINVAL},      {"bad_shape", CTR_EINVAL},
+    {"unknown_output", CTR_EINVAL},    {"too_many_examples", CTR_ETOOBIG},
+    {"body_too_large", CTR_ETOOBIG},   {"out_of_memory", CTR_ENOMEM},
+    {"internal_error", CTR_EIO},
+};
+
+int ref_error_code(const char *name)
+{
+    for (size_t i = 0; name && i < CTR_ARRAY_LEN(ref_codes); i++)
+        if (!strcmp(name, ref_codes[i].name))
+            return ref_codes[i].code;
+    return 0;
+}
+
+static int is_syntax_name(const char *c)
 {
     return c && (!strcmp(c, "malformed_json") || !strcmp(c, "invalid_utf8") ||
                  !strcmp(c, "number_out_of_range") || !strcmp(c, "nesting_too_deep"));
@@ -555,11 +584,15 @@ int ref_compare(int v2, const char *body0, size_t len, char *why, size_t whylen)
     int good = 1;
     if (whylen)
         why[0] = '\0';
-    const char *code = e.code ? e.code : "(none)";
+    const char *name = e.name ? e.name : "(none)";
     ref_stats.total++;
 
-    if (rc != 0 && e.code && !strcmp(e.code, "internal_error"))
+    if (rc != 0 && e.name && !strcmp(e.name, "internal_error"))
         good = 0, snprintf(why, whylen, "internal_error: %.300s", e.message);
+    /* Every error: the code its name has, and a client status from it. */
+    if (rc != 0 && good && rc != ref_error_code(e.name))
+        good = 0, snprintf(why, whylen, "error %s came with rc %d (%s), not %d", name, rc,
+                           ctr_strerror(rc), ref_error_code(e.name));
     switch (r->verdict) {
     case REF_LIMITED_DUP:
         ref_stats.limited++;
@@ -573,28 +606,30 @@ int ref_compare(int v2, const char *body0, size_t len, char *why, size_t whylen)
         break;
     case REF_SYNTAX:
         ref_stats.syntax++;
-        if (rc == 0 || !is_syntax_code(e.code))
+        if (rc == 0 || !is_syntax_name(e.name))
             good = 0, snprintf(why, whylen, "reference: broken JSON; decoder: rc %d %s", rc,
-                               rc ? code : "accepted");
-        else if (e.http_status != 400 || e.example != -1 || !strstr(e.message, "byte "))
+                               rc ? name : "accepted");
+        else if (ctr__http_status(rc, CTR__SUBJECT_REQUEST) != 400 || e.example != -1 ||
+                 !strstr(e.message, "byte "))
             good = 0, snprintf(why, whylen, "syntax error report: %d %ld \"%.300s\"",
-                               e.http_status, e.example, e.message);
+                               ctr__http_status(rc, CTR__SUBJECT_REQUEST), e.example, e.message);
         break;
     case REF_SEMANTIC:
         ref_stats.semantic++;
-        if (rc == 0 || strcmp(e.code, r->code) || e.example != r->example ||
-            strcmp(e.feature, r->feature) || e.http_status != r->status)
+        if (rc == 0 || strcmp(e.name, r->name) || e.example != r->example ||
+            strcmp(e.feature, r->feature) ||
+            ctr__http_status(rc, CTR__SUBJECT_REQUEST) != r->status)
             good = 0, snprintf(why, whylen,
                                "reference: %.40s ex %ld feat \"%.64s\"; decoder: rc %d %s ex %ld "
                                "feat \"%s\" (%.300s)",
-                               r->code, r->example, r->feature, rc, rc ? code : "accepted",
+                               r->name, r->example, r->feature, rc, rc ? name : "accepted",
                                e.example, e.feature, e.message);
         break;
     default:
         ref_stats.ok++;
         if (rc != 0) {
             good = 0;
-            snprintf(why, whylen, "reference accepted; decoder: %s (%.300s)", code, e.message);
+            snprintf(why, whylen, "reference accepted; decoder: %s (%.300s)", name, e.message);
             break;
         }
         if (req.n != r->n || req.n_dense != g_nd || req.n_cat != g_nc ||

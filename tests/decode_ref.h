@@ -1,11 +1,12 @@
 /* decode_ref.h - the jansson reference decoder for the request decoders
- * (server/decode.c) and the differential check between the two.
+ * (server/decode*.c) and the differential check between the two.
  *
  * The reference is written from docs/DECODER.md on top of jansson's tree
  * parser, independently of the single-pass decoder; ref_compare() decodes
  * one body with both and says whether they agree on accept/reject, on the
- * error (its class for broken JSON; the exact code, status, example and
- * feature otherwise) and on every decoded value, bit for bit. Used by
+ * error (its class for broken JSON; the exact name, CTR_E* code, HTTP
+ * status, example and feature otherwise) and on every decoded value, bit
+ * for bit. Used by
  * tests/test_decode.c and by the differential libFuzzer targets
  * tests/fuzz/fuzz_decode_v1.c and fuzz_decode_v2.c.
  *
@@ -36,8 +37,8 @@ enum { REF_OK, REF_SYNTAX, REF_SEMANTIC, REF_LIMITED_DUP, REF_LIMITED_INT };
 /* What the reference made of the last body (ref_run). */
 typedef struct {
     int verdict;              /* REF_* */
-    const char *code;         /* REF_SEMANTIC: the expected error code */
-    int status;
+    const char *name;         /* REF_SEMANTIC: the expected error name */
+    int status;               /* and the HTTP status the client gets */
     long example;
     char feature[65];
     size_t n;
@@ -71,6 +72,10 @@ void ref_init(const ctr_model_t *m);
  * directory, opened, its file removed; ref_init() is called on it. Owned
  * by decode_ref.c for the life of the process. Aborts on failure. */
 const ctr_model_t *ref_open_test_model(void);
+
+/* The CTR_E* code docs/DECODER.md gives the decoder error called name
+ * (0 for a name it does not list). */
+int ref_error_code(const char *name);
 
 /* The reference alone: fills g_ref. */
 void ref_run(int v2, const char *body, size_t len);

@@ -1,10 +1,10 @@
 /* fuzz_decode_v2.c - libFuzzer target for the KServe v2 infer request decoder
- * (ctr__decode_v2, server/decode.c), differential: every input is also
+ * (ctr__decode_v2, server/decode_v2.c), differential: every input is also
  * decoded by the jansson reference decoder (tests/decode_ref.c, written
  * from docs/DECODER.md), and the two must agree on accept/reject, on the
- * error (class for broken JSON; code, status, example and feature
- * otherwise) and on every decoded value, bit for bit. A disagreement
- * aborts with both verdicts and the body on stderr.
+ * error (class for broken JSON; name, CTR_E* code, HTTP status, example
+ * and feature otherwise) and on every decoded value, bit for bit. A
+ * disagreement aborts with both verdicts and the body on stderr.
  *
  * Model and limits are those the seeds assume: 13 dense + 26 categorical
  * features, 64 examples, depth 32. Seeds: tests/fuzz/corpus/decode_v2/.

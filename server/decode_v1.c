@@ -1,0 +1,242 @@
+/* decode_v1.c - the /v1/score body: {"request_id", "context", "examples"}
+ * (docs/DECODER.md "v1"), read in one pass into the arena decode.c sized
+ * from the body's '{' count. Feature objects are the hot loop: each key is
+ * resolved to a schema index (the next name in schema order first, then
+ * the model's hash index) and its value converted in place; the context is
+ * merged into every example at the end (v1_finish). */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ctr/common.h"
+#include "ctr/features.h"
+#include "decode_int.h"
+#include "json_scan.h"
+
+/* Feature index of a key, or -1. Bodies usually list features in schema
+ * order, so the one after the last match is tried before hashing. */
+static long lookup(ctr__dec_t *d, const char *k, size_t klen)
+{
+    if (klen > CTR__DEC_KEY_CAP)
+        return -1;
+    size_t g = d->guess;
+    if (g < d->nf) {
+        const char *name = ctr__dec_feat_name(d, g);
+        size_t i = 0;
+        while (i < klen && name[i] && name[i] == k[i])
+            i++;
+        if (i == klen && !name[i]) {
+            d->guess = g + 1;
+            return (long)g;
+        }
+    }
+    long f = ctr_model_find_feature(d->m, k, klen);
+    if (f >= 0)
+        d->guess = (size_t)f + 1;
+    return f;
+}
+
+static const uchar *cat_value(ctr__dec_t *d, const uchar *p, size_t j, const ctr__dec_slots_t *s,
+                              long ex)
+{
+    if (*p == '"')
+        return ctr__dec_cat_string(d, p, j, s, ex, 0);
+    if (ctr__json_is_num_start(*p))
+        return ctr__dec_cat_int(d, p, j, s, ex);
+    if (*p == 'n') {
+        if (!ctr__json_lit(p, d->sc.end, "null", 4))
+            return SYN(d, p, "invalid literal");
+        ctr__dec_cat_missing(s, j);
+        return p + 4;
+    }
+    const char *name = d->def->cat[j].name;
+    return ctr__dec_sem(d, CTR_EINVAL, "wrong_type", ex, name, strlen(name),
+                        "%sfeature \"%s\" is categorical: expected a string, an integer or null",
+                        ctr__dec_where(d, ex), name);
+}
+
+/* One v1 feature object: the context (ex = -1) or examples[ex]. */
+static const uchar *features_object(ctr__dec_t *d, const uchar *p, long ex)
+{
+    const uchar *end = d->sc.end;
+    ctr__dec_slots_t s;
+    uint64_t *pres;
+    char kbuf[CTR__DEC_KEY_CAP];
+
+    if (ex >= 0) {
+        s = ctr__dec_example_slots(d, (size_t)ex);
+        pres = d->pres + (size_t)ex * d->words;
+        memset(pres, 0, d->words * sizeof(uint64_t));
+    } else {
+        s = (ctr__dec_slots_t){d->ctx_raw, d->ctx_enc, d->ctx_row, d->ctx_off, d->ctx_len};
+        pres = d->ctx_pres;
+    }
+    d->guess = 0;
+    p = ctr__json_ws(p + 1, end);
+    if (p < end && *p == '}')
+        return p + 1;
+    for (;;) {
+        const char *k;
+        size_t klen;
+        if (p >= end || *p != '"')
+            return SYN(d, p, "expected a string key");
+        p = ctr__dec_key(d, p, kbuf, &k, &klen);
+        if (!p)
+            return NULL;
+        long f = lookup(d, k, klen);
+        if (f < 0)
+            return ctr__dec_sem(d, CTR_EINVAL, "unknown_feature", ex, k,
+                                klen < CTR__DEC_KEY_CAP ? klen : CTR__DEC_KEY_CAP,
+                                "%sunknown feature \"%.*s\"", ctr__dec_where(d, ex),
+                                (int)(klen < 64 ? klen : 64), k);
+        uint64_t bit = 1ull << (f % 64);
+        if (pres[f / 64] & bit)
+            return ctr__dec_sem(d, CTR_EINVAL, "duplicate_key", ex, k, klen,
+                                "%sfeature \"%s\" appears twice", ctr__dec_where(d, ex),
+                                ctr__dec_feat_name(d, (size_t)f));
+        pres[f / 64] |= bit;
+        p = ctr__json_ws(p, end);
+        if (p >= end || *p != ':')
+            return SYN(d, p, "expected ':' after an object key");
+        p = ctr__json_ws(p + 1, end);
+        if (p >= end)
+            return SYN(d, p, "unexpected end of body, expected a value");
+        if ((size_t)f < d->nd)
+            p = ctr__dec_dense_value(d, p, (size_t)f, &s, ex);
+        else
+            p = cat_value(d, p, (size_t)f - d->nd, &s, ex);
+        if (!p)
+            return NULL;
+        p = ctr__json_ws(p, end);
+        if (p < end && *p == ',') {
+            p = ctr__json_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}')
+            return p + 1;
+        return SYN(d, p, "expected ',' or '}' after an object member");
+    }
+}
+
+static const uchar *examples_array(ctr__dec_t *d, const uchar *p)
+{
+    const uchar *end = d->sc.end;
+    if (*p == 'n' && ctr__json_lit(p, end, "null", 4))
+        return ctr__dec_sem(d, CTR_EINVAL, "missing_examples", -1, NULL, 0,
+                            "\"examples\" is null");
+    if (*p != '[')
+        return ctr__dec_sem(d, CTR_EINVAL, "wrong_type", -1, NULL, 0,
+                            "\"examples\" must be an array of objects");
+    p = ctr__json_ws(p + 1, end);
+    if (p < end && *p == ']')
+        return ctr__dec_sem(d, CTR_EINVAL, "missing_examples", -1, NULL, 0,
+                            "\"examples\" is empty");
+    for (size_t i = 0;; i++) {
+        if (i >= d->max_examples)
+            return ctr__dec_sem(d, CTR_ETOOBIG, "too_many_examples", (long)i, NULL, 0,
+                                "more than %zu examples in one request", d->max_examples);
+        if (p >= end || *p != '{')
+            return ctr__dec_sem(d, CTR_EINVAL, "wrong_type", (long)i, NULL, 0,
+                                "examples[%zu] must be an object", i);
+        CTR_ASSERT(i < d->cap); /* each example has its own '{' */
+        p = features_object(d, p, (long)i);
+        if (!p)
+            return NULL;
+        d->req->n = i + 1;
+        p = ctr__json_ws(p, end);
+        if (p < end && *p == ',') {
+            p = ctr__json_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == ']')
+            return p + 1;
+        return SYN(d, p, "expected ',' or ']' after an array element");
+    }
+}
+
+/* Context into every example, missing values where neither has a key; a
+ * key in both is an error (the lowest example, then schema order). */
+static int v1_finish(ctr__dec_t *d)
+{
+    ctr_request_t *r = d->req;
+    size_t nd = d->nd, w = d->words;
+    for (size_t i = 0; i < r->n; i++) {
+        const uint64_t *pres = d->pres + i * w;
+        ctr__dec_slots_t s = ctr__dec_example_slots(d, i);
+        for (size_t k = 0; k < w; k++) {
+            uint64_t all = k + 1 < w || d->nf % 64 == 0 ? ~0ull : (1ull << (d->nf % 64)) - 1;
+            uint64_t both = pres[k] & d->ctx_pres[k], absent = all & ~pres[k];
+            if (both) {
+                size_t f = k * 64 + (size_t)__builtin_ctzll(both);
+                const char *name = ctr__dec_feat_name(d, f);
+                ctr__dec_sem(d, CTR_EINVAL, "duplicate_feature", (long)i, name, strlen(name),
+                             "examples[%zu]: feature \"%s\" is also in \"context\"", i, name);
+                return -1;
+            }
+            while (absent) {
+                size_t f = k * 64 + (size_t)__builtin_ctzll(absent);
+                absent &= absent - 1;
+                int in_ctx = d->ctx_pres[k] >> (f % 64) & 1;
+                if (f < nd) {
+                    s.raw[f] = in_ctx ? d->ctx_raw[f] : NAN;
+                    s.enc[f] = in_ctx ? d->ctx_enc[f]
+                                      : ctr_features_dense_missing(&d->def->dense[f]);
+                } else {
+                    size_t j = f - nd;
+                    if (in_ctx) {
+                        s.row[j] = d->ctx_row[j];
+                        s.off[j] = d->ctx_off[j];
+                        s.len[j] = d->ctx_len[j];
+                    } else {
+                        ctr__dec_cat_missing(&s, j);
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static const char *const V1_KEYS[] = {"examples", "context", "request_id"};
+enum { V1_EXAMPLES, V1_CONTEXT, V1_REQUEST_ID };
+
+int ctr__dec_v1_parse(ctr__dec_t *d)
+{
+    const uchar *end = d->sc.end, *p = ctr__json_ws(d->sc.beg, end);
+    unsigned seen = 0;
+
+    if (!(p = ctr__dec_body_open(d, p)))
+        return -1;
+    int more = 1;
+    if (p < end && *p == '}') {
+        p++;
+        more = 0;
+    }
+    while (more) {
+        int which = 0;
+        p = ctr__dec_top_member(d, p, V1_KEYS, 3, "request_id, context, examples", &seen, &which);
+        if (!p)
+            return -1;
+        if (which == V1_EXAMPLES) {
+            p = examples_array(d, p);
+        } else if (which == V1_CONTEXT) {
+            if (*p == '{')
+                p = features_object(d, p, -1);
+            else if (*p == 'n' && ctr__json_lit(p, end, "null", 4))
+                p += 4;
+            else
+                p = ctr__dec_sem(d, CTR_EINVAL, "wrong_type", -1, NULL, 0,
+                                 "\"context\" must be an object");
+        } else {
+            p = ctr__dec_request_id(d, p, "request_id");
+        }
+        if (!p || (more = ctr__dec_top_next(d, &p)) < 0)
+            return -1;
+    }
+    if (ctr__dec_body_end(d, p))
+        return -1;
+    if (!(seen & (1u << V1_EXAMPLES)))
+        return ctr__dec_sem(d, CTR_EINVAL, "missing_examples", -1, NULL, 0,
+                            "\"examples\" is missing"), -1;
+    return v1_finish(d);
+}
