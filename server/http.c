@@ -149,6 +149,7 @@ static void defer_error(ctr__req_t *r, int code, const char *name, const char *f
 
 void ctr__http_suspend(ctr__req_t *r)
 {
+    CTR_ASSERT(r->route->on_resume);   /* a row whose on_req suspends names one */
     r->state = CTR__REQ_WAITING;
     MHD_suspend_connection(r->conn);
 }

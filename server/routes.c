@@ -96,6 +96,7 @@ int ctr__route_match(const char *path, const char *method, ctr__route_match_t *m
         if (method_matches(&routes[i], method)) {
             m->route = &routes[i];
             m->ep = routes[i].ep;
+            m->allow[0] = '\0';
             return 0;
         }
         if (!seen++)
