@@ -24,7 +24,7 @@
 
 /* 0, or the CTR_E* code to refuse with: CTR_ENOTFOUND (no token
  * configured), CTR_EAUTH (no bearer token sent), CTR_EDENIED (wrong). */
-static int check_token(const ctr__req_t *r)
+static int check_token(const ctr__http_req_t *r)
 {
     const char *want = r->h->d.cfg->admin_token;
     if (!want)
@@ -45,12 +45,12 @@ static int check_token(const ctr__req_t *r)
 
 static void reload_done(void *ctx, const ctr__reload_result_t *res)
 {
-    ctr__req_t *r = ctx;
+    ctr__http_req_t *r = ctx;
     r->u.reload.result = *res;
     ctr__http_resume(r);
 }
 
-enum MHD_Result ctr__admin_reload(ctr__req_t *r)
+enum MHD_Result ctr__admin_reload(ctr__http_req_t *r)
 {
     int rc = check_token(r);
     if (rc == CTR_ENOTFOUND)
@@ -93,7 +93,7 @@ enum MHD_Result ctr__admin_reload(ctr__req_t *r)
 
 /* The outcome: 200, or the loader's code about the model file (422 for a
  * bad file, 500 for I/O; 503 draining when the store stopped reloading). */
-enum MHD_Result ctr__admin_reload_resume(ctr__req_t *r)
+enum MHD_Result ctr__admin_reload_resume(ctr__http_req_t *r)
 {
     const ctr__reload_result_t *res = &r->u.reload.result;
     if (res->rc) {

@@ -7,12 +7,12 @@
 #include "ctr/common.h"
 #include "routes.h"
 
-int ctr__model_name_matches(const ctr__req_t *r, const ctr__gen_t *g)
+int ctr__model_name_matches(const ctr__http_req_t *r, const ctr__gen_t *g)
 {
     return !strcmp(ctr__http_param(r, "name"), g->name);
 }
 
-enum MHD_Result ctr__model_not_found(ctr__req_t *r, const ctr__gen_t *g)
+enum MHD_Result ctr__model_not_found(ctr__http_req_t *r, const ctr__gen_t *g)
 {
     return ctr__http_error(r, CTR_ENOTFOUND, "model_not_found",
                            "no model named \"%s\" here; this server serves \"%.100s\"",
@@ -20,13 +20,13 @@ enum MHD_Result ctr__model_not_found(ctr__req_t *r, const ctr__gen_t *g)
 }
 
 /* GET /healthz, /v2/health/live */
-enum MHD_Result ctr__info_live(ctr__req_t *r)
+enum MHD_Result ctr__info_live(ctr__http_req_t *r)
 {
     return ctr__http_reply_text(r, "{\"status\":\"ok\",\"live\":true}\n");
 }
 
 /* GET /readyz, /v2/health/ready: 503 once the drain began. */
-enum MHD_Result ctr__info_ready(ctr__req_t *r)
+enum MHD_Result ctr__info_ready(ctr__http_req_t *r)
 {
     if (ctr__http_draining(r->h))
         return ctr__http_draining_error(r);
@@ -34,14 +34,14 @@ enum MHD_Result ctr__info_ready(ctr__req_t *r)
 }
 
 /* GET /v2 */
-enum MHD_Result ctr__info_v2_server(ctr__req_t *r)
+enum MHD_Result ctr__info_v2_server(ctr__http_req_t *r)
 {
     return ctr__http_reply_text(
         r, "{\"name\":\"ctrd\",\"version\":\"" CTR__SERVER_VERSION "\",\"extensions\":[]}\n");
 }
 
 /* GET /v1/models */
-enum MHD_Result ctr__info_models(ctr__req_t *r)
+enum MHD_Result ctr__info_models(ctr__http_req_t *r)
 {
     ctr__gen_t *g = ctr__modelstore_acquire(r->h->d.store);
     ctr__buf_t b;
@@ -57,7 +57,7 @@ enum MHD_Result ctr__info_models(ctr__req_t *r)
 }
 
 /* GET /v2/models/{name} */
-enum MHD_Result ctr__info_v2_model(ctr__req_t *r)
+enum MHD_Result ctr__info_v2_model(ctr__http_req_t *r)
 {
     enum MHD_Result ok = MHD_NO;
     ctr__buf_t b;
@@ -74,7 +74,7 @@ enum MHD_Result ctr__info_v2_model(ctr__req_t *r)
 }
 
 /* GET /v2/models/{name}/ready */
-enum MHD_Result ctr__info_v2_model_ready(ctr__req_t *r)
+enum MHD_Result ctr__info_v2_model_ready(ctr__http_req_t *r)
 {
     int draining = ctr__http_draining(r->h);
     enum MHD_Result ok = MHD_NO;
@@ -95,7 +95,7 @@ enum MHD_Result ctr__info_v2_model_ready(ctr__req_t *r)
 }
 
 /* GET /metrics */
-enum MHD_Result ctr__info_metrics(ctr__req_t *r)
+enum MHD_Result ctr__info_metrics(ctr__http_req_t *r)
 {
     ctr__http_t *h = r->h;
     ctr__metrics_snapshot_t s;

@@ -20,12 +20,12 @@
 static void job_released(ctr__audit_item_t *item, int status)
 {
     ctr__job_t *job = (ctr__job_t *)((char *)item - offsetof(ctr__job_t, item));
-    ctr__req_t *r = (ctr__req_t *)((char *)job - offsetof(ctr__req_t, u.score.job));
+    ctr__http_req_t *r = (ctr__http_req_t *)((char *)job - offsetof(ctr__http_req_t, u.score.job));
     r->u.score.release_status = status;
     ctr__http_resume(r);
 }
 
-static enum MHD_Result score(ctr__req_t *r, int v2)
+static enum MHD_Result score(ctr__http_req_t *r, int v2)
 {
     ctr__http_t *h = r->h;
     ctr__score_state_t *s = &r->u.score;
@@ -77,17 +77,17 @@ static enum MHD_Result score(ctr__req_t *r, int v2)
     return MHD_YES;
 }
 
-enum MHD_Result ctr__score_v1(ctr__req_t *r)
+enum MHD_Result ctr__score_v1(ctr__http_req_t *r)
 {
     return score(r, 0);
 }
 
-enum MHD_Result ctr__score_v2(ctr__req_t *r)
+enum MHD_Result ctr__score_v2(ctr__http_req_t *r)
 {
     return score(r, 1);
 }
 
-enum MHD_Result ctr__score_resume(ctr__req_t *r)
+enum MHD_Result ctr__score_resume(ctr__http_req_t *r)
 {
     ctr__score_state_t *s = &r->u.score;
     int rs = s->release_status;
@@ -121,7 +121,7 @@ enum MHD_Result ctr__score_resume(ctr__req_t *r)
     return ctr__http_reply(r, CTR__JSON_TYPE, &b);
 }
 
-void ctr__score_free(ctr__req_t *r)
+void ctr__score_free(ctr__http_req_t *r)
 {
     ctr__score_state_t *s = &r->u.score;
     if (s->req_valid)

@@ -3,7 +3,7 @@
  * route table (routes.c) says which handler answers a path and method and
  * what to check before it runs; the handlers are handle_*.c.
  *
- * Life of a request (one ctr__req_t, created on the first access-handler
+ * Life of a request (one ctr__http_req_t, created on the first access-handler
  * call and freed by the request-completed callback):
  *   1st call     route the path and method; refuse early what must not be
  *                read (413 by Content-Length, ambiguous framing); otherwise
@@ -39,7 +39,7 @@
 /* ------------------------------------------------------------------ */
 /* Responses                                                           */
 
-static void log_request(const ctr__req_t *r, int status, int code)
+static void log_request(const ctr__http_req_t *r, int status, int code)
 {
     /* Server faults are worth a line each; 503s (CTR_EBUSY) come in
      * floods under overload and are counted in /metrics instead. */
@@ -55,7 +55,7 @@ static void log_request(const ctr__req_t *r, int status, int code)
 
 /* Queues body (heap, taken over) with status; NULL body = out of memory.
  * code (CTR_E*, 0 for a success) picks the extra headers. */
-static enum MHD_Result send_body(ctr__req_t *r, int status, int code, const char *ctype, char *body,
+static enum MHD_Result send_body(ctr__http_req_t *r, int status, int code, const char *ctype, char *body,
                                  size_t len)
 {
     if (!body)
@@ -81,7 +81,7 @@ static enum MHD_Result send_body(ctr__req_t *r, int status, int code, const char
     return ok;
 }
 
-static enum MHD_Result send_buf(ctr__req_t *r, int status, int code, const char *ctype, ctr__buf_t *b)
+static enum MHD_Result send_buf(ctr__http_req_t *r, int status, int code, const char *ctype, ctr__buf_t *b)
 {
     if (b->failed) {
         ctr__buf_free(b);
@@ -92,18 +92,18 @@ static enum MHD_Result send_buf(ctr__req_t *r, int status, int code, const char 
     return send_body(r, status, code, ctype, p, len);
 }
 
-enum MHD_Result ctr__http_reply(ctr__req_t *r, const char *ctype, ctr__buf_t *b)
+enum MHD_Result ctr__http_reply(ctr__http_req_t *r, const char *ctype, ctr__buf_t *b)
 {
     return send_buf(r, MHD_HTTP_OK, 0, ctype, b);
 }
 
-enum MHD_Result ctr__http_reply_text(ctr__req_t *r, const char *json)
+enum MHD_Result ctr__http_reply_text(ctr__http_req_t *r, const char *json)
 {
     char *p = strdup(json);
     return send_body(r, MHD_HTTP_OK, 0, CTR__JSON_TYPE, p, p ? strlen(p) : 0);
 }
 
-enum MHD_Result ctr__http_error_at(ctr__req_t *r, int code, ctr__subject_t subject,
+enum MHD_Result ctr__http_error_at(ctr__http_req_t *r, int code, ctr__subject_t subject,
                                    const char *name, const char *message,
                                    long example, const char *feature)
 {
@@ -114,7 +114,7 @@ enum MHD_Result ctr__http_error_at(ctr__req_t *r, int code, ctr__subject_t subje
     return send_buf(r, ctr__http_status(code, subject), code, CTR__JSON_TYPE, &b);
 }
 
-enum MHD_Result ctr__http_error(ctr__req_t *r, int code, const char *name, const char *fmt, ...)
+enum MHD_Result ctr__http_error(ctr__http_req_t *r, int code, const char *name, const char *fmt, ...)
 {
     char msg[768];
     va_list ap;
@@ -124,15 +124,15 @@ enum MHD_Result ctr__http_error(ctr__req_t *r, int code, const char *name, const
     return ctr__http_error_at(r, code, CTR__SUBJECT_REQUEST, name, msg, -1, NULL);
 }
 
-enum MHD_Result ctr__http_draining_error(ctr__req_t *r)
+enum MHD_Result ctr__http_draining_error(ctr__http_req_t *r)
 {
     return ctr__http_error(r, CTR_EBUSY, "draining", DRAINING_MSG);
 }
 
 /* Records an error to answer on the last call (the body is discarded). */
-static void defer_error(ctr__req_t *r, int code, const char *name, const char *fmt, ...)
+static void defer_error(ctr__http_req_t *r, int code, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void defer_error(ctr__req_t *r, int code, const char *name, const char *fmt, ...)
+static void defer_error(ctr__http_req_t *r, int code, const char *name, const char *fmt, ...)
 {
     if (r->err_code)
         return;       /* the first error wins */
@@ -147,25 +147,25 @@ static void defer_error(ctr__req_t *r, int code, const char *name, const char *f
 /* ------------------------------------------------------------------ */
 /* What handlers share                                                 */
 
-void ctr__http_suspend(ctr__req_t *r)
+void ctr__http_suspend(ctr__http_req_t *r)
 {
     CTR_ASSERT(r->route->on_resume);   /* a row whose on_req suspends names one */
-    r->state = CTR__REQ_WAITING;
+    r->state = CTR__HTTP_WAITING;
     MHD_suspend_connection(r->conn);
 }
 
-void ctr__http_resume(ctr__req_t *r)
+void ctr__http_resume(ctr__http_req_t *r)
 {
-    r->state = CTR__REQ_READY;
+    r->state = CTR__HTTP_READY;
     MHD_resume_connection(r->conn);
 }
 
-const char *ctr__http_header(const ctr__req_t *r, const char *name)
+const char *ctr__http_header(const ctr__http_req_t *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-const char *ctr__http_param(const ctr__req_t *r, const char *name)
+const char *ctr__http_param(const ctr__http_req_t *r, const char *name)
 {
     size_t n = strlen(name);
     for (size_t i = 0; i < r->params.n; i++)
@@ -231,7 +231,7 @@ int ctr__http_is_json_type(const char *ct)
 /* Routing                                                             */
 
 /* Sets r->route, r->ep and the path's named segments, or defers a 404/405. */
-static void route(ctr__req_t *r, const char *url, const char *method)
+static void route(ctr__http_req_t *r, const char *url, const char *method)
 {
     int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     int is_post = !strcmp(method, "POST");
@@ -277,7 +277,7 @@ static enum MHD_Result count_lengths(void *cls, enum MHD_ValueKind kind, const c
 static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, const char *url,
                                   const char *method, void **con_cls)
 {
-    ctr__req_t *r = calloc(1, sizeof *r);
+    ctr__http_req_t *r = calloc(1, sizeof *r);
     if (!r)
         return MHD_NO;
     r->h = h;
@@ -349,7 +349,7 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
 }
 
 /* Body bytes: keep them (up to the limit) or count them away. */
-static enum MHD_Result upload(ctr__req_t *r, const char *data, size_t size)
+static enum MHD_Result upload(ctr__http_req_t *r, const char *data, size_t size)
 {
     uint64_t max = r->h->d.cfg->max_body_bytes;
     if (!r->err_code && r->len + size > max) {
@@ -391,7 +391,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 {
     (void)version;
     ctr__http_t *h = cls;
-    ctr__req_t *r = *con_cls;
+    ctr__http_req_t *r = *con_cls;
     if (!r)
         return first_call(h, conn, url, method, con_cls);
     if (*upload_data_size) {
@@ -399,9 +399,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         *upload_data_size = 0;
         return upload(r, upload_data, n);
     }
-    if (r->state == CTR__REQ_READY)
+    if (r->state == CTR__HTTP_READY)
         return r->route->on_resume(r);
-    if (r->state == CTR__REQ_WAITING)
+    if (r->state == CTR__HTTP_WAITING)
         return MHD_YES;                 /* cannot happen while suspended */
     if (r->err_code)
         return ctr__http_error_at(r, r->err_code, CTR__SUBJECT_REQUEST, r->err_name, r->err_msg, -1, NULL);
@@ -413,13 +413,13 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 {
     (void)conn;
     ctr__http_t *h = cls;
-    ctr__req_t *r = *con_cls;
+    ctr__http_req_t *r = *con_cls;
     if (!r)
         return;
     *con_cls = NULL;
     /* Suspended requests are never completed (we never stop the daemon
      * with any), so nothing else points at r any more. */
-    CTR_ASSERT(r->state != CTR__REQ_WAITING);
+    CTR_ASSERT(r->state != CTR__HTTP_WAITING);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && ctr__log_enabled(CTR_LOG_DEBUG))
         ctr__log(CTR_LOG_DEBUG, "request ended early", CTR_LOG_S("path", r->path),
                  CTR_LOG_I("reason", (int)toe), CTR_LOG_END);

@@ -53,8 +53,8 @@ struct ctr__http {
     char *tls_cert, *tls_key;
 };
 
-typedef struct ctr__req ctr__req_t;
-typedef enum MHD_Result (*ctr__route_fn)(ctr__req_t *r);
+typedef struct ctr__http_req ctr__http_req_t;
+typedef enum MHD_Result (*ctr__route_fn)(ctr__http_req_t *r);
 
 /* Route flags: what the lifecycle does for a row before its on_req. */
 enum {
@@ -79,7 +79,7 @@ typedef struct {
     unsigned flags;                /* CTR__ROUTE_* */
     ctr__route_fn on_req;          /* required */
     ctr__route_fn on_resume;       /* required when on_req suspends */
-    void (*on_free)(ctr__req_t *r); /* optional */
+    void (*on_free)(ctr__http_req_t *r);  /* optional */
 } ctr__route_t;
 
 typedef struct {
@@ -92,12 +92,13 @@ typedef struct {
 } ctr__route_params_t;
 
 typedef enum {
-    CTR__REQ_RECEIVING = 0,        /* headers seen, body (if any) coming */
-    CTR__REQ_WAITING,              /* suspended: another thread has it */
-    CTR__REQ_READY,                /* resumed: on_resume answers */
-} ctr__req_state_t;
+    CTR__HTTP_RECEIVING = 0,       /* headers seen, body (if any) coming */
+    CTR__HTTP_WAITING,             /* suspended: another thread has it */
+    CTR__HTTP_READY,               /* resumed: on_resume answers */
+} ctr__http_req_state_t;
 
-/* Per endpoint family: what a request keeps across its suspension. */
+/* Per endpoint family: what a request keeps across its suspension (a
+ * family that needs none adds nothing here). */
 typedef struct {
     int v2;                        /* answer in the v2 (KServe) shape */
     ctr__gen_t *gen;               /* the generation it was decoded with */
@@ -114,13 +115,13 @@ typedef struct {
 
 /* One request: created on the first access-handler call, freed when
  * libmicrohttpd says the request is complete. */
-struct ctr__req {
+struct ctr__http_req {
     ctr__http_t *h;
     struct MHD_Connection *conn;
     const ctr__route_t *route;     /* NULL when refused by routing (404/405) */
     ctr__route_params_t params;
     ctr__endpoint_t ep;
-    ctr__req_state_t state;
+    ctr__http_req_state_t state;
     uint64_t t_start_ns;           /* monotonic, headers received */
     uint64_t t_received_real_ns;
     int admitted;                  /* arrived before drain started */
@@ -153,36 +154,36 @@ struct ctr__req {
  * Each queues the response and records it in /metrics and the log. */
 
 /* 200 with b's text (taken over, freed in every case). */
-enum MHD_Result ctr__http_reply(ctr__req_t *r, const char *ctype, ctr__buf_t *b);
+enum MHD_Result ctr__http_reply(ctr__http_req_t *r, const char *ctype, ctr__buf_t *b);
 /* 200 with a constant JSON text. */
-enum MHD_Result ctr__http_reply_text(ctr__req_t *r, const char *json);
+enum MHD_Result ctr__http_reply_text(ctr__http_req_t *r, const char *json);
 /* The error body of respond.h with the status ctr__http_status(code,
  * subject); example < 0 and feature NULL/"" omit. Extra headers follow
  * the code: CTR_EMETHOD Allow, CTR_EAUTH WWW-Authenticate, CTR_EBUSY
  * Retry-After. */
-enum MHD_Result ctr__http_error_at(ctr__req_t *r, int code, ctr__subject_t subject,
+enum MHD_Result ctr__http_error_at(ctr__http_req_t *r, int code, ctr__subject_t subject,
                                    const char *name, const char *message,
                                    long example, const char *feature);
 /* The same about the client's request, message printf-formatted. */
-enum MHD_Result ctr__http_error(ctr__req_t *r, int code, const char *name,
+enum MHD_Result ctr__http_error(ctr__http_req_t *r, int code, const char *name,
                                 const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* 503 draining: the server is shutting down (Retry-After). */
-enum MHD_Result ctr__http_draining_error(ctr__req_t *r);
+enum MHD_Result ctr__http_draining_error(ctr__http_req_t *r);
 
 /* ---- request state (http.c) --------------------------------------------- */
 
 /* Suspends the connection: no thread waits on it. Call before handing r to
  * the thread that will call ctr__http_resume, which may run at once. */
-void ctr__http_suspend(ctr__req_t *r);
+void ctr__http_suspend(ctr__http_req_t *r);
 /* Any thread: marks r ready and resumes it; on_resume answers it. */
-void ctr__http_resume(ctr__req_t *r);
+void ctr__http_resume(ctr__http_req_t *r);
 
 /* A request header's value, NULL if absent. */
-const char *ctr__http_header(const ctr__req_t *r, const char *name);
+const char *ctr__http_header(const ctr__http_req_t *r, const char *name);
 /* The value of the pattern's {name} segment, "" if the pattern has none. */
-const char *ctr__http_param(const ctr__req_t *r, const char *name);
+const char *ctr__http_param(const ctr__http_req_t *r, const char *name);
 /* 1 once the drain began (readiness off). */
 int ctr__http_draining(const ctr__http_t *h);
 /* A request id unique to this server process, for a request that sent

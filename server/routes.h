@@ -25,26 +25,26 @@ typedef struct {
 int ctr__route_match(const char *path, const char *method, ctr__route_match_t *m);
 
 /* handle_score.c: POST /v1/score, POST /v2/models/{name}/infer */
-enum MHD_Result ctr__score_v1(ctr__req_t *r);
-enum MHD_Result ctr__score_v2(ctr__req_t *r);
-enum MHD_Result ctr__score_resume(ctr__req_t *r);
-void ctr__score_free(ctr__req_t *r);
+enum MHD_Result ctr__score_v1(ctr__http_req_t *r);
+enum MHD_Result ctr__score_v2(ctr__http_req_t *r);
+enum MHD_Result ctr__score_resume(ctr__http_req_t *r);
+void ctr__score_free(ctr__http_req_t *r);
 
 /* handle_info.c: health, readiness, model and server metadata, metrics */
-enum MHD_Result ctr__info_live(ctr__req_t *r);
-enum MHD_Result ctr__info_ready(ctr__req_t *r);
-enum MHD_Result ctr__info_models(ctr__req_t *r);
-enum MHD_Result ctr__info_v2_server(ctr__req_t *r);
-enum MHD_Result ctr__info_v2_model(ctr__req_t *r);
-enum MHD_Result ctr__info_v2_model_ready(ctr__req_t *r);
-enum MHD_Result ctr__info_metrics(ctr__req_t *r);
+enum MHD_Result ctr__info_live(ctr__http_req_t *r);
+enum MHD_Result ctr__info_ready(ctr__http_req_t *r);
+enum MHD_Result ctr__info_models(ctr__http_req_t *r);
+enum MHD_Result ctr__info_v2_server(ctr__http_req_t *r);
+enum MHD_Result ctr__info_v2_model(ctr__http_req_t *r);
+enum MHD_Result ctr__info_v2_model_ready(ctr__http_req_t *r);
+enum MHD_Result ctr__info_metrics(ctr__http_req_t *r);
 /* For every /v2/models/{name}/... handler: is {name} the served model,
  * and the 404 model_not_found when it is not. */
-int ctr__model_name_matches(const ctr__req_t *r, const ctr__gen_t *g);
-enum MHD_Result ctr__model_not_found(ctr__req_t *r, const ctr__gen_t *g);
+int ctr__model_name_matches(const ctr__http_req_t *r, const ctr__gen_t *g);
+enum MHD_Result ctr__model_not_found(ctr__http_req_t *r, const ctr__gen_t *g);
 
 /* handle_admin.c: POST /v1/admin/reload */
-enum MHD_Result ctr__admin_reload(ctr__req_t *r);
-enum MHD_Result ctr__admin_reload_resume(ctr__req_t *r);
+enum MHD_Result ctr__admin_reload(ctr__http_req_t *r);
+enum MHD_Result ctr__admin_reload_resume(ctr__http_req_t *r);
 
 #endif
