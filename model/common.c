@@ -20,6 +20,7 @@ const char *ctr_strerror(int code)
     case CTR_ENOTFOUND: return "not found";
     case CTR_ETOOBIG: return "over the limit";
     case CTR_EBUSY: return "busy, retry later";
+    case CTR_EINTERNAL: return "internal error";
     case CTR_EAUTH: return "credentials missing";
     case CTR_EDENIED: return "credentials wrong";
     case CTR_EMETHOD: return "method not allowed";

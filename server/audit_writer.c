@@ -1,4 +1,4 @@
-/* audit.c - the audit log writer behind audit_writer.h. Record format:
+/* audit_writer.c - the audit log writer behind audit_writer.h. Record format:
  * ctr/audit.h, model/audit.c; the long form is docs/AUDIT_LOG.md.
  *
  * Threads and memory. Two record buffers of a fixed size, allocated at
@@ -28,9 +28,17 @@
  * half record followed by good ones; if even that fails the segment is
  * abandoned (its tail reads as torn) and the next write opens a new one.
  * The records of a failed write are released with CTR_EIO under
- * --audit-on-error fail (no unlogged score leaves the server) or with 0
- * under continue, and counted in errors either way. The writer retries on
- * the next buffer, so it recovers by itself when space comes back.
+ * --audit-on-error fail (no unlogged score leaves the server: the server
+ * answers 503 audit_failed) or with 0 under continue, and counted in
+ * errors either way. The writer retries on the next buffer, so it recovers
+ * by itself when space comes back.
+ *
+ * Error codes. The file helpers below (segment_*, sync_fd, plain_write,
+ * write_chunk) return 0 or -errno, as the system calls and io_uring
+ * completions give them, and log with strerror. No -errno leaves this
+ * file: the public functions convert at their boundary (ctr__audit_open and
+ * ctr__audit_flush with ctr_error(..., CTR_EIO, ...), releases with CTR_EIO
+ * or CTR_EBUSY), so a -errno can never be mistaken for a CTR_E* code.
  *
  * Segments. Files named ctrd-<start time>-<pid>-<index>.audit, created with
  * O_EXCL (a restart never appends to an old file), each opening with a

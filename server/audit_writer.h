@@ -1,4 +1,5 @@
-/* audit_writer.h - where the audit log plugs into the server.
+/* audit_writer.h - the audit log writer, where the audit log plugs into
+ * the server.
  *
  * Every scored request hands one record to the audit writer before its
  * response is released: after a batch is scored, its scoring thread calls
@@ -11,18 +12,23 @@
  *
  * A release status < 0 means the record could not be written and the
  * response must not claim success: CTR_EBUSY (the writer is behind) is
- * answered 503 audit_busy with Retry-After, anything else 500
- * audit_failed. (With --audit-on-error continue the writer counts the
- * error and releases with 0 instead.)
+ * answered 503 audit_busy, CTR_EIO (a write failed: disk full, I/O error)
+ * 503 audit_failed, both with Retry-After (server/handle_score.c). (With
+ * --audit-on-error continue the writer counts the error and releases with
+ * 0 instead.)
+ *
+ * Errors: every function here returns (and releases with) 0 or a CTR_E*
+ * code, never a -errno; the writer's system calls work in -errno inside
+ * audit_writer.c and are converted at these functions' boundary.
  *
  * Lifetimes: everything an item points to (the request, its arena, the
  * model generation in the batch) stays valid until that item's release()
  * has been called. The writer copies what it keeps longer.
  *
- * The implementation is audit.c (liburing writer thread, group commit,
- * segments; docs/AUDIT_LOG.md). */
-#ifndef CTR_SERVER_AUDIT_HOOK_H
-#define CTR_SERVER_AUDIT_HOOK_H
+ * The implementation is audit_writer.c (liburing writer thread, group
+ * commit, segments; docs/AUDIT_LOG.md). */
+#ifndef CTR_SERVER_AUDIT_WRITER_H
+#define CTR_SERVER_AUDIT_WRITER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -99,7 +105,8 @@ typedef struct {
 } ctr__audit_stats_t;
 
 /* Opens the writer (creates the directory, the first segment, its thread).
- * On success *out is owned by the caller (ctr__audit_close). */
+ * On success *out is owned by the caller (ctr__audit_close). Returns 0,
+ * CTR_ENOMEM, or CTR_EIO (directory or first segment: errno in err). */
 int ctr__audit_open(const ctr__audit_config_t *cfg, ctr__audit_t **out,
                     char *err, size_t errlen);
 
@@ -108,7 +115,8 @@ void ctr__audit_submit(ctr__audit_t *a, const ctr__audit_batch_t *batch,
                        ctr__audit_item_t *const *items, size_t n);
 
 /* Writes and syncs everything submitted so far; on drain, before exit.
- * Returns 0 or CTR_EIO / CTR_EBUSY (timeout) with err filled. */
+ * Returns 0 or CTR_EIO (a write or the sync failed) / CTR_EBUSY (timeout)
+ * with err filled. */
 int ctr__audit_flush(ctr__audit_t *a, uint64_t timeout_ns, char *err, size_t errlen);
 
 void ctr__audit_close(ctr__audit_t *a);

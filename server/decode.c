@@ -384,8 +384,8 @@ void ctr__request_release(ctr_request_t *req)
 
 /* After a failed fast pass: the validator's syntax error wins, else the
  * semantic error stands. A fast-pass syntax error the validator does not
- * confirm would be a decoder bug: reported as a 500 (CTR_EIO: no CTR_E*
- * code says "internal error"), never as the client's fault. */
+ * confirm would be a decoder bug: reported as a 500 (CTR_EINTERNAL), never
+ * as the client's fault. */
 static int conclude_failure(ctr__dec_t *d)
 {
     ctr_decode_error_t *e = d->e;
@@ -431,7 +431,7 @@ static int conclude_failure(ctr__dec_t *d)
     snprintf(e->message, sizeof(e->message),
              "request decoder disagrees with its validator at byte %zu (%s)", fast_at,
              fast_why ? fast_why : "?");
-    return CTR_EIO;
+    return CTR_EINTERNAL;
 }
 
 static int decode(int v2, const ctr_model_t *m, const char *body, size_t len,

@@ -1,28 +1,26 @@
-/* http.c - routing, bodies, suspend/resume and responses over
- * libmicrohttpd (see http.h; endpoints in docs/API.md).
+/* http.c - the connection lifecycle over libmicrohttpd: requests, bodies,
+ * suspend/resume, responses, drain (see http.h). It knows no endpoint: the
+ * route table (routes.c) says which handler answers a path and method and
+ * what to check before it runs; the handlers are handle_*.c.
  *
- * Life of a request (one req_t, created on the first access-handler call
- * and freed by the request-completed callback):
+ * Life of a request (one ctr__http_req_t, created on the first access-handler
+ * call and freed by the request-completed callback):
  *   1st call     route the path and method; refuse early what must not be
- *                read (413 by Content-Length); otherwise only remember.
+ *                read (413 by Content-Length, ambiguous framing); otherwise
+ *                only remember (404/405, 411, 415, draining).
  *   body calls   append to the body buffer up to --max-body-bytes; past
  *                that (chunked uploads) or after an early error, discard
  *                up to a bound, then drop the connection.
- *   last call    (*upload_data_size == 0) answer: GETs at once; scoring
- *                requests are decoded, suspended and queued in the batcher;
- *                admin reloads go to the model store's thread, suspended.
- *   resumed call the scored (or reloaded) request's response is built and
- *                queued.
+ *   last call    (*upload_data_size == 0) answer a remembered error, or
+ *                call the route's on_req, which answers or suspends.
+ *   resumed call the route's on_resume answers.
  */
-#include "http.h"
+#include "http_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
-#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,111 +29,34 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
-#include "buf.h"
 #include "clock.h"
 #include "ctr/common.h"
 #include "log.h"
-#include "metrics.h"
-#include "decode.h"
-#include "respond.h"
+#include "routes.h"
 
-#define DECODE_MAX_DEPTH 32
-#define V2_NAME_MAX 256
-#define JSON_TYPE "application/json"
-
-typedef enum {
-    R_NONE = 0,
-    R_SCORE_V1,
-    R_INFER_V2,
-    R_RELOAD,
-    R_HEALTHZ,
-    R_READYZ,
-    R_MODELS,
-    R_METRICS,
-    R_V2_SERVER,
-    R_V2_LIVE,
-    R_V2_READY,
-    R_V2_MODEL,
-    R_V2_MODEL_READY,
-} route_t;
-
-typedef enum {
-    S_RECEIVING = 0,   /* headers seen, body (if any) coming */
-    S_WAITING,         /* suspended: in the batcher or the reload queue */
-    S_READY,           /* resumed: a result to turn into a response */
-} state_t;
-
-struct ctr__http {
-    ctr__http_deps_t d;
-    struct MHD_Daemon *daemon;
-    unsigned port;
-    atomic_int draining;
-    atomic_size_t in_flight;
-    atomic_uint_fast64_t next_id;
-    uint32_t boot_tag;             /* makes generated request ids unique per process */
-    unsigned char token_sha[SHA256_DIGEST_LENGTH];
-    int has_token;
-    char *tls_cert, *tls_key;
-};
-
-typedef struct {
-    ctr__http_t *h;
-    struct MHD_Connection *conn;
-    route_t route;
-    ctr__endpoint_t ep;
-    state_t state;
-    uint64_t t_start_ns;           /* monotonic, headers received */
-    uint64_t t_received_real_ns;
-    int admitted;                  /* arrived before drain started */
-    int close_conn;                /* answer with Connection: close */
-    const char *method;            /* static strings for the log */
-    char path[96];                 /* start of the path, for the log */
-    char v2_name[V2_NAME_MAX + 1]; /* {name} of /v2/models/{name}/... */
-
-    /* Body. */
-    char *body;
-    size_t len, cap;
-    uint64_t discarded;
-
-    /* An error decided before the last call, answered on it. */
-    int err_status;
-    const char *err_code;
-    char err_msg[200];
-    const char *allow;             /* Allow header of a 405 */
-
-    /* Scoring. */
-    ctr__gen_t *gen;
-    ctr_request_t req;
-    int req_valid;
-    ctr__job_t job;
-    int queue_refused;             /* the batcher said CTR_EBUSY */
-    int release_status;            /* from the audit hook's release */
-
-    /* Admin reload. */
-    ctr__reload_result_t reload;
-} req_t;
+#define DRAINING_MSG "the server is shutting down; retry on another instance"
 
 /* ------------------------------------------------------------------ */
 /* Responses                                                           */
 
-static void log_request(const req_t *r, int status)
+static void log_request(const ctr__http_req_t *r, int status, int code)
 {
-    /* 500s are worth a line each; 503s come in floods under overload and
-     * are counted in /metrics instead. */
-    ctr_log_level_t lvl = status >= 500 && status != 503 ? CTR_LOG_WARN : CTR_LOG_DEBUG;
+    /* Server faults are worth a line each; 503s (CTR_EBUSY) come in
+     * floods under overload and are counted in /metrics instead. */
+    ctr_log_level_t lvl = status >= MHD_HTTP_INTERNAL_SERVER_ERROR && code != CTR_EBUSY
+                              ? CTR_LOG_WARN : CTR_LOG_DEBUG;
     if (!ctr__log_enabled(lvl))
         return;
     ctr__log(lvl, "request", CTR_LOG_S("method", r->method), CTR_LOG_S("path", r->path),
-             CTR_LOG_I("status", status), CTR_LOG_U("examples", r->req_valid ? r->req.n : 0),
-             CTR_LOG_S("request_id", r->req_valid ? r->req.request_id : ""),
+             CTR_LOG_I("status", status), CTR_LOG_U("examples", r->log_examples),
+             CTR_LOG_S("request_id", r->log_request_id ? r->log_request_id : ""),
              CTR_LOG_D("ms", (double)(ctr__mono_ns() - r->t_start_ns) / 1e6), CTR_LOG_END);
 }
 
-/* Queues body (heap, taken over) with status; NULL body = out of memory. */
-static enum MHD_Result send_body(req_t *r, int status, const char *ctype, char *body, size_t len,
-                                 int retry_after)
+/* Queues body (heap, taken over) with status; NULL body = out of memory.
+ * code (CTR_E*, 0 for a success) picks the extra headers. */
+static enum MHD_Result send_body(ctr__http_req_t *r, int status, int code, const char *ctype, char *body,
+                                 size_t len)
 {
     if (!body)
         return MHD_NO;
@@ -145,22 +66,22 @@ static enum MHD_Result send_body(req_t *r, int status, const char *ctype, char *
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    if (status == 405 && r->allow)
+    if (code == CTR_EMETHOD && r->allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
-    if (status == 401)
+    if (code == CTR_EAUTH)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    if (retry_after)
+    if (code == CTR_EBUSY)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (atomic_load(&r->h->draining) || r->close_conn)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     ctr__metrics_request(r->ep, status, ctr__mono_ns() - r->t_start_ns);
-    log_request(r, status);
+    log_request(r, status, code);
     return ok;
 }
 
-static enum MHD_Result send_buf(req_t *r, int status, const char *ctype, ctr__buf_t *b, int retry_after)
+static enum MHD_Result send_buf(ctr__http_req_t *r, int status, int code, const char *ctype, ctr__buf_t *b)
 {
     if (b->failed) {
         ctr__buf_free(b);
@@ -168,34 +89,55 @@ static enum MHD_Result send_buf(req_t *r, int status, const char *ctype, ctr__bu
     }
     size_t len;
     char *p = ctr__buf_take(b, &len);
-    return send_body(r, status, ctype, p, len, retry_after);
+    return send_body(r, status, code, ctype, p, len);
 }
 
-static enum MHD_Result send_error(req_t *r, int status, const char *code, const char *msg,
-                                  long example, const char *feature)
+enum MHD_Result ctr__http_reply(ctr__http_req_t *r, const char *ctype, ctr__buf_t *b)
+{
+    return send_buf(r, MHD_HTTP_OK, 0, ctype, b);
+}
+
+enum MHD_Result ctr__http_reply_text(ctr__http_req_t *r, const char *json)
+{
+    char *p = strdup(json);
+    return send_body(r, MHD_HTTP_OK, 0, CTR__JSON_TYPE, p, p ? strlen(p) : 0);
+}
+
+enum MHD_Result ctr__http_error_at(ctr__http_req_t *r, int code, ctr__subject_t subject,
+                                   const char *name, const char *message,
+                                   long example, const char *feature)
 {
     ctr__buf_t b;
     if (ctr__buf_init(&b, 256))
         return MHD_NO;
-    ctr__error_json(&b, code, msg, example, feature);
-    return send_buf(r, status, JSON_TYPE, &b, status == 503);
+    ctr__error_json(&b, name, message, example, feature);
+    return send_buf(r, ctr__http_status(code, subject), code, CTR__JSON_TYPE, &b);
 }
 
-static enum MHD_Result send_json(req_t *r, int status, const char *text)
+enum MHD_Result ctr__http_error(ctr__http_req_t *r, int code, const char *name, const char *fmt, ...)
 {
-    char *p = strdup(text);
-    return send_body(r, status, JSON_TYPE, p, p ? strlen(p) : 0, 0);
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return ctr__http_error_at(r, code, CTR__SUBJECT_REQUEST, name, msg, -1, NULL);
+}
+
+enum MHD_Result ctr__http_draining_error(ctr__http_req_t *r)
+{
+    return ctr__http_error(r, CTR_EBUSY, "draining", DRAINING_MSG);
 }
 
 /* Records an error to answer on the last call (the body is discarded). */
-static void defer_error(req_t *r, int status, const char *code, const char *fmt, ...)
+static void defer_error(ctr__http_req_t *r, int code, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void defer_error(req_t *r, int status, const char *code, const char *fmt, ...)
+static void defer_error(ctr__http_req_t *r, int code, const char *name, const char *fmt, ...)
 {
-    if (r->err_status)
+    if (r->err_code)
         return;       /* the first error wins */
-    r->err_status = status;
     r->err_code = code;
+    r->err_name = name;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
@@ -203,90 +145,54 @@ static void defer_error(req_t *r, int status, const char *code, const char *fmt,
 }
 
 /* ------------------------------------------------------------------ */
-/* Routing                                                             */
+/* What handlers share                                                 */
 
-typedef struct {
-    const char *path;
-    route_t route;
-    ctr__endpoint_t ep;
-    int post;           /* 1: POST, 0: GET (and HEAD) */
-} fixed_route_t;
-
-static const fixed_route_t fixed_routes[] = {
-    {"/v1/score", R_SCORE_V1, CTR__EP_SCORE, 1},
-    {"/healthz", R_HEALTHZ, CTR__EP_HEALTH, 0},
-    {"/readyz", R_READYZ, CTR__EP_READY, 0},
-    {"/v1/models", R_MODELS, CTR__EP_MODELS, 0},
-    {"/metrics", R_METRICS, CTR__EP_METRICS, 0},
-    {"/v1/admin/reload", R_RELOAD, CTR__EP_RELOAD, 1},
-    {"/v2", R_V2_SERVER, CTR__EP_V2_META, 0},
-    {"/v2/health/live", R_V2_LIVE, CTR__EP_HEALTH, 0},
-    {"/v2/health/ready", R_V2_READY, CTR__EP_READY, 0},
-};
-
-/* Sets r->route/ep from url and method, or defers a 404/405. */
-static void route(req_t *r, const char *url, const char *method)
+void ctr__http_suspend(ctr__http_req_t *r)
 {
-    int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
-    int is_post = !strcmp(method, "POST");
-    int want_post = -1;
-    r->method = is_get ? (method[0] == 'H' ? "HEAD" : "GET") : is_post ? "POST" : "other";
-    snprintf(r->path, sizeof r->path, "%s", url);
-
-    for (size_t i = 0; i < CTR_ARRAY_LEN(fixed_routes); i++)
-        if (!strcmp(url, fixed_routes[i].path)) {
-            r->route = fixed_routes[i].route;
-            r->ep = fixed_routes[i].ep;
-            want_post = fixed_routes[i].post;
-            break;
-        }
-    static const char v2m[] = "/v2/models/";
-    if (want_post < 0 && !strncmp(url, v2m, sizeof v2m - 1)) {
-        const char *name = url + sizeof v2m - 1;
-        const char *slash = strchr(name, '/');
-        size_t nlen = slash ? (size_t)(slash - name) : strlen(name);
-        const char *rest = name + nlen;
-        if (nlen > 0 && nlen <= V2_NAME_MAX) {
-            if (!*rest) {
-                r->route = R_V2_MODEL;
-                want_post = 0;
-            } else if (!strcmp(rest, "/ready")) {
-                r->route = R_V2_MODEL_READY;
-                want_post = 0;
-            } else if (!strcmp(rest, "/infer")) {
-                r->route = R_INFER_V2;
-                want_post = 1;
-            }
-            if (want_post >= 0) {
-                memcpy(r->v2_name, name, nlen);
-                r->v2_name[nlen] = '\0';
-                r->ep = r->route == R_INFER_V2 ? CTR__EP_INFER : CTR__EP_V2_META;
-            }
-        }
-    }
-    if (want_post < 0) {
-        r->route = R_NONE;
-        r->ep = CTR__EP_OTHER;
-        defer_error(r, 404, "not_found", "no endpoint at %.100s (see docs/API.md)", url);
-        return;
-    }
-    if (want_post ? !is_post : !is_get) {
-        r->allow = want_post ? "POST" : "GET, HEAD";
-        defer_error(r, 405, "method_not_allowed", "%.20s is not allowed on %.100s; use %s",
-                    method, url, r->allow);
-    }
+    CTR_ASSERT(r->route->on_resume);   /* a row whose on_req suspends names one */
+    r->state = CTR__HTTP_WAITING;
+    MHD_suspend_connection(r->conn);
 }
 
-/* "application/json", optionally with "; charset=utf-8" (any case, quotes
- * allowed); any other media type or charset is refused. */
-static int json_content_type(const char *ct)
+void ctr__http_resume(ctr__http_req_t *r)
+{
+    r->state = CTR__HTTP_READY;
+    MHD_resume_connection(r->conn);
+}
+
+const char *ctr__http_header(const ctr__http_req_t *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *ctr__http_param(const ctr__http_req_t *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < r->params.n; i++)
+        if (r->params.p[i].name_len == n && !memcmp(r->params.p[i].name, name, n))
+            return r->params.p[i].value;
+    return "";
+}
+
+int ctr__http_draining(const ctr__http_t *h)
+{
+    return atomic_load(&h->draining);
+}
+
+void ctr__http_request_id(ctr__http_t *h, char *out, size_t outlen)
+{
+    uint64_t id = atomic_fetch_add(&h->next_id, 1);
+    snprintf(out, outlen, "%08x-%012llx", h->boot_tag, (unsigned long long)id);
+}
+
+int ctr__http_is_json_type(const char *ct)
 {
     if (!ct)
         return 0;
     while (*ct == ' ' || *ct == '\t')
         ct++;
-    size_t tl = sizeof JSON_TYPE - 1;
-    if (strncasecmp(ct, JSON_TYPE, tl))
+    size_t tl = sizeof CTR__JSON_TYPE - 1;
+    if (strncasecmp(ct, CTR__JSON_TYPE, tl))
         return 0;
     const char *p = ct + tl;
     while (*p == ' ' || *p == '\t')
@@ -322,298 +228,29 @@ static int json_content_type(const char *ct)
 }
 
 /* ------------------------------------------------------------------ */
-/* GET endpoints                                                       */
+/* Routing                                                             */
 
-static int name_matches(const req_t *r, const ctr__gen_t *g)
+/* Sets r->route, r->ep and the path's named segments, or defers a 404/405. */
+static void route(ctr__http_req_t *r, const char *url, const char *method)
 {
-    return !strcmp(r->v2_name, g->name);
-}
+    int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    int is_post = !strcmp(method, "POST");
+    r->method = is_get ? (method[0] == 'H' ? "HEAD" : "GET") : is_post ? "POST" : "other";
+    snprintf(r->path, sizeof r->path, "%s", url);
 
-static enum MHD_Result model_not_found(req_t *r, const ctr__gen_t *g)
-{
-    char msg[V2_NAME_MAX + 160];
-    snprintf(msg, sizeof msg, "no model named \"%s\" here; this server serves \"%.100s\"",
-             r->v2_name, g->name);
-    return send_error(r, 404, "model_not_found", msg, -1, NULL);
-}
-
-static enum MHD_Result draining_error(req_t *r)
-{
-    return send_error(r, 503, "draining", "the server is shutting down; retry on another instance", -1, NULL);
-}
-
-static enum MHD_Result handle_get(req_t *r)
-{
-    ctr__http_t *h = r->h;
-    int draining = atomic_load(&h->draining);
-    enum MHD_Result ok;
-    ctr__buf_t b;
-    ctr__gen_t *g;
-
-    switch (r->route) {
-    case R_HEALTHZ:
-    case R_V2_LIVE:
-        return send_json(r, 200, "{\"status\":\"ok\",\"live\":true}\n");
-    case R_READYZ:
-    case R_V2_READY:
-        if (draining)
-            return draining_error(r);
-        return send_json(r, 200, "{\"status\":\"ok\",\"ready\":true}\n");
-    case R_V2_SERVER:
-        return send_json(r, 200, "{\"name\":\"ctrd\",\"version\":\"" CTR__SERVER_VERSION "\",\"extensions\":[]}\n");
-    case R_MODELS:
-        g = ctr__modelstore_acquire(h->d.store);
-        if (ctr__buf_init(&b, g->info_json_len + 32)) {
-            ctr__gen_release(g);
-            return MHD_NO;
-        }
-        ctr__buf_puts(&b, "{\"models\":[");
-        ctr__buf_put(&b, g->info_json, g->info_json_len);
-        ctr__buf_puts(&b, "]}\n");
-        ctr__gen_release(g);
-        return send_buf(r, 200, JSON_TYPE, &b, 0);
-    case R_V2_MODEL:
-    case R_V2_MODEL_READY:
-        g = ctr__modelstore_acquire(h->d.store);
-        if (!name_matches(r, g)) {
-            ok = model_not_found(r, g);
-        } else if (r->route == R_V2_MODEL_READY) {
-            if (draining) {
-                ok = draining_error(r);
-            } else if (!ctr__buf_init(&b, 128)) {
-                ctr__buf_puts(&b, "{\"name\":");
-                ctr__buf_json_str(&b, g->name, strlen(g->name));
-                ctr__buf_puts(&b, ",\"ready\":true}\n");
-                ok = send_buf(r, 200, JSON_TYPE, &b, 0);
-            } else {
-                ok = MHD_NO;
-            }
-        } else if (!ctr__buf_init(&b, g->v2_json_len + 2)) {
-            ctr__buf_put(&b, g->v2_json, g->v2_json_len);
-            ctr__buf_putc(&b, '\n');
-            ok = send_buf(r, 200, JSON_TYPE, &b, 0);
-        } else {
-            ok = MHD_NO;
-        }
-        ctr__gen_release(g);
-        return ok;
-    case R_METRICS: {
-        ctr__metrics_snapshot_t s;
-        memset(&s, 0, sizeof s);
-        g = ctr__modelstore_acquire(h->d.store);
-        s.model_name = g->name;
-        s.digest = g->digest;
-        s.generation = g->id;
-        s.loaded_real_ns = g->loaded_real_ns;
-        s.kernel = h->d.kernel->name;
-        s.bit_exact = h->d.kernel->bit_exact;
-        s.queued_examples = ctr__batcher_queued(h->d.batcher);
-        s.queue_limit = h->d.cfg->queue_limit;
-        s.in_flight = atomic_load(&h->in_flight);
-        s.draining = draining;
-        ctr__audit_stats(h->d.audit, &s.audit);
-        if (ctr__buf_init(&b, 16384)) {
-            ctr__gen_release(g);
-            return MHD_NO;
-        }
-        ctr__metrics_render(&b, &s);
-        ctr__gen_release(g);
-        return send_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b, 0);
+    ctr__route_match_t m;
+    int rc = ctr__route_match(url, method, &m);
+    r->ep = m.ep;
+    if (rc == CTR_ENOTFOUND) {
+        defer_error(r, rc, "not_found", "no endpoint at %.100s (see docs/API.md)", url);
+    } else if (rc == CTR_EMETHOD) {
+        snprintf(r->allow, sizeof r->allow, "%s", m.allow);
+        defer_error(r, rc, "method_not_allowed", "%.20s is not allowed on %.100s; use %s",
+                    method, url, r->allow);
+    } else {
+        r->route = m.route;
+        r->params = m.params;
     }
-    default:
-        return send_error(r, 500, "internal", "unrouted request", -1, NULL);
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* Scoring                                                             */
-
-/* Audit hook release (audit_writer.h): any thread. Resumes the connection;
- * the response is built on the resumed access-handler call. */
-static void job_released(ctr__audit_item_t *item, int status)
-{
-    ctr__job_t *job = (ctr__job_t *)((char *)item - offsetof(ctr__job_t, item));
-    req_t *r = (req_t *)((char *)job - offsetof(req_t, job));
-    r->release_status = status;
-    r->state = S_READY;
-    MHD_resume_connection(r->conn);
-}
-
-static enum MHD_Result handle_score(req_t *r)
-{
-    ctr__http_t *h = r->h;
-    const ctr__config_t *cfg = h->d.cfg;
-    ctr_decode_error_t e;
-    int rc;
-
-    r->gen = ctr__modelstore_acquire(h->d.store);
-    if (r->route == R_INFER_V2 && !name_matches(r, r->gen))
-        return model_not_found(r, r->gen);
-
-    ctr_decode_limits_t lim = {.max_examples = cfg->max_examples, .max_depth = DECODE_MAX_DEPTH};
-    memset(&e, 0, sizeof e);
-    e.example = -1;
-    const char *body = r->body ? r->body : "";
-    if (r->route == R_SCORE_V1)
-        rc = ctr__decode_v1(r->gen->model, body, r->len, &lim, &r->req, &e);
-    else
-        rc = ctr__decode_v2(r->gen->model, body, r->len, &lim, &r->req, &e);
-    /* The body is not needed any more: give its memory back now. */
-    free(r->body);
-    r->body = NULL;
-    r->cap = r->len = 0;
-    if (rc)
-        return send_error(r, ctr__http_status(rc, CTR__SUBJECT_REQUEST), e.name ? e.name : "bad_request",
-                          e.message[0] ? e.message : ctr_strerror(rc), e.example, e.feature);
-    r->req_valid = 1;
-    if (r->req.n == 0)
-        return send_error(r, 400, "missing_examples", "the request holds no examples", -1, NULL);
-    if (!r->req.request_id[0]) {
-        uint64_t id = atomic_fetch_add(&h->next_id, 1);
-        snprintf(r->req.request_id, sizeof r->req.request_id, "%08x-%012llx", h->boot_tag,
-                 (unsigned long long)id);
-    }
-
-    r->job.req = &r->req;
-    r->job.gen = r->gen;
-    r->job.item.req = &r->req;
-    r->job.item.t_received_ns = r->t_received_real_ns;
-    r->job.item.release = job_released;
-    r->state = S_WAITING;
-    /* Suspend before queueing: the release may come from a scoring thread
-     * before this call returns. */
-    MHD_suspend_connection(r->conn);
-    rc = ctr__batcher_submit(h->d.batcher, &r->job);
-    if (rc) {
-        r->queue_refused = 1;
-        r->release_status = rc;
-        r->state = S_READY;
-        MHD_resume_connection(r->conn);
-    }
-    return MHD_YES;
-}
-
-static enum MHD_Result finish_score(req_t *r)
-{
-    int rs = r->release_status;
-    if (r->queue_refused) {
-        ctr__metrics_rejected();
-        if (atomic_load(&r->h->draining))
-            return draining_error(r);
-        char msg[160];
-        snprintf(msg, sizeof msg, "the scoring queue is full (--queue-limit %llu examples); retry shortly",
-                 (unsigned long long)r->h->d.cfg->queue_limit);
-        return send_error(r, 503, "queue_full", msg, -1, NULL);
-    }
-    if (rs == CTR_EBUSY)
-        return send_error(r, 503, "audit_busy", "the audit log cannot keep up; retry shortly", -1, NULL);
-    if (rs < 0)
-        return send_error(r, 503, "audit_failed", "the audit record could not be written; the score is withheld",
-                          -1, NULL);
-    if (r->job.item.score_status)
-        return send_error(r, 500, "scoring_failed", ctr_strerror(r->job.item.score_status), -1, NULL);
-    ctr__buf_t b;
-    if (ctr__buf_init(&b, ctr__score_json_size_hint(r->req.n)))
-        return MHD_NO;
-    if (r->route == R_SCORE_V1)
-        ctr__score_v1_json(&b, &r->req, r->gen->name, r->gen->digest);
-    else
-        ctr__score_v2_json(&b, &r->req, r->gen->name, r->gen->digest);
-    return send_buf(r, 200, JSON_TYPE, &b, 0);
-}
-
-/* ------------------------------------------------------------------ */
-/* Admin                                                               */
-
-/* 0 ok, else the status to answer (401, 403, 404). Constant time in the
- * token: both sides are hashed, then compared with CRYPTO_memcmp. */
-static int check_admin(req_t *r)
-{
-    ctr__http_t *h = r->h;
-    if (!h->has_token)
-        return 404;
-    const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!auth || strncasecmp(auth, "Bearer ", 7))
-        return 401;
-    const char *tok = auth + 7;
-    while (*tok == ' ')
-        tok++;
-    unsigned char sha[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)tok, strlen(tok), sha);
-    return CRYPTO_memcmp(sha, h->token_sha, sizeof sha) ? 403 : 0;
-}
-
-static void reload_done(void *ctx, const ctr__reload_result_t *res)
-{
-    req_t *r = ctx;
-    r->reload = *res;
-    r->state = S_READY;
-    MHD_resume_connection(r->conn);
-}
-
-static enum MHD_Result handle_reload(req_t *r)
-{
-    int st = check_admin(r);
-    if (st == 404)
-        return send_error(r, 404, "admin_disabled", "admin endpoints are off: start ctrd with --admin-token", -1, NULL);
-    if (st == 401)
-        return send_error(r, 401, "unauthorized", "missing \"Authorization: Bearer <token>\" header", -1, NULL);
-    if (st == 403)
-        return send_error(r, 403, "forbidden", "wrong admin token", -1, NULL);
-
-    /* Optional body {"path": "/new/model.ctrm"}; empty = reload --model. */
-    char *path = NULL;
-    if (r->len > 0) {
-        const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!json_content_type(ct))
-            return send_error(r, 415, "unsupported_media_type", "a reload body must be application/json", -1, NULL);
-        json_error_t je;
-        json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
-        json_t *p = j ? json_object_get(j, "path") : NULL;
-        if (!j || !json_is_object(j) || (p && !json_is_string(p)) || json_object_size(j) != (p ? 1u : 0u)) {
-            json_decref(j);
-            return send_error(r, 400, "bad_request", "the reload body is {} or {\"path\": \"FILE\"}", -1, NULL);
-        }
-        if (p && !(path = strdup(json_string_value(p)))) {
-            json_decref(j);
-            return MHD_NO;
-        }
-        json_decref(j);
-    }
-    r->state = S_WAITING;
-    MHD_suspend_connection(r->conn);
-    int rc = ctr__modelstore_reload_async(r->h->d.store, path, reload_done, r);
-    free(path);
-    if (rc) {
-        memset(&r->reload, 0, sizeof r->reload);
-        r->reload.rc = rc;
-        snprintf(r->reload.message, sizeof r->reload.message, "%s", ctr_strerror(rc));
-        r->state = S_READY;
-        MHD_resume_connection(r->conn);
-    }
-    return MHD_YES;
-}
-
-static enum MHD_Result finish_reload(req_t *r)
-{
-    const ctr__reload_result_t *res = &r->reload;
-    if (res->rc) {
-        char msg[700];
-        snprintf(msg, sizeof msg, "%s; still serving %s", res->message,
-                 res->digest[0] ? res->digest : "the previous model");
-        int status = ctr__http_status(res->rc, CTR__SUBJECT_MODEL);
-        return send_error(r, status, status == 503 ? "draining" : "reload_failed", msg, -1, NULL);
-    }
-    ctr__buf_t b;
-    if (ctr__buf_init(&b, 256))
-        return MHD_NO;
-    ctr__buf_printf(&b, "{\"status\":\"%s\",\"generation\":%llu,\"digest\":",
-                    res->unchanged ? "unchanged" : "reloaded", (unsigned long long)res->generation);
-    ctr__buf_json_str(&b, res->digest, strlen(res->digest));
-    ctr__buf_puts(&b, ",\"previous_digest\":");
-    ctr__buf_json_str(&b, res->previous_digest, strlen(res->previous_digest));
-    ctr__buf_printf(&b, ",\"seconds\":%.3f}\n", (double)res->elapsed_ns / 1e9);
-    return send_buf(r, 200, JSON_TYPE, &b, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -636,11 +273,11 @@ static enum MHD_Result count_lengths(void *cls, enum MHD_ValueKind kind, const c
 }
 
 /* First call: route, check headers, size the body buffer. Returns MHD_NO
- * to drop the connection; may queue an early 413. */
+ * to drop the connection; may queue an early 400 or 413. */
 static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, const char *url,
                                   const char *method, void **con_cls)
 {
-    req_t *r = calloc(1, sizeof *r);
+    ctr__http_req_t *r = calloc(1, sizeof *r);
     if (!r)
         return MHD_NO;
     r->h = h;
@@ -648,19 +285,18 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
     r->t_start_ns = ctr__mono_ns();
     r->t_received_real_ns = ctr__real_ns();
     r->admitted = !atomic_load(&h->draining);
-    r->req.request_id[0] = '\0';
     *con_cls = r;
     atomic_fetch_add(&h->in_flight, 1);
 
     route(r, url, method);
-    if (r->err_status)
+    if (r->err_code)
         return MHD_YES;
-    int scoring = r->route == R_SCORE_V1 || r->route == R_INFER_V2;
-    if (!r->admitted && (scoring || r->route == R_RELOAD)) {
-        defer_error(r, 503, "draining", "the server is shutting down; retry on another instance");
+    unsigned flags = r->route->flags;
+    if (!r->admitted && (flags & CTR__ROUTE_WORK)) {
+        defer_error(r, CTR_EBUSY, "draining", DRAINING_MSG);
         return MHD_YES;
     }
-    if (!scoring && r->route != R_RELOAD)
+    if (!(flags & CTR__ROUTE_BODY))
         return MHD_YES;
 
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -675,10 +311,9 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
     MHD_get_connection_values(conn, MHD_HEADER_KIND, count_lengths, &fr);
     if (fr.conflict || (cl && te)) {
         r->close_conn = 1;
-        return send_error(r, 400, "bad_request",
-                          fr.conflict ? "conflicting Content-Length headers"
-                                      : "both Content-Length and Transfer-Encoding",
-                          -1, NULL);
+        return ctr__http_error(r, CTR_EINVAL, "bad_request", "%s",
+                               fr.conflict ? "conflicting Content-Length headers"
+                                           : "both Content-Length and Transfer-Encoding");
     }
     if (cl) {
         char *end;
@@ -688,10 +323,9 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
             /* Refuse before reading: queueing now makes libmicrohttpd
              * close the connection after the answer instead of reading a
              * body we would throw away. */
-            char msg[160];
-            snprintf(msg, sizeof msg, "the body is %llu bytes; the limit is %llu (--max-body-bytes)",
-                     n, (unsigned long long)max);
-            return send_error(r, 413, "body_too_large", msg, -1, NULL);
+            return ctr__http_error(r, CTR_ETOOBIG, "body_too_large",
+                                   "the body is %llu bytes; the limit is %llu (--max-body-bytes)",
+                                   n, (unsigned long long)max);
         }
         if (!errno && end != cl && n > 0) {
             r->body = malloc((size_t)n + 1);
@@ -699,14 +333,15 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
                 return MHD_NO;
             r->cap = (size_t)n + 1;
         }
-    } else if (scoring && !(te && strcasestr(te, "chunked"))) {
-        defer_error(r, 411, "length_required", "send the body with Content-Length or chunked transfer encoding");
+    } else if ((flags & CTR__ROUTE_JSON) && !(te && strcasestr(te, "chunked"))) {
+        defer_error(r, CTR_ELENGTH, "length_required",
+                    "send the body with Content-Length or chunked transfer encoding");
         return MHD_YES;
     }
-    if (scoring) {
+    if (flags & CTR__ROUTE_JSON) {
         const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!json_content_type(ct))
-            defer_error(r, 415, "unsupported_media_type",
+        if (!ctr__http_is_json_type(ct))
+            defer_error(r, CTR_EMEDIATYPE, "unsupported_media_type",
                         "Content-Type must be application/json (charset utf-8 if given), got \"%.80s\"",
                         ct ? ct : "(none)");
     }
@@ -714,18 +349,18 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
 }
 
 /* Body bytes: keep them (up to the limit) or count them away. */
-static enum MHD_Result upload(req_t *r, const char *data, size_t size)
+static enum MHD_Result upload(ctr__http_req_t *r, const char *data, size_t size)
 {
     uint64_t max = r->h->d.cfg->max_body_bytes;
-    if (!r->err_status && r->len + size > max) {
-        defer_error(r, 413, "body_too_large", "the body is over %llu bytes (--max-body-bytes)",
+    if (!r->err_code && r->len + size > max) {
+        defer_error(r, CTR_ETOOBIG, "body_too_large", "the body is over %llu bytes (--max-body-bytes)",
                     (unsigned long long)max);
         free(r->body);
         r->body = NULL;
         r->discarded = r->len;
         r->len = r->cap = 0;
     }
-    if (r->err_status) {
+    if (r->err_code) {
         /* Read at most about another limit's worth, then hang up: a
          * client must not make us read forever. */
         r->discarded += size;
@@ -756,7 +391,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 {
     (void)version;
     ctr__http_t *h = cls;
-    req_t *r = *con_cls;
+    ctr__http_req_t *r = *con_cls;
     if (!r)
         return first_call(h, conn, url, method, con_cls);
     if (*upload_data_size) {
@@ -764,21 +399,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         *upload_data_size = 0;
         return upload(r, upload_data, n);
     }
-    if (r->state == S_READY)
-        return r->route == R_RELOAD ? finish_reload(r) : finish_score(r);
-    if (r->state == S_WAITING)
+    if (r->state == CTR__HTTP_READY)
+        return r->route->on_resume(r);
+    if (r->state == CTR__HTTP_WAITING)
         return MHD_YES;                 /* cannot happen while suspended */
-    if (r->err_status)
-        return send_error(r, r->err_status, r->err_code, r->err_msg, -1, NULL);
-    switch (r->route) {
-    case R_SCORE_V1:
-    case R_INFER_V2:
-        return handle_score(r);
-    case R_RELOAD:
-        return handle_reload(r);
-    default:
-        return handle_get(r);
-    }
+    if (r->err_code)
+        return ctr__http_error_at(r, r->err_code, CTR__SUBJECT_REQUEST, r->err_name, r->err_msg, -1, NULL);
+    return r->route->on_req(r);
 }
 
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -786,19 +413,18 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 {
     (void)conn;
     ctr__http_t *h = cls;
-    req_t *r = *con_cls;
+    ctr__http_req_t *r = *con_cls;
     if (!r)
         return;
     *con_cls = NULL;
     /* Suspended requests are never completed (we never stop the daemon
      * with any), so nothing else points at r any more. */
-    CTR_ASSERT(r->state != S_WAITING);
+    CTR_ASSERT(r->state != CTR__HTTP_WAITING);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && ctr__log_enabled(CTR_LOG_DEBUG))
         ctr__log(CTR_LOG_DEBUG, "request ended early", CTR_LOG_S("path", r->path),
                  CTR_LOG_I("reason", (int)toe), CTR_LOG_END);
-    if (r->req_valid)
-        ctr__request_release(&r->req);
-    ctr__gen_release(r->gen);
+    if (r->route && r->route->on_free)
+        r->route->on_free(r);
     free(r->body);
     free(r);
     atomic_fetch_sub(&h->in_flight, 1);
@@ -888,10 +514,6 @@ int ctr__http_start(const ctr__http_deps_t *deps, ctr__http_t **out, char *err, 
     atomic_init(&h->in_flight, 0);
     atomic_init(&h->next_id, 1);
     h->boot_tag = (uint32_t)(ctr__real_ns() ^ ((uint64_t)getpid() << 16));
-    if (cfg->admin_token) {
-        SHA256((const unsigned char *)cfg->admin_token, strlen(cfg->admin_token), h->token_sha);
-        h->has_token = 1;
-    }
 
     memset(&sin, 0, sizeof sin);
     memset(&sin6, 0, sizeof sin6);
@@ -992,6 +614,5 @@ void ctr__http_stop(ctr__http_t *h)
         free(h->tls_key);
     }
     free(h->tls_cert);
-    OPENSSL_cleanse(h->token_sha, sizeof h->token_sha);
     free(h);
 }

@@ -1,6 +1,8 @@
-/* http.h - the HTTP front end (libmicrohttpd): routing, request bodies,
- * suspend/resume around the batcher, responses. Endpoints and errors are
- * documented in docs/API.md.
+/* http.h - the HTTP front end (libmicrohttpd): connections, request
+ * bodies, suspend/resume around the batcher, responses (http.c); which
+ * handler answers which path is the route table (routes.c), the endpoints
+ * are handle_score.c, handle_info.c and handle_admin.c (http_int.h is what
+ * they share). Endpoints and errors are documented in docs/API.md.
  *
  * Threads: libmicrohttpd's internal thread pool, each thread running its
  * own epoll loop over its share of the connections. A scoring request is
@@ -12,7 +14,8 @@
  * Keep-alive with libmicrohttpd 0.9.75: a response is queued only on a
  * later access-handler call, never on the first one for a request (which
  * would make it answer `Connection: close`). Early refusals that must not
- * read the body (413 by Content-Length) are the deliberate exception. */
+ * read the body (413 by Content-Length, 400 for ambiguous framing) are the
+ * deliberate exception. */
 #ifndef CTR_SERVER_HTTP_H
 #define CTR_SERVER_HTTP_H
 

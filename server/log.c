@@ -27,7 +27,7 @@ int ctr__log_parse_level(const char *name)
     return -1;
 }
 
-const char *ctr__log_level_name(ctr_log_level_t level)
+static const char *level_name(ctr_log_level_t level)
 {
     return (unsigned)level < 4 ? level_names[level] : "info";
 }
@@ -59,7 +59,7 @@ void ctr__log(ctr_log_level_t level, const char *msg, ...)
     gmtime_r(&ts.tv_sec, &tm);
     ctr__buf_printf(&b, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\",\"level\":\"%s\",\"msg\":",
                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000, ctr__log_level_name(level));
+                    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000, level_name(level));
     ctr__buf_json_str(&b, msg, strlen(msg));
     if (!b.failed)
         good = b.len;

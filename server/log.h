@@ -33,7 +33,6 @@ enum { CTR__LF_END = 0, CTR__LF_STR = 's', CTR__LF_INT = 'i',
 
 /* "debug", "info", "warn"/"warning", "error" -> level; -1 if unknown. */
 int ctr__log_parse_level(const char *name);
-const char *ctr__log_level_name(ctr_log_level_t level);
 
 void ctr__log_set_level(ctr_log_level_t level);
 int ctr__log_enabled(ctr_log_level_t level);

@@ -1,10 +1,11 @@
 /* main.c - ctrd: flags, start-up, signals, drain. Everything else lives in
  * the modules it wires together:
  *
- *   config      flags and CTRD_* variables     modelstore  model generations, reload
- *   http        libmicrohttpd front end        batcher     queue + scoring threads
- *   audit_hook  audit log plug point           metrics     Prometheus registry
- *   log         JSON lines on stderr           check       --check URL probe
+ *   config        flags and CTRD_* variables     modelstore  model generations, reload
+ *   http          connections (routes: table,    batcher     queue + scoring threads
+ *                 handle_*: the endpoints)
+ *   audit_writer  the audit log writer           metrics     Prometheus registry
+ *   log           JSON lines on stderr           check       --check URL probe
  *
  * Signals go through a self-pipe: the handler only writes the signal
  * number to a pipe, and this thread reads it and does the work: SIGHUP

@@ -18,11 +18,6 @@ static const char *const endpoint_labels[CTR__EP_COUNT] = {
     "/readyz", "/v1/models", "/metrics", "/v1/admin/reload", "other",
 };
 
-const char *ctr__endpoint_label(ctr__endpoint_t ep)
-{
-    return (unsigned)ep < CTR__EP_COUNT ? endpoint_labels[ep] : "other";
-}
-
 /* Statuses ctrd sends; anything else lands in the last slot. */
 static const int statuses[] = {200, 400, 401, 403, 404, 405, 411, 413, 415, 422, 500, 503, 0};
 #define N_STATUS CTR_ARRAY_LEN(statuses)
@@ -109,7 +104,8 @@ void ctr__metrics_rejected(void)
     INC(M.rejected, 1);
 }
 
-uint64_t ctr__metrics_rss_bytes(void)
+/* Resident set size from /proc/self/statm, in bytes (0 if unreadable). */
+static uint64_t rss_bytes(void)
 {
     char buf[128];
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
@@ -130,7 +126,7 @@ uint64_t ctr__metrics_rss_bytes(void)
  * mmapped chunk. RSS alone cannot tell a leak from glibc keeping freed memory
  * in its per-thread arenas; this can: it returns to its level between
  * bursts unless something is not freed. */
-uint64_t ctr__metrics_heap_in_use_bytes(void)
+static uint64_t heap_in_use_bytes(void)
 {
     struct mallinfo2 mi = mallinfo2();
     return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
@@ -274,14 +270,14 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
                         (double)s->audit.write_sum_ns / 1e9, (unsigned long long)acum);
     }
 
-    uint64_t rss = ctr__metrics_rss_bytes();
+    uint64_t rss = rss_bytes();
     head(b, "ctrd_resident_memory_bytes", "gauge", "Resident set size (/proc/self/statm), mapped model pages included.");
     ctr__buf_printf(b, "ctrd_resident_memory_bytes %llu\n", (unsigned long long)rss);
     head(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
     ctr__buf_printf(b, "process_resident_memory_bytes %llu\n", (unsigned long long)rss);
     head(b, "ctrd_heap_in_use_bytes", "gauge",
          "Heap bytes allocated and not freed (mallinfo2 uordblks + hblkhd); RSS minus this is memory the allocator keeps for reuse.");
-    ctr__buf_printf(b, "ctrd_heap_in_use_bytes %llu\n", (unsigned long long)ctr__metrics_heap_in_use_bytes());
+    ctr__buf_printf(b, "ctrd_heap_in_use_bytes %llu\n", (unsigned long long)heap_in_use_bytes());
     head(b, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
     ctr__buf_printf(b, "process_start_time_seconds %.3f\n", (double)M.start_real_ns / 1e9);
 }

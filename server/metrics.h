@@ -13,6 +13,8 @@
 #include "audit_writer.h"
 #include "buf.h"
 
+/* The endpoint label of /metrics series; each route table row (routes.c)
+ * names one, and several rows may share one. */
 typedef enum {
     CTR__EP_SCORE = 0,      /* POST /v1/score */
     CTR__EP_INFER,          /* POST /v2/models/{name}/infer */
@@ -25,8 +27,6 @@ typedef enum {
     CTR__EP_OTHER,          /* anything else (404s) */
     CTR__EP_COUNT
 } ctr__endpoint_t;
-
-const char *ctr__endpoint_label(ctr__endpoint_t ep);
 
 /* A request answered with `status` after e2e_ns since its headers came in. */
 void ctr__metrics_request(ctr__endpoint_t ep, int status, uint64_t e2e_ns);
@@ -51,9 +51,5 @@ typedef struct {
 } ctr__metrics_snapshot_t;
 
 void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s);
-
-/* Resident set size from /proc/self/statm, in bytes (0 if unreadable). */
-uint64_t ctr__metrics_rss_bytes(void);
-uint64_t ctr__metrics_heap_in_use_bytes(void);
 
 #endif

@@ -543,7 +543,7 @@ static const struct {
     {"bad_datatype", CTR_EINVAL},      {"bad_shape", CTR_EINVAL},
     {"unknown_output", CTR_EINVAL},    {"too_many_examples", CTR_ETOOBIG},
     {"body_too_large", CTR_ETOOBIG},   {"out_of_memory", CTR_ENOMEM},
-    {"internal_error", CTR_EIO},
+    {"internal_error", CTR_EINTERNAL},
 };
 
 int ref_error_code(const char *name)

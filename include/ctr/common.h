@@ -38,6 +38,7 @@ enum {
     CTR_ENOTFOUND = CTR__EBASE - 9,    /* a named thing does not exist */
     CTR_ETOOBIG = CTR__EBASE - 10,     /* over a configured limit */
     CTR_EBUSY = CTR__EBASE - 11,       /* queue full or draining: retry later */
+    CTR_EINTERNAL = CTR__EBASE - 17,   /* a bug: two parts of ctr disagree (answered 500) */
     /* A client's request was refused before it was read (server/ only): */
     CTR_EAUTH = CTR__EBASE - 12,       /* credentials missing */
     CTR_EDENIED = CTR__EBASE - 13,     /* credentials wrong */

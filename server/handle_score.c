@@ -1,0 +1,130 @@
+/* handle_score.c - POST /v1/score and POST /v2/models/{name}/infer (see
+ * routes.h; bodies in docs/API.md).
+ *
+ * on_req decodes the body against the current model generation (the
+ * request keeps its reference until it is freed), suspends the connection
+ * and queues the request in the batcher. The audit hook's release, on a
+ * scoring thread or the audit writer's, resumes it; on_resume answers with
+ * the scores, or with the error that withheld them. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctr/common.h"
+#include "routes.h"
+
+#define DECODE_MAX_DEPTH 32
+
+/* Audit hook release (audit_writer.h): any thread. */
+static void job_released(ctr__audit_item_t *item, int status)
+{
+    ctr__job_t *job = (ctr__job_t *)((char *)item - offsetof(ctr__job_t, item));
+    ctr__http_req_t *r = (ctr__http_req_t *)((char *)job - offsetof(ctr__http_req_t, u.score.job));
+    r->u.score.release_status = status;
+    ctr__http_resume(r);
+}
+
+static enum MHD_Result score(ctr__http_req_t *r, int v2)
+{
+    ctr__http_t *h = r->h;
+    ctr__score_state_t *s = &r->u.score;
+    ctr_decode_error_t e;
+    int rc;
+
+    s->v2 = v2;
+    s->gen = ctr__modelstore_acquire(h->d.store);
+    if (v2 && !ctr__model_name_matches(r, s->gen))
+        return ctr__model_not_found(r, s->gen);
+
+    ctr_decode_limits_t lim = {.max_examples = h->d.cfg->max_examples, .max_depth = DECODE_MAX_DEPTH};
+    memset(&e, 0, sizeof e);
+    e.example = -1;
+    const char *body = r->body ? r->body : "";
+    if (v2)
+        rc = ctr__decode_v2(s->gen->model, body, r->len, &lim, &s->req, &e);
+    else
+        rc = ctr__decode_v1(s->gen->model, body, r->len, &lim, &s->req, &e);
+    /* The body is not needed any more: give its memory back now. */
+    free(r->body);
+    r->body = NULL;
+    r->cap = r->len = 0;
+    if (rc)
+        return ctr__http_error_at(r, rc, CTR__SUBJECT_REQUEST, e.name ? e.name : "bad_request",
+                                  e.message[0] ? e.message : ctr_strerror(rc), e.example, e.feature);
+    s->req_valid = 1;
+    r->log_examples = s->req.n;
+    r->log_request_id = s->req.request_id;
+    if (s->req.n == 0)
+        return ctr__http_error(r, CTR_EINVAL, "missing_examples", "the request holds no examples");
+    if (!s->req.request_id[0])
+        ctr__http_request_id(h, s->req.request_id, sizeof s->req.request_id);
+
+    s->job.req = &s->req;
+    s->job.gen = s->gen;
+    s->job.item.req = &s->req;
+    s->job.item.t_received_ns = r->t_received_real_ns;
+    s->job.item.release = job_released;
+    /* Suspend before queueing: the release may come from a scoring thread
+     * before this call returns. */
+    ctr__http_suspend(r);
+    rc = ctr__batcher_submit(h->d.batcher, &s->job);
+    if (rc) {
+        s->queue_refused = 1;
+        s->release_status = rc;
+        ctr__http_resume(r);
+    }
+    return MHD_YES;
+}
+
+enum MHD_Result ctr__score_v1(ctr__http_req_t *r)
+{
+    return score(r, 0);
+}
+
+enum MHD_Result ctr__score_v2(ctr__http_req_t *r)
+{
+    return score(r, 1);
+}
+
+enum MHD_Result ctr__score_resume(ctr__http_req_t *r)
+{
+    ctr__score_state_t *s = &r->u.score;
+    int rs = s->release_status;
+    if (s->queue_refused) {
+        ctr__metrics_rejected();
+        if (ctr__http_draining(r->h))
+            return ctr__http_error(r, CTR_EBUSY, "draining",
+                                   "the server is shutting down; retry on another instance");
+        return ctr__http_error(r, CTR_EBUSY, "queue_full",
+                               "the scoring queue is full (--queue-limit %llu examples); retry shortly",
+                               (unsigned long long)r->h->d.cfg->queue_limit);
+    }
+    if (rs == CTR_EBUSY)
+        return ctr__http_error(r, CTR_EBUSY, "audit_busy", "the audit log cannot keep up; retry shortly");
+    /* A record that could not be written withholds the score: 503 with
+     * Retry-After like audit_busy (the next write may succeed, or another
+     * instance may take it), whatever the writer's code (CTR_EIO). */
+    if (rs < 0)
+        return ctr__http_error(r, CTR_EBUSY, "audit_failed",
+                               "the audit record could not be written; the score is withheld");
+    /* A failed forward pass is ours, never the client's: 500. */
+    if (s->job.item.score_status)
+        return ctr__http_error(r, CTR_EIO, "scoring_failed", "%s", ctr_strerror(s->job.item.score_status));
+    ctr__buf_t b;
+    if (ctr__buf_init(&b, ctr__score_json_size_hint(s->req.n)))
+        return MHD_NO;
+    if (s->v2)
+        ctr__score_v2_json(&b, &s->req, s->gen->name, s->gen->digest);
+    else
+        ctr__score_v1_json(&b, &s->req, s->gen->name, s->gen->digest);
+    return ctr__http_reply(r, CTR__JSON_TYPE, &b);
+}
+
+void ctr__score_free(ctr__http_req_t *r)
+{
+    ctr__score_state_t *s = &r->u.score;
+    if (s->req_valid)
+        ctr__request_release(&s->req);
+    ctr__gen_release(s->gen);
+}
