@@ -15,18 +15,6 @@ static atomic_int log_level = CTR_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-int ctr__log_parse_level(const char *name)
-{
-    if (!name)
-        return -1;
-    for (int i = 0; i < 4; i++)
-        if (!strcasecmp(name, level_names[i]))
-            return i;
-    if (!strcasecmp(name, "warning"))
-        return CTR_LOG_WARN;
-    return -1;
-}
-
 static const char *level_name(ctr_log_level_t level)
 {
     return (unsigned)level < 4 ? level_names[level] : "info";

@@ -31,9 +31,6 @@ enum { CTR__LF_END = 0, CTR__LF_STR = 's', CTR__LF_INT = 'i',
 #define CTR_LOG_RAW(k, v) (k), CTR__LF_RAW, (const char *)(v) /* already JSON */
 #define CTR_LOG_END ((const char *)0)
 
-/* "debug", "info", "warn"/"warning", "error" -> level; -1 if unknown. */
-int ctr__log_parse_level(const char *name);
-
 void ctr__log_set_level(ctr_log_level_t level);
 int ctr__log_enabled(ctr_log_level_t level);
 
