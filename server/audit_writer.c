@@ -1,5 +1,5 @@
 /* audit_writer.c - the audit log writer behind audit_writer.h. Record format:
- * ctr/audit.h, model/audit.c; the long form is docs/AUDIT_LOG.md.
+ * ctr/audit.h, model/audit_record.c; the long form is docs/AUDIT_LOG.md.
  *
  * Threads and memory. Two record buffers of a fixed size, allocated at
  * open: scoring threads encode records into the "fill" buffer while the
