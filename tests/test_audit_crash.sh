@@ -52,6 +52,13 @@ crash_run() {  # LABEL [env...]
         pids="$pids $!"
     done
     sleep "$KILL_AFTER"
+    # On a loaded machine the clients are slow: wait (at most 20 s more)
+    # until enough answers were given that the kill lands mid-load.
+    local waited=0
+    while [ "$(cat "$T"/status-"$label"-* 2>/dev/null | awk '$2 == 200' | wc -l)" -le 25 ] &&
+          [ $waited -lt 200 ]; do
+        sleep 0.1; waited=$((waited + 1))
+    done
     kill -KILL "$SRV_PID"
     wait "$SRV_PID" 2>/dev/null
     SRV_PID=""
