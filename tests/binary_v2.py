@@ -7,6 +7,7 @@
                                        JSON outputs): the score bits must be equal
   binary_v2.py hostile PORT MODEL      hostile binary bodies: 400 + error code,
                                        and the server still scores afterwards
+  binary_v2.py seeds DIR               the fuzz target's seed corpus into DIR
   binary_v2.py write DIR B             a B-example request as DIR/req.json and
                                        DIR/req.bin (+ DIR/req.bin.hlen)
 
@@ -257,12 +258,49 @@ def write(dirname, b):
     return 0
 
 
+def seeds(dirname):
+    """Seed corpus of tests/fuzz/fuzz_decode_v2_binary.c: 2 bytes (LE) of
+    header length, then the body."""
+    import hashlib
+    rng = random.Random(99)
+    out = []
+    for k, (ddt, sdt) in enumerate([(d, s) for d in ("FP32", "FP64", "INT64")
+                                    for s in ("BYTES", "INT64")]):
+        for b in (1, 2):
+            _, body, hl = build(rng, b, ddt, sdt, (None, True, False)[k % 3], k % 2 == 1,
+                                "seed-%d" % k)
+            out.append((hl, body))
+    _, body, hl = build(rng, 2, "FP32", "BYTES")
+    out += [(hl + 1, body), (len(body) + 7, body), (hl - 2, body), (hl, body + b"\x00"),
+            (hl, body[:-1]), (0, body), (hl, body[:hl] + b"\xff" * (len(body) - hl))]
+    # A JSON-only body (no binary input) and a mixed one (dense as JSON data).
+    jbody, _, _ = build(rng, 1, "FP32", "INT64")
+    out.append((len(jbody), jbody))
+    mixed = json.loads(jbody)
+    mixed["inputs"][1]["parameters"] = {"binary_data_size": NC * 8}
+    del mixed["inputs"][1]["data"]
+    mh = json.dumps(mixed).encode()
+    out.append((len(mh), mh + b"".join(struct.pack("<q", i) for i in range(NC))))
+    conflict = json.loads(jbody)
+    conflict["inputs"][0]["parameters"] = {"binary_data_size": 0}
+    ch = json.dumps(conflict).encode()
+    out.append((len(ch), ch))
+    for hl, body in out:
+        data = struct.pack("<H", hl & 0xFFFF) + body
+        name = hashlib.sha1(data).hexdigest()
+        with open("%s/%s" % (dirname, name), "wb") as f:
+            f.write(data)
+    return 0
+
+
 def main():
     a = sys.argv[1:]
     if len(a) == 4 and a[0] == "pairs":
         return 1 if pairs(a[1], a[2], int(a[3])) else 0
     if len(a) == 3 and a[0] == "hostile":
         return 1 if hostile(a[1], a[2]) else 0
+    if len(a) == 2 and a[0] == "seeds":
+        return seeds(a[1])
     if len(a) == 3 and a[0] == "write":
         return write(a[1], a[2])
     print(__doc__)
