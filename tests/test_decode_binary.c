@@ -206,8 +206,8 @@ static void test_same_as_json(test_rng_t *r)
     static const char *const extras[] = {
         "", ",\"outputs\":[{\"name\":\"score\",\"parameters\":{\"binary_data\":true}}]",
         ",\"parameters\":{\"binary_data_output\":true}",
-        ",\"parameters\":{\"binary_data_output\":true},\"outputs\":[{\"name\":\"score\","
-        "\"parameters\":{\"binary_data\":false}}]"};
+        (",\"parameters\":{\"binary_data_output\":true},\"outputs\":[{\"name\":\"score\","
+         "\"parameters\":{\"binary_data\":false}}]")};
     static const int want_bin[] = {0, 1, 1, 0};
     int n = 0;
     for (int ddt = 0; ddt < 3; ddt++)
