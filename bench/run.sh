@@ -3,7 +3,9 @@
 # reference measured in the same run. Raw output lands in $B/bench/out/.
 #   part 1  kernels vs OpenBLAS and the measured FMA peak (bench_kernels)
 #           embedding gathers vs a plain random-read loop (bench_gather)
-#   part 2  HTTP: ctrd vs nginx under the same wrk load (bench_http.sh)
+#   part 2  HTTP: ctrd vs nginx under the same wrk load (bench_http.sh);
+#           2c: /v2 infer with 64 examples, JSON vs Triton's binary tensor
+#           data, examples/s and server CPU per example (bench_binary.sh)
 #   part 3  audit log on (write, fsync) vs off under the same load,
 #           bytes per example logged (bench_audit.sh)
 #   part 4  latency under open-loop load, sweeps and plots (bench_latency.sh)
@@ -70,6 +72,12 @@ if [ -x bench/bench_http.sh ] && [ -x "$B/ctrd" ]; then
     echo
     echo "== [$(( $(date +%s) - T0 )) s] part 2: HTTP"
     B="$B" bench/bench_http.sh | tee "$out/http.txt" || failed="$failed 2"
+fi
+
+if [ -x bench/bench_binary.sh ] && [ -x "$B/ctrd" ]; then
+    echo
+    echo "== [$(( $(date +%s) - T0 )) s] part 2c: /v2 infer, 64 examples: JSON vs binary tensor data, same load"
+    B="$B" bench/bench_binary.sh | tee "$out/binary.txt" || failed="$failed 2c"
 fi
 
 if [ -x bench/bench_audit.sh ] && [ -x "$B/ctrd" ]; then

@@ -146,7 +146,7 @@ int ctr__dec_arena_alloc(ctr__dec_t *d, size_t cap, int v1)
     SECTION(v1 ? nc * sizeof(uint32_t) : 0);    /* 10 ctx_off */
     SECTION(v1 ? nc : 0);                       /* 11 ctx_len */
     SECTION(v1 ? w * sizeof(uint64_t) : 0);     /* 12 ctx_pres */
-    SECTION((size_t)(d->sc.end - d->sc.beg) + 64); /* 13 cat_bytes */
+    SECTION((size_t)(d->sc.end - d->sc.beg) + d->cat_extra + 64); /* 13 cat_bytes */
 #undef SECTION
     char *a = aligned_alloc(ARENA_ALIGN, total);
     if (!a) {
@@ -233,6 +233,17 @@ const uchar *ctr__dec_cat_string(ctr__dec_t *d, const uchar *p, size_t j,
     s->row[j] = ctr_features_cat_row(c, dst, len);
     d->cat_used += len;
     return q;
+}
+
+void ctr__dec_cat_put(ctr__dec_t *d, size_t j, const ctr__dec_slots_t *s, const void *src,
+                      size_t len)
+{
+    char *dst = d->req->cat_bytes + d->cat_used;
+    memcpy(dst, src, len);
+    s->off[j] = (uint32_t)d->cat_used;
+    s->len[j] = (uint8_t)len;
+    s->row[j] = ctr_features_cat_row(&d->def->cat[j], dst, len);
+    d->cat_used += len;
 }
 
 /* The decimal text is what ctr_features_cat_row_int hashes, so the row is
@@ -434,7 +445,9 @@ static int conclude_failure(ctr__dec_t *d)
     return CTR_EINTERNAL;
 }
 
-static int decode(int v2, const ctr_model_t *m, const char *body, size_t len,
+/* header_len: the JSON header's length in a binary body (v2 binary tensor
+ * data), or (size_t)-1 for a body that is all JSON. */
+static int decode(int v2, const ctr_model_t *m, const char *body, size_t len, size_t header_len,
                   const ctr_decode_limits_t *lim, ctr_request_t *req, ctr_decode_error_t *e)
 {
     ctr_decode_error_t dummy;
@@ -450,13 +463,32 @@ static int decode(int v2, const ctr_model_t *m, const char *body, size_t len,
         snprintf(e->message, sizeof(e->message), "request body of %zu bytes is too large", len);
         return CTR_ETOOBIG;
     }
+    int binary = header_len != (size_t)-1;
+    if (binary && len > ((size_t)UINT32_MAX - 1024) / 4) { /* INT64 text: up to 20 bytes of 8 */
+        e->name = "body_too_large";
+        snprintf(e->message, sizeof(e->message), "request body of %zu bytes is too large", len);
+        return CTR_ETOOBIG;
+    }
+    if (binary && header_len > len) {
+        e->name = "bad_header_length";
+        snprintf(e->message, sizeof(e->message),
+                 "Inference-Header-Content-Length is %zu but the body is only %zu bytes",
+                 header_len, len);
+        return CTR_EINVAL;
+    }
     memset(&d, 0, sizeof(d));
     size_t max_depth = lim && lim->max_depth ? lim->max_depth : DEFAULT_MAX_DEPTH;
     if (max_depth < MIN_MAX_DEPTH)
         max_depth = MIN_MAX_DEPTH;
     if (max_depth > MAX_MAX_DEPTH)
         max_depth = MAX_MAX_DEPTH;
-    ctr__json_scan_init(&d.sc, body ? body : "", len, max_depth);
+    ctr__json_scan_init(&d.sc, body ? body : "", binary ? header_len : len, max_depth);
+    if (binary) {
+        d.binary = 1;
+        d.bin = (const uchar *)(body ? body : "") + header_len;
+        d.bin_len = len - header_len;
+        d.cat_extra = d.bin_len * 3;
+    }
     d.m = m;
     d.def = ctr_model_def(m);
     d.nd = d.def->n_dense;
@@ -495,11 +527,18 @@ static int decode(int v2, const ctr_model_t *m, const char *body, size_t len,
 int ctr__decode_v1(const ctr_model_t *m, const char *body, size_t len,
                    const ctr_decode_limits_t *lim, ctr_request_t *req, ctr_decode_error_t *e)
 {
-    return decode(0, m, body, len, lim, req, e);
+    return decode(0, m, body, len, (size_t)-1, lim, req, e);
 }
 
 int ctr__decode_v2(const ctr_model_t *m, const char *body, size_t len,
                    const ctr_decode_limits_t *lim, ctr_request_t *req, ctr_decode_error_t *e)
 {
-    return decode(1, m, body, len, lim, req, e);
+    return decode(1, m, body, len, (size_t)-1, lim, req, e);
+}
+
+int ctr__decode_v2_binary(const ctr_model_t *m, const char *body, size_t len, size_t header_len,
+                          const ctr_decode_limits_t *lim, ctr_request_t *req,
+                          ctr_decode_error_t *e)
+{
+    return decode(1, m, body, len, header_len, lim, req, e);
 }

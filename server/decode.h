@@ -40,6 +40,10 @@ typedef struct {
 
     float *scores;       /* [n], filled by the batcher */
 
+    /* v2: the score output was asked for as binary tensor data (output
+     * parameters.binary_data, else request parameters.binary_data_output). */
+    int binary_output;
+
     void *arena;         /* owns every array above */
     size_t arena_size;
 } ctr_request_t;
@@ -74,6 +78,16 @@ int ctr__decode_v1(const ctr_model_t *m, const char *body, size_t len,
 int ctr__decode_v2(const ctr_model_t *m, const char *body, size_t len,
                    const ctr_decode_limits_t *lim, ctr_request_t *req,
                    ctr_decode_error_t *e);
+
+/* Triton's binary tensor data extension (docs/DECODER.md "v2 binary"):
+ * body holds a JSON header of header_len bytes (the request's
+ * Inference-Header-Content-Length), then the raw little-endian, row-major
+ * data of each input whose parameters.binary_data_size is set, in input
+ * order. The request decoded is the one its JSON form would give, value
+ * for value. header_len > len is an error (bad_header_length). */
+int ctr__decode_v2_binary(const ctr_model_t *m, const char *body, size_t len, size_t header_len,
+                          const ctr_decode_limits_t *lim, ctr_request_t *req,
+                          ctr_decode_error_t *e);
 
 void ctr__request_release(ctr_request_t *req);
 

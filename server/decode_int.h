@@ -37,6 +37,12 @@ typedef struct {
     int code;                   /* the CTR_E* code of a semantic error */
     size_t guess;               /* schema index the next key is tried as */
     int v2;
+    /* v2 binary tensor data (ctr__decode_v2_binary): the bytes after the
+     * JSON header, which sc covers alone. binary = 0: a plain JSON body. */
+    int binary;
+    const uchar *bin;
+    size_t bin_len;
+    size_t cat_extra;           /* arena bytes for categorical values beyond the JSON's */
     char wbuf[48];              /* ctr__dec_where(): message prefix */
 
     size_t cap;                 /* examples the arena holds */
@@ -136,6 +142,10 @@ const uchar *ctr__dec_dense_value(ctr__dec_t *d, const uchar *p, size_t f,
  * cat_bytes. empty_missing: v2 BYTES, where "" is the missing value. */
 const uchar *ctr__dec_cat_string(ctr__dec_t *d, const uchar *p, size_t j,
                                  const ctr__dec_slots_t *s, long ex, int empty_missing);
+/* Categorical feature j from bytes already checked (binary tensor data):
+ * len <= CTR_MAX_CAT_BYTES, appended to cat_bytes. */
+void ctr__dec_cat_put(ctr__dec_t *d, size_t j, const ctr__dec_slots_t *s, const void *src,
+                      size_t len);
 /* Categorical feature j, an integer token, stored as its decimal text. */
 const uchar *ctr__dec_cat_int(ctr__dec_t *d, const uchar *p, size_t j,
                               const ctr__dec_slots_t *s, long ex);

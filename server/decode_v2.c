@@ -4,6 +4,7 @@
  * counted (ctr__json_skip_value), and once the object closes and name,
  * datatype and shape check out, the arena is allocated for the batch and
  * the elements are converted in row-major order (v2_data). */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -13,10 +14,12 @@
 #include "json_scan.h"
 
 enum { IN_DENSE = 0, IN_SPARSE = 1 };
-enum { DT_OTHER = 0, DT_FP32, DT_BYTES, DT_INT64 };
+enum { DT_OTHER = 0, DT_FP32, DT_BYTES, DT_INT64, DT_FP64 };
 
 typedef struct {
     int has_name, has_dt, has_shape, has_data, has_params;
+    int has_bin;            /* parameters.binary_data_size (binary bodies) */
+    uint64_t bin_size;
     char name[24];
     size_t name_len;
     char dt[16];
@@ -30,6 +33,8 @@ typedef struct {
 typedef struct {
     int done[2];
     size_t b;     /* examples, once the first input is decoded */
+    size_t bin_pos;   /* binary bodies: tensor bytes taken so far */
+    int out_binary;   /* outputs' parameters.binary_data: -1 unset, 0, 1 */
 } v2_state_t;
 
 /* A short string value (name, datatype) into buf; longer ones are kept
@@ -97,6 +102,220 @@ static const uchar *v2_data(ctr__dec_t *d, const v2_input_t *in, int which, int 
     }
 }
 
+
+/* ---- binary tensor data (ctr__decode_v2_binary) -------------------------- */
+
+static uint32_t le32(const uchar *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uchar *p)
+{
+    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+/* Strict UTF-8 (no overlong forms, no surrogates, at most U+10FFFF): what
+ * a JSON string may carry, so the request is one its JSON form can say. */
+static int utf8_ok(const uchar *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uchar c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            k = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            k = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            k = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (n - i <= k)
+            return 0;
+        for (size_t t = 1; t <= k; t++) {
+            if ((s[i + t] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[i + t] & 0x3F);
+        }
+        if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+static size_t dt_size(int dt)
+{
+    return dt == DT_FP32 ? 4 : dt == DT_FP64 || dt == DT_INT64 ? 8 : 0;
+}
+
+static const char *dt_name(int dt)
+{
+    return dt == DT_FP32 ? "FP32" : dt == DT_FP64 ? "FP64" : dt == DT_INT64 ? "INT64" : "BYTES";
+}
+
+/* The b x n elements of an input from size bytes of tensor data at
+ * d->bin + at. 0, or -1 with the error recorded. */
+static int v2_bin_data(ctr__dec_t *d, const char *iname, int which, int dt, size_t b, size_t at,
+                       size_t size)
+{
+    const uchar *p = d->bin + at, *end = p + size;
+    size_t n = which == IN_DENSE ? d->nd : d->nc, total = b * n;
+    size_t body_at = (size_t)(d->sc.end - d->sc.beg) + at; /* byte of the body */
+    if (dt != DT_BYTES) {
+        size_t es = dt_size(dt);
+        if (size / es != total || size % es)
+            return ctr__dec_sem(d, CTR_EINVAL, "bad_binary_size", -1, NULL, 0,
+                                "input \"%s\": binary_data_size is %zu bytes, shape [%zu, %zu] "
+                                "of %s needs %zu",
+                                iname, size, b, n, dt_name(dt), total * es), -1;
+        for (size_t k = 0; k < total; k++, p += es) {
+            size_t i = k / n, j = k % n;
+            ctr__dec_slots_t s = ctr__dec_example_slots(d, i);
+            if (which == IN_SPARSE) {
+                char tmp[24];
+                size_t len = ctr_features_int_key((int64_t)le64(p), tmp);
+                ctr__dec_cat_put(d, j, &s, tmp, len);
+                continue;
+            }
+            const ctr_dense_def_t *def = &d->def->dense[j];
+            double v;
+            if (dt == DT_FP32) {
+                uint32_t u = le32(p);
+                float f;
+                memcpy(&f, &u, sizeof f);
+                v = (double)f;
+            } else if (dt == DT_FP64) {
+                uint64_t u = le64(p);
+                memcpy(&v, &u, sizeof v);
+            } else {
+                v = (double)(int64_t)le64(p);
+            }
+            if (isnan(v)) {
+                s.raw[j] = NAN;
+                s.enc[j] = ctr_features_dense_missing(def);
+            } else if (isinf(v)) {
+                return ctr__dec_sem(d, CTR_ERANGE, "number_out_of_range", (long)i, def->name,
+                                    strlen(def->name),
+                                    "%sfeature \"%s\": infinite value in input \"dense\" "
+                                    "(%s element [%zu][%zu] at byte %zu)",
+                                    ctr__dec_where(d, (long)i), def->name, dt_name(dt), i, j,
+                                    body_at + k * es), -1;
+            } else {
+                s.raw[j] = v;
+                s.enc[j] = ctr_features_dense(def, v);
+            }
+        }
+        return 0;
+    }
+    /* BYTES: each element a 4-byte little-endian length, then its bytes. */
+    for (size_t k = 0; k < total; k++) {
+        size_t i = k / n, j = k % n, off = body_at + (size_t)(p - (d->bin + at));
+        const char *fname = d->def->cat[j].name;
+        if ((size_t)(end - p) < 4)
+            return ctr__dec_sem(d, CTR_EINVAL, "bad_binary_size", (long)i, fname, strlen(fname),
+                                "input \"sparse\": binary_data_size of %zu bytes ends inside "
+                                "element [%zu][%zu] (%zu of %zu elements, byte %zu): no room "
+                                "for its 4-byte length",
+                                size, i, j, k, total, off), -1;
+        uint32_t len = le32(p);
+        p += 4;
+        if (len > (size_t)(end - p))
+            return ctr__dec_sem(d, CTR_EINVAL, "binary_data_overrun", (long)i, fname,
+                                strlen(fname),
+                                "input \"sparse\": element [%zu][%zu] at byte %zu is %u bytes "
+                                "long, past the end of the input's %zu bytes of data",
+                                i, j, off, len, size), -1;
+        if (len > CTR_MAX_CAT_BYTES)
+            return ctr__dec_sem(d, CTR_ERANGE, "string_too_long", (long)i, fname, strlen(fname),
+                                "%sfeature \"%s\": categorical value of %u bytes, at most %d "
+                                "allowed",
+                                ctr__dec_where(d, (long)i), fname, len, CTR_MAX_CAT_BYTES), -1;
+        if (!utf8_ok(p, len))
+            return ctr__dec_sem(d, CTR_EFORMAT, "invalid_utf8", (long)i, fname, strlen(fname),
+                                "input \"sparse\": element [%zu][%zu] at byte %zu is not valid "
+                                "UTF-8",
+                                i, j, off), -1;
+        ctr__dec_slots_t s = ctr__dec_example_slots(d, i);
+        if (len == 0)
+            ctr__dec_cat_missing(&s, j);
+        else
+            ctr__dec_cat_put(d, j, &s, p, len);
+        p += len;
+    }
+    if (p != end)
+        return ctr__dec_sem(d, CTR_EINVAL, "bad_binary_size", -1, NULL, 0,
+                            "input \"sparse\": binary_data_size is %zu bytes, its %zu BYTES "
+                            "elements take %zu (%zu bytes left over at byte %zu)",
+                            size, total, (size_t)(p - (d->bin + at)), (size_t)(end - p),
+                            body_at + (size_t)(p - (d->bin + at))), -1;
+    return 0;
+}
+
+/* A parameters object at p (containers already open around it: depth0):
+ * *val is the value of member key (the last one), or stays NULL. */
+static const uchar *v2_param(ctr__dec_t *d, const uchar *p, size_t depth0, const char *key,
+                             const uchar **val)
+{
+    const uchar *end = d->sc.end;
+    char kbuf[CTR__DEC_KEY_CAP];
+    p = ctr__json_ws(p + 1, end);
+    if (p < end && *p == '}')
+        return p + 1;
+    for (;;) {
+        const char *k;
+        size_t klen;
+        if (p >= end || *p != '"')
+            return SYN(d, p, "expected a string key");
+        p = ctr__dec_key(d, p, kbuf, &k, &klen);
+        if (!p)
+            return NULL;
+        int want = ctr__dec_key_is(k, klen, key);
+        p = ctr__json_ws(p, end);
+        if (p >= end || *p != ':')
+            return SYN(d, p, "expected ':' after an object key");
+        p = ctr__json_ws(p + 1, end);
+        if (p >= end)
+            return SYN(d, p, "unexpected end of body, expected a value");
+        if (want)
+            *val = p;
+        p = ctr__json_skip_value(&d->sc, p, depth0 + 1, NULL);
+        if (!p)
+            return NULL;
+        p = ctr__json_ws(p, end);
+        if (p < end && *p == ',') {
+            p = ctr__json_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}')
+            return p + 1;
+        return SYN(d, p, "expected ',' or '}' after an object member");
+    }
+}
+
+/* A boolean parameter: 1 true, 0 false, -1 anything else (ignored). */
+static int v2_param_bool(const ctr__dec_t *d, const uchar *v)
+{
+    if (!v)
+        return -1;
+    if (ctr__json_lit(v, d->sc.end, "true", 4))
+        return 1;
+    if (ctr__json_lit(v, d->sc.end, "false", 5))
+        return 0;
+    return -1;
+}
+
 /* Checks an input once its object is closed, then decodes its data. */
 static const uchar *v2_input_close(ctr__dec_t *d, v2_state_t *st, const v2_input_t *in, long idx,
                                    const uchar *p)
@@ -121,10 +340,16 @@ static const uchar *v2_input_close(ctr__dec_t *d, v2_state_t *st, const v2_input
     if (st->done[which])
         return ctr__dec_sem(d, CTR_EINVAL, "duplicate_input", -1, NULL, 0,
                             "input \"%s\" appears twice", iname);
-    if (!in->has_dt || !in->has_shape || !in->has_data)
+    if (in->has_bin && in->has_data)
+        return ctr__dec_sem(d, CTR_EINVAL, "conflicting_data", -1, NULL, 0,
+                            "input \"%s\" has both \"data\" and parameters.binary_data_size",
+                            iname);
+    if (!in->has_dt || !in->has_shape || (!in->has_data && !in->has_bin))
         return ctr__dec_sem(d, CTR_EINVAL, "missing_field", -1, NULL, 0,
-                            "input \"%s\" has no \"%s\"", iname,
-                            !in->has_dt ? "datatype" : !in->has_shape ? "shape" : "data");
+                            "input \"%s\" has no \"%s\"%s", iname,
+                            !in->has_dt ? "datatype" : !in->has_shape ? "shape" : "data",
+                            in->has_dt && in->has_shape && d->binary
+                                ? " nor parameters.binary_data_size" : "");
     int dt = DT_OTHER;
     if (str_is(in->dt, in->dt_len, sizeof(in->dt), "FP32"))
         dt = DT_FP32;
@@ -132,10 +357,16 @@ static const uchar *v2_input_close(ctr__dec_t *d, v2_state_t *st, const v2_input
         dt = DT_BYTES;
     else if (str_is(in->dt, in->dt_len, sizeof(in->dt), "INT64"))
         dt = DT_INT64;
-    if (which == IN_DENSE ? dt != DT_FP32 : dt != DT_BYTES && dt != DT_INT64)
+    else if (str_is(in->dt, in->dt_len, sizeof(in->dt), "FP64"))
+        dt = DT_FP64;
+    /* Binary dense data may also be FP64 or INT64: each value is the double
+     * the JSON number would be. */
+    int dense_ok = dt == DT_FP32 || (in->has_bin && (dt == DT_FP64 || dt == DT_INT64));
+    if (which == IN_DENSE ? !dense_ok : dt != DT_BYTES && dt != DT_INT64)
         return ctr__dec_sem(d, CTR_EINVAL, "bad_datatype", -1, NULL, 0,
                             "input \"%s\": datatype must be %s", iname,
-                            which == IN_DENSE ? "FP32" : "BYTES or INT64");
+                            which == IN_DENSE ? in->has_bin ? "FP32, FP64 or INT64" : "FP32"
+                                              : "BYTES or INT64");
     size_t n = which == IN_DENSE ? d->nd : d->nc;
     if (in->rank != 2)
         return ctr__dec_sem(d, CTR_EINVAL, "bad_shape", -1, NULL, 0,
@@ -158,18 +389,30 @@ static const uchar *v2_input_close(ctr__dec_t *d, v2_state_t *st, const v2_input
         return ctr__dec_sem(d, CTR_EINVAL, "bad_shape", -1, NULL, 0,
                             "input \"%s\": batch %zu differs from the other input's %zu", iname, b,
                             st->b);
-    if (in->leaves != b * n)
+    if (in->has_data && in->leaves != b * n)
         return ctr__dec_sem(d, CTR_EINVAL, "bad_shape", -1, NULL, 0,
                             "input \"%s\": shape [%zu, %zu] needs %zu elements, data has %zu",
                             iname, b, n, b * n, in->leaves);
+    size_t left = d->bin_len - st->bin_pos;
+    if (in->has_bin && in->bin_size > left)
+        return ctr__dec_sem(d, CTR_EINVAL, "bad_binary_size", -1, NULL, 0,
+                            "input \"%s\": binary_data_size is %llu bytes, past the end of the "
+                            "body (its data starts at byte %zu, %zu bytes remain)",
+                            iname, (unsigned long long)in->bin_size,
+                            (size_t)(d->sc.end - d->sc.beg) + st->bin_pos, left);
     if (!st->b) {
         if (ctr__dec_arena_alloc(d, b, 0))
             return NULL;
         st->b = b;
         d->req->n = b;
     }
-    if (n && !v2_data(d, in, which, dt))
+    if (in->has_bin) {
+        if (v2_bin_data(d, iname, which, dt, b, st->bin_pos, (size_t)in->bin_size))
+            return NULL;
+        st->bin_pos += (size_t)in->bin_size;
+    } else if (n && !v2_data(d, in, which, dt)) {
         return NULL;
+    }
     st->done[which] = 1;
     return p;
 }
@@ -266,7 +509,26 @@ static const uchar *v2_input(ctr__dec_t *d, v2_state_t *st, const uchar *p, long
             if (*p != '{')
                 return ctr__dec_sem(d, CTR_EINVAL, "wrong_type", -1, NULL, 0,
                                     "inputs[%ld]: \"parameters\" must be an object", idx);
-            p = ctr__json_skip_value(&d->sc, p, 3, NULL);
+            if (d->binary) {
+                const uchar *v = NULL;
+                p = v2_param(d, p, 3, "binary_data_size", &v);
+                if (p && v) {
+                    ctr__json_num_t num;
+                    const uchar *q = ctr__json_is_num_start(*v)
+                                         ? ctr__json_scan_number(&d->sc, v, 0, &num) : v;
+                    if (!q)
+                        return NULL;
+                    if (q == v || !num.int_ok || num.i < 0)
+                        return ctr__dec_sem(d, CTR_EINVAL, "bad_binary_size", -1, NULL, 0,
+                                            "inputs[%ld]: parameters.binary_data_size must be "
+                                            "a non-negative 64-bit integer",
+                                            idx);
+                    in.has_bin = 1;
+                    in.bin_size = (uint64_t)num.i;
+                }
+            } else {
+                p = ctr__json_skip_value(&d->sc, p, 3, NULL);
+            }
         }
         if (!p)
             return NULL;
@@ -281,7 +543,7 @@ static const uchar *v2_input(ctr__dec_t *d, v2_state_t *st, const uchar *p, long
     }
 }
 
-static const uchar *v2_output(ctr__dec_t *d, const uchar *p, long idx)
+static const uchar *v2_output(ctr__dec_t *d, v2_state_t *st, const uchar *p, long idx)
 {
     const uchar *end = d->sc.end;
     int has_name = 0, has_params = 0;
@@ -325,7 +587,10 @@ static const uchar *v2_output(ctr__dec_t *d, const uchar *p, long idx)
             if (*p != '{')
                 return ctr__dec_sem(d, CTR_EINVAL, "wrong_type", -1, NULL, 0,
                                     "outputs[%ld]: \"parameters\" must be an object", idx);
-            p = ctr__json_skip_value(&d->sc, p, 3, NULL);
+            const uchar *v = NULL;
+            p = v2_param(d, p, 3, "binary_data", &v);
+            if (p && v2_param_bool(d, v) >= 0)
+                st->out_binary = v2_param_bool(d, v);
         }
         if (!p)
             return NULL;
@@ -366,7 +631,7 @@ static const uchar *v2_array(ctr__dec_t *d, v2_state_t *st, const uchar *p, int 
         if (p >= end || *p != '{')
             return ctr__dec_sem(d, CTR_EINVAL, "wrong_type", -1, NULL, 0,
                                 "%s[%ld] must be an object", what, i);
-        p = inputs ? v2_input(d, st, p, i) : v2_output(d, p, i);
+        p = inputs ? v2_input(d, st, p, i) : v2_output(d, st, p, i);
         if (!p)
             return NULL;
         p = ctr__json_ws(p, end);
@@ -387,7 +652,8 @@ int ctr__dec_v2_parse(ctr__dec_t *d)
 {
     const uchar *end = d->sc.end, *p = ctr__json_ws(d->sc.beg, end);
     unsigned seen = 0;
-    v2_state_t st = {{0, 0}, 0};
+    int req_binary = 0;
+    v2_state_t st = {{0, 0}, 0, 0, -1};
 
     if (!(p = ctr__dec_body_open(d, p)))
         return -1;
@@ -409,13 +675,23 @@ int ctr__dec_v2_parse(ctr__dec_t *d)
             if (*p != '{')
                 return ctr__dec_sem(d, CTR_EINVAL, "wrong_type", -1, NULL, 0,
                                     "\"parameters\" must be an object"), -1;
-            p = ctr__json_skip_value(&d->sc, p, 1, NULL);
+            const uchar *v = NULL;
+            p = v2_param(d, p, 1, "binary_data_output", &v);
+            if (p)
+                req_binary = v2_param_bool(d, v) == 1;
         }
         if (!p || (more = ctr__dec_top_next(d, &p)) < 0)
             return -1;
     }
     if (ctr__dec_body_end(d, p))
         return -1;
+    if (st.bin_pos != d->bin_len)
+        return ctr__dec_sem(d, CTR_EINVAL, "trailing_binary_data", -1, NULL, 0,
+                            "%zu bytes of tensor data at byte %zu follow the last binary input "
+                            "(the inputs' binary_data_size take %zu of the %zu bytes after the "
+                            "JSON header)",
+                            d->bin_len - st.bin_pos, (size_t)(d->sc.end - d->sc.beg) + st.bin_pos,
+                            st.bin_pos, d->bin_len), -1;
     for (int w = 0; w < 2; w++) {
         size_t n = w == IN_DENSE ? d->nd : d->nc;
         if (n && !st.done[w])
@@ -424,5 +700,6 @@ int ctr__dec_v2_parse(ctr__dec_t *d)
     }
     if (!st.b)
         return ctr__dec_sem(d, CTR_EINVAL, "missing_input", -1, NULL, 0, "no inputs"), -1;
+    d->req->binary_output = st.out_binary >= 0 ? st.out_binary : req_binary;
     return 0;
 }

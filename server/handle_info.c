@@ -37,7 +37,7 @@ enum MHD_Result ctr__info_ready(ctr__http_req_t *r)
 enum MHD_Result ctr__info_v2_server(ctr__http_req_t *r)
 {
     return ctr__http_reply_text(
-        r, "{\"name\":\"ctrd\",\"version\":\"" CTR__SERVER_VERSION "\",\"extensions\":[]}\n");
+        r, "{\"name\":\"ctrd\",\"version\":\"" CTR__SERVER_VERSION "\",\"extensions\":[\"binary_tensor_data\"]}\n");
 }
 
 /* GET /v1/models */

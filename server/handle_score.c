@@ -7,6 +7,7 @@
  * scoring thread or the audit writer's, resumes it; on_resume answers with
  * the scores, or with the error that withheld them. */
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,21 @@
 #include "routes.h"
 
 #define DECODE_MAX_DEPTH 32
+
+/* A decimal byte count without sign, spaces or excess: 0 or -1. */
+static int parse_length(const char *s, size_t *out)
+{
+    size_t v = 0;
+    if (!*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (SIZE_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (size_t)(*s - '0');
+    }
+    *out = v;
+    return 0;
+}
 
 /* Audit hook release (audit_writer.h): any thread. */
 static void job_released(ctr__audit_item_t *item, int status)
@@ -41,7 +57,17 @@ static enum MHD_Result score(ctr__http_req_t *r, int v2)
     memset(&e, 0, sizeof e);
     e.example = -1;
     const char *body = r->body ? r->body : "";
-    if (v2)
+    const char *ihcl = v2 ? ctr__http_header(r, CTR__INFER_HEADER_LEN) : NULL;
+    if (ihcl) {
+        /* Triton's binary tensor data: a JSON header of that many bytes,
+         * then the tensors' bytes (docs/API.md). */
+        size_t hl;
+        if (parse_length(ihcl, &hl))
+            return ctr__http_error(r, CTR_EINVAL, "bad_header_length",
+                                   CTR__INFER_HEADER_LEN " must be a decimal byte count, got \"%.40s\"",
+                                   ihcl);
+        rc = ctr__decode_v2_binary(s->gen->model, body, r->len, hl, &lim, &s->req, &e);
+    } else if (v2)
         rc = ctr__decode_v2(s->gen->model, body, r->len, &lim, &s->req, &e);
     else
         rc = ctr__decode_v1(s->gen->model, body, r->len, &lim, &s->req, &e);
@@ -114,6 +140,10 @@ enum MHD_Result ctr__score_resume(ctr__http_req_t *r)
     ctr__buf_t b;
     if (ctr__buf_init(&b, ctr__score_json_size_hint(s->req.n)))
         return MHD_NO;
+    if (s->v2 && s->req.binary_output) {
+        r->reply_infer_header_len = ctr__score_v2_binary(&b, &s->req, s->gen->name, s->gen->digest);
+        return ctr__http_reply(r, CTR__BINARY_TYPE, &b);
+    }
     if (s->v2)
         ctr__score_v2_json(&b, &s->req, s->gen->name, s->gen->digest);
     else

@@ -66,6 +66,11 @@ static enum MHD_Result send_body(ctr__http_req_t *r, int status, int code, const
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (status == MHD_HTTP_OK && r->reply_infer_header_len) {
+        char v[24];
+        snprintf(v, sizeof v, "%zu", r->reply_infer_header_len);
+        MHD_add_response_header(resp, CTR__INFER_HEADER_LEN, v);
+    }
     if (code == CTR_EMETHOD && r->allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     if (code == CTR_EAUTH)

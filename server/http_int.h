@@ -36,6 +36,10 @@
 #include "respond.h"
 
 #define CTR__JSON_TYPE "application/json"
+/* Triton's binary tensor data extension: the request's (and a binary
+ * reply's) JSON header length, and a binary reply's Content-Type. */
+#define CTR__INFER_HEADER_LEN "Inference-Header-Content-Length"
+#define CTR__BINARY_TYPE "application/octet-stream"
 
 /* Named path segments ("{name}"): at most this many per pattern, each
  * 1 to CTR__ROUTE_PARAM_MAX bytes (a longer segment matches no row: 404). */
@@ -143,6 +147,9 @@ struct ctr__http_req {
     /* The request log line's examples and request_id (a handler sets them). */
     size_t log_examples;
     const char *log_request_id;
+
+    /* > 0: a 200 carries Inference-Header-Content-Length (binary reply). */
+    size_t reply_infer_header_len;
 
     union {
         ctr__score_state_t score;

@@ -2,6 +2,7 @@
  * respond.h). */
 #include "respond.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "ctr/common.h"
@@ -91,4 +92,28 @@ void ctr__score_v2_json(ctr__buf_t *b, const ctr_request_t *req,
     ctr__buf_printf(b, ",\"outputs\":[{\"name\":\"score\",\"datatype\":\"FP32\",\"shape\":[%zu,1],\"data\":", req->n);
     scores_array(b, req);
     ctr__buf_puts(b, "}]}\n");
+}
+
+size_t ctr__score_v2_binary(ctr__buf_t *b, const ctr_request_t *req,
+                            const char *model_name, const char *digest)
+{
+    ctr__buf_puts(b, "{\"model_name\":");
+    ctr__buf_json_str(b, model_name, strlen(model_name));
+    ctr__buf_puts(b, ",\"model_version\":");
+    ctr__buf_json_str(b, digest, strlen(digest));
+    ctr__buf_puts(b, ",\"id\":");
+    ctr__buf_json_str(b, req->request_id, strnlen(req->request_id, CTR_REQUEST_ID_MAX));
+    ctr__buf_printf(b,
+                    ",\"outputs\":[{\"name\":\"score\",\"datatype\":\"FP32\",\"shape\":[%zu,1],"
+                    "\"parameters\":{\"binary_data_size\":%zu}}]}",
+                    req->n, req->n * sizeof(float));
+    size_t header_len = b->len;
+    for (size_t i = 0; i < req->n; i++) {
+        uint32_t u;
+        memcpy(&u, &req->scores[i], sizeof u);
+        unsigned char le[4] = {(unsigned char)u, (unsigned char)(u >> 8), (unsigned char)(u >> 16),
+                               (unsigned char)(u >> 24)};
+        ctr__buf_put(b, le, sizeof le);
+    }
+    return header_len;
 }

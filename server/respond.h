@@ -43,6 +43,17 @@ void ctr__score_v1_json(ctr__buf_t *b, const ctr_request_t *req,
 void ctr__score_v2_json(ctr__buf_t *b, const ctr_request_t *req,
                         const char *model_name, const char *digest);
 
+/* 200 body of a v2 infer whose score output was asked for as binary
+ * tensor data (req->binary_output; Triton's binary extension): the JSON
+ * header
+ *     {"model_name":"...","model_version":"sha256:...","id":"...",
+ *      "outputs":[{"name":"score","datatype":"FP32","shape":[B,1],
+ *                  "parameters":{"binary_data_size":4B}}]}
+ * then the B scores as raw little-endian float32. Returns the JSON
+ * header's length (the response's Inference-Header-Content-Length). */
+size_t ctr__score_v2_binary(ctr__buf_t *b, const ctr_request_t *req,
+                            const char *model_name, const char *digest);
+
 /* Bytes a score response for n examples may need, for sizing the buffer
  * once (scores take at most 16 bytes each in %.9g plus a comma). */
 size_t ctr__score_json_size_hint(size_t n);
