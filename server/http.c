@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "clock.h"
 #include "ctr/common.h"
@@ -53,6 +54,34 @@ static void log_request(const ctr__http_req_t *r, int status, int code)
              CTR_LOG_D("ms", (double)(ctr__mono_ns() - r->t_start_ns) / 1e6), CTR_LOG_END);
 }
 
+/* body gzipped into a new heap block (*len updated), or NULL when that
+ * failed or saved nothing (the caller sends body as it is). */
+static char *gzip_body(const char *body, size_t *len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    /* Level 1, a small window: cheap, and JSON of scores compresses well
+     * with it anyway. */
+    if (deflateInit2(&z, 1, Z_DEFLATED, 16 + 12, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return NULL;
+    uLong cap = deflateBound(&z, (uLong)*len);
+    char *out = malloc(cap);
+    if (out) {
+        z.next_in = (Bytef *)(uintptr_t)body;
+        z.avail_in = (uInt)*len;
+        z.next_out = (Bytef *)out;
+        z.avail_out = (uInt)cap;
+        if (deflate(&z, Z_FINISH) == Z_STREAM_END && z.total_out < *len) {
+            *len = z.total_out;
+        } else {
+            free(out);
+            out = NULL;
+        }
+    }
+    deflateEnd(&z);
+    return out;
+}
+
 /* Queues body (heap, taken over) with status; NULL body = out of memory.
  * code (CTR_E*, 0 for a success) picks the extra headers. */
 static enum MHD_Result send_body(ctr__http_req_t *r, int status, int code, const char *ctype, char *body,
@@ -60,12 +89,25 @@ static enum MHD_Result send_body(ctr__http_req_t *r, int status, int code, const
 {
     if (!body)
         return MHD_NO;
+    int gzipped = 0;
+    if (r->accept_gzip && len >= CTR__GZIP_MIN_BYTES && len <= UINT32_MAX) {
+        char *z = gzip_body(body, &len);
+        if (z) {
+            free(body);
+            body = z;
+            gzipped = 1;
+        }
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(body);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (gzipped)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    if (r->route && (r->route->flags & CTR__ROUTE_V2))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
     if (code == CTR_EMETHOD && r->allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     if (code == CTR_EAUTH)
@@ -110,7 +152,7 @@ enum MHD_Result ctr__http_error_at(ctr__http_req_t *r, int code, ctr__subject_t 
     ctr__buf_t b;
     if (ctr__buf_init(&b, 256))
         return MHD_NO;
-    ctr__error_json(&b, name, message, example, feature);
+    ctr__error_json(&b, r->err_form, name, message, example, feature);
     return send_buf(r, ctr__http_status(code, subject), code, CTR__JSON_TYPE, &b);
 }
 
@@ -228,6 +270,168 @@ int ctr__http_is_json_type(const char *ct)
 }
 
 /* ------------------------------------------------------------------ */
+/* Content types and encodings of /v2                                  */
+
+/* v is token, case-insensitive, spaces around it allowed, then the end or
+ * (params_ok) a ';' starting parameters. */
+static int header_is(const char *v, const char *token, int params_ok)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strlen(token);
+    if (strncasecmp(v, token, n))
+        return 0;
+    v += n;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    return *v == '\0' || (params_ok && *v == ';');
+}
+
+/* A v2 infer body's Content-Type: absent means JSON (Triton's client sends
+ * none), or the binary tensor form with Inference-Header-Content-Length;
+ * application/octet-stream only with that header. */
+static int v2_type_ok(const char *ct, int binary)
+{
+    return !ct || ctr__http_is_json_type(ct) ||
+           (binary && header_is(ct, "application/octet-stream", 1));
+}
+
+/* The CTR__ENC_* of a Content-Encoding value, -1 for one we cannot undo. */
+static int content_encoding(const char *ce)
+{
+    if (!ce || header_is(ce, "identity", 0) || header_is(ce, "", 0))
+        return CTR__ENC_IDENTITY;
+    if (header_is(ce, "gzip", 0) || header_is(ce, "x-gzip", 0))
+        return CTR__ENC_GZIP;
+    if (header_is(ce, "deflate", 0))
+        return CTR__ENC_DEFLATE;
+    return -1;
+}
+
+/* Does Accept-Encoding take gzip (RFC 9110 12.5.3: "gzip" or "*", not with
+ * q=0)? */
+static int accepts_gzip(const char *ae)
+{
+    if (!ae)
+        return 0;
+    const char *p = ae;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *tok = p;
+        while (*p && *p != ',' && *p != ';' && *p != ' ' && *p != '\t')
+            p++;
+        size_t tl = (size_t)(p - tok);
+        int q0 = 0;
+        while (*p && *p != ',') {
+            if (*p == 'q' || *p == 'Q') {
+                const char *q = p + 1;
+                while (*q == ' ')
+                    q++;
+                if (*q == '=') {
+                    q++;
+                    while (*q == ' ')
+                        q++;
+                    double v = strtod(q, NULL);
+                    q0 = v <= 0.0;
+                }
+            }
+            p++;
+        }
+        if (((tl == 4 && !strncasecmp(tok, "gzip", 4)) || (tl == 1 && *tok == '*')) && !q0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Replaces the compressed body (r->content_encoding) with its bytes, at
+ * most --max-body-bytes of them. Returns 0, CTR_ENOMEM, or CTR_ETOOBIG /
+ * CTR_EINVAL with r->err_name and r->err_msg set. */
+static int inflate_body(ctr__http_req_t *r)
+{
+    uint64_t max = r->h->d.cfg->max_body_bytes;
+    const char *what = r->content_encoding == CTR__ENC_GZIP ? "gzip" : "deflate";
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, r->content_encoding == CTR__ENC_GZIP ? 16 + MAX_WBITS : MAX_WBITS) != Z_OK)
+        return CTR_ENOMEM;
+    /* Room for max + 1 bytes and the '\0': one byte more than allowed
+     * tells a body over the limit from one exactly at it. */
+    uint64_t cap_max = max + 2;
+    uint64_t cap = (uint64_t)r->len * 4 + 4096;
+    if (cap > cap_max)
+        cap = cap_max;
+    char *out = malloc((size_t)cap);
+    int rc = 0, zr = Z_OK;
+    size_t in_off = 0;
+    if (!out) {
+        rc = CTR_ENOMEM;
+        goto done;
+    }
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)(cap - 1);
+    for (;;) {
+        if (z.avail_in == 0 && in_off < r->len) {
+            size_t n = r->len - in_off < (1u << 30) ? r->len - in_off : (1u << 30);
+            z.next_in = (Bytef *)(r->body + in_off);
+            z.avail_in = (uInt)n;
+            in_off += n;
+        }
+        zr = inflate(&z, Z_NO_FLUSH);
+        if (zr == Z_STREAM_END)
+            break;
+        if (z.total_out > max)
+            break;
+        if (zr == Z_NEED_DICT || zr == Z_DATA_ERROR || zr == Z_MEM_ERROR || zr == Z_STREAM_ERROR)
+            break;
+        if (z.avail_out == 0) {
+            uint64_t ncap = cap * 2 > cap_max ? cap_max : cap * 2;
+            char *p = ncap > cap ? realloc(out, (size_t)ncap) : NULL;
+            if (!p) {
+                rc = CTR_ENOMEM;
+                goto done;
+            }
+            out = p;
+            z.next_out = (Bytef *)(out + z.total_out);
+            z.avail_out = (uInt)(ncap - 1 - z.total_out);
+            cap = ncap;
+        } else if (z.avail_in == 0 && in_off == r->len) {
+            break;     /* the input ended before the stream did */
+        }
+    }
+    r->err_name = "bad_request";
+    if (z.total_out > max) {
+        rc = CTR_ETOOBIG;
+        r->err_name = "body_too_large";
+        snprintf(r->err_msg, sizeof r->err_msg,
+                 "the %s body decompresses to over %llu bytes (--max-body-bytes)", what,
+                 (unsigned long long)max);
+    } else if (zr == Z_MEM_ERROR) {
+        rc = CTR_ENOMEM;
+    } else if (zr != Z_STREAM_END) {
+        rc = CTR_EINVAL;
+        snprintf(r->err_msg, sizeof r->err_msg, "the body is not valid %s data (Content-Encoding: %s)%s%s",
+                 what, what, z.msg ? ": " : "", z.msg ? z.msg : "");
+    } else if (z.avail_in || in_off < r->len) {
+        rc = CTR_EINVAL;
+        snprintf(r->err_msg, sizeof r->err_msg, "bytes after the end of the %s data", what);
+    }
+done:
+    inflateEnd(&z);
+    if (rc) {
+        free(out);
+        return rc;
+    }
+    free(r->body);
+    r->body = out;
+    r->len = z.total_out;
+    r->cap = (size_t)cap;
+    r->body[r->len] = '\0';
+    r->content_encoding = CTR__ENC_IDENTITY;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Routing                                                             */
 
 /* Sets r->route, r->ep and the path's named segments, or defers a 404/405. */
@@ -241,6 +445,11 @@ static void route(ctr__http_req_t *r, const char *url, const char *method)
     ctr__route_match_t m;
     int rc = ctr__route_match(url, method, &m);
     r->ep = m.ep;
+    /* The v2 error form on a v2 row, and on any /v2 path no row takes
+     * (404, 405): a v2 client reads every answer under /v2 as one. */
+    int v2 = rc == 0 ? (m.route->flags & CTR__ROUTE_V2) != 0
+                     : !strncmp(url, "/v2", 3) && (url[3] == '\0' || url[3] == '/');
+    r->err_form = v2 ? CTR__ERROR_V2 : CTR__ERROR_V1;
     if (rc == CTR_ENOTFOUND) {
         defer_error(r, rc, "not_found", "no endpoint at %.100s (see docs/API.md)", url);
     } else if (rc == CTR_EMETHOD) {
@@ -292,6 +501,9 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
     if (r->err_code)
         return MHD_YES;
     unsigned flags = r->route->flags;
+    if (flags & CTR__ROUTE_V2)
+        r->accept_gzip = accepts_gzip(
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
     if (!r->admitted && (flags & CTR__ROUTE_WORK)) {
         defer_error(r, CTR_EBUSY, "draining", DRAINING_MSG);
         return MHD_YES;
@@ -338,12 +550,27 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
                     "send the body with Content-Length or chunked transfer encoding");
         return MHD_YES;
     }
-    if (flags & CTR__ROUTE_JSON) {
-        const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!ctr__http_is_json_type(ct))
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if ((flags & CTR__ROUTE_JSON) && (flags & CTR__ROUTE_V2)) {
+        int binary = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, CTR__INFER_HEADER_LENGTH) != NULL;
+        if (!v2_type_ok(ct, binary))
             defer_error(r, CTR_EMEDIATYPE, "unsupported_media_type",
-                        "Content-Type must be application/json (charset utf-8 if given), got \"%.80s\"",
-                        ct ? ct : "(none)");
+                        "Content-Type must be application/json (charset utf-8 if given), none, or "
+                        "application/octet-stream with " CTR__INFER_HEADER_LENGTH "; got \"%.80s\"",
+                        ct);
+    } else if ((flags & CTR__ROUTE_JSON) && !ctr__http_is_json_type(ct)) {
+        defer_error(r, CTR_EMEDIATYPE, "unsupported_media_type",
+                    "Content-Type must be application/json (charset utf-8 if given), got \"%.80s\"",
+                    ct ? ct : "(none)");
+    }
+    if (flags & CTR__ROUTE_V2) {
+        const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+        int enc = content_encoding(ce);
+        if (enc < 0)
+            defer_error(r, CTR_EMEDIATYPE, "unsupported_content_encoding",
+                        "Content-Encoding must be gzip, deflate or identity; got \"%.80s\"", ce);
+        else
+            r->content_encoding = enc;
     }
     return MHD_YES;
 }
@@ -405,6 +632,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;                 /* cannot happen while suspended */
     if (r->err_code)
         return ctr__http_error_at(r, r->err_code, CTR__SUBJECT_REQUEST, r->err_name, r->err_msg, -1, NULL);
+    if (r->content_encoding) {
+        int rc = inflate_body(r);
+        if (rc == CTR_ENOMEM)
+            return MHD_NO;
+        if (rc)
+            return ctr__http_error_at(r, rc, CTR__SUBJECT_REQUEST, r->err_name, r->err_msg, -1, NULL);
+    }
     return r->route->on_req(r);
 }
 
