@@ -28,9 +28,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "clock.h"
+#include "content_coding.h"
 #include "ctr/common.h"
 #include "log.h"
 #include "routes.h"
@@ -54,34 +54,6 @@ static void log_request(const ctr__http_req_t *r, int status, int code)
              CTR_LOG_D("ms", (double)(ctr__mono_ns() - r->t_start_ns) / 1e6), CTR_LOG_END);
 }
 
-/* body gzipped into a new heap block (*len updated), or NULL when that
- * failed or saved nothing (the caller sends body as it is). */
-static char *gzip_body(const char *body, size_t *len)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    /* Level 1, a small window: cheap, and JSON of scores compresses well
-     * with it anyway. */
-    if (deflateInit2(&z, 1, Z_DEFLATED, 16 + 12, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return NULL;
-    uLong cap = deflateBound(&z, (uLong)*len);
-    char *out = malloc(cap);
-    if (out) {
-        z.next_in = (Bytef *)(uintptr_t)body;
-        z.avail_in = (uInt)*len;
-        z.next_out = (Bytef *)out;
-        z.avail_out = (uInt)cap;
-        if (deflate(&z, Z_FINISH) == Z_STREAM_END && z.total_out < *len) {
-            *len = z.total_out;
-        } else {
-            free(out);
-            out = NULL;
-        }
-    }
-    deflateEnd(&z);
-    return out;
-}
-
 /* Queues body (heap, taken over) with status; NULL body = out of memory.
  * code (CTR_E*, 0 for a success) picks the extra headers. */
 static enum MHD_Result send_body(ctr__http_req_t *r, int status, int code, const char *ctype, char *body,
@@ -90,8 +62,8 @@ static enum MHD_Result send_body(ctr__http_req_t *r, int status, int code, const
     if (!body)
         return MHD_NO;
     int gzipped = 0;
-    if (r->accept_gzip && len >= CTR__GZIP_MIN_BYTES && len <= UINT32_MAX) {
-        char *z = gzip_body(body, &len);
+    if (r->accept_gzip && len >= CTR__GZIP_MIN_BYTES) {
+        char *z = ctr__coding_gzip(body, &len);
         if (z) {
             free(body);
             body = z;
@@ -296,137 +268,23 @@ static int v2_type_ok(const char *ct, int binary)
            (binary && header_is(ct, "application/octet-stream", 1));
 }
 
-/* The CTR__ENC_* of a Content-Encoding value, -1 for one we cannot undo. */
-static int content_encoding(const char *ce)
-{
-    if (!ce || header_is(ce, "identity", 0) || header_is(ce, "", 0))
-        return CTR__ENC_IDENTITY;
-    if (header_is(ce, "gzip", 0) || header_is(ce, "x-gzip", 0))
-        return CTR__ENC_GZIP;
-    if (header_is(ce, "deflate", 0))
-        return CTR__ENC_DEFLATE;
-    return -1;
-}
-
-/* Does Accept-Encoding take gzip (RFC 9110 12.5.3: "gzip" or "*", not with
- * q=0)? */
-static int accepts_gzip(const char *ae)
-{
-    if (!ae)
-        return 0;
-    const char *p = ae;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *tok = p;
-        while (*p && *p != ',' && *p != ';' && *p != ' ' && *p != '\t')
-            p++;
-        size_t tl = (size_t)(p - tok);
-        int q0 = 0;
-        while (*p && *p != ',') {
-            if (*p == 'q' || *p == 'Q') {
-                const char *q = p + 1;
-                while (*q == ' ')
-                    q++;
-                if (*q == '=') {
-                    q++;
-                    while (*q == ' ')
-                        q++;
-                    double v = strtod(q, NULL);
-                    q0 = v <= 0.0;
-                }
-            }
-            p++;
-        }
-        if (((tl == 4 && !strncasecmp(tok, "gzip", 4)) || (tl == 1 && *tok == '*')) && !q0)
-            return 1;
-    }
-    return 0;
-}
-
 /* Replaces the compressed body (r->content_encoding) with its bytes, at
  * most --max-body-bytes of them. Returns 0, CTR_ENOMEM, or CTR_ETOOBIG /
  * CTR_EINVAL with r->err_name and r->err_msg set. */
 static int inflate_body(ctr__http_req_t *r)
 {
-    uint64_t max = r->h->d.cfg->max_body_bytes;
-    const char *what = r->content_encoding == CTR__ENC_GZIP ? "gzip" : "deflate";
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (inflateInit2(&z, r->content_encoding == CTR__ENC_GZIP ? 16 + MAX_WBITS : MAX_WBITS) != Z_OK)
-        return CTR_ENOMEM;
-    /* Room for max + 1 bytes and the '\0': one byte more than allowed
-     * tells a body over the limit from one exactly at it. */
-    uint64_t cap_max = max + 2;
-    uint64_t cap = (uint64_t)r->len * 4 + 4096;
-    if (cap > cap_max)
-        cap = cap_max;
-    char *out = malloc((size_t)cap);
-    int rc = 0, zr = Z_OK;
-    size_t in_off = 0;
-    if (!out) {
-        rc = CTR_ENOMEM;
-        goto done;
-    }
-    z.next_out = (Bytef *)out;
-    z.avail_out = (uInt)(cap - 1);
-    for (;;) {
-        if (z.avail_in == 0 && in_off < r->len) {
-            size_t n = r->len - in_off < (1u << 30) ? r->len - in_off : (1u << 30);
-            z.next_in = (Bytef *)(r->body + in_off);
-            z.avail_in = (uInt)n;
-            in_off += n;
-        }
-        zr = inflate(&z, Z_NO_FLUSH);
-        if (zr == Z_STREAM_END)
-            break;
-        if (z.total_out > max)
-            break;
-        if (zr == Z_NEED_DICT || zr == Z_DATA_ERROR || zr == Z_MEM_ERROR || zr == Z_STREAM_ERROR)
-            break;
-        if (z.avail_out == 0) {
-            uint64_t ncap = cap * 2 > cap_max ? cap_max : cap * 2;
-            char *p = ncap > cap ? realloc(out, (size_t)ncap) : NULL;
-            if (!p) {
-                rc = CTR_ENOMEM;
-                goto done;
-            }
-            out = p;
-            z.next_out = (Bytef *)(out + z.total_out);
-            z.avail_out = (uInt)(ncap - 1 - z.total_out);
-            cap = ncap;
-        } else if (z.avail_in == 0 && in_off == r->len) {
-            break;     /* the input ended before the stream did */
-        }
-    }
-    r->err_name = "bad_request";
-    if (z.total_out > max) {
-        rc = CTR_ETOOBIG;
-        r->err_name = "body_too_large";
-        snprintf(r->err_msg, sizeof r->err_msg,
-                 "the %s body decompresses to over %llu bytes (--max-body-bytes)", what,
-                 (unsigned long long)max);
-    } else if (zr == Z_MEM_ERROR) {
-        rc = CTR_ENOMEM;
-    } else if (zr != Z_STREAM_END) {
-        rc = CTR_EINVAL;
-        snprintf(r->err_msg, sizeof r->err_msg, "the body is not valid %s data (Content-Encoding: %s)%s%s",
-                 what, what, z.msg ? ": " : "", z.msg ? z.msg : "");
-    } else if (z.avail_in || in_off < r->len) {
-        rc = CTR_EINVAL;
-        snprintf(r->err_msg, sizeof r->err_msg, "bytes after the end of the %s data", what);
-    }
-done:
-    inflateEnd(&z);
+    char *out;
+    size_t n;
+    int rc = ctr__coding_inflate(r->content_encoding, r->body ? r->body : "", r->len,
+                                 r->h->d.cfg->max_body_bytes, &out, &n, r->err_msg, sizeof r->err_msg);
     if (rc) {
-        free(out);
+        r->err_name = rc == CTR_ETOOBIG ? "body_too_large" : "bad_request";
         return rc;
     }
     free(r->body);
     r->body = out;
-    r->len = z.total_out;
-    r->cap = (size_t)cap;
-    r->body[r->len] = '\0';
+    r->len = n;
+    r->cap = n + 1;
     r->content_encoding = CTR__ENC_IDENTITY;
     return 0;
 }
@@ -502,7 +360,7 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
         return MHD_YES;
     unsigned flags = r->route->flags;
     if (flags & CTR__ROUTE_V2)
-        r->accept_gzip = accepts_gzip(
+        r->accept_gzip = ctr__coding_accepts_gzip(
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
     if (!r->admitted && (flags & CTR__ROUTE_WORK)) {
         defer_error(r, CTR_EBUSY, "draining", DRAINING_MSG);
@@ -565,7 +423,7 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
     }
     if (flags & CTR__ROUTE_V2) {
         const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-        int enc = content_encoding(ce);
+        int enc = ctr__coding_parse(ce);
         if (enc < 0)
             defer_error(r, CTR_EMEDIATYPE, "unsupported_content_encoding",
                         "Content-Encoding must be gzip, deflate or identity; got \"%.80s\"", ce);

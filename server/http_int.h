@@ -29,6 +29,7 @@
 
 #include "batcher.h"
 #include "buf.h"
+#include "content_coding.h"
 #include "decode.h"
 #include "http.h"
 #include "metrics.h"
@@ -104,12 +105,6 @@ typedef struct {
         char value[CTR__ROUTE_PARAM_MAX + 1];
     } p[CTR__ROUTE_MAX_PARAMS];
 } ctr__route_params_t;
-
-enum {
-    CTR__ENC_IDENTITY = 0,
-    CTR__ENC_GZIP = 1,
-    CTR__ENC_DEFLATE = 2,           /* HTTP "deflate": the zlib format */
-};
 
 typedef enum {
     CTR__HTTP_RECEIVING = 0,       /* headers seen, body (if any) coming */
