@@ -26,7 +26,7 @@ endif
 
 # What each program links: libctr's own needs, then only what it uses.
 LIB_LDLIBS    := -ljansson -lcrypto -lxxhash $(BLAS_LDLIBS) -lm -pthread
-SERVER_LDLIBS := -lmicrohttpd -luring
+SERVER_LDLIBS := -lmicrohttpd -luring -lz
 LOAD_LDLIBS   := -ljansson -lxxhash -lm -pthread
 
 # `make SANITIZE=address,undefined test`: a separate build tree, so

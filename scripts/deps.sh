@@ -8,12 +8,17 @@
 # valgrind (test_valgrind.sh), binutils (objdump, nm), xz-utils (compressed
 # input, test_data), python3 (the hostile-client and fault tests),
 # python3-yaml (k8s_manifests.py, run by /usr/bin/python3 so that it sees
-# Debian's modules), clang and llvm (make fuzz, fuzz-cover).
+# Debian's modules), clang and llvm (make fuzz, fuzz-cover), zlib1g-dev
+# (ctrd: Content-Encoding gzip/deflate), prometheus (promtool, which
+# test_openapi.sh runs on /metrics; Debian has no smaller package with it),
+# nodejs and npm (the OpenAPI validator of test_openapi.sh: tests/openapi/,
+# its pinned version installed by `npm ci` below into the git-ignored
+# tests/openapi/node_modules).
 set -eu
 PKGS="gcc make pkg-config binutils xz-utils curl openssl wrk
       libjansson-dev libssl-dev libxxhash-dev libsimde-dev libopenblas-dev
-      libmicrohttpd-dev liburing-dev
-      python3-yaml
+      libmicrohttpd-dev liburing-dev zlib1g-dev
+      python3-yaml prometheus nodejs
       python3 valgrind clang llvm"
 missing=""
 for p in $PKGS; do
@@ -21,11 +26,23 @@ for p in $PKGS; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
-echo "deps: installing missing Debian packages:$missing"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+# npm: in nodejs where that comes from NodeSource, its own package in Debian.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+if [ -n "$missing" ]; then
+    echo "deps: installing missing Debian packages:$missing"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# The npm packages of tests/openapi/package-lock.json, when missing or
+# older than the lock file.
+OA="$(dirname "$0")/../tests/openapi"
+stamp="$OA/node_modules/.package-lock.json"
+if [ ! -x "$OA/node_modules/.bin/prism" ] || [ ! -f "$stamp" ] || [ "$OA/package-lock.json" -nt "$stamp" ]; then
+    echo "deps: installing the npm packages of tests/openapi (npm ci)"
+    (cd "$OA" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -2,21 +2,42 @@
  * metadata (v1 and KServe v2), Prometheus metrics (see routes.h; bodies in
  * docs/API.md). Each answers at once on the thread that read it. */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ctr/common.h"
 #include "routes.h"
 
+/* A {version} this model answers to: its digest "sha256:<hex>" or the
+ * short form, the digest's first CTR__VERSION_SHORT_HEX hex digits (both
+ * listed in "versions" of GET /v2/models/{name}). */
+static int version_matches(const char *v, const char *digest)
+{
+    const char *hex = strchr(digest, ':');
+    hex = hex ? hex + 1 : digest;
+    return !strcmp(v, digest) ||
+           (strlen(v) == CTR__VERSION_SHORT_HEX && strlen(hex) >= CTR__VERSION_SHORT_HEX &&
+            !strncmp(v, hex, CTR__VERSION_SHORT_HEX));
+}
+
 int ctr__model_name_matches(const ctr__http_req_t *r, const ctr__gen_t *g)
 {
-    return !strcmp(ctr__http_param(r, "name"), g->name);
+    const char *v = ctr__http_param(r, "version");
+    return !strcmp(ctr__http_param(r, "name"), g->name) && (!*v || version_matches(v, g->digest));
 }
 
 enum MHD_Result ctr__model_not_found(ctr__http_req_t *r, const ctr__gen_t *g)
 {
-    return ctr__http_error(r, CTR_ENOTFOUND, "model_not_found",
-                           "no model named \"%s\" here; this server serves \"%.100s\"",
-                           ctr__http_param(r, "name"), g->name);
+    if (strcmp(ctr__http_param(r, "name"), g->name))
+        return ctr__http_error(r, CTR_ENOTFOUND, "model_not_found",
+                               "no model named \"%s\" here; this server serves \"%.100s\"",
+                               ctr__http_param(r, "name"), g->name);
+    char short_v[CTR__VERSION_SHORT_HEX + 1];
+    const char *hex = strchr(g->digest, ':');
+    snprintf(short_v, sizeof short_v, "%s", hex ? hex + 1 : g->digest);
+    return ctr__http_error(r, CTR_ENOTFOUND, "version_not_found",
+                           "model \"%.100s\" has no version \"%s\"; it serves \"%s\" (or \"%s\")",
+                           g->name, ctr__http_param(r, "version"), g->digest, short_v);
 }
 
 /* GET /healthz, /v2/health/live */
@@ -33,7 +54,7 @@ enum MHD_Result ctr__info_ready(ctr__http_req_t *r)
     return ctr__http_reply_text(r, "{\"status\":\"ok\",\"ready\":true}\n");
 }
 
-/* GET /v2 */
+/* GET /v2, /v2/ */
 enum MHD_Result ctr__info_v2_server(ctr__http_req_t *r)
 {
     return ctr__http_reply_text(
@@ -56,7 +77,7 @@ enum MHD_Result ctr__info_models(ctr__http_req_t *r)
     return ctr__http_reply(r, CTR__JSON_TYPE, &b);
 }
 
-/* GET /v2/models/{name} */
+/* GET /v2/models/{name}, .../versions/{version} */
 enum MHD_Result ctr__info_v2_model(ctr__http_req_t *r)
 {
     enum MHD_Result ok = MHD_NO;
@@ -73,7 +94,7 @@ enum MHD_Result ctr__info_v2_model(ctr__http_req_t *r)
     return ok;
 }
 
-/* GET /v2/models/{name}/ready */
+/* GET /v2/models/{name}/ready, .../versions/{version}/ready */
 enum MHD_Result ctr__info_v2_model_ready(ctr__http_req_t *r)
 {
     int draining = ctr__http_draining(r->h);

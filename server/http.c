@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "content_coding.h"
 #include "ctr/common.h"
 #include "log.h"
 #include "routes.h"
@@ -60,6 +61,15 @@ static enum MHD_Result send_body(ctr__http_req_t *r, int status, int code, const
 {
     if (!body)
         return MHD_NO;
+    int gzipped = 0;
+    if (r->accept_gzip && len >= CTR__GZIP_MIN_BYTES) {
+        char *z = ctr__coding_gzip(body, &len);
+        if (z) {
+            free(body);
+            body = z;
+            gzipped = 1;
+        }
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(body);
@@ -71,6 +81,10 @@ static enum MHD_Result send_body(ctr__http_req_t *r, int status, int code, const
         snprintf(v, sizeof v, "%zu", r->reply_infer_header_len);
         MHD_add_response_header(resp, CTR__INFER_HEADER_LEN, v);
     }
+    if (gzipped)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    if (r->route && (r->route->flags & CTR__ROUTE_V2))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
     if (code == CTR_EMETHOD && r->allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     if (code == CTR_EAUTH)
@@ -115,7 +129,7 @@ enum MHD_Result ctr__http_error_at(ctr__http_req_t *r, int code, ctr__subject_t 
     ctr__buf_t b;
     if (ctr__buf_init(&b, 256))
         return MHD_NO;
-    ctr__error_json(&b, name, message, example, feature);
+    ctr__error_json(&b, r->err_form, name, message, example, feature);
     return send_buf(r, ctr__http_status(code, subject), code, CTR__JSON_TYPE, &b);
 }
 
@@ -233,6 +247,54 @@ int ctr__http_is_json_type(const char *ct)
 }
 
 /* ------------------------------------------------------------------ */
+/* Content types and encodings of /v2                                  */
+
+/* v is token, case-insensitive, spaces around it allowed, then the end or
+ * (params_ok) a ';' starting parameters. */
+static int header_is(const char *v, const char *token, int params_ok)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strlen(token);
+    if (strncasecmp(v, token, n))
+        return 0;
+    v += n;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    return *v == '\0' || (params_ok && *v == ';');
+}
+
+/* A v2 infer body's Content-Type: absent means JSON (Triton's client sends
+ * none), or the binary tensor form with Inference-Header-Content-Length;
+ * application/octet-stream only with that header. */
+static int v2_type_ok(const char *ct, int binary)
+{
+    return !ct || ctr__http_is_json_type(ct) ||
+           (binary && header_is(ct, "application/octet-stream", 1));
+}
+
+/* Replaces the compressed body (r->content_encoding) with its bytes, at
+ * most --max-body-bytes of them. Returns 0, CTR_ENOMEM, or CTR_ETOOBIG /
+ * CTR_EINVAL with r->err_name and r->err_msg set. */
+static int inflate_body(ctr__http_req_t *r)
+{
+    char *out;
+    size_t n;
+    int rc = ctr__coding_inflate(r->content_encoding, r->body ? r->body : "", r->len,
+                                 r->h->d.cfg->max_body_bytes, &out, &n, r->err_msg, sizeof r->err_msg);
+    if (rc) {
+        r->err_name = rc == CTR_ETOOBIG ? "body_too_large" : "bad_request";
+        return rc;
+    }
+    free(r->body);
+    r->body = out;
+    r->len = n;
+    r->cap = n + 1;
+    r->content_encoding = CTR__ENC_IDENTITY;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Routing                                                             */
 
 /* Sets r->route, r->ep and the path's named segments, or defers a 404/405. */
@@ -246,6 +308,11 @@ static void route(ctr__http_req_t *r, const char *url, const char *method)
     ctr__route_match_t m;
     int rc = ctr__route_match(url, method, &m);
     r->ep = m.ep;
+    /* The v2 error form on a v2 row, and on any /v2 path no row takes
+     * (404, 405): a v2 client reads every answer under /v2 as one. */
+    int v2 = rc == 0 ? (m.route->flags & CTR__ROUTE_V2) != 0
+                     : !strncmp(url, "/v2", 3) && (url[3] == '\0' || url[3] == '/');
+    r->err_form = v2 ? CTR__ERROR_V2 : CTR__ERROR_V1;
     if (rc == CTR_ENOTFOUND) {
         defer_error(r, rc, "not_found", "no endpoint at %.100s (see docs/API.md)", url);
     } else if (rc == CTR_EMETHOD) {
@@ -297,6 +364,9 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
     if (r->err_code)
         return MHD_YES;
     unsigned flags = r->route->flags;
+    if (flags & CTR__ROUTE_V2)
+        r->accept_gzip = ctr__coding_accepts_gzip(
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
     if (!r->admitted && (flags & CTR__ROUTE_WORK)) {
         defer_error(r, CTR_EBUSY, "draining", DRAINING_MSG);
         return MHD_YES;
@@ -343,12 +413,27 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
                     "send the body with Content-Length or chunked transfer encoding");
         return MHD_YES;
     }
-    if (flags & CTR__ROUTE_JSON) {
-        const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!ctr__http_is_json_type(ct))
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if ((flags & CTR__ROUTE_JSON) && (flags & CTR__ROUTE_V2)) {
+        int binary = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, CTR__INFER_HEADER_LEN) != NULL;
+        if (!v2_type_ok(ct, binary))
             defer_error(r, CTR_EMEDIATYPE, "unsupported_media_type",
-                        "Content-Type must be application/json (charset utf-8 if given), got \"%.80s\"",
-                        ct ? ct : "(none)");
+                        "Content-Type must be application/json (charset utf-8 if given), none, or "
+                        "application/octet-stream with " CTR__INFER_HEADER_LEN "; got \"%.80s\"",
+                        ct);
+    } else if ((flags & CTR__ROUTE_JSON) && !ctr__http_is_json_type(ct)) {
+        defer_error(r, CTR_EMEDIATYPE, "unsupported_media_type",
+                    "Content-Type must be application/json (charset utf-8 if given), got \"%.80s\"",
+                    ct ? ct : "(none)");
+    }
+    if (flags & CTR__ROUTE_V2) {
+        const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+        int enc = ctr__coding_parse(ce);
+        if (enc < 0)
+            defer_error(r, CTR_EMEDIATYPE, "unsupported_content_encoding",
+                        "Content-Encoding must be gzip, deflate or identity; got \"%.80s\"", ce);
+        else
+            r->content_encoding = enc;
     }
     return MHD_YES;
 }
@@ -410,6 +495,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;                 /* cannot happen while suspended */
     if (r->err_code)
         return ctr__http_error_at(r, r->err_code, CTR__SUBJECT_REQUEST, r->err_name, r->err_msg, -1, NULL);
+    if (r->content_encoding) {
+        int rc = inflate_body(r);
+        if (rc == CTR_ENOMEM)
+            return MHD_NO;
+        if (rc)
+            return ctr__http_error_at(r, rc, CTR__SUBJECT_REQUEST, r->err_name, r->err_msg, -1, NULL);
+    }
     return r->route->on_req(r);
 }
 

@@ -29,6 +29,7 @@
 
 #include "batcher.h"
 #include "buf.h"
+#include "content_coding.h"
 #include "decode.h"
 #include "http.h"
 #include "metrics.h"
@@ -73,7 +74,19 @@ enum {
     /* Starts work: refused with 503 draining when it arrives after the
      * drain began. */
     CTR__ROUTE_WORK = 1u << 2,
+    /* A /v2 (Open Inference Protocol) row: errors in the v2 form
+     * (respond.h); with BODY, the body may come compressed
+     * (Content-Encoding gzip or deflate, decompressed before on_req within
+     * --max-body-bytes); with JSON, a missing Content-Type means JSON, and
+     * a request with Inference-Header-Content-Length (the binary tensor
+     * form) may say application/octet-stream; a response of
+     * CTR__GZIP_MIN_BYTES or more is gzipped for an Accept-Encoding: gzip
+     * client. */
+    CTR__ROUTE_V2 = 1u << 3,
 };
+
+/* Smaller responses are never compressed: not worth the CPU. */
+#define CTR__GZIP_MIN_BYTES 1024
 
 /* One row of the route table (routes.c). */
 typedef struct {
@@ -130,6 +143,9 @@ struct ctr__http_req {
     uint64_t t_received_real_ns;
     int admitted;                  /* arrived before drain started */
     int close_conn;                /* answer with Connection: close */
+    ctr__error_form_t err_form;    /* v2 on a V2 row or an unmatched /v2 path */
+    int content_encoding;          /* CTR__ENC_*: the body still to decompress */
+    int accept_gzip;               /* a V2 row whose client accepts gzip */
     const char *method;            /* static strings for the log */
     char path[96];                 /* start of the path, for the log */
 
@@ -164,8 +180,9 @@ struct ctr__http_req {
 enum MHD_Result ctr__http_reply(ctr__http_req_t *r, const char *ctype, ctr__buf_t *b);
 /* 200 with a constant JSON text. */
 enum MHD_Result ctr__http_reply_text(ctr__http_req_t *r, const char *json);
-/* The error body of respond.h with the status ctr__http_status(code,
- * subject); example < 0 and feature NULL/"" omit. Extra headers follow
+/* The error body of respond.h (its v1 or v2 form by r->err_form) with the
+ * status ctr__http_status(code, subject); example < 0 and feature NULL/""
+ * give null. Extra headers follow
  * the code: CTR_EMETHOD Allow, CTR_EAUTH WWW-Authenticate, CTR_EBUSY
  * Retry-After. */
 enum MHD_Result ctr__http_error_at(ctr__http_req_t *r, int code, ctr__subject_t subject,

@@ -127,10 +127,12 @@ static int gen_describe(ctr__gen_t *g, const ctr_kernel_t *k, char *err, size_t 
         "schema", "dense", dense, "categorical", cat,
         "layers", layers, "activation", ctr_activation_name(d->activation), "beta", (double)d->beta,
         "input_dim", (json_int_t)ctr_model_input_dim(d), "provenance", provenance(d));
+    char short_version[CTR__VERSION_SHORT_HEX + 1];
+    snprintf(short_version, sizeof short_version, "%s", g->digest + strlen("sha256:"));
     json_t *v2 = json_pack(
-        "{s:s, s:[s], s:s, s:[{s:s, s:s, s:[i,I]}, {s:s, s:s, s:[i,I]}], s:[{s:s, s:s, s:[i,i]}],"
+        "{s:s, s:[s,s], s:s, s:[{s:s, s:s, s:[i,I]}, {s:s, s:s, s:[i,I]}], s:[{s:s, s:s, s:[i,i]}],"
         " s:{s:o, s:o, s:s, s:s, s:b}}",
-        "name", d->name, "versions", g->digest, "platform", "ctrd",
+        "name", d->name, "versions", g->digest, short_version, "platform", "ctrd",
         "inputs", "name", "dense", "datatype", "FP32", "shape", -1, (json_int_t)d->n_dense,
         "name", "sparse", "datatype", "BYTES", "shape", -1, (json_int_t)d->n_cat,
         "outputs", "name", "score", "datatype", "FP32", "shape", -1, 1,

@@ -25,6 +25,10 @@
 
 typedef struct ctr__modelstore ctr__modelstore_t;
 
+/* The short form of a model version (/v2/models/{name}/versions/{version}):
+ * the digest's first this many hex digits. */
+#define CTR__VERSION_SHORT_HEX 12
+
 /* Fields are read-only for users; refs belongs to the store. */
 typedef struct ctr__gen {
     ctr_model_t *model;

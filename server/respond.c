@@ -31,13 +31,22 @@ int ctr__http_status(int code, ctr__subject_t subject)
     }
 }
 
-void ctr__error_json(ctr__buf_t *b, const char *code, const char *message,
-                     long example, const char *feature)
+void ctr__error_json(ctr__buf_t *b, ctr__error_form_t form, const char *code,
+                     const char *message, long example, const char *feature)
 {
-    ctr__buf_puts(b, "{\"error\":{\"code\":");
-    ctr__buf_json_str(b, code, strlen(code));
-    ctr__buf_puts(b, ",\"message\":");
-    ctr__buf_json_str(b, message, strlen(message));
+    if (form == CTR__ERROR_V2) {
+        /* Open Inference Protocol: "error" is the message string; the
+         * machine-readable rest beside it. */
+        ctr__buf_puts(b, "{\"error\":");
+        ctr__buf_json_str(b, message, strlen(message));
+        ctr__buf_puts(b, ",\"code\":");
+        ctr__buf_json_str(b, code, strlen(code));
+    } else {
+        ctr__buf_puts(b, "{\"error\":{\"code\":");
+        ctr__buf_json_str(b, code, strlen(code));
+        ctr__buf_puts(b, ",\"message\":");
+        ctr__buf_json_str(b, message, strlen(message));
+    }
     if (example >= 0)
         ctr__buf_printf(b, ",\"example\":%ld", example);
     else
@@ -47,7 +56,7 @@ void ctr__error_json(ctr__buf_t *b, const char *code, const char *message,
         ctr__buf_json_str(b, feature, strlen(feature));
     else
         ctr__buf_puts(b, "null");
-    ctr__buf_puts(b, "}}\n");
+    ctr__buf_puts(b, form == CTR__ERROR_V2 ? "}\n" : "}}\n");
 }
 
 size_t ctr__score_json_size_hint(size_t n)

@@ -1,8 +1,12 @@
 /* respond.h - JSON response bodies and the one map from error codes to
  * HTTP status. No network code here: http.c sends what these build.
  *
- * Error body, every endpoint, every status >= 400:
+ * Error body, every status >= 400, in one of two forms:
+ *   v1 and every path outside /v2 (CTR__ERROR_V1):
  *     {"error":{"code":"queue_full","message":"...","example":3,"feature":"I5"}}
+ *   every /v2 path, unmatched ones included (CTR__ERROR_V2; the Open
+ *   Inference Protocol's {"error": "<message>"} with the rest beside it):
+ *     {"error":"...","code":"queue_full","example":3,"feature":"I5"}
  * with "example" null and "feature" null where they do not apply. */
 #ifndef CTR_SERVER_RESPOND_H
 #define CTR_SERVER_RESPOND_H
@@ -26,9 +30,15 @@ typedef enum {
  * whose status it has, docs/DECODER.md). */
 int ctr__http_status(int code, ctr__subject_t subject);
 
-/* Error body (see above) into b. example < 0 and feature NULL/"" omit. */
-void ctr__error_json(ctr__buf_t *b, const char *code, const char *message,
-                     long example, const char *feature);
+typedef enum {
+    CTR__ERROR_V1 = 0,
+    CTR__ERROR_V2 = 1,
+} ctr__error_form_t;
+
+/* Error body (see above) into b. example < 0 and feature NULL/"" give
+ * null. */
+void ctr__error_json(ctr__buf_t *b, ctr__error_form_t form, const char *code,
+                     const char *message, long example, const char *feature);
 
 /* 200 body of POST /v1/score:
  *     {"request_id":"...","model":{"name":"...","digest":"sha256:..."},

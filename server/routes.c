@@ -15,6 +15,9 @@
 #define BODY CTR__ROUTE_BODY
 #define JSON CTR__ROUTE_JSON
 #define WORK CTR__ROUTE_WORK
+#define V2 CTR__ROUTE_V2
+#define MODEL "/v2/models/{name}"
+#define VERSION MODEL "/versions/{version}"
 
 static const ctr__route_t routes[] = {
     /* method, pattern, metrics endpoint, flags, on_req, on_resume, on_free */
@@ -26,12 +29,19 @@ static const ctr__route_t routes[] = {
     {"GET", "/metrics", CTR__EP_METRICS, 0, ctr__info_metrics, NULL, NULL},
     {"POST", "/v1/admin/reload", CTR__EP_RELOAD, BODY | WORK,
      ctr__admin_reload, ctr__admin_reload_resume, NULL},
-    {"GET", "/v2", CTR__EP_V2_META, 0, ctr__info_v2_server, NULL, NULL},
-    {"GET", "/v2/health/live", CTR__EP_HEALTH, 0, ctr__info_live, NULL, NULL},
-    {"GET", "/v2/health/ready", CTR__EP_READY, 0, ctr__info_ready, NULL, NULL},
-    {"GET", "/v2/models/{name}", CTR__EP_V2_META, 0, ctr__info_v2_model, NULL, NULL},
-    {"GET", "/v2/models/{name}/ready", CTR__EP_V2_META, 0, ctr__info_v2_model_ready, NULL, NULL},
-    {"POST", "/v2/models/{name}/infer", CTR__EP_INFER, BODY | JSON | WORK,
+    {"GET", "/v2", CTR__EP_V2_META, V2, ctr__info_v2_server, NULL, NULL},
+    {"GET", "/v2/", CTR__EP_V2_META, V2, ctr__info_v2_server, NULL, NULL},
+    {"GET", "/v2/health/live", CTR__EP_HEALTH, V2, ctr__info_live, NULL, NULL},
+    {"GET", "/v2/health/ready", CTR__EP_READY, V2, ctr__info_ready, NULL, NULL},
+    {"GET", MODEL, CTR__EP_V2_META, V2, ctr__info_v2_model, NULL, NULL},
+    {"GET", MODEL "/ready", CTR__EP_V2_META, V2, ctr__info_v2_model_ready, NULL, NULL},
+    {"POST", MODEL "/infer", CTR__EP_INFER, BODY | JSON | WORK | V2,
+     ctr__score_v2, ctr__score_resume, ctr__score_free},
+    /* The same with a version: the model's digest or its short form
+     * (ctr__model_name_matches); another answers 404 version_not_found. */
+    {"GET", VERSION, CTR__EP_V2_META, V2, ctr__info_v2_model, NULL, NULL},
+    {"GET", VERSION "/ready", CTR__EP_V2_META, V2, ctr__info_v2_model_ready, NULL, NULL},
+    {"POST", VERSION "/infer", CTR__EP_INFER, BODY | JSON | WORK | V2,
      ctr__score_v2, ctr__score_resume, ctr__score_free},
 };
 

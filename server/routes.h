@@ -24,7 +24,7 @@ typedef struct {
  * order). */
 int ctr__route_match(const char *path, const char *method, ctr__route_match_t *m);
 
-/* handle_score.c: POST /v1/score, POST /v2/models/{name}/infer */
+/* handle_score.c: POST /v1/score, POST /v2/models/{name}[/versions/{version}]/infer */
 enum MHD_Result ctr__score_v1(ctr__http_req_t *r);
 enum MHD_Result ctr__score_v2(ctr__http_req_t *r);
 enum MHD_Result ctr__score_resume(ctr__http_req_t *r);
@@ -38,8 +38,10 @@ enum MHD_Result ctr__info_v2_server(ctr__http_req_t *r);
 enum MHD_Result ctr__info_v2_model(ctr__http_req_t *r);
 enum MHD_Result ctr__info_v2_model_ready(ctr__http_req_t *r);
 enum MHD_Result ctr__info_metrics(ctr__http_req_t *r);
-/* For every /v2/models/{name}/... handler: is {name} the served model,
- * and the 404 model_not_found when it is not. */
+/* For every /v2/models/{name}/... handler: is {name} the served model
+ * (and {version}, where the path has one, a version of it: its digest or
+ * the digest's first CTR__VERSION_SHORT_HEX hex digits), and the 404
+ * model_not_found or version_not_found when it is not. */
 int ctr__model_name_matches(const ctr__http_req_t *r, const ctr__gen_t *g);
 enum MHD_Result ctr__model_not_found(ctr__http_req_t *r, const ctr__gen_t *g);
 

@@ -93,9 +93,14 @@ class Response:
         self.body = body
 
     def code(self):
-        """The JSON error code, or None when the body is not our error JSON."""
+        """The JSON error code, or None when the body is not our error JSON:
+        {"error":{"code":...}} (v1) or {"error":"<message>","code":...}
+        (every /v2 path, the Open Inference Protocol's form)."""
         try:
-            return json.loads(self.body)["error"]["code"]
+            j = json.loads(self.body)
+            if isinstance(j["error"], str):
+                return j["code"]
+            return j["error"]["code"]
         except Exception:
             return None
 

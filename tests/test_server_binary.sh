@@ -32,6 +32,15 @@ ST=$(curl -s -o "$T/out.json" -w '%{http_code}' --max-time 10 -H 'Content-Type: 
     --data-binary @"$T/req.json" "$SRV_URL/v2/models/e2e/infer")
 [ "$ST" = 200 ]; check $? "the same request as JSON -> $ST"
 cmp -s "$T/out.bin" "$T/out.json"; check $? "binary input, JSON output: the same answer bytes as JSON input"
+# Triton's HTTP client sets no Content-Type on a binary request; others send
+# application/octet-stream: both are the binary form, with the same answer.
+for ct in 'Content-Type:' 'Content-Type: application/octet-stream'; do
+    ST=$(curl -s -o "$T/out3.bin" -w '%{http_code}' --max-time 10 -H "$ct" \
+        -H "Inference-Header-Content-Length: $HL" \
+        --data-binary @"$T/req.bin" "$SRV_URL/v2/models/e2e/infer")
+    [ "$ST" = 200 ] && cmp -s "$T/out3.bin" "$T/out.json"
+    check $? "binary request with [$ct] -> $ST, the same answer"
+done
 ! grep -qi '^inference-header-content-length' "$T/hdrs"; check $? "no Inference-Header-Content-Length on a JSON answer"
 
 # Binary output asked by the request: header, Content-Type, sizes.

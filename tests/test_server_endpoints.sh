@@ -67,6 +67,83 @@ expect_body '"name":"score","datatype":"FP32","shape":[2,1]' "v2 output score [2
 req POST /v2/models/other/infer "$V2BODY"; expect_status 404 "infer on an unknown model"
 expect_code model_not_found "infer on an unknown model"
 
+# --- Open Inference Protocol: versions, error form, types, encodings --------
+req GET /v2/;                expect_status 200 "GET /v2/ answers like GET /v2"
+expect_body '"name":"ctrd"' "/v2/ names the server"
+SHORT=${DIGEST#sha256:}; SHORT=${SHORT:0:12}
+req GET /v2/models/e2e;      expect_body "\"versions\":[\"$DIGEST\",\"$SHORT\"]" "versions lists the digest and its short form"
+for v in "$DIGEST" "$SHORT"; do
+    req GET "/v2/models/e2e/versions/$v"; expect_status 200 "GET .../versions/$v"
+    expect_body '"name":"e2e"' "versioned metadata names the model"
+    req GET "/v2/models/e2e/versions/$v/ready"; expect_status 200 "GET .../versions/$v/ready"
+    req POST "/v2/models/e2e/versions/$v/infer" "$V2BODY"; expect_status 200 "POST .../versions/$v/infer"
+    expect_body '"shape":[2,1]' "versioned infer scores"
+    [ "$(scores_of "$BODY_OUT")" = "$(req POST /v2/models/e2e/infer "$V2BODY"; scores_of "$BODY_OUT")" ]
+    check $? "versioned infer gives the same scores"
+done
+V2SCORES=$(req POST /v2/models/e2e/infer "$V2BODY"; printf '%s' "$BODY_OUT" | grep -o '"data":\[[^]]*\]')
+for p in /v2/models/e2e/versions/1 /v2/models/e2e/versions/1/ready; do
+    req GET "$p"; expect_status 404 "unknown version $p"; expect_code version_not_found "unknown version"
+done
+req POST /v2/models/e2e/versions/sha256:00/infer "$V2BODY"; expect_status 404 "infer on an unknown version"
+expect_code version_not_found "infer on an unknown version"
+req GET /v2/models/other/versions/$SHORT; expect_status 404 "unknown model, known version"
+expect_code model_not_found "unknown model under a version"
+# v2 errors: "error" is the message string, the code beside it.
+v2_error_form() {  # WHAT
+    case "$BODY_OUT" in
+        '{"error":"'*'","code":"'*'","example":'*',"feature":'*'}') ok "$1: v2 error form" ;;
+        *) fail "$1: want {\"error\":\"<message>\",\"code\":...}: $BODY_OUT" ;;
+    esac
+}
+req GET /v2/models/other;    v2_error_form "404 unknown model"
+req GET /v2/nope;            expect_status 404 "unknown /v2 path"; v2_error_form "404 unknown /v2 path"
+req PUT /v2/models/e2e/infer; expect_status 405 "PUT on infer"; v2_error_form "405"
+req POST /v2/models/e2e/infer '{"inputs":'; expect_status 400 "v2 bad JSON"; v2_error_form "400 decode error"
+expect_body '"code":"' "400 keeps its code"
+req POST /v2/models/e2e/infer "$V2BODY" -H 'Content-Type: text/plain'; expect_status 415 "v2 text/plain"
+v2_error_form "415"
+req GET /nope; case "$BODY_OUT" in '{"error":{"code":"not_found","message":'*) ok "/v1 and others keep the object form" ;;
+    *) fail "non-v2 404 form: $BODY_OUT" ;; esac
+# Content types: none is JSON; octet-stream only for the binary form.
+ST=$(curl -s -o "$T/o" -w '%{http_code}' -H 'Content-Type:' --data-binary "$V2BODY" "$SRV_URL/v2/models/e2e/infer")
+[ "$ST" = 200 ] && grep -q '"shape":\[2,1\]' "$T/o"; check $? "v2 infer without Content-Type is JSON ($ST)"
+ST=$(curl -s -o "$T/o" -w '%{http_code}' -H 'Content-Type:' --data-binary "$(score_body 1)" "$SRV_URL/v1/score")
+[ "$ST" = 415 ]; check $? "v1 still requires application/json ($ST)"
+ST=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/octet-stream' --data-binary "$V2BODY" "$SRV_URL/v2/models/e2e/infer")
+[ "$ST" = 415 ]; check $? "octet-stream without Inference-Header-Content-Length is 415 ($ST)"
+ST=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/octet-stream' \
+    -H "Inference-Header-Content-Length: ${#V2BODY}" --data-binary "$V2BODY" "$SRV_URL/v2/models/e2e/infer")
+[ "$ST" != 415 ]; check $? "octet-stream with Inference-Header-Content-Length is let through ($ST)"
+# Content-Encoding: gzip and deflate (zlib) decompressed, bounded.
+printf '%s' "$V2BODY" | gzip -c >"$T/b.gz"
+python3 -c 'import sys,zlib; sys.stdout.buffer.write(zlib.compress(sys.stdin.buffer.read()))' <<<"$V2BODY" >"$T/b.zz"
+for e in gzip:b.gz deflate:b.zz; do
+    ST=$(curl -s -o "$T/o" -w '%{http_code}' -H 'Content-Type: application/json' -H "Content-Encoding: ${e%%:*}" \
+        --data-binary "@$T/${e#*:}" "$SRV_URL/v2/models/e2e/infer")
+    [ "$ST" = 200 ] && [ "$(grep -o '"data":\[[^]]*\]' "$T/o")" = "$V2SCORES" ]
+    check $? "Content-Encoding ${e%%:*}: same scores ($ST)"
+done
+head -c 2000000 /dev/zero | gzip -c >"$T/bomb.gz"
+ST=$(curl -s -o "$T/o" -w "%{http_code}" -H "Content-Type: application/json" -H 'Content-Encoding: gzip' --data-binary "@$T/bomb.gz" "$SRV_URL/v2/models/e2e/infer")
+[ "$ST" = 413 ] && grep -q '"code":"body_too_large"' "$T/o"; check $? "a gzip bomb over --max-body-bytes is 413 ($ST)"
+head -c 100 "$T/b.gz" >"$T/cut.gz"
+ST=$(curl -s -o "$T/o" -w "%{http_code}" -H "Content-Type: application/json" -H 'Content-Encoding: gzip' --data-binary "@$T/cut.gz" "$SRV_URL/v2/models/e2e/infer")
+[ "$ST" = 400 ]; check $? "truncated gzip is 400 ($ST)"
+ST=$(curl -s -o "$T/o" -w "%{http_code}" -H "Content-Type: application/json" -H 'Content-Encoding: deflate' --data-binary "$V2BODY" "$SRV_URL/v2/models/e2e/infer")
+[ "$ST" = 400 ]; check $? "corrupt deflate is 400 ($ST)"
+ST=$(curl -s -o "$T/o" -w "%{http_code}" -H "Content-Type: application/json" -H 'Content-Encoding: br' --data-binary "$V2BODY" "$SRV_URL/v2/models/e2e/infer")
+[ "$ST" = 415 ] && grep -q '"code":"unsupported_content_encoding"' "$T/o"; check $? "Content-Encoding br is 415 ($ST)"
+# Accept-Encoding: gzip for responses of 1 KiB and more.
+BIG="{\"inputs\":[{\"name\":\"dense\",\"datatype\":\"FP32\",\"shape\":[100,13],\"data\":[$(seq -s, 1 1300 | sed 's/[0-9]*/0.25/g')]},{\"name\":\"sparse\",\"datatype\":\"BYTES\",\"shape\":[100,26],\"data\":[$(seq -s, 1 2600 | sed 's/[0-9]*/"x"/g')]}]}"
+H=$(curl -s -D - -o "$T/o.gz" -H 'Accept-Encoding: gzip' -H 'Content-Type: application/json' --data-binary "$BIG" \
+    "$SRV_URL/v2/models/e2e/infer" | tr -d '\r')
+case "$H" in *"Content-Encoding: gzip"*) ok "a large v2 answer is gzipped for Accept-Encoding: gzip" ;;
+    *) fail "no gzip: $H" ;; esac
+gzip -dc "$T/o.gz" 2>/dev/null | grep -q '"shape":\[100,1\]'; check $? "the gzipped answer decompresses to the scores"
+H=$(curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' "$SRV_URL/v2/health/live" | tr -d '\r')
+case "$H" in *"Content-Encoding"*) fail "a small answer was compressed" ;; *) ok "small answers are not compressed" ;; esac
+
 # --- metrics ----------------------------------------------------------------
 req GET /metrics;            expect_status 200 "GET /metrics"
 for m in 'ctrd_http_requests_total{endpoint="/v1/score",code="200"}' \
