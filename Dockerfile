@@ -9,7 +9,7 @@
 # locally. docs/OPERATIONS.md ("Container") covers env vars, volumes, the
 # non-root UID and io_uring under seccomp.
 
-# --- build: compile with the same packages `make deps` installs ------------
+# --- build: compile with the build packages of `make deps` (deps.sh --build-only)
 FROM debian:bookworm-slim AS build
 # Lets scripts/container-test.sh prune this stage's stale cache layers.
 LABEL org.ctrd.stage=build
@@ -17,7 +17,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
 # deps.sh alone first, so this layer stays cached until the package list changes.
 COPY scripts/deps.sh scripts/deps.sh
-RUN scripts/deps.sh && rm -rf /var/lib/apt/lists/*
+RUN scripts/deps.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY . .
 # CI=true adds -Werror (--build-arg CI=false to build past a warning).
 # `make demo-model` trains on rows ctrtool generates: no data set needed.

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages ctrd needs, only those missing, saying which.
-# Runs apt-get as root, through sudo otherwise.
+# Runs apt-get as root, through sudo otherwise. `deps.sh --build-only`: just
+# what compiling the three programs needs (the container image's build
+# stage), without the test tools and npm packages below.
 #
 # `make test` fails (it does not skip) when a tool a test calls is missing,
 # so every such tool is here: curl (every end-to-end test), openssl (the
@@ -15,11 +17,15 @@
 # its pinned version installed by `npm ci` below into the git-ignored
 # tests/openapi/node_modules).
 set -eu
-PKGS="gcc make pkg-config binutils xz-utils curl openssl wrk
+BUILD_PKGS="gcc make pkg-config binutils
       libjansson-dev libssl-dev libxxhash-dev libsimde-dev libopenblas-dev
-      libmicrohttpd-dev liburing-dev zlib1g-dev
-      python3-yaml prometheus nodejs
+      libmicrohttpd-dev liburing-dev zlib1g-dev"
+TEST_PKGS="xz-utils curl openssl wrk python3-yaml prometheus nodejs
       python3 valgrind clang llvm"
+build_only=0
+[ "${1:-}" = "--build-only" ] && build_only=1
+PKGS=$BUILD_PKGS
+[ $build_only = 1 ] || PKGS="$BUILD_PKGS $TEST_PKGS"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -27,7 +33,7 @@ for p in $PKGS; do
     fi
 done
 # npm: in nodejs where that comes from NodeSource, its own package in Debian.
-command -v npm >/dev/null 2>&1 || missing="$missing npm"
+[ $build_only = 1 ] || command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
     echo "deps: installing missing Debian packages:$missing"
     SUDO=""
@@ -37,6 +43,8 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
+
+[ $build_only = 1 ] && exit 0
 
 # The npm packages of tests/openapi/package-lock.json, when missing or
 # older than the lock file.
