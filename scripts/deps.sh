@@ -8,13 +8,14 @@
 # valgrind (test_valgrind.sh), binutils (objdump, nm), xz-utils (compressed
 # input, test_data), python3 (the hostile-client and fault tests),
 # python3-yaml (k8s_manifests.py, run by /usr/bin/python3 so that it sees
-# Debian's modules), clang and llvm (make fuzz, fuzz-cover).
+# Debian's modules), clang and llvm (make fuzz, fuzz-cover), slowhttptest
+# (test_conn_limit.sh: slow-header and slow-body attacks).
 set -eu
 PKGS="gcc make pkg-config binutils xz-utils curl openssl wrk
       libjansson-dev libssl-dev libxxhash-dev libsimde-dev libopenblas-dev
       libmicrohttpd-dev liburing-dev
       python3-yaml
-      python3 valgrind clang llvm"
+      python3 valgrind clang llvm slowhttptest"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -29,6 +29,7 @@
 
 #include "batcher.h"
 #include "buf.h"
+#include "conns.h"
 #include "decode.h"
 #include "http.h"
 #include "metrics.h"
@@ -45,6 +46,7 @@
 struct ctr__http {
     ctr__http_deps_t d;
     struct MHD_Daemon *daemon;
+    ctr__conns_t *conns;           /* deadlines and the connection limit (conns.c) */
     unsigned port;
     atomic_int draining;
     atomic_size_t in_flight;
