@@ -15,6 +15,9 @@
 #    10 s instead of 25) against /v1/score with the default limits: its CSV
 #    reports the service available every second;
 #  - over TLS too: stalled connections are evicted and a client is served;
+#    with every slot busy sending a body, a new TLS client gets its 503;
+#  - a keep-alive connection trickling its next request's headers is cut
+#    at --conn-timeout-s + --header-timeout-ms;
 #  - afterwards the fd count of ctrd is back to its baseline.
 # Loopback only; every loop bounded; ctrd stopped by pid.
 . "$(dirname "$0")/lib_server.sh"
@@ -127,6 +130,70 @@ ST=$(curl -s -k -o /dev/null -w '%{http_code}' --max-time 3 "$SRV_URL/healthz")
 for i in $(seq 20 29); do eval "exec {H$i}>&-"; done
 FDS=$(settle_fds "$SRV_PID" "$FD0" 10)
 [ "$FDS" -le "$FD0" ]; check $? "TLS: fds back to the baseline ($FDS, baseline $FD0)"
+for i in $(seq 20 29); do exec {fd}<>/dev/tcp/127.0.0.1/"$SRV_PORT"; eval "H$i=$fd"; done
+# 8 TLS connections busy sending a body (not evictable): a new one is
+# answered 503 over TLS at once.
+timeout 30 python3 - "$SRV_PORT" <<'EOF2'
+import socket, ssl, sys, time
+port = int(sys.argv[1])
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+held = []
+for i in range(8):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=3))
+    s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 1000\r\n\r\n{")
+    held.append(s)
+time.sleep(0.3)
+t0 = time.monotonic()
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=3))
+s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+data = b""
+while b"\r\n\r\n" not in data:
+    d = s.recv(4096)
+    if not d:
+        break
+    data += d
+dt = (time.monotonic() - t0) * 1e3
+head = data.split(b"\r\n\r\n")[0].decode("latin-1")
+print("TLS beside 8 busy connections: %r in %.1f ms" % (head.splitlines()[:1], dt))
+ok = head.startswith("HTTP/1.1 503") and "retry-after" in head.lower() and dt < 1000
+sys.exit(0 if ok else 1)
+EOF2
+check $? "TLS: 8 busy connections at --max-connections 8: a new one gets 503 + Retry-After at once"
+for i in $(seq 20 29); do eval "exec {H$i}>&-"; done
+FDS=$(settle_fds "$SRV_PID" "$FD0" 15)
+[ "$FDS" -le "$FD0" ]; check $? "TLS: fds back to the baseline after the busy ones ($FDS, baseline $FD0)"
+srv_stop TERM
+[ "$SRV_RC" = 0 ]; check $? "SIGTERM exits 0"
+
+# ---- keep-alive: a trickled second request is cut too ----------------------
+srv_start ka --model "$T/m.ctrm" --conn-timeout-s 1 --header-timeout-ms 1000 --no-audit || exit 1
+timeout 30 python3 - "$SRV_PORT" <<'EOF2'
+import socket, sys, time
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+data = b""
+while b"\r\n\r\n" not in data:
+    data += s.recv(4096)
+t0 = time.monotonic()
+nxt = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: y\r\n" * 100
+closed = None
+for i in range(100):                       # <= 20 s
+    try:
+        s.sendall(nxt[i:i + 1])
+    except OSError:
+        closed = time.monotonic() - t0
+        break
+    time.sleep(0.2)
+print("keep-alive connection trickling its next request: closed after %s s" % closed)
+sys.exit(0 if closed is not None and 1.5 <= closed <= 4.0 else 1)
+EOF2
+check $? "a keep-alive connection trickling its next request's headers is cut at --conn-timeout-s + --header-timeout-ms"
+N=$(metric_l 'ctrd_connections_evicted_total{reason="headers_timeout"}')
+[ "${N:-0}" -ge 1 ]; check $? "counted as headers_timeout ($N)"
 srv_stop TERM
 [ "$SRV_RC" = 0 ]; check $? "SIGTERM exits 0"
 finish
