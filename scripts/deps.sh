@@ -21,7 +21,7 @@ BUILD_PKGS="gcc make pkg-config binutils
       libjansson-dev libssl-dev libxxhash-dev libsimde-dev libopenblas-dev
       libmicrohttpd-dev liburing-dev zlib1g-dev"
 TEST_PKGS="xz-utils curl openssl wrk python3-yaml prometheus nodejs
-      python3 valgrind clang llvm"
+      python3 valgrind clang llvm slowhttptest"
 build_only=0
 [ "${1:-}" = "--build-only" ] && build_only=1
 PKGS=$BUILD_PKGS

@@ -32,6 +32,8 @@ typedef struct {
     uint64_t max_examples;        /* --max-examples: more examples get 413 */
     uint64_t max_connections;     /* --max-connections */
     uint64_t conn_timeout_s;      /* --conn-timeout-s: idle connection timeout */
+    uint64_t header_timeout_ms;   /* --header-timeout-ms: accept -> request headers, 0 = none */
+    uint64_t body_timeout_ms;     /* --body-timeout-ms: headers -> whole body, 0 = none */
     uint64_t drain_timeout_s;     /* --drain-timeout-s: SIGTERM grace period */
     const char *audit_dir;        /* --audit-dir DIR */
     int no_audit;                 /* --no-audit */

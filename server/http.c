@@ -361,6 +361,18 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
     atomic_fetch_add(&h->in_flight, 1);
 
     route(r, url, method);
+    ctr__conn_verdict_t v = ctr__conns_on_headers(conn);
+    if (v == CTR__CONN_GONE)
+        return MHD_NO;
+    if (v == CTR__CONN_REFUSED) {
+        /* Over --max-connections with nothing to evict (conns.c): answer
+         * now, on the first call, so that the connection closes after it. */
+        r->err_code = 0;
+        r->close_conn = 1;
+        return ctr__http_error(r, CTR_EBUSY, "too_many_connections",
+                               "the server is at --max-connections (%llu) with every connection busy; retry",
+                               (unsigned long long)h->d.cfg->max_connections);
+    }
     if (r->err_code)
         return MHD_YES;
     unsigned flags = r->route->flags;
@@ -493,6 +505,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return r->route->on_resume(r);
     if (r->state == CTR__HTTP_WAITING)
         return MHD_YES;                 /* cannot happen while suspended */
+    ctr__conns_on_body(conn);           /* the body deadline ends here */
     if (r->err_code)
         return ctr__http_error_at(r, r->err_code, CTR__SUBJECT_REQUEST, r->err_name, r->err_msg, -1, NULL);
     if (r->content_encoding) {
@@ -508,9 +521,10 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                               enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     ctr__http_t *h = cls;
     ctr__http_req_t *r = *con_cls;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        ctr__conns_on_done(conn);       /* idle keep-alive from now */
     if (!r)
         return;
     *con_cls = NULL;
@@ -647,6 +661,17 @@ int ctr__http_start(const ctr__http_deps_t *deps, ctr__http_t **out, char *err, 
     if (pool < 2)
         pool = 2;
 
+    /* libmicrohttpd's own limit is above --max-connections: conns.c
+     * enforces the real one, so that no client waits in the backlog. */
+    ctr__conns_cfg_t ccfg = {
+        .max_conns = cfg->max_connections,
+        .header_timeout_ns = cfg->header_timeout_ms * 1000000u,
+        .body_timeout_ns = cfg->body_timeout_ms * 1000000u,
+        .idle_timeout_ns = cfg->conn_timeout_s * 1000000000u,
+    };
+    if ((rc = ctr__conns_start(&ccfg, &h->conns, err, errlen)))
+        goto fail;
+
     MHD_set_panic_func(mhd_panic, NULL);
     struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert},
@@ -658,7 +683,8 @@ int ctr__http_start(const ctr__http_deps_t *deps, ctr__http_t **out, char *err, 
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,      /* first, to catch everything */
         MHD_OPTION_SOCK_ADDR, sa,
         MHD_OPTION_THREAD_POOL_SIZE, pool,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_LIMIT, ctr__conns_mhd_limit(&ccfg),
+        MHD_OPTION_NOTIFY_CONNECTION, ctr__conns_notify, h->conns,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
@@ -706,6 +732,7 @@ void ctr__http_stop(ctr__http_t *h)
         return;
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
+    ctr__conns_stop(h->conns);          /* after the daemon: it closed every connection */
     if (h->tls_key) {
         OPENSSL_cleanse(h->tls_key, strlen(h->tls_key));
         free(h->tls_key);

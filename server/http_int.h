@@ -29,6 +29,7 @@
 
 #include "batcher.h"
 #include "buf.h"
+#include "conns.h"
 #include "content_coding.h"
 #include "decode.h"
 #include "http.h"
@@ -50,6 +51,7 @@
 struct ctr__http {
     ctr__http_deps_t d;
     struct MHD_Daemon *daemon;
+    ctr__conns_t *conns;           /* deadlines and the connection limit (conns.c) */
     unsigned port;
     atomic_int draining;
     atomic_size_t in_flight;

@@ -45,6 +45,8 @@ static struct {
     atomic_uint_fast64_t batch_bucket[N_SIZE];
     atomic_uint_fast64_t batch_sum;
     atomic_uint_fast64_t reload_ok, reload_fail, rejected;
+    atomic_uint_fast64_t conn_evicted[CTR__EVICT_COUNT], conn_refused;
+    atomic_int_fast64_t conn_open;
     uint64_t start_real_ns;
 } M;
 
@@ -102,6 +104,21 @@ void ctr__metrics_reload(int ok)
 void ctr__metrics_rejected(void)
 {
     INC(M.rejected, 1);
+}
+
+void ctr__metrics_conn_evicted(ctr__evict_reason_t why)
+{
+    INC(M.conn_evicted[why], 1);
+}
+
+void ctr__metrics_conn_refused(void)
+{
+    INC(M.conn_refused, 1);
+}
+
+void ctr__metrics_conn_open(int delta)
+{
+    atomic_fetch_add_explicit(&M.conn_open, delta, memory_order_relaxed);
 }
 
 /* Resident set size from /proc/self/statm, in bytes (0 if unreadable). */
@@ -211,6 +228,19 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
     ctr__buf_printf(b, "ctrd_queue_limit_examples %llu\n", (unsigned long long)s->queue_limit);
     head(b, "ctrd_requests_in_flight", "gauge", "Requests received and not yet answered.");
     ctr__buf_printf(b, "ctrd_requests_in_flight %llu\n", (unsigned long long)s->in_flight);
+    static const char *const evict_names[CTR__EVICT_COUNT] = {
+        "headers_timeout", "body_timeout", "idle_at_limit", "stalled_at_limit"};
+    head(b, "ctrd_connections_open", "gauge", "Connections open and counted against --max-connections.");
+    int64_t open_now = (int64_t)atomic_load_explicit(&M.conn_open, memory_order_relaxed);
+    ctr__buf_printf(b, "ctrd_connections_open %lld\n", (long long)(open_now > 0 ? open_now : 0));
+    head(b, "ctrd_connections_evicted_total", "counter",
+         "Connections closed by ctrd: past a header or body deadline, or to make room at --max-connections.");
+    for (int i = 0; i < CTR__EVICT_COUNT; i++)
+        ctr__buf_printf(b, "ctrd_connections_evicted_total{reason=\"%s\"} %llu\n", evict_names[i],
+                        (unsigned long long)GET(M.conn_evicted[i]));
+    head(b, "ctrd_connections_refused_total", "counter",
+         "Connections refused with 503 at --max-connections (nothing to evict).");
+    ctr__buf_printf(b, "ctrd_connections_refused_total %llu\n", (unsigned long long)GET(M.conn_refused));
     head(b, "ctrd_draining", "gauge", "1 after SIGTERM while in-flight requests finish.");
     ctr__buf_printf(b, "ctrd_draining %d\n", s->draining ? 1 : 0);
 

@@ -38,6 +38,20 @@ void ctr__metrics_reload(int ok);
 /* Requests turned away with 503 because the queue was full. */
 void ctr__metrics_rejected(void);
 
+/* Why a connection was closed from outside libmicrohttpd (conns.c). */
+typedef enum {
+    CTR__EVICT_HEADERS_TIMEOUT = 0, /* headers not in by --header-timeout-ms */
+    CTR__EVICT_BODY_TIMEOUT,        /* body not in by --body-timeout-ms */
+    CTR__EVICT_IDLE_AT_LIMIT,       /* idle keep-alive, its slot given to a new one */
+    CTR__EVICT_STALLED_AT_LIMIT,    /* still sending headers, slot given to a new one */
+    CTR__EVICT_COUNT
+} ctr__evict_reason_t;
+void ctr__metrics_conn_evicted(ctr__evict_reason_t why);
+/* A connection over --max-connections with nothing to evict (503). */
+void ctr__metrics_conn_refused(void);
+/* The open-connections gauge (admitted ones), moved by delta. */
+void ctr__metrics_conn_open(int delta);
+
 /* Point-in-time values the registry does not own, read at render time. */
 typedef struct {
     const char *model_name, *digest, *kernel;

@@ -7,7 +7,9 @@
 #  - clients that vanish mid-request and mid-response (FIN and reset), at
 #    every point of an exchange;
 #  - a flood of 300 connections beyond --max-connections 32: never more than
-#    32 served at once, all served in the end as others leave.
+#    32 served at once, every client answered or closed, none left waiting
+#    in the listen backlog (a new connection takes the slot of one that has
+#    sent nothing yet: server/conns.c).
 # Afterwards each server still serves, its fd count is back to the baseline
 # (within --conn-timeout-s: half-closed connections are reaped by it) and
 # its RSS within a few MiB of it. All loopback, every loop bounded.

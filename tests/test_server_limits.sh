@@ -50,17 +50,25 @@ expect_body 'ctrd_http_requests_total{endpoint="/v1/score",code="413"}' "413s co
 srv_stop TERM
 [ "$SRV_RC" = 0 ]; check $? "SIGTERM exits 0"
 
-# --max-connections: with 2 idle connections held, a third client waits
-# (in the listen backlog) and is served once one of them goes away.
+# --max-connections: with 2 idle keep-alive connections held, a third
+# client takes the slot of the one idle longest (server/conns.c), which is
+# closed; nobody waits in the listen backlog.
 srv_start conns --model "$T/m.ctrm" --max-connections 2 --http-threads 2 || exit 1
 exec 7<>/dev/tcp/127.0.0.1/"$SRV_PORT"
 exec 8<>/dev/tcp/127.0.0.1/"$SRV_PORT"
 for fd in 7 8; do     # one request each: both are accepted and kept alive
     printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' >&$fd
     [ "$(read_response $fd)" = 200 ]; check $? "held connection $fd is served"
+    sleep 0.1
 done
-ST=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$SRV_URL/readyz")
-[ "$ST" = 000 ]; check $? "a third connection is not served while 2 are held ($ST)"
+ST=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$SRV_URL/readyz")
+[ "$ST" = 200 ]; check $? "a third connection is served while 2 idle ones are held ($ST)"
+GONE=$(timeout 2 cat <&7 | wc -c)
+[ "$GONE" = 0 ]; check $? "the longest idle connection was closed for it"
+printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' >&8
+[ "$(read_response 8)" = 200 ]; check $? "the other held connection still serves"
+N=$(curl -s "$SRV_URL/metrics" | awk '$1 == "ctrd_connections_evicted_total{reason=\"idle_at_limit\"}" {print $2}')
+[ "${N:-0}" -ge 1 ]; check $? "counted as idle_at_limit ($N)"
 exec 7>&- 8>&-
 sleep 0.3
 req GET /readyz; expect_status 200 "served once the held connections are closed"
