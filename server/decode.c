@@ -344,12 +344,8 @@ const uchar *ctr__dec_top_member(ctr__dec_t *d, const uchar *p, const char *cons
                             (int)klen, k);
     *seen |= 1u << i;
     *which = i;
-    p = ctr__json_ws(p, end);
-    if (p >= end || *p != ':')
-        return SYN(d, p, "expected ':' after an object key");
-    p = ctr__json_ws(p + 1, end);
-    if (p >= end)
-        return SYN(d, p, "unexpected end of body, expected a value");
+    if (!(p = ctr__dec_colon(d, p)))
+        return NULL;
     return p;
 }
 

@@ -59,6 +59,20 @@ typedef struct {
 /* A syntax error the fast pass met: the validator reports it. */
 #define SYN(d, p, why) ctr__json_fail(&(d)->sc, (p), CTR__JSON_MALFORMED, (why))
 
+/* After an object key: the ':' and the first byte of the member's value,
+ * or NULL after a syntax error. Every object reader of the decoders. */
+static inline const uchar *ctr__dec_colon(ctr__dec_t *d, const uchar *p)
+{
+    const uchar *end = d->sc.end;
+    p = ctr__json_ws(p, end);
+    if (p >= end || *p != ':')
+        return SYN(d, p, "expected ':' after an object key");
+    p = ctr__json_ws(p + 1, end);
+    if (p >= end)
+        return SYN(d, p, "unexpected end of body, expected a value");
+    return p;
+}
+
 /* ---- error reporting (decode.c) ----------------------------------------- */
 
 /* Records the first semantic error: code (a CTR_E* code) and name (the

@@ -95,12 +95,8 @@ static const uchar *features_object(ctr__dec_t *d, const uchar *p, long ex)
                                 "%sfeature \"%s\" appears twice", ctr__dec_where(d, ex),
                                 ctr__dec_feat_name(d, (size_t)f));
         pres[f / 64] |= bit;
-        p = ctr__json_ws(p, end);
-        if (p >= end || *p != ':')
-            return SYN(d, p, "expected ':' after an object key");
-        p = ctr__json_ws(p + 1, end);
-        if (p >= end)
-            return SYN(d, p, "unexpected end of body, expected a value");
+        if (!(p = ctr__dec_colon(d, p)))
+            return NULL;
         if ((size_t)f < d->nd)
             p = ctr__dec_dense_value(d, p, (size_t)f, &s, ex);
         else

@@ -282,12 +282,8 @@ static const uchar *v2_param(ctr__dec_t *d, const uchar *p, size_t depth0, const
         if (!p)
             return NULL;
         int want = ctr__dec_key_is(k, klen, key);
-        p = ctr__json_ws(p, end);
-        if (p >= end || *p != ':')
-            return SYN(d, p, "expected ':' after an object key");
-        p = ctr__json_ws(p + 1, end);
-        if (p >= end)
-            return SYN(d, p, "unexpected end of body, expected a value");
+        if (!(p = ctr__dec_colon(d, p)))
+            return NULL;
         if (want)
             *val = p;
         p = ctr__json_skip_value(&d->sc, p, depth0 + 1, NULL);
@@ -487,12 +483,8 @@ static const uchar *v2_input(ctr__dec_t *d, v2_state_t *st, const uchar *p, long
             return ctr__dec_sem(d, CTR_EINVAL, "duplicate_key", -1, NULL, 0,
                                 "inputs[%ld]: \"%.*s\" appears twice", idx, (int)klen, k);
         *seen = 1;
-        p = ctr__json_ws(p, end);
-        if (p >= end || *p != ':')
-            return SYN(d, p, "expected ':' after an object key");
-        p = ctr__json_ws(p + 1, end);
-        if (p >= end)
-            return SYN(d, p, "unexpected end of body, expected a value");
+        if (!(p = ctr__dec_colon(d, p)))
+            return NULL;
         if (seen == &in.has_name) {
             p = short_string(d, p, in.name, sizeof(in.name), &in.name_len, "inputs", idx);
         } else if (seen == &in.has_dt) {
@@ -575,12 +567,8 @@ static const uchar *v2_output(ctr__dec_t *d, v2_state_t *st, const uchar *p, lon
             return ctr__dec_sem(d, CTR_EINVAL, "duplicate_key", -1, NULL, 0,
                                 "outputs[%ld]: \"%.*s\" appears twice", idx, (int)klen, k);
         *seen = 1;
-        p = ctr__json_ws(p, end);
-        if (p >= end || *p != ':')
-            return SYN(d, p, "expected ':' after an object key");
-        p = ctr__json_ws(p + 1, end);
-        if (p >= end)
-            return SYN(d, p, "unexpected end of body, expected a value");
+        if (!(p = ctr__dec_colon(d, p)))
+            return NULL;
         if (seen == &has_name) {
             p = short_string(d, p, name, sizeof(name), &name_len, "outputs", idx);
         } else {
