@@ -129,3 +129,14 @@ const char *ctr_activation_name(ctr_activation_t a)
     return "unknown";
 }
 
+
+const char *ctr_arch_name(ctr_arch_t a)
+{
+    switch (a) {
+    case CTR_ARCH_MLP: return "mlp";
+    case CTR_ARCH_DOT: return "dot";
+    case CTR_ARCH_DCNV2: return "dcnv2";
+    case CTR_ARCH_WUKONG: return "wukong";
+    }
+    return "unknown";
+}

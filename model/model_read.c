@@ -268,10 +268,3 @@ const char *ctr_model_header_json(const ctr_model_t *m, size_t *len)
     return m->header;
 }
 
-size_t ctr_model_input_dim(const ctr_model_def_t *def)
-{
-    size_t n = def->n_dense;
-    for (size_t j = 0; j < def->n_cat; j++)
-        n += def->cat[j].dim;
-    return n;
-}

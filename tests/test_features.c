@@ -18,7 +18,7 @@ static void test_hash_rule(void)
     /* xxHash's own published vector: XXH3_64bits("") = 0x2D06800538D394C2. */
     CHECK_EQ_UINT(XXH3_64bits_withSeed("", 0, 0), 0x2D06800538D394C2ull);
 
-    ctr_cat_def_t c = {"C1", 65536, 16, 42, NULL};
+    ctr_cat_def_t c = {.name = "C1", .buckets = 65536, .dim = 16, .seed = 42};
     struct { const char *value; uint32_t row; } golden[] = {
         {"68fd1e64", 54261}, {"a9f2c1b0", 64698}, {"", 45098},
         {"12", 25605}, {"-7", 30148},
@@ -44,7 +44,7 @@ static void test_hash_rule(void)
                       ctr_features_cat_row(&c, buf, strlen(buf)));
     }
     /* Every row is in 1..buckets; row 0 stays the missing value's. */
-    ctr_cat_def_t small = {"C2", 3, 4, 7, NULL};
+    ctr_cat_def_t small = {.name = "C2", .buckets = 3, .dim = 4, .seed = 7};
     int seen[4] = {0};
     for (int i = 0; i < 300; i++) {
         uint32_t row = ctr_features_cat_row_int(&small, i);

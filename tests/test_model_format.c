@@ -111,9 +111,9 @@ static void own_init(own_t *o, uint64_t seed)
     o->dense[0] = (ctr_dense_def_t){"I1", CTR_TRANSFORM_LOG1P, 0, 1};
     o->dense[1] = (ctr_dense_def_t){"I2", CTR_TRANSFORM_IDENTITY, 0, 1};
     o->dense[2] = (ctr_dense_def_t){"I3", CTR_TRANSFORM_STANDARDIZE, -0.3, 1.7};
-    o->cat[0] = (ctr_cat_def_t){"C1", 10, 4, 0, NULL};
-    o->cat[1] = (ctr_cat_def_t){"C2", 7, 3, UINT64_MAX, NULL};
-    o->cat[2] = (ctr_cat_def_t){"C3 x", 1, 1, 12345678901234567890ull, NULL};
+    o->cat[0] = (ctr_cat_def_t){.name = "C1", .buckets = 10, .dim = 4, .seed = 0};
+    o->cat[1] = (ctr_cat_def_t){.name = "C2", .buckets = 7, .dim = 3, .seed = UINT64_MAX};
+    o->cat[2] = (ctr_cat_def_t){.name = "C3 x", .buckets = 1, .dim = 1, .seed = 12345678901234567890ull};
     size_t nb = 0;
     for (int j = 0; j < 3; j++) {
         size_t n = (size_t)(o->cat[j].buckets + 1) * o->cat[j].dim;
@@ -464,7 +464,7 @@ static void test_streamed_large(void)
         table[k] = gen_value(0, k);
     float w[2] = {0.5f, -0.25f}, bias[1] = {0.125f};
     ctr_dense_def_t dense[1] = {{"x", CTR_TRANSFORM_IDENTITY, 0, 1}};
-    ctr_cat_def_t cat[1] = {{"big", buckets, dim, 9, NULL}};
+    ctr_cat_def_t cat[1] = {{.name = "big", .buckets = buckets, .dim = dim, .seed = 9}};
     ctr_layer_def_t layer[1] = {{1 + dim, 1, NULL, bias}};
     float wfull[5] = {w[0], w[1], 0.25f, 1, -1};
     layer[0].weight = wfull;

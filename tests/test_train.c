@@ -110,7 +110,8 @@ static void grad_check(size_t n_hidden, ctr_activation_t act, float beta)
 {
     enum { ND = 3, NC = 2, DIM = 3, BUCKETS = 4, BN = 7 };
     uint32_t hidden[] = {6, 5};
-    ctr_cat_def_t cat[NC] = {{"a", BUCKETS, DIM, 0, NULL}, {"b", BUCKETS, DIM, 1, NULL}};
+    ctr_cat_def_t cat[NC] = {{.name = "a", .buckets = BUCKETS, .dim = DIM, .seed = 0},
+                             {.name = "b", .buckets = BUCKETS, .dim = DIM, .seed = 1}};
     ctr_layer_def_t layers[3];
     uint32_t in = ND + NC * DIM;
     for (size_t l = 0; l <= n_hidden; l++) {

@@ -18,6 +18,7 @@
 #include "ctr/model.h"
 
 #define CTR_MISSING_ROW 0u
+#define CTR_EMPTY_SLOT UINT32_MAX  /* an unused slot of a bag (model.h) */
 #define CTR_MAX_CAT_BYTES 64     /* longest categorical value accepted */
 
 float ctr_features_dense(const ctr_dense_def_t *d, double raw);

@@ -33,16 +33,47 @@ typedef struct {
     double mean, std; /* used by STANDARDIZE only; std > 0 */
 } ctr_dense_def_t;
 
+/* How a categorical value becomes a table row (features.h). */
+typedef enum {
+    CTR_MAP_HASH = 0,  /* XXH3 with seed into rows 1..buckets; missing: row 0 */
+    CTR_MAP_MOD = 1,   /* the value as an unsigned integer (a JSON integer, or
+                        * a string of hex digits: TorchRec's Criteo ids)
+                        * modulo buckets + 1; missing: row 0 */
+} ctr_mapping_t;
+
+/* How a bag (a list of values) is pooled into one embedding. */
+typedef enum {
+    CTR_POOL_SUM = 0,
+    CTR_POOL_MEAN = 1,
+} ctr_pool_t;
+
 /* Embedding table of one categorical feature: buckets + 1 rows of dim
  * floats. Row 0 (CTR_MISSING_ROW) is the missing value's own row; hashed
- * values land in rows 1..buckets (see features.h). */
+ * values land in rows 1..buckets (see features.h).
+ *
+ * A bag feature (bag_max >= 1) takes a list of up to bag_max values; it
+ * occupies bag_max row slots per example (empty ones are CTR_EMPTY_SLOT)
+ * and its embedding is the sum, or the mean, of its rows in slot order
+ * (an empty bag: zeros). bag_max == 0: one value, one slot, as in v1.
+ *
+ * Tables may be shared: shares is 0 when the feature owns its table, else
+ * 1 + the index (in cat[]) of the owner, whose table it reads. An owner
+ * comes before every feature sharing its table and owns one itself;
+ * sharers have the owner's buckets, dim, mapping and seed, and table
+ * points at the owner's rows. */
 typedef struct {
     const char *name;
     uint32_t buckets;
     uint32_t dim;
-    uint64_t seed;
-    const float *table; /* [(buckets + 1) * dim], row-major */
+    uint64_t seed;          /* CTR_MAP_HASH only */
+    const float *table;     /* [(buckets + 1) * dim], row-major */
+    ctr_mapping_t mapping;
+    uint32_t bag_max;       /* 0: single-valued; else 1..CTR_MAX_BAG */
+    ctr_pool_t pool;        /* bags only */
+    uint32_t shares;
 } ctr_cat_def_t;
+
+#define CTR_MAX_BAG 1024
 
 /* y[o] = act(bias[o] + sum_i x[i] * weight[i * out + o]): weight is [in][out]. */
 typedef struct {
@@ -51,8 +82,83 @@ typedef struct {
     const float *bias;
 } ctr_layer_def_t;
 
+/* The interaction architectures (docs/MODEL_FORMAT.md, version 2, gives
+ * each one's arithmetic exactly). In every one but MLP, the embeddings all
+ * have one width d, and the dense features (if any) go through the bottom
+ * MLP to one more d-wide embedding, which comes first: X = [dense_emb;
+ * cat embeddings in schema order], n = (n_dense > 0) + n_cat rows of d. */
+typedef enum {
+    CTR_ARCH_MLP = 0,     /* top MLP over [dense values; embeddings] (v1) */
+    CTR_ARCH_DOT = 1,     /* DLRM: top MLP over [dense_emb; pairwise dots] */
+    CTR_ARCH_DCNV2 = 2,   /* cross layers over flatten(X), then the top MLP */
+    CTR_ARCH_WUKONG = 3,  /* Wukong layers over X, top MLP over flatten */
+} ctr_arch_t;
+
+typedef enum {
+    CTR_DOT_LOWER = 0,    /* reference DLRM: for i, for j < i (row-major) */
+    CTR_DOT_UPPER = 1,    /* TorchRec: for i, for j > i (triu_indices) */
+} ctr_dot_order_t;
+
+/* A stack of layers; `act` after every layer, or every layer but the
+ * last (see where each is used). */
+typedef struct {
+    size_t n;
+    const ctr_layer_def_t *layers;
+} ctr_mlp_def_t;
+
+/* DCNv2 cross layer on D = dim values: t = W x_l + b (full, rank 0) or
+ * t = U (V x_l) + b (low rank r), then x_{l+1} = fmaf(x_0, t, x_l).
+ * Weights are [in][out] like every layer: w [D][D], v [D][r], u [r][D]. */
+typedef struct {
+    uint32_t dim, rank;
+    const float *w;          /* rank 0 only */
+    const float *v, *u;      /* rank > 0 only */
+    const float *bias;       /* [D] */
+} ctr_cross_def_t;
+
+typedef enum {
+    CTR_DCN_STACKED = 0,     /* top MLP over x_L */
+    CTR_DCN_PARALLEL = 1,    /* top MLP over [x_L; deep(x_0)] */
+} ctr_dcn_structure_t;
+
+typedef struct {
+    ctr_dcn_structure_t structure;
+    size_t n_cross;
+    const ctr_cross_def_t *cross;
+    ctr_mlp_def_t deep;      /* parallel only: act after every layer */
+} ctr_dcn_def_t;
+
+/* One Wukong layer, n_in embeddings in, n_f + n_l out:
+ *   FMB: F = reshape(MLP(LN?(flatten(X (X^T Y)))))  -> n_f x d
+ *   LCB: L = W_L X                                   -> n_l x d
+ *   X' = LN_d(concat(F, L) + R(X)), R = identity when n_f + n_l == n_in
+ *   and res == NULL, else res X. LN_d: over each embedding's d values. */
+typedef struct {
+    uint32_t n_in, n_f, n_l, k;
+    const float *y;                 /* [n_in][k] */
+    const float *fmb_ln_gamma;      /* [n_in * k] when fmb_ln is FLAT */
+    const float *fmb_ln_beta;
+    ctr_mlp_def_t fmb;              /* n_in*k -> ... -> n_f*d */
+    const float *lcb;               /* [n_l][n_in] */
+    const float *res;               /* [n_f + n_l][n_in], or NULL */
+    const float *ln_gamma, *ln_beta; /* [d] */
+} ctr_wukong_layer_def_t;
+
+typedef enum {
+    CTR_FMB_LN_NONE = 0,
+    CTR_FMB_LN_FLAT = 1,     /* LN over the n_in * k values, affine */
+} ctr_fmb_ln_t;
+
+typedef struct {
+    size_t n_layers;
+    const ctr_wukong_layer_def_t *layers;
+    ctr_fmb_ln_t fmb_ln;
+    int fmb_out_act;         /* activation after the FMB MLP's last layer */
+} ctr_wukong_def_t;
+
 typedef struct {
     const char *name;
+    ctr_arch_t arch;
     size_t n_dense;
     const ctr_dense_def_t *dense;
     size_t n_cat;
@@ -62,6 +168,13 @@ typedef struct {
     ctr_activation_t activation;     /* SMELU or RELU */
     float beta;                      /* SmeLU half-width, > 0 */
     const char *provenance_json;     /* a JSON object as text, or NULL */
+    /* Version 2 (all zero in an MLP model): */
+    ctr_mlp_def_t bottom;            /* dense -> d; act after every layer */
+    ctr_dot_order_t dot_order;       /* DOT */
+    int dot_self;                    /* DOT: include the diagonal i == j */
+    ctr_dcn_def_t dcn;               /* DCNV2 */
+    ctr_wukong_def_t wukong;         /* WUKONG */
+    float ln_eps;                    /* LayerNorm epsilon (WUKONG), > 0 */
 } ctr_model_def_t;
 
 /* Streams table rows for a categorical feature whose def has table == NULL
@@ -94,8 +207,21 @@ const char *ctr_model_header_json(const ctr_model_t *m, size_t *len);
 const char *ctr_model_path(const ctr_model_t *m);
 uint64_t ctr_model_file_size(const ctr_model_t *m);
 
-/* Width of the MLP input: n_dense + sum of the tables' dims. */
+/* Width of the top MLP's input: for MLP n_dense + sum of the dims; for
+ * the others what the interaction hands it. */
 size_t ctr_model_input_dim(const ctr_model_def_t *def);
+
+/* Row slots per example: sum over categorical features of max(1, bag_max).
+ * Encoded rows are [n][slots] (features.h); == n_cat without bags. */
+size_t ctr_model_slots(const ctr_model_def_t *def);
+/* Index of categorical feature j's first slot. */
+size_t ctr_model_slot_of(const ctr_model_def_t *def, size_t j);
+
+/* The format version def needs: 1 for an MLP without bags, mod mapping or
+ * shared tables (so those files stay byte-identical), else 2. */
+unsigned ctr_model_def_version(const ctr_model_def_t *def);
+
+const char *ctr_arch_name(ctr_arch_t a);
 
 /* Feature lookup by name (not NUL-terminated): returns the dense index
  * (0..n_dense-1), or n_dense + categorical index, or -1. */

@@ -138,8 +138,8 @@ int ctr__cmd_synth(int argc, char **argv)
     }
     for (size_t j = 0; j < n_cat; j++) {
         snprintf(names[n_dense + j], 24, "C%zu", j + 1);
-        cat[j] = (ctr_cat_def_t){names[n_dense + j], (uint32_t)rows, (uint32_t)dim,
-                                 ctr_splitmix64(seed + j), NULL};
+        cat[j] = (ctr_cat_def_t){.name = names[n_dense + j], .buckets = (uint32_t)rows,
+                                 .dim = (uint32_t)dim, .seed = ctr_splitmix64(seed + j)};
     }
     uint32_t in = (uint32_t)(n_dense + n_cat * dim);
     for (size_t l = 0; l <= n_hidden; l++) {
