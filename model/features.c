@@ -12,6 +12,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "ctr/common.h"
 #include "detmath_int.h"
 
 /* A finite double that overflows float would become inf and poison the
@@ -101,4 +102,102 @@ uint32_t ctr_features_cat_row_int(const ctr_cat_def_t *c, int64_t v)
     char buf[24];
     size_t len = ctr_features_int_key(v, buf);
     return ctr_features_cat_row(c, buf, len);
+}
+
+/* ---- mappings ---------------------------------------------------------- */
+
+int ctr_features_hex_u64(const void *bytes, size_t len, uint64_t *v)
+{
+    const unsigned char *s = bytes;
+    uint64_t x = 0;
+    if (len == 0 || len > CTR_MOD_HEX_MAX)
+        return CTR_EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned c = s[i], d;
+        if (c - '0' < 10u)
+            d = c - '0';
+        else if ((c | 0x20u) - 'a' < 6u)
+            d = (c | 0x20u) - 'a' + 10u;
+        else
+            return CTR_EINVAL;
+        x = x << 4 | d;
+    }
+    *v = x;
+    return 0;
+}
+
+uint32_t ctr_features_mod_row(const ctr_cat_def_t *c, uint64_t v)
+{
+    return (uint32_t)(v % ((uint64_t)c->buckets + 1u));
+}
+
+int ctr_features_map(const ctr_cat_def_t *c, const void *bytes, size_t len, uint32_t *row)
+{
+    if (c->mapping == CTR_MAP_MOD) {
+        uint64_t v;
+        if (ctr_features_hex_u64(bytes, len, &v))
+            return CTR_EINVAL;
+        *row = ctr_features_mod_row(c, v);
+        return 0;
+    }
+    *row = ctr_features_cat_row(c, bytes, len);
+    return 0;
+}
+
+int ctr_features_map_int(const ctr_cat_def_t *c, int64_t v, uint32_t *row)
+{
+    if (c->mapping == CTR_MAP_MOD) {
+        if (v < 0)
+            return CTR_EINVAL;
+        *row = ctr_features_mod_row(c, (uint64_t)v);
+        return 0;
+    }
+    *row = ctr_features_cat_row_int(c, v);
+    return 0;
+}
+
+size_t ctr_features_int_raw(const ctr_cat_def_t *c, int64_t v, char *buf)
+{
+    if (c->mapping != CTR_MAP_MOD)
+        return ctr_features_int_key(v, buf);
+    static const char digits[16] = "0123456789abcdef";
+    uint64_t u = (uint64_t)v;
+    char tmp[16];
+    size_t n = 0, len = 0;
+    do {
+        tmp[n++] = digits[u & 15u];
+        u >>= 4;
+    } while (u);
+    while (n)
+        buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
+}
+
+/* ---- slots and bags ---------------------------------------------------- */
+
+void ctr_features_slots_finish(const ctr_cat_def_t *c, uint32_t *slots, size_t m)
+{
+    if (!c->bag_max) {
+        if (m == 0)
+            slots[0] = CTR_MISSING_ROW;
+        return;
+    }
+    for (size_t s = m; s < c->bag_max; s++)
+        slots[s] = CTR_EMPTY_SLOT;
+}
+
+int ctr_features_encode_values(const ctr_cat_def_t *c, const char *const *vals,
+                               const size_t *lens, size_t m, uint32_t *slots, size_t *bad)
+{
+    if (m > ctr_features_width(c))
+        return CTR_ERANGE;
+    for (size_t k = 0; k < m; k++)
+        if (ctr_features_map(c, vals[k], lens[k], &slots[k])) {
+            if (bad)
+                *bad = k;
+            return CTR_EINVAL;
+        }
+    ctr_features_slots_finish(c, slots, m);
+    return 0;
 }

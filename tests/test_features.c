@@ -8,6 +8,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "ctr/common.h"
 #include "ctr/features.h"
 #include "ctr/forward.h"
 #include "detmath_int.h"
@@ -157,9 +158,146 @@ static void test_detmath_accuracy(void)
     CHECK(ctr_sigmoid(-80.0f) > 0.0f);
 }
 
+/* `mod`: hex strings and integers modulo buckets + 1 (TorchRec's Criteo
+ * ids). Rows worked out by hand (Python's int % (buckets + 1)). */
+static void test_mod_rule(void)
+{
+    ctr_cat_def_t c = {.name = "C1", .buckets = 65536, .dim = 4, .mapping = CTR_MAP_MOD};
+    struct { const char *value; uint32_t row; } golden[] = {
+        {"68fd1e64", 46440}, {"68FD1E64", 46440}, {"a9f2c1b0", 6078}, {"A9f2C1b0", 6078},
+        {"0", 0}, {"c", 12}, {"0000000c", 12}, {"10001", 0}, {"10002", 1},
+        {"ffffffffffffffff", 0}, {"fffffffffffffffe", 65536}, {"0000000000000001", 1},
+    };
+    for (size_t i = 0; i < CTR_ARRAY_LEN(golden); i++) {
+        uint32_t row = 77;
+        int rc = ctr_features_map(&c, golden[i].value, strlen(golden[i].value), &row);
+        if (!CHECK_EQ_INT(rc, 0) || !CHECK_EQ_UINT(row, golden[i].row))
+            fprintf(stderr, "  mod row of \"%s\"\n", golden[i].value);
+    }
+    /* Not 1..16 hex digits: refused, *row untouched. */
+    const char *bad[] = {"", "g", "0x1f", "-1", "+1", " 1", "1 ", "12345678901234567", "1f.0",
+                         "\xc3\xa9", "0X1", "ff\0"};
+    size_t bad_len[CTR_ARRAY_LEN(bad)];
+    for (size_t i = 0; i < CTR_ARRAY_LEN(bad); i++)
+        bad_len[i] = strlen(bad[i]);
+    bad_len[CTR_ARRAY_LEN(bad) - 1] = 3; /* an embedded NUL */
+    for (size_t i = 0; i < CTR_ARRAY_LEN(bad); i++) {
+        uint32_t row = 77;
+        uint64_t v = 5;
+        if (!CHECK_EQ_INT(ctr_features_map(&c, bad[i], bad_len[i], &row), CTR_EINVAL))
+            fprintf(stderr, "  \"%s\" was accepted as hex\n", bad[i]);
+        CHECK_EQ_UINT(row, 77);
+        CHECK_EQ_INT(ctr_features_hex_u64(bad[i], bad_len[i], &v), CTR_EINVAL);
+        CHECK_EQ_UINT(v, 5);
+    }
+    uint64_t v = 0;
+    CHECK(ctr_features_hex_u64("FfFfFfFfFfFfFfFf", 16, &v) == 0 && v == UINT64_MAX);
+    CHECK(ctr_features_hex_u64("0123456789abcdef", 16, &v) == 0 && v == 0x0123456789abcdefull);
+    CHECK(ctr_features_hex_u64("ABCDEF", 6, &v) == 0 && v == 0xabcdefu);
+
+    /* Integers: v mod (buckets + 1); negative refused. */
+    struct { int64_t v; uint32_t row; } ints[] = {
+        {0, 0}, {1, 1}, {65536, 65536}, {65537, 0}, {1761418852, 46440}, {INT64_MAX, 32768},
+    };
+    for (size_t i = 0; i < CTR_ARRAY_LEN(ints); i++) {
+        uint32_t row = 77;
+        CHECK_EQ_INT(ctr_features_map_int(&c, ints[i].v, &row), 0);
+        if (!CHECK_EQ_UINT(row, ints[i].row))
+            fprintf(stderr, "  mod row of %" PRId64 "\n", ints[i].v);
+        /* Its raw text (lowercase hex) maps to the same row: the audit
+         * log's replay. */
+        char buf[24];
+        size_t len = ctr_features_int_raw(&c, ints[i].v, buf);
+        uint32_t again = 99;
+        CHECK_EQ_SIZE(len, strlen(buf));
+        CHECK(len >= 1 && len <= CTR_MOD_HEX_MAX);
+        CHECK(ctr_features_map(&c, buf, len, &again) == 0 && again == row);
+        char want[24];
+        snprintf(want, sizeof want, "%" PRIx64, (uint64_t)ints[i].v);
+        CHECK_EQ_STR(buf, want);
+    }
+    uint32_t row = 77;
+    CHECK_EQ_INT(ctr_features_map_int(&c, -1, &row), CTR_EINVAL);
+    CHECK_EQ_INT(ctr_features_map_int(&c, INT64_MIN, &row), CTR_EINVAL);
+    CHECK_EQ_UINT(row, 77);
+    /* The largest table: buckets + 1 = 2^32 does not wrap. */
+    ctr_cat_def_t big = c;
+    big.buckets = UINT32_MAX;
+    CHECK(ctr_features_map(&big, "ffffffffffffffff", 16, &row) == 0 && row == UINT32_MAX);
+    CHECK(ctr_features_map(&big, "100000000", 9, &row) == 0 && row == 0);
+    CHECK(ctr_features_map_int(&big, 4294967297, &row) == 0 && row == 1);
+    /* hash: the mapping helpers are the hash rule; ints keep their decimal text. */
+    ctr_cat_def_t h = {.name = "C2", .buckets = 1000, .dim = 4, .seed = 9};
+    char buf[24];
+    CHECK(ctr_features_map(&h, "zz", 2, &row) == 0 && row == ctr_features_cat_row(&h, "zz", 2));
+    CHECK(ctr_features_map(&h, "", 0, &row) == 0 && row == ctr_features_cat_row(&h, "", 0));
+    CHECK(ctr_features_map_int(&h, -12, &row) == 0 && row == ctr_features_cat_row(&h, "-12", 3));
+    CHECK(ctr_features_int_raw(&h, -12, buf) == 3 && !strcmp(buf, "-12"));
+}
+
+/* Slots: a single value fills its slot (row 0 when missing); a bag its
+ * first m slots, CTR_EMPTY_SLOT after. */
+static void test_bag_slots(void)
+{
+    ctr_cat_def_t one = {.name = "C1", .buckets = 100, .dim = 4, .seed = 3};
+    ctr_cat_def_t bag = {.name = "C2", .buckets = 100, .dim = 4, .seed = 3, .bag_max = 4};
+    ctr_cat_def_t modbag = {.name = "C3", .buckets = 100, .dim = 4, .mapping = CTR_MAP_MOD,
+                            .bag_max = 3, .pool = CTR_POOL_MEAN};
+    CHECK_EQ_SIZE(ctr_features_width(&one), 1);
+    CHECK_EQ_SIZE(ctr_features_width(&bag), 4);
+    const char *vals[] = {"a", "b", "c", "d", "e"};
+    const size_t lens[] = {1, 1, 1, 1, 1};
+    uint32_t s[8];
+    size_t bad = 99;
+
+    memset(s, 0xab, sizeof s);
+    CHECK_EQ_INT(ctr_features_encode_values(&one, vals, lens, 0, s, &bad), 0);
+    CHECK_EQ_UINT(s[0], CTR_MISSING_ROW);
+    CHECK_EQ_UINT(s[1], 0xabababab);
+    CHECK_EQ_INT(ctr_features_encode_values(&one, vals, lens, 1, s, &bad), 0);
+    CHECK_EQ_UINT(s[0], ctr_features_cat_row(&one, "a", 1));
+    CHECK_EQ_INT(ctr_features_encode_values(&one, vals, lens, 2, s, &bad), CTR_ERANGE);
+
+    memset(s, 0xab, sizeof s);
+    CHECK_EQ_INT(ctr_features_encode_values(&bag, vals, lens, 0, s, &bad), 0);
+    for (int k = 0; k < 4; k++)
+        CHECK_EQ_UINT(s[k], CTR_EMPTY_SLOT);
+    CHECK_EQ_UINT(s[4], 0xabababab);
+    CHECK_EQ_INT(ctr_features_encode_values(&bag, vals + 1, lens, 2, s, &bad), 0);
+    CHECK_EQ_UINT(s[0], ctr_features_cat_row(&bag, "b", 1));
+    CHECK_EQ_UINT(s[1], ctr_features_cat_row(&bag, "c", 1));
+    CHECK_EQ_UINT(s[2], CTR_EMPTY_SLOT);
+    CHECK_EQ_UINT(s[3], CTR_EMPTY_SLOT);
+    CHECK_EQ_UINT(s[4], 0xabababab);
+    CHECK_EQ_INT(ctr_features_encode_values(&bag, vals, lens, 4, s, &bad), 0);
+    for (int k = 0; k < 4; k++)
+        CHECK_EQ_UINT(s[k], ctr_features_cat_row(&bag, vals[k], 1));
+    CHECK_EQ_INT(ctr_features_encode_values(&bag, vals, lens, 5, s, &bad), CTR_ERANGE);
+
+    /* mod bag: "a" and "c" are hex, "x" is not: refused with its index. */
+    const char *hex[] = {"a", "C", "x"};
+    const size_t hl[] = {1, 1, 1};
+    CHECK_EQ_INT(ctr_features_encode_values(&modbag, hex, hl, 2, s, &bad), 0);
+    CHECK(s[0] == 10 && s[1] == 12 && s[2] == CTR_EMPTY_SLOT);
+    CHECK_EQ_INT(ctr_features_encode_values(&modbag, hex, hl, 3, s, &bad), CTR_EINVAL);
+    CHECK_EQ_SIZE(bad, 2);
+
+    /* finish on its own: the rule the decoders and the audit replay share. */
+    uint32_t t[4] = {5, 6, 7, 8};
+    ctr_features_slots_finish(&bag, t, 1);
+    CHECK(t[0] == 5 && t[1] == CTR_EMPTY_SLOT && t[2] == CTR_EMPTY_SLOT && t[3] == CTR_EMPTY_SLOT);
+    t[0] = 5;
+    ctr_features_slots_finish(&one, t, 1);
+    CHECK_EQ_UINT(t[0], 5);
+    ctr_features_slots_finish(&one, t, 0);
+    CHECK_EQ_UINT(t[0], CTR_MISSING_ROW);
+}
+
 int main(void)
 {
     test_hash_rule();
+    test_mod_rule();
+    test_bag_slots();
     test_dense_transforms();
     test_detmath_accuracy();
     return test_main_end();
