@@ -130,23 +130,28 @@ static size_t align_up(size_t n)
 int ctr__dec_arena_alloc(ctr__dec_t *d, size_t cap, int v1)
 {
     ctr_request_t *r = d->req;
-    size_t nd = d->nd, nc = d->nc, w = d->words;
-    size_t off[16], k = 0, total = 0;
+    size_t nd = d->nd, nc = d->nc, ns = d->ns, w = d->words;
+    size_t off[20], k = 0, total = 0;
+    /* Overflow: cap <= max_examples and ns <= 65535 * CTR_MAX_BAG keep
+     * every product far below SIZE_MAX on a 64-bit size_t. */
 #define SECTION(bytes) (off[k++] = total, total += align_up(bytes))
     SECTION(cap * nd * sizeof(float));          /* 0 dense */
-    SECTION(cap * nc * sizeof(uint32_t));       /* 1 rows */
+    SECTION(cap * ns * sizeof(uint32_t));       /* 1 rows */
     SECTION(cap * nd * sizeof(double));         /* 2 dense_raw */
-    SECTION(cap * nc * sizeof(uint32_t));       /* 3 cat_off */
-    SECTION(cap * nc);                          /* 4 cat_len */
+    SECTION(cap * ns * sizeof(uint32_t));       /* 3 cat_off */
+    SECTION(cap * ns);                          /* 4 cat_len */
     SECTION(cap * sizeof(float));               /* 5 scores */
     SECTION(v1 ? cap * w * sizeof(uint64_t) : 0); /* 6 pres */
     SECTION(v1 ? nd * sizeof(double) : 0);      /* 7 ctx_raw */
     SECTION(v1 ? nd * sizeof(float) : 0);       /* 8 ctx_enc */
-    SECTION(v1 ? nc * sizeof(uint32_t) : 0);    /* 9 ctx_row */
-    SECTION(v1 ? nc * sizeof(uint32_t) : 0);    /* 10 ctx_off */
-    SECTION(v1 ? nc : 0);                       /* 11 ctx_len */
+    SECTION(v1 ? ns * sizeof(uint32_t) : 0);    /* 9 ctx_row */
+    SECTION(v1 ? ns * sizeof(uint32_t) : 0);    /* 10 ctx_off */
+    SECTION(v1 ? ns : 0);                       /* 11 ctx_len */
     SECTION(v1 ? w * sizeof(uint64_t) : 0);     /* 12 ctx_pres */
-    SECTION((size_t)(d->sc.end - d->sc.beg) + d->cat_extra + 64); /* 13 cat_bytes */
+    SECTION(nc * sizeof(uint32_t));             /* 13 slot_of */
+    SECTION(nc * sizeof(uint32_t));             /* 14 single */
+    SECTION(nc);                                /* 15 bag_done */
+    SECTION((size_t)(d->sc.end - d->sc.beg) + d->cat_extra + 64); /* 16 cat_bytes */
 #undef SECTION
     char *a = aligned_alloc(ARENA_ALIGN, total);
     if (!a) {
@@ -168,11 +173,31 @@ int ctr__dec_arena_alloc(ctr__dec_t *d, size_t cap, int v1)
     d->ctx_off = (uint32_t *)(a + off[10]);
     d->ctx_len = (uint8_t *)(a + off[11]);
     d->ctx_pres = (uint64_t *)(a + off[12]);
-    r->cat_bytes = a + off[13];
+    d->slot_of = (uint32_t *)(a + off[13]);
+    d->single = (uint32_t *)(a + off[14]);
+    d->bag_done = (uint8_t *)(a + off[15]);
+    r->cat_bytes = a + off[16];
     d->cap = cap;
     d->cat_used = 0;
+    size_t slot = 0, n1 = 0;
+    for (size_t j = 0; j < nc; j++) {
+        const ctr_cat_def_t *c = &d->def->cat[j];
+        d->slot_of[j] = (uint32_t)slot;
+        slot += ctr_features_width(c);
+        if (!c->bag_max)
+            d->single[n1++] = (uint32_t)j;
+    }
+    CTR_ASSERT(slot == ns && n1 == d->n_single);
+    memset(d->bag_done, 0, nc);
     if (v1)
         memset(d->ctx_pres, 0, w * sizeof(uint64_t));
+    else if (d->n_bags)
+        for (size_t i = 0; i < cap; i++) {
+            ctr__dec_slots_t s = ctr__dec_example_slots(d, i);
+            for (size_t j = 0; j < nc; j++)
+                if (d->def->cat[j].bag_max)
+                    ctr__dec_cat_absent(d, &s, j);
+        }
     return 0;
 }
 
@@ -203,8 +228,54 @@ const uchar *ctr__dec_dense_value(ctr__dec_t *d, const uchar *p, size_t f,
                         ctr__dec_where(d, ex), def->name);
 }
 
-const uchar *ctr__dec_cat_string(ctr__dec_t *d, const uchar *p, size_t j,
-                                 const ctr__dec_slots_t *s, long ex, int empty_missing)
+/* A value the mapping refuses: only `mod` does (features.h). */
+static int refused(ctr__dec_t *d, const ctr_cat_def_t *c, long ex, const char *what)
+{
+    ctr__dec_sem(d, CTR_EINVAL, "invalid_value", ex, c->name, strlen(c->name),
+                 "%sfeature \"%s\" maps values by mod: expected a non-negative integer or 1 to "
+                 "%d hex digits, got %s",
+                 ctr__dec_where(d, ex), c->name, CTR_MOD_HEX_MAX, what);
+    return -1;
+}
+
+/* The value's bytes are at cat_bytes + cat_used, len of them: map them
+ * into slot k and keep them. 0, or -1 with the error recorded. */
+static int cat_keep(ctr__dec_t *d, size_t j, size_t k, const ctr__dec_slots_t *s, size_t len,
+                    long ex)
+{
+    const ctr_cat_def_t *c = &d->def->cat[j];
+    const char *dst = d->req->cat_bytes + d->cat_used;
+    uint32_t row;
+    if (c->mapping == CTR_MAP_HASH) {
+        row = ctr_features_cat_row(c, dst, len);
+    } else if (ctr_features_map(c, dst, len, &row)) {
+        char shown[40];
+        if (len == 0)
+            snprintf(shown, sizeof shown, "an empty string");
+        else if (len > CTR_MOD_HEX_MAX)
+            snprintf(shown, sizeof shown, "a string of %zu bytes", len);
+        else {
+            /* Hex digits are ASCII: show the value when it is printable. */
+            size_t t = 0;
+            while (t < len && dst[t] >= 0x20 && dst[t] < 0x7f && dst[t] != '"' && dst[t] != '\\')
+                t++;
+            if (t == len)
+                snprintf(shown, sizeof shown, "\"%.*s\"", (int)len, dst);
+            else
+                snprintf(shown, sizeof shown, "a string that is not hex");
+        }
+        return refused(d, c, ex, shown);
+    }
+    s->off[k] = (uint32_t)d->cat_used;
+    s->len[k] = (uint8_t)len;
+    s->row[k] = row;
+    d->cat_used += len;
+    return 0;
+}
+
+const uchar *ctr__dec_cat_string(ctr__dec_t *d, const uchar *p, size_t j, size_t k,
+                                 const ctr__dec_slots_t *s, long ex, int empty_missing,
+                                 int *present)
 {
     const ctr_cat_def_t *c = &d->def->cat[j];
     char *dst = d->req->cat_bytes + d->cat_used;
@@ -225,31 +296,45 @@ const uchar *ctr__dec_cat_string(ctr__dec_t *d, const uchar *p, size_t j,
                                 ctr__dec_where(d, ex), c->name, len, CTR_MAX_CAT_BYTES);
     }
     if (empty_missing && len == 0) {
-        ctr__dec_cat_missing(s, j);
+        if (present)
+            *present = 0;
+        else
+            ctr__dec_cat_absent(d, s, j);
         return q;
     }
-    s->off[j] = (uint32_t)d->cat_used;
-    s->len[j] = (uint8_t)len;
-    s->row[j] = ctr_features_cat_row(c, dst, len);
-    d->cat_used += len;
+    if (present)
+        *present = 1;
+    if (cat_keep(d, j, k, s, len, ex))
+        return NULL;
     return q;
 }
 
-void ctr__dec_cat_put(ctr__dec_t *d, size_t j, const ctr__dec_slots_t *s, const void *src,
-                      size_t len)
+int ctr__dec_cat_put(ctr__dec_t *d, size_t j, size_t k, const ctr__dec_slots_t *s,
+                     const void *src, size_t len, long ex)
 {
-    char *dst = d->req->cat_bytes + d->cat_used;
-    memcpy(dst, src, len);
-    s->off[j] = (uint32_t)d->cat_used;
-    s->len[j] = (uint8_t)len;
-    s->row[j] = ctr_features_cat_row(&d->def->cat[j], dst, len);
-    d->cat_used += len;
+    memcpy(d->req->cat_bytes + d->cat_used, src, len);
+    return cat_keep(d, j, k, s, len, ex);
 }
 
-/* The decimal text is what ctr_features_cat_row_int hashes, so the row is
- * the same as for the integer. */
-const uchar *ctr__dec_cat_int(ctr__dec_t *d, const uchar *p, size_t j,
-                              const ctr__dec_slots_t *s, long ex)
+int ctr__dec_cat_i64(ctr__dec_t *d, size_t j, size_t k, const ctr__dec_slots_t *s, int64_t v,
+                     long ex)
+{
+    const ctr_cat_def_t *c = &d->def->cat[j];
+    if (c->mapping == CTR_MAP_MOD && v < 0) {
+        char shown[32];
+        snprintf(shown, sizeof shown, "%lld", (long long)v);
+        return refused(d, c, ex, shown);
+    }
+    /* The raw text (decimal for hash, hex for mod) maps to the integer's
+     * row (features.h), so a replay from the audit log agrees. */
+    char tmp[24];
+    size_t len = ctr_features_int_raw(c, v, tmp);
+    memcpy(d->req->cat_bytes + d->cat_used, tmp, len);
+    return cat_keep(d, j, k, s, len, ex);
+}
+
+const uchar *ctr__dec_cat_int(ctr__dec_t *d, const uchar *p, size_t j, size_t k,
+                              const ctr__dec_slots_t *s, long ex, int *present)
 {
     const ctr_cat_def_t *c = &d->def->cat[j];
     ctr__json_num_t num;
@@ -265,14 +350,13 @@ const uchar *ctr__dec_cat_int(ctr__dec_t *d, const uchar *p, size_t j,
         return ctr__dec_sem(d, CTR_ERANGE, "number_out_of_range", ex, c->name, strlen(c->name),
                             "%sfeature \"%s\": integer value outside the 64-bit range",
                             ctr__dec_where(d, ex), c->name);
-    char *dst = d->req->cat_bytes + d->cat_used;
-    char tmp[24];
-    size_t len = ctr_features_int_key(num.i, tmp);
-    memcpy(dst, tmp, len);
-    s->off[j] = (uint32_t)d->cat_used;
-    s->len[j] = (uint8_t)len;
-    s->row[j] = ctr_features_cat_row(c, dst, len);
-    d->cat_used += len;
+    if (present) {
+        *present = num.i != -1;
+        if (num.i == -1)
+            return q;
+    }
+    if (ctr__dec_cat_i64(d, j, k, s, num.i, ex))
+        return NULL;
     return q;
 }
 
@@ -490,6 +574,10 @@ static int decode(int v2, const ctr_model_t *m, const char *body, size_t len, si
     d.nd = d.def->n_dense;
     d.nc = d.def->n_cat;
     d.nf = d.nd + d.nc;
+    d.ns = ctr_model_slots(d.def);
+    for (size_t j = 0; j < d.nc; j++)
+        d.n_bags += d.def->cat[j].bag_max != 0;
+    d.n_single = d.nc - d.n_bags;
     d.words = (d.nf + 63) / 64;
     d.max_examples = lim && lim->max_examples ? lim->max_examples : DEFAULT_MAX_EXAMPLES;
     d.e = e;
@@ -511,7 +599,7 @@ static int decode(int v2, const ctr_model_t *m, const char *body, size_t len, si
     }
     if (rc == 0) {
         req->n_dense = d.nd;
-        req->n_cat = d.nc;
+        req->n_cat = d.ns;
         memset(req->scores, 0, req->n * sizeof(float));
         return 0;
     }

@@ -23,16 +23,25 @@ typedef struct {
     char request_id[CTR_REQUEST_ID_MAX + 1]; /* NUL-terminated, "" if none */
     int has_request_id;
     size_t n;            /* examples */
-    size_t n_dense, n_cat;
+    size_t n_dense;
+    /* Categorical columns per example: one per row slot,
+     * ctr_model_slots(def) (model.h, features.h), which is the model's
+     * n_cat when it has no bags. Feature j's slots are [slot_of(j),
+     * slot_of(j) + max(1, bag_max)). */
+    size_t n_cat;
 
-    /* Encoded inputs (features.h), row-major [n][n_dense] and [n][n_cat]. */
+    /* Encoded inputs (features.h), row-major [n][n_dense] and [n][n_cat]
+     * (n_cat = slots: a bag's unused slots are CTR_EMPTY_SLOT). */
     float *dense;
     uint32_t *rows;
 
-    /* Raw inputs for the audit log: dense as parsed (NaN = missing);
-     * categorical value bytes at cat_bytes + cat_off[k], cat_len[k] bytes
-     * (an integer value is stored as its decimal text, which hashes the
-     * same), cat_len == CTR_CAT_MISSING_LEN when missing. k = i*n_cat + j. */
+    /* Raw inputs for the audit log, one per column: dense as parsed (NaN =
+     * missing); categorical value bytes at cat_bytes + cat_off[k],
+     * cat_len[k] bytes, cat_len == CTR_CAT_MISSING_LEN when missing or an
+     * empty bag slot. k = i*n_cat + slot. An integer value is stored as
+     * the text its mapping turns into the same row (features.h
+     * ctr_features_int_raw): its decimal text for `hash`, its lowercase
+     * hex digits for `mod`. */
     double *dense_raw;
     uint32_t *cat_off;
     uint8_t *cat_len;
@@ -74,7 +83,9 @@ int ctr__decode_v1(const ctr_model_t *m, const char *body, size_t len,
                    ctr_decode_error_t *e);
 
 /* Decode a KServe v2 / Open Inference Protocol infer body: inputs "dense"
- * (FP32, [B, n_dense]) and "sparse" (BYTES or INT64, [B, n_cat]). */
+ * (FP32, [B, n_dense]), "sparse" (BYTES or INT64, [B, single-valued
+ * categorical features]) and one input per bag feature, named after it
+ * (BYTES or INT64, [B, L], L <= its bag_max, padded; docs/DECODER.md). */
 int ctr__decode_v2(const ctr_model_t *m, const char *body, size_t len,
                    const ctr_decode_limits_t *lim, ctr_request_t *req,
                    ctr_decode_error_t *e);

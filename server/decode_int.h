@@ -30,6 +30,8 @@ typedef struct {
     const ctr_model_t *m;
     const ctr_model_def_t *def;
     size_t nd, nc, nf, words;   /* words: uint64 per presence bitmap */
+    size_t ns;                  /* row slots per example (ctr_model_slots) */
+    size_t n_single, n_bags;    /* single-valued and bag categorical features */
     size_t max_examples;
     ctr_decode_error_t *e;
     ctr_request_t *req;
@@ -47,11 +49,14 @@ typedef struct {
 
     size_t cap;                 /* examples the arena holds */
     size_t cat_used;            /* bytes of req->cat_bytes in use */
+    uint32_t *slot_of;          /* [nc]: feature j's first slot */
+    uint32_t *single;           /* [n_single]: v2 "sparse" column -> feature */
+    uint8_t *bag_done;          /* [nc]: v2, the bag's input was decoded */
     uint64_t *pres;             /* v1: [cap][words] keys seen per example */
     /* v1 context, merged into every example at the end. */
     double *ctx_raw;
     float *ctx_enc;
-    uint32_t *ctx_row, *ctx_off;
+    uint32_t *ctx_row, *ctx_off;    /* [ns] */
     uint8_t *ctx_len;
     uint64_t *ctx_pres;
 } ctr__dec_t;
@@ -120,10 +125,13 @@ static inline int ctr__dec_key_is(const char *k, size_t klen, const char *word)
 /* ---- arena and values (decode.c) ---------------------------------------- */
 
 /* One allocation for cap examples; v1 adds the presence bitmaps and the
- * context row. 0, or -1 with d->stop = CTR__DEC_NOMEM. */
+ * context row. Fills slot_of and single; v2 also sets every bag of the cap
+ * examples empty (a bag input not sent is an empty bag). 0, or -1 with
+ * d->stop = CTR__DEC_NOMEM. */
 int ctr__dec_arena_alloc(ctr__dec_t *d, size_t cap, int v1);
 
-/* Where one example's (or the v1 context's) values go. */
+/* Where one example's (or the v1 context's) values go: dense by feature
+ * index, categorical by slot (row, off, len are [ns]). */
 typedef struct {
     double *raw;
     float *enc;
@@ -135,34 +143,52 @@ static inline ctr__dec_slots_t ctr__dec_example_slots(ctr__dec_t *d, size_t i)
 {
     ctr_request_t *r = d->req;
     return (ctr__dec_slots_t){r->dense_raw + i * d->nd, r->dense + i * d->nd,
-                              r->rows + i * d->nc, r->cat_off + i * d->nc, r->cat_len + i * d->nc};
+                              r->rows + i * d->ns, r->cat_off + i * d->ns, r->cat_len + i * d->ns};
 }
 
-static inline void ctr__dec_cat_missing(const ctr__dec_slots_t *s, size_t j)
+/* Feature j has no value: its slots from slot_of[j] hold row 0 (a
+ * single-valued feature) or are all empty (a bag), raw "missing". */
+static inline void ctr__dec_cat_absent(const ctr__dec_t *d, const ctr__dec_slots_t *s, size_t j)
 {
-    s->row[j] = CTR_MISSING_ROW;
-    s->off[j] = 0;
-    s->len[j] = CTR_CAT_MISSING_LEN;
+    const ctr_cat_def_t *c = &d->def->cat[j];
+    size_t k = d->slot_of[j], w = ctr_features_width(c);
+    uint32_t row = c->bag_max ? CTR_EMPTY_SLOT : CTR_MISSING_ROW;
+    for (size_t t = 0; t < w; t++) {
+        s->row[k + t] = row;
+        s->off[k + t] = 0;
+        s->len[k + t] = CTR_CAT_MISSING_LEN;
+    }
 }
 
 /* The value readers: p is the value's first byte; they return the byte
  * after it, or NULL with the error recorded. ex names the example in
- * errors (-1: the v1 context). */
+ * errors (-1: the v1 context). A categorical value of feature j goes to
+ * slot k of s (slot_of[j] for a single value, slot_of[j] + m for the m-th
+ * value of a bag), mapped by the feature's mapping (features.h); a value
+ * the mapping refuses (`mod`: not a non-negative integer or 1..16 hex
+ * digits) is the error invalid_value. */
 
 /* Dense feature f: a number or null. */
 const uchar *ctr__dec_dense_value(ctr__dec_t *d, const uchar *p, size_t f,
                                   const ctr__dec_slots_t *s, long ex);
-/* Categorical feature j, a string (opening quote at p), appended to
- * cat_bytes. empty_missing: v2 BYTES, where "" is the missing value. */
-const uchar *ctr__dec_cat_string(ctr__dec_t *d, const uchar *p, size_t j,
-                                 const ctr__dec_slots_t *s, long ex, int empty_missing);
-/* Categorical feature j from bytes already checked (binary tensor data):
- * len <= CTR_MAX_CAT_BYTES, appended to cat_bytes. */
-void ctr__dec_cat_put(ctr__dec_t *d, size_t j, const ctr__dec_slots_t *s, const void *src,
-                      size_t len);
-/* Categorical feature j, an integer token, stored as its decimal text. */
-const uchar *ctr__dec_cat_int(ctr__dec_t *d, const uchar *p, size_t j,
-                              const ctr__dec_slots_t *s, long ex);
+/* A string (opening quote at p), appended to cat_bytes. empty_missing:
+ * v2 BYTES, where "" is the missing value (padding in a bag): then
+ * nothing is written and *present (if not NULL) is 0; else it is 1. */
+const uchar *ctr__dec_cat_string(ctr__dec_t *d, const uchar *p, size_t j, size_t k,
+                                 const ctr__dec_slots_t *s, long ex, int empty_missing,
+                                 int *present);
+/* Bytes already checked (binary tensor data): len <= CTR_MAX_CAT_BYTES,
+ * appended to cat_bytes. 0, or -1 with the error recorded. */
+int ctr__dec_cat_put(ctr__dec_t *d, size_t j, size_t k, const ctr__dec_slots_t *s,
+                     const void *src, size_t len, long ex);
+/* An integer token, stored as its raw text (ctr_features_int_raw).
+ * present not NULL: a v2 bag, where -1 is padding: then nothing is
+ * written and *present is 0; else it is 1. */
+const uchar *ctr__dec_cat_int(ctr__dec_t *d, const uchar *p, size_t j, size_t k,
+                              const ctr__dec_slots_t *s, long ex, int *present);
+/* An integer already read (binary tensor data). 0, or -1. */
+int ctr__dec_cat_i64(ctr__dec_t *d, size_t j, size_t k, const ctr__dec_slots_t *s, int64_t v,
+                     long ex);
 
 /* ---- the body's top-level object (decode.c) ----------------------------- */
 

@@ -36,23 +36,87 @@ static long lookup(ctr__dec_t *d, const char *k, size_t klen)
     return f;
 }
 
+/* A bag's array (p at its '['): strings and integers, at most bag_max,
+ * into the feature's first slots in order; the rest stay empty. */
+static const uchar *bag_array(ctr__dec_t *d, const uchar *p, size_t j, const ctr__dec_slots_t *s,
+                              long ex)
+{
+    const uchar *end = d->sc.end;
+    const ctr_cat_def_t *c = &d->def->cat[j];
+    size_t k0 = d->slot_of[j], m = 0;
+    ctr__dec_cat_absent(d, s, j);
+    p = ctr__json_ws(p + 1, end);
+    if (p < end && *p == ']')
+        return p + 1;
+    for (;;) {
+        if (p >= end)
+            return SYN(d, p, "unexpected end of body, expected a value");
+        if (*p == '"' || ctr__json_is_num_start(*p)) {
+            if (m == c->bag_max)
+                return ctr__dec_sem(d, CTR_ERANGE, "bag_too_long", ex, c->name, strlen(c->name),
+                                    "%sfeature \"%s\": more than %u values in its bag",
+                                    ctr__dec_where(d, ex), c->name, c->bag_max);
+            p = *p == '"' ? ctr__dec_cat_string(d, p, j, k0 + m, s, ex, 0, NULL)
+                          : ctr__dec_cat_int(d, p, j, k0 + m, s, ex, NULL);
+            if (!p)
+                return NULL;
+            m++;
+        } else {
+            const char *what = *p == '[' ? "a nested array" : *p == '{' ? "an object"
+                             : *p == 'n' ? "null" : "a boolean";
+            if (*p == 'n' && !ctr__json_lit(p, end, "null", 4))
+                return SYN(d, p, "invalid literal");
+            return ctr__dec_sem(d, CTR_EINVAL, "wrong_type", ex, c->name, strlen(c->name),
+                                "%sfeature \"%s\" is a bag: its elements must be strings or "
+                                "integers, not %s (element %zu)",
+                                ctr__dec_where(d, ex), c->name, what, m);
+        }
+        p = ctr__json_ws(p, end);
+        if (p < end && *p == ',') {
+            p = ctr__json_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == ']')
+            return p + 1;
+        return SYN(d, p, "expected ',' or ']' after an array element");
+    }
+}
+
+/* Categorical feature j: a string, an integer or null; a bag also takes
+ * an array of strings and integers (a single value is a bag of one, null
+ * an empty bag). */
 static const uchar *cat_value(ctr__dec_t *d, const uchar *p, size_t j, const ctr__dec_slots_t *s,
                               long ex)
 {
-    if (*p == '"')
-        return ctr__dec_cat_string(d, p, j, s, ex, 0);
-    if (ctr__json_is_num_start(*p))
-        return ctr__dec_cat_int(d, p, j, s, ex);
+    const ctr_cat_def_t *c = &d->def->cat[j];
+    size_t k = d->slot_of[j];
+    if (*p == '"' || ctr__json_is_num_start(*p)) {
+        p = *p == '"' ? ctr__dec_cat_string(d, p, j, k, s, ex, 0, NULL)
+                      : ctr__dec_cat_int(d, p, j, k, s, ex, NULL);
+        if (p && c->bag_max)
+            for (size_t t = 1; t < c->bag_max; t++) {
+                s->row[k + t] = CTR_EMPTY_SLOT;
+                s->off[k + t] = 0;
+                s->len[k + t] = CTR_CAT_MISSING_LEN;
+            }
+        return p;
+    }
     if (*p == 'n') {
         if (!ctr__json_lit(p, d->sc.end, "null", 4))
             return SYN(d, p, "invalid literal");
-        ctr__dec_cat_missing(s, j);
+        ctr__dec_cat_absent(d, s, j);
         return p + 4;
     }
-    const char *name = d->def->cat[j].name;
-    return ctr__dec_sem(d, CTR_EINVAL, "wrong_type", ex, name, strlen(name),
-                        "%sfeature \"%s\" is categorical: expected a string, an integer or null",
-                        ctr__dec_where(d, ex), name);
+    if (*p == '[' && c->bag_max)
+        return bag_array(d, p, j, s, ex);
+    return ctr__dec_sem(d, CTR_EINVAL, "wrong_type", ex, c->name, strlen(c->name),
+                        c->bag_max ? "%sfeature \"%s\" is a bag: expected an array of strings "
+                                     "and integers, a string, an integer or null"
+                        : *p == '[' ? "%sfeature \"%s\" is categorical, not a bag: expected a "
+                                      "string, an integer or null, not an array"
+                                    : "%sfeature \"%s\" is categorical: expected a string, an "
+                                      "integer or null",
+                        ctr__dec_where(d, ex), c->name);
 }
 
 /* One v1 feature object: the context (ex = -1) or examples[ex]. */
@@ -180,11 +244,12 @@ static int v1_finish(ctr__dec_t *d)
                 } else {
                     size_t j = f - nd;
                     if (in_ctx) {
-                        s.row[j] = d->ctx_row[j];
-                        s.off[j] = d->ctx_off[j];
-                        s.len[j] = d->ctx_len[j];
+                        size_t at = d->slot_of[j], wd = ctr_features_width(&d->def->cat[j]);
+                        memcpy(s.row + at, d->ctx_row + at, wd * sizeof(uint32_t));
+                        memcpy(s.off + at, d->ctx_off + at, wd * sizeof(uint32_t));
+                        memcpy(s.len + at, d->ctx_len + at, wd);
                     } else {
-                        ctr__dec_cat_missing(&s, j);
+                        ctr__dec_cat_absent(d, &s, j);
                     }
                 }
             }

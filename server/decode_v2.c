@@ -3,7 +3,13 @@
  * input object is read key by key; its "data" is first only validated and
  * counted (ctr__json_skip_value), and once the object closes and name,
  * datatype and shape check out, the arena is allocated for the batch and
- * the elements are converted in row-major order (v2_data). */
+ * the elements are converted in row-major order (v2_data).
+ *
+ * Inputs: "dense" [B, n_dense], "sparse" [B, single-valued categorical
+ * features, in schema order], and one per bag feature, named after it,
+ * [B, L] with L <= its bag_max: each row one example's values, padded
+ * with null, "" (BYTES) or -1 (INT64), padding skipped wherever it is. A
+ * bag input not sent is an empty bag in every example. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -13,14 +19,14 @@
 #include "decode_int.h"
 #include "json_scan.h"
 
-enum { IN_DENSE = 0, IN_SPARSE = 1 };
+enum { IN_DENSE = 0, IN_SPARSE = 1, IN_BAG = 2 };
 enum { DT_OTHER = 0, DT_FP32, DT_BYTES, DT_INT64, DT_FP64 };
 
 typedef struct {
     int has_name, has_dt, has_shape, has_data, has_params;
     int has_bin;            /* parameters.binary_data_size (binary bodies) */
     uint64_t bin_size;
-    char name[24];
+    char name[72];          /* feature names are <= 64 bytes */
     size_t name_len;
     char dt[16];
     size_t dt_len;
@@ -30,8 +36,16 @@ typedef struct {
     size_t leaves;
 } v2_input_t;
 
+/* The input being decoded: what it feeds and its elements per example. */
 typedef struct {
-    int done[2];
+    int which;                /* IN_* */
+    size_t j;                 /* IN_BAG: the categorical feature */
+    size_t cols;
+    const char *name;
+} v2_target_t;
+
+typedef struct {
+    int done[2];              /* dense, sparse (bags: d->bag_done) */
     size_t b;     /* examples, once the first input is decoded */
     size_t bin_pos;   /* binary bodies: tensor bytes taken so far */
     int out_binary;   /* outputs' parameters.binary_data: -1 unset, 0, 1 */
@@ -53,11 +67,30 @@ static int str_is(const char *s, size_t len, size_t cap, const char *word)
     return len <= cap && ctr__dec_key_is(s, len, word);
 }
 
+/* Element [i][t] of a categorical input: its feature and slot; for a
+ * bag, the next free slot of example i (*m counts its values, *cur is the
+ * example it counts for). */
+static size_t v2_cat_slot(const ctr__dec_t *d, const v2_target_t *tg, size_t i, size_t t,
+                          size_t *cur, size_t *m, size_t *j)
+{
+    if (tg->which == IN_SPARSE) {
+        *j = d->single[t];
+        return d->slot_of[*j];
+    }
+    if (*cur != i) {
+        *cur = i;
+        *m = 0;
+    }
+    *j = tg->j;
+    return d->slot_of[tg->j] + *m;
+}
+
 /* The tensor's elements, flattened in row-major order. */
-static const uchar *v2_data(ctr__dec_t *d, const v2_input_t *in, int which, int dt)
+static const uchar *v2_data(ctr__dec_t *d, const v2_input_t *in, const v2_target_t *tg, int dt)
 {
     const uchar *p = in->data, *end = d->sc.end;
-    size_t n = which == IN_DENSE ? d->nd : d->nc, k = 0, depth = 0;
+    size_t n = tg->cols, k = 0, depth = 0, cur = SIZE_MAX, m = 0;
+    int bag = tg->which == IN_BAG;
     for (;;) {
         p = ctr__json_ws(p, end);
         CTR_ASSERT(p < end); /* validated by ctr__json_skip_value */
@@ -77,28 +110,37 @@ static const uchar *v2_data(ctr__dec_t *d, const v2_input_t *in, int which, int 
                 return p;
             continue;
         }
-        size_t i = k / n, j = k % n;
+        size_t i = k / n, t = k % n;
         ctr__dec_slots_t s = ctr__dec_example_slots(d, i);
         k++;
-        if (which == IN_DENSE) {
-            p = ctr__dec_dense_value(d, p, j, &s, (long)i);
-        } else if (c == 'n' && ctr__json_lit(p, end, "null", 4)) {
-            ctr__dec_cat_missing(&s, j);
+        if (tg->which == IN_DENSE) {
+            p = ctr__dec_dense_value(d, p, t, &s, (long)i);
+            if (!p)
+                return NULL;
+            continue;
+        }
+        size_t j, slot = v2_cat_slot(d, tg, i, t, &cur, &m, &j);
+        int present = 1;
+        if (c == 'n' && ctr__json_lit(p, end, "null", 4)) {
+            if (!bag)
+                ctr__dec_cat_absent(d, &s, j);
+            present = 0;
             p += 4;
         } else if (dt == DT_BYTES && c == '"') {
-            p = ctr__dec_cat_string(d, p, j, &s, (long)i, 1);
+            p = ctr__dec_cat_string(d, p, j, slot, &s, (long)i, 1, bag ? &present : NULL);
         } else if (dt == DT_INT64 && ctr__json_is_num_start(c)) {
-            p = ctr__dec_cat_int(d, p, j, &s, (long)i);
+            p = ctr__dec_cat_int(d, p, j, slot, &s, (long)i, bag ? &present : NULL);
         } else {
             const char *name = d->def->cat[j].name;
             return ctr__dec_sem(d, CTR_EINVAL, "wrong_type", (long)i, name, strlen(name),
-                                "input \"sparse\" (%s): element [%zu][%zu] (feature \"%s\") "
+                                "input \"%s\" (%s): element [%zu][%zu] (feature \"%s\") "
                                 "must be %s or null",
-                                dt == DT_BYTES ? "BYTES" : "INT64", i, j, name,
+                                tg->name, dt == DT_BYTES ? "BYTES" : "INT64", i, t, name,
                                 dt == DT_BYTES ? "a string" : "an integer");
         }
         if (!p)
             return NULL;
+        m += bag && present;
     }
 }
 
@@ -167,12 +209,14 @@ static const char *dt_name(int dt)
 
 /* The b x n elements of an input from size bytes of tensor data at
  * d->bin + at. 0, or -1 with the error recorded. */
-static int v2_bin_data(ctr__dec_t *d, const char *iname, int which, int dt, size_t b, size_t at,
+static int v2_bin_data(ctr__dec_t *d, const v2_target_t *tg, int dt, size_t b, size_t at,
                        size_t size)
 {
     const uchar *p = d->bin + at, *end = p + size;
-    size_t n = which == IN_DENSE ? d->nd : d->nc, total = b * n;
+    const char *iname = tg->name;
+    size_t n = tg->cols, total = b * n, cur = SIZE_MAX, m = 0;
     size_t body_at = (size_t)(d->sc.end - d->sc.beg) + at; /* byte of the body */
+    int bag = tg->which == IN_BAG;
     if (dt != DT_BYTES) {
         size_t es = dt_size(dt);
         if (size / es != total || size % es)
@@ -181,15 +225,19 @@ static int v2_bin_data(ctr__dec_t *d, const char *iname, int which, int dt, size
                                 "of %s needs %zu",
                                 iname, size, b, n, dt_name(dt), total * es), -1;
         for (size_t k = 0; k < total; k++, p += es) {
-            size_t i = k / n, j = k % n;
+            size_t i = k / n, t = k % n;
             ctr__dec_slots_t s = ctr__dec_example_slots(d, i);
-            if (which == IN_SPARSE) {
-                char tmp[24];
-                size_t len = ctr_features_int_key((int64_t)le64(p), tmp);
-                ctr__dec_cat_put(d, j, &s, tmp, len);
+            if (tg->which != IN_DENSE) {
+                size_t j, slot = v2_cat_slot(d, tg, i, t, &cur, &m, &j);
+                int64_t v = (int64_t)le64(p);
+                if (bag && v == -1)
+                    continue; /* padding */
+                if (ctr__dec_cat_i64(d, j, slot, &s, v, (long)i))
+                    return -1;
+                m++;
                 continue;
             }
-            const ctr_dense_def_t *def = &d->def->dense[j];
+            const ctr_dense_def_t *def = &d->def->dense[t];
             double v;
             if (dt == DT_FP32) {
                 uint32_t u = le32(p);
@@ -203,40 +251,41 @@ static int v2_bin_data(ctr__dec_t *d, const char *iname, int which, int dt, size
                 v = (double)(int64_t)le64(p);
             }
             if (isnan(v)) {
-                s.raw[j] = NAN;
-                s.enc[j] = ctr_features_dense_missing(def);
+                s.raw[t] = NAN;
+                s.enc[t] = ctr_features_dense_missing(def);
             } else if (isinf(v)) {
                 return ctr__dec_sem(d, CTR_ERANGE, "number_out_of_range", (long)i, def->name,
                                     strlen(def->name),
                                     "%sfeature \"%s\": infinite value in input \"dense\" "
                                     "(%s element [%zu][%zu] at byte %zu)",
-                                    ctr__dec_where(d, (long)i), def->name, dt_name(dt), i, j,
+                                    ctr__dec_where(d, (long)i), def->name, dt_name(dt), i, t,
                                     body_at + k * es), -1;
             } else {
-                s.raw[j] = v;
-                s.enc[j] = ctr_features_dense(def, v);
+                s.raw[t] = v;
+                s.enc[t] = ctr_features_dense(def, v);
             }
         }
         return 0;
     }
     /* BYTES: each element a 4-byte little-endian length, then its bytes. */
     for (size_t k = 0; k < total; k++) {
-        size_t i = k / n, j = k % n, off = body_at + (size_t)(p - (d->bin + at));
+        size_t i = k / n, t = k % n, off = body_at + (size_t)(p - (d->bin + at));
+        size_t j, slot = v2_cat_slot(d, tg, i, t, &cur, &m, &j);
         const char *fname = d->def->cat[j].name;
         if ((size_t)(end - p) < 4)
             return ctr__dec_sem(d, CTR_EINVAL, "bad_binary_size", (long)i, fname, strlen(fname),
-                                "input \"sparse\": binary_data_size of %zu bytes ends inside "
+                                "input \"%s\": binary_data_size of %zu bytes ends inside "
                                 "element [%zu][%zu] (%zu of %zu elements, byte %zu): no room "
                                 "for its 4-byte length",
-                                size, i, j, k, total, off), -1;
+                                iname, size, i, t, k, total, off), -1;
         uint32_t len = le32(p);
         p += 4;
         if (len > (size_t)(end - p))
             return ctr__dec_sem(d, CTR_EINVAL, "binary_data_overrun", (long)i, fname,
                                 strlen(fname),
-                                "input \"sparse\": element [%zu][%zu] at byte %zu is %u bytes "
+                                "input \"%s\": element [%zu][%zu] at byte %zu is %u bytes "
                                 "long, past the end of the input's %zu bytes of data",
-                                i, j, off, len, size), -1;
+                                iname, i, t, off, len, size), -1;
         if (len > CTR_MAX_CAT_BYTES)
             return ctr__dec_sem(d, CTR_ERANGE, "string_too_long", (long)i, fname, strlen(fname),
                                 "%sfeature \"%s\": categorical value of %u bytes, at most %d "
@@ -244,21 +293,25 @@ static int v2_bin_data(ctr__dec_t *d, const char *iname, int which, int dt, size
                                 ctr__dec_where(d, (long)i), fname, len, CTR_MAX_CAT_BYTES), -1;
         if (!utf8_ok(p, len))
             return ctr__dec_sem(d, CTR_EFORMAT, "invalid_utf8", (long)i, fname, strlen(fname),
-                                "input \"sparse\": element [%zu][%zu] at byte %zu is not valid "
+                                "input \"%s\": element [%zu][%zu] at byte %zu is not valid "
                                 "UTF-8",
-                                i, j, off), -1;
+                                iname, i, t, off), -1;
         ctr__dec_slots_t s = ctr__dec_example_slots(d, i);
-        if (len == 0)
-            ctr__dec_cat_missing(&s, j);
-        else
-            ctr__dec_cat_put(d, j, &s, p, len);
+        if (len == 0) {
+            if (!bag)
+                ctr__dec_cat_absent(d, &s, j);
+        } else {
+            if (ctr__dec_cat_put(d, j, slot, &s, p, len, (long)i))
+                return -1;
+            m++;
+        }
         p += len;
     }
     if (p != end)
         return ctr__dec_sem(d, CTR_EINVAL, "bad_binary_size", -1, NULL, 0,
-                            "input \"sparse\": binary_data_size is %zu bytes, its %zu BYTES "
+                            "input \"%s\": binary_data_size is %zu bytes, its %zu BYTES "
                             "elements take %zu (%zu bytes left over at byte %zu)",
-                            size, total, (size_t)(p - (d->bin + at)), (size_t)(end - p),
+                            iname, size, total, (size_t)(p - (d->bin + at)), (size_t)(end - p),
                             body_at + (size_t)(p - (d->bin + at))), -1;
     return 0;
 }
@@ -319,21 +372,34 @@ static const uchar *v2_input_close(ctr__dec_t *d, v2_state_t *st, const v2_input
     if (!in->has_name)
         return ctr__dec_sem(d, CTR_EINVAL, "missing_field", -1, NULL, 0,
                             "inputs[%ld] has no \"name\"", idx);
-    int which;
-    if (str_is(in->name, in->name_len, sizeof(in->name), "dense"))
-        which = IN_DENSE;
-    else if (str_is(in->name, in->name_len, sizeof(in->name), "sparse"))
-        which = IN_SPARSE;
-    else
-        return ctr__dec_sem(d, CTR_EINVAL, "unknown_input", -1, NULL, 0,
-                            "inputs[%ld]: unknown input \"%.*s\" (expected \"dense\" and "
-                            "\"sparse\")",
-                            idx,
-                            (int)(in->name_len < sizeof(in->name) ? in->name_len
-                                                                  : sizeof(in->name)),
-                            in->name);
-    const char *iname = which == IN_DENSE ? "dense" : "sparse";
-    if (st->done[which])
+    v2_target_t tg = {IN_DENSE, 0, d->nd, "dense"};
+    size_t shown = in->name_len < sizeof(in->name) ? in->name_len : sizeof(in->name);
+    if (str_is(in->name, in->name_len, sizeof(in->name), "dense")) {
+        tg = (v2_target_t){IN_DENSE, 0, d->nd, "dense"};
+    } else if (str_is(in->name, in->name_len, sizeof(in->name), "sparse")) {
+        tg = (v2_target_t){IN_SPARSE, 0, d->n_single, "sparse"};
+    } else {
+        long f = in->name_len <= sizeof(in->name)
+                     ? ctr_model_find_feature(d->m, in->name, in->name_len) : -1;
+        if (f >= (long)d->nd && d->def->cat[f - (long)d->nd].bag_max) {
+            size_t j = (size_t)f - d->nd;
+            tg = (v2_target_t){IN_BAG, j, 0, d->def->cat[j].name};
+        } else if (f >= (long)d->nd) {
+            return ctr__dec_sem(d, CTR_EINVAL, "unknown_input", -1, NULL, 0,
+                                "inputs[%ld]: unknown input \"%.*s\": that feature is not a "
+                                "bag, its values go in \"sparse\"",
+                                idx, (int)shown, in->name);
+        } else {
+            return ctr__dec_sem(d, CTR_EINVAL, "unknown_input", -1, NULL, 0,
+                                "inputs[%ld]: unknown input \"%.*s\" (expected \"dense\", "
+                                "\"sparse\"%s)",
+                                idx, (int)shown, in->name,
+                                d->n_bags ? " and the bag features' own inputs" : "");
+        }
+    }
+    const char *iname = tg.name;
+    int bag = tg.which == IN_BAG;
+    if (bag ? st->b && d->bag_done[tg.j] : st->done[tg.which])
         return ctr__dec_sem(d, CTR_EINVAL, "duplicate_input", -1, NULL, 0,
                             "input \"%s\" appears twice", iname);
     if (in->has_bin && in->has_data)
@@ -358,21 +424,37 @@ static const uchar *v2_input_close(ctr__dec_t *d, v2_state_t *st, const v2_input
     /* Binary dense data may also be FP64 or INT64: each value is the double
      * the JSON number would be. */
     int dense_ok = dt == DT_FP32 || (in->has_bin && (dt == DT_FP64 || dt == DT_INT64));
-    if (which == IN_DENSE ? !dense_ok : dt != DT_BYTES && dt != DT_INT64)
+    if (tg.which == IN_DENSE ? !dense_ok : dt != DT_BYTES && dt != DT_INT64)
         return ctr__dec_sem(d, CTR_EINVAL, "bad_datatype", -1, NULL, 0,
                             "input \"%s\": datatype must be %s", iname,
-                            which == IN_DENSE ? in->has_bin ? "FP32, FP64 or INT64" : "FP32"
-                                              : "BYTES or INT64");
-    size_t n = which == IN_DENSE ? d->nd : d->nc;
+                            tg.which == IN_DENSE ? in->has_bin ? "FP32, FP64 or INT64" : "FP32"
+                                                 : "BYTES or INT64");
     if (in->rank != 2)
         return ctr__dec_sem(d, CTR_EINVAL, "bad_shape", -1, NULL, 0,
-                            "input \"%s\": shape must be [batch, %zu], got %zu dimensions", iname,
-                            n, in->rank);
-    if (in->dims[1] != n)
+                            bag ? "input \"%s\": shape must be [batch, L] with L <= %zu, got %zu "
+                                  "dimensions"
+                                : "input \"%s\": shape must be [batch, %zu], got %zu dimensions",
+                            iname, bag ? (size_t)d->def->cat[tg.j].bag_max : tg.cols, in->rank);
+    if (bag) {
+        uint32_t max = d->def->cat[tg.j].bag_max;
+        if (in->dims[1] > max)
+            return ctr__dec_sem(d, CTR_EINVAL, "bad_shape", -1, iname, strlen(iname),
+                                "input \"%s\": shape [%llu, %llu], the bag holds at most %u "
+                                "values",
+                                iname, (unsigned long long)in->dims[0],
+                                (unsigned long long)in->dims[1], max);
+        tg.cols = (size_t)in->dims[1];
+    } else if (in->dims[1] != tg.cols) {
         return ctr__dec_sem(d, CTR_EINVAL, "bad_shape", -1, NULL, 0,
-                            "input \"%s\": shape [%llu, %llu], the model has %zu %s features",
-                            iname, (unsigned long long)in->dims[0], (unsigned long long)in->dims[1],
-                            n, iname);
+                            "input \"%s\": shape [%llu, %llu], the model has %zu %s features%s",
+                            iname, (unsigned long long)in->dims[0],
+                            (unsigned long long)in->dims[1], tg.cols,
+                            tg.which == IN_DENSE ? "dense" : d->n_bags ? "single-valued categorical"
+                                                                       : "sparse",
+                            tg.which == IN_SPARSE && d->n_bags
+                                ? " (each bag feature is an input of its own)" : "");
+    }
+    size_t n = tg.cols;
     if (in->dims[0] == 0)
         return ctr__dec_sem(d, CTR_EINVAL, "bad_shape", -1, NULL, 0, "input \"%s\": batch size 0",
                             iname);
@@ -403,13 +485,16 @@ static const uchar *v2_input_close(ctr__dec_t *d, v2_state_t *st, const v2_input
         d->req->n = b;
     }
     if (in->has_bin) {
-        if (v2_bin_data(d, iname, which, dt, b, st->bin_pos, (size_t)in->bin_size))
+        if (v2_bin_data(d, &tg, dt, b, st->bin_pos, (size_t)in->bin_size))
             return NULL;
         st->bin_pos += (size_t)in->bin_size;
-    } else if (n && !v2_data(d, in, which, dt)) {
+    } else if (n && !v2_data(d, in, &tg, dt)) {
         return NULL;
     }
-    st->done[which] = 1;
+    if (bag)
+        d->bag_done[tg.j] = 1;
+    else
+        st->done[tg.which] = 1;
     return p;
 }
 
@@ -681,7 +766,7 @@ int ctr__dec_v2_parse(ctr__dec_t *d)
                             d->bin_len - st.bin_pos, (size_t)(d->sc.end - d->sc.beg) + st.bin_pos,
                             st.bin_pos, d->bin_len), -1;
     for (int w = 0; w < 2; w++) {
-        size_t n = w == IN_DENSE ? d->nd : d->nc;
+        size_t n = w == IN_DENSE ? d->nd : d->n_single;
         if (n && !st.done[w])
             return ctr__dec_sem(d, CTR_EINVAL, "missing_input", -1, NULL, 0,
                                 "input \"%s\" is missing", w == IN_DENSE ? "dense" : "sparse"), -1;

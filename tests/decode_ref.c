@@ -10,22 +10,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../server/respond.h"
 #include "ctr/common.h"
 #include "ctr/features.h"
+#include "model_int.h"
 #include "testutil.h"
 
 #define ND REF_ND
 #define NC REF_NC
+#define NS REF_NS_MAX
 #define MAX_EX REF_MAX_EX
 #define MAX_DEPTH REF_MAX_DEPTH
 
 const ctr_decode_limits_t ref_lim = {REF_MAX_EX, REF_MAX_DEPTH};
 static const ctr_model_t *g_m;
 static const ctr_model_def_t *g_def;
-static size_t g_nd, g_nc;
+static size_t g_nd, g_nc, g_ns, g_n_single;
+static size_t g_slot_of[NC], g_single[NC];
 
 void ref_init(const ctr_model_t *m)
 {
@@ -34,6 +38,15 @@ void ref_init(const ctr_model_t *m)
     g_nd = g_def->n_dense;
     g_nc = g_def->n_cat;
     CTR_ASSERT(g_nd == ND && g_nc == NC);
+    g_ns = 0;
+    g_n_single = 0;
+    for (size_t j = 0; j < NC; j++) {
+        g_slot_of[j] = g_ns;
+        g_ns += g_def->cat[j].bag_max ? g_def->cat[j].bag_max : 1;
+        if (!g_def->cat[j].bag_max)
+            g_single[g_n_single++] = j;
+    }
+    CTR_ASSERT(g_ns <= NS && g_ns == ctr_model_slots(g_def));
 }
 
 /* ---- the reference decoder (jansson) ----------------------------------- */
@@ -158,35 +171,71 @@ static int ref_dense(ref_t *r, size_t i, size_t f, const json_t *va, long ex)
     return 0;
 }
 
-static void ref_cat_missing(ref_t *r, size_t k)
-{
-    r->rows[k] = CTR_MISSING_ROW;
-    r->clen[k] = CTR_CAT_MISSING_LEN;
-}
-
-/* Categorical j. vb: the same value parsed with integers, or NULL when
- * that parse failed on a too-big integer elsewhere. */
-static int ref_cat(ref_t *r, size_t i, size_t j, const json_t *va, const json_t *vb, long ex,
-                   int v2_dt)
+/* Feature j of example i has no value: row 0, or an empty bag. */
+static void ref_cat_absent(ref_t *r, size_t i, size_t j)
 {
     const ctr_cat_def_t *c = &g_def->cat[j];
-    size_t k = i * NC + j;
-    if (json_is_null(va)) {
-        ref_cat_missing(r, k);
-        return 0;
+    size_t w = c->bag_max ? c->bag_max : 1;
+    for (size_t t = 0; t < w; t++) {
+        size_t k = i * NS + g_slot_of[j] + t;
+        r->rows[k] = c->bag_max ? CTR_EMPTY_SLOT : CTR_MISSING_ROW;
+        r->clen[k] = CTR_CAT_MISSING_LEN;
     }
+}
+
+/* docs/DECODER.md: a `mod` string is 1 to 16 hex digits, either case. */
+static int ref_hex(const char *s, size_t len, uint64_t *v)
+{
+    char buf[17];
+    if (len < 1 || len > 16)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        if (!s[i] || !strchr("0123456789abcdefABCDEF", s[i]))
+            return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    *v = strtoull(buf, NULL, 16);
+    return 0;
+}
+
+/* A present value's bytes into slot `slot` of example i. */
+static int ref_put(ref_t *r, size_t i, size_t j, size_t slot, const char *b, size_t len, long ex)
+{
+    const ctr_cat_def_t *c = &g_def->cat[j];
+    size_t k = i * NS + slot;
+    uint32_t row;
+    if (c->mapping == CTR_MAP_MOD) {
+        uint64_t v;
+        if (ref_hex(b, len, &v))
+            return ref_sem(&g_ref, "invalid_value", ex, c->name, strlen(c->name));
+        row = (uint32_t)(v % ((uint64_t)c->buckets + 1));
+    } else {
+        row = ctr_features_cat_row(c, b, len);
+    }
+    memcpy(r->cbytes[k], b, len);
+    r->clen[k] = (uint8_t)len;
+    r->rows[k] = row;
+    return 0;
+}
+
+/* One value of categorical feature j (not null) into slot `slot` of
+ * example i. v2_dt: 0 v1, 1 BYTES, 2 INT64. bag_v2: a v2 bag input,
+ * where "" and -1 are padding (*present = 0). vb: the same value parsed
+ * with integers, or NULL when that parse failed on a too-big integer. */
+static int ref_cat_elem(ref_t *r, size_t i, size_t j, size_t slot, const json_t *va,
+                        const json_t *vb, long ex, int v2_dt, int bag_v2, int *present)
+{
+    const ctr_cat_def_t *c = &g_def->cat[j];
+    *present = 1;
     if (json_is_string(va) && v2_dt != 2) {
         size_t len = json_string_length(va);
         if (len > CTR_MAX_CAT_BYTES)
             return ref_sem(&g_ref, "string_too_long", ex, c->name, strlen(c->name));
         if (v2_dt == 1 && len == 0) {
-            ref_cat_missing(r, k);
+            *present = 0;
             return 0;
         }
-        memcpy(r->cbytes[k], json_string_value(va), len);
-        r->clen[k] = (uint8_t)len;
-        r->rows[k] = ctr_features_cat_row(c, json_string_value(va), len);
-        return 0;
+        return ref_put(r, i, j, slot, json_string_value(va), len, ex);
     }
     if (json_is_number(va) && v2_dt != 1) {
         if (!vb) {
@@ -196,14 +245,56 @@ static int ref_cat(ref_t *r, size_t i, size_t j, const json_t *va, const json_t 
         if (!json_is_integer(vb))
             return ref_sem(&g_ref, "wrong_type", ex, c->name, strlen(c->name));
         int64_t v = json_integer_value(vb);
-        char tmp[24];
-        size_t len = ctr_features_int_key(v, tmp);
-        memcpy(r->cbytes[k], tmp, len);
-        r->clen[k] = (uint8_t)len;
-        r->rows[k] = ctr_features_cat_row_int(c, v);
-        return 0;
+        if (bag_v2 && v == -1) {
+            *present = 0;
+            return 0;
+        }
+        char tmp[32];
+        if (c->mapping == CTR_MAP_MOD) {
+            if (v < 0)
+                return ref_sem(&g_ref, "invalid_value", ex, c->name, strlen(c->name));
+            snprintf(tmp, sizeof tmp, "%llx", (unsigned long long)v);
+        } else {
+            snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+        }
+        return ref_put(r, i, j, slot, tmp, strlen(tmp), ex);
     }
     return ref_sem(&g_ref, "wrong_type", ex, c->name, strlen(c->name));
+}
+
+/* v1: categorical feature j of example i (the context: row 0 of g_ctx).
+ * A bag takes an array (or one value: a bag of one; null: empty). */
+static int ref_cat_v1(ref_t *r, size_t i, size_t j, const json_t *va, const json_t *vb, long ex)
+{
+    const ctr_cat_def_t *c = &g_def->cat[j];
+    int present;
+    if (json_is_null(va)) {
+        ref_cat_absent(r, i, j);
+        return 0;
+    }
+    if (json_is_array(va)) {
+        if (!c->bag_max)
+            return ref_sem(&g_ref, "wrong_type", ex, c->name, strlen(c->name));
+        ref_cat_absent(r, i, j);
+        size_t m = 0;
+        for (size_t e = 0; e < json_array_size(va); e++) {
+            const json_t *ea = json_array_get(va, e);
+            if (!json_is_string(ea) && !json_is_number(ea))
+                return ref_sem(&g_ref, "wrong_type", ex, c->name, strlen(c->name));
+            if (m == c->bag_max)
+                return ref_sem(&g_ref, "bag_too_long", ex, c->name, strlen(c->name));
+            if (ref_cat_elem(r, i, j, g_slot_of[j] + m, ea, vb ? json_array_get(vb, e) : NULL,
+                             ex, 0, 0, &present))
+                return -1;
+            m++;
+        }
+        return 0;
+    }
+    if (!json_is_string(va) && !json_is_number(va))
+        return ref_sem(&g_ref, "wrong_type", ex, c->name, strlen(c->name));
+    if (c->bag_max)
+        ref_cat_absent(r, i, j);
+    return ref_cat_elem(r, i, j, g_slot_of[j], va, vb, ex, 0, 0, &present);
 }
 
 static int ref_features(const json_t *oa, const json_t *ob, long ex)
@@ -222,7 +313,7 @@ static int ref_features(const json_t *oa, const json_t *ob, long ex)
         has[f] = 1;
         const json_t *vb = ob ? json_object_get(ob, k) : NULL;
         int rc = (size_t)f < g_nd ? ref_dense(r, i, (size_t)f, va, ex)
-                                  : ref_cat(r, i, (size_t)f - g_nd, va, vb, ex, 0);
+                                  : ref_cat_v1(r, i, (size_t)f - g_nd, va, vb, ex);
         if (rc)
             return rc;
     }
@@ -304,13 +395,16 @@ static int ref_v1_walk(const json_t *a, const json_t *b)
                 r->dense[i * ND + f] = r->ctx_has[f] ? g_ctx.dense[f]
                                                      : ctr_features_dense_missing(&g_def->dense[f]);
             } else {
-                size_t j = f - g_nd, kk = i * NC + j;
+                size_t j = f - g_nd, w = g_def->cat[j].bag_max ? g_def->cat[j].bag_max : 1;
                 if (r->ctx_has[f]) {
-                    r->rows[kk] = g_ctx.rows[j];
-                    r->clen[kk] = g_ctx.clen[j];
-                    memcpy(r->cbytes[kk], g_ctx.cbytes[j], CTR_MAX_CAT_BYTES);
+                    for (size_t t = 0; t < w; t++) {
+                        size_t kk = i * NS + g_slot_of[j] + t, kc = g_slot_of[j] + t;
+                        r->rows[kk] = g_ctx.rows[kc];
+                        r->clen[kk] = g_ctx.clen[kc];
+                        memcpy(r->cbytes[kk], g_ctx.cbytes[kc], CTR_MAX_CAT_BYTES);
+                    }
                 } else {
-                    ref_cat_missing(r, kk);
+                    ref_cat_absent(r, i, j);
                 }
             }
         }
@@ -335,6 +429,7 @@ static void ref_leaves(const json_t *a, const json_t *b, const json_t **la, cons
 }
 
 static int ref_v2_input(const json_t *ia, const json_t *ib, int *done, size_t *bsz)
+/* done: [0] dense, [1] sparse, [2 + j] bag feature j */
 {
     ref_t *r = &g_ref;
     const json_t *name = NULL, *dt = NULL, *shape = NULL, *shape_b = NULL, *data = NULL,
@@ -382,16 +477,22 @@ static int ref_v2_input(const json_t *ia, const json_t *ib, int *done, size_t *b
     }
     if (!name)
         return ref_sem(r, "missing_field", -1, NULL, 0);
-    int which;
+    int which;        /* 0 dense, 1 sparse, 2 a bag */
+    size_t bj = 0;
     const char *nm = json_string_value(name);
     size_t nmlen = json_string_length(name);
-    if (nmlen == 5 && !memcmp(nm, "dense", 5))
+    if (nmlen == 5 && !memcmp(nm, "dense", 5)) {
         which = 0;
-    else if (nmlen == 6 && !memcmp(nm, "sparse", 6))
+    } else if (nmlen == 6 && !memcmp(nm, "sparse", 6)) {
         which = 1;
-    else
-        return ref_sem(r, "unknown_input", -1, NULL, 0);
-    if (done[which])
+    } else {
+        long f = ref_find(nm, nmlen);
+        if (f < (long)g_nd || !g_def->cat[f - (long)g_nd].bag_max)
+            return ref_sem(r, "unknown_input", -1, NULL, 0);
+        which = 2;
+        bj = (size_t)f - g_nd;
+    }
+    if (done[which < 2 ? which : 2 + (int)bj])
         return ref_sem(r, "duplicate_input", -1, NULL, 0);
     if (!dt || !shape || !data)
         return ref_sem(r, "missing_field", -1, NULL, 0);
@@ -408,13 +509,18 @@ static int ref_v2_input(const json_t *ia, const json_t *ib, int *done, size_t *b
     } else {
         return ref_sem(r, "bad_datatype", -1, NULL, 0);
     }
-    size_t n = which == 0 ? g_nd : g_nc;
+    size_t n = which == 0 ? g_nd : g_n_single;
     if (json_array_size(shape) != 2)
         return ref_sem(r, "bad_shape", -1, NULL, 0);
     uint64_t d0 = (uint64_t)json_integer_value(json_array_get(shape_b, 0));
     uint64_t d1 = (uint64_t)json_integer_value(json_array_get(shape_b, 1));
-    if (d1 != n)
+    if (which == 2) {
+        if (d1 > g_def->cat[bj].bag_max)
+            return ref_sem(r, "bad_shape", -1, nm, nmlen);
+        n = (size_t)d1;
+    } else if (d1 != n) {
         return ref_sem(r, "bad_shape", -1, NULL, 0);
+    }
     if (d0 == 0)
         return ref_sem(r, "bad_shape", -1, NULL, 0);
     if (d0 > MAX_EX)
@@ -428,14 +534,27 @@ static int ref_v2_input(const json_t *ia, const json_t *ib, int *done, size_t *b
         return ref_sem(r, "bad_shape", -1, NULL, 0);
     *bsz = d0;
     r->n = d0;
+    size_t m = 0;
     for (size_t q = 0; q < leaves; q++) {
-        size_t i = q / n, j = q % n;
-        int rc = which == 0 ? ref_dense(r, i, j, la[q], (long)i)
-                            : ref_cat(r, i, j, la[q], data_b ? lb[q] : NULL, (long)i, dtype);
-        if (rc)
-            return rc;
+        size_t i = q / n, t = q % n;
+        if (which == 0) {
+            if (ref_dense(r, i, t, la[q], (long)i))
+                return -1;
+            continue;
+        }
+        size_t j = which == 1 ? g_single[t] : bj;
+        if (t == 0)
+            m = 0;
+        int present = 0;
+        if (!json_is_null(la[q]) &&
+            ref_cat_elem(r, i, j, g_slot_of[j] + (which == 2 ? m : 0), la[q],
+                         data_b ? lb[q] : NULL, (long)i, dtype, which == 2, &present))
+            return -1;
+        if (which == 1 && !present)
+            ref_cat_absent(r, i, j);
+        m += present;
     }
-    done[which] = 1;
+    done[which < 2 ? which : 2 + (int)bj] = 1;
     return 0;
 }
 
@@ -467,8 +586,13 @@ static int ref_v2_output(const json_t *o)
 static int ref_v2_walk(const json_t *a, const json_t *b)
 {
     ref_t *r = &g_ref;
-    int done[2] = {0, 0};
+    int done[2 + NC] = {0};
     size_t bsz = 0;
+    /* A bag input not sent: every example's bag is empty. */
+    for (size_t i = 0; i < MAX_EX; i++)
+        for (size_t j = 0; j < NC; j++)
+            if (g_def->cat[j].bag_max)
+                ref_cat_absent(r, i, j);
     const char *k;
     json_t *va;
     if (!json_is_object(a))
@@ -498,7 +622,7 @@ static int ref_v2_walk(const json_t *a, const json_t *b)
             return ref_sem(r, "unknown_field", -1, NULL, 0);
         }
     }
-    if ((g_nd && !done[0]) || (g_nc && !done[1]) || !bsz)
+    if ((g_nd && !done[0]) || (g_n_single && !done[1]) || !bsz)
         return ref_sem(r, "missing_input", -1, NULL, 0);
     return 0;
 }
@@ -543,7 +667,8 @@ static const struct {
     {"bad_datatype", CTR_EINVAL},      {"bad_shape", CTR_EINVAL},
     {"unknown_output", CTR_EINVAL},    {"too_many_examples", CTR_ETOOBIG},
     {"body_too_large", CTR_ETOOBIG},   {"out_of_memory", CTR_ENOMEM},
-    {"internal_error", CTR_EINTERNAL},
+    {"internal_error", CTR_EINTERNAL}, {"bag_too_long", CTR_ERANGE},
+    {"invalid_value", CTR_EINVAL},
 };
 
 int ref_error_code(const char *name)
@@ -632,7 +757,7 @@ int ref_compare(int v2, const char *body0, size_t len, char *why, size_t whylen)
             snprintf(why, whylen, "reference accepted; decoder: %s (%.300s)", name, e.message);
             break;
         }
-        if (req.n != r->n || req.n_dense != g_nd || req.n_cat != g_nc ||
+        if (req.n != r->n || req.n_dense != g_nd || req.n_cat != g_ns ||
             req.has_request_id != r->has_rid || strcmp(req.request_id, r->rid)) {
             good = 0;
             snprintf(why, whylen, "n %zu/%zu or request_id \"%.130s\"/\"%.130s\" differ", req.n,
@@ -644,14 +769,15 @@ int ref_compare(int v2, const char *body0, size_t len, char *why, size_t whylen)
                 good = 0, snprintf(why, whylen, "dense [%zu][%zu]: %.17g/%a vs %.17g/%a",
                                    k / g_nd, k % g_nd, req.dense_raw[k], (double)req.dense[k],
                                    r->raw[k], (double)r->dense[k]);
-        for (size_t k = 0; good && k < req.n * g_nc; k++) {
-            int same = req.rows[k] == r->rows[k] && req.cat_len[k] == r->clen[k];
-            if (same && r->clen[k] != CTR_CAT_MISSING_LEN)
-                same = !memcmp(req.cat_bytes + req.cat_off[k], r->cbytes[k], r->clen[k]);
+        for (size_t k = 0; good && k < req.n * g_ns; k++) {
+            size_t rk = k / g_ns * NS + k % g_ns;
+            int same = req.rows[k] == r->rows[rk] && req.cat_len[k] == r->clen[rk];
+            if (same && r->clen[rk] != CTR_CAT_MISSING_LEN)
+                same = !memcmp(req.cat_bytes + req.cat_off[k], r->cbytes[rk], r->clen[rk]);
             if (!same)
-                good = 0, snprintf(why, whylen, "categorical [%zu][%zu]: row %u/%u len %u/%u",
-                                   k / g_nc, k % g_nc, req.rows[k], r->rows[k], req.cat_len[k],
-                                   r->clen[k]);
+                good = 0, snprintf(why, whylen, "categorical [%zu] slot %zu: row %u/%u len %u/%u",
+                                   k / g_ns, k % g_ns, req.rows[k], r->rows[rk], req.cat_len[k],
+                                   r->clen[rk]);
         }
         for (size_t i = 0; good && i < req.n; i++)
             if (req.scores[i] != 0.0f)
@@ -666,14 +792,23 @@ int ref_compare(int v2, const char *body0, size_t len, char *why, size_t whylen)
     return good;
 }
 
-const ctr_model_t *ref_open_test_model(void)
+void ref_patch_feature(const ctr_model_t *m, size_t j, uint32_t bag_max, ctr_pool_t pool,
+                       ctr_mapping_t map)
 {
-    static ctr_model_t *m;
-    if (m)
-        return m;
+    struct ctr_model *mm = (struct ctr_model *)m;
+    CTR_ASSERT(j < mm->def.n_cat && mm->def.cat == mm->cat);
+    mm->cat[j].bag_max = bag_max;
+    mm->cat[j].pool = pool;
+    mm->cat[j].mapping = map;
+}
+
+static ctr_model_t *open_model(const char *file)
+{
+    ctr_model_t *m = NULL;
     char path[512], err[256];
     const uint32_t hidden[1] = {8};
-    snprintf(path, sizeof(path), "%s/decode_ref.ctrm", test_tmpdir());
+    snprintf(path, sizeof(path), "%s/%s", test_tmpdir(), file);
+    mkdir(test_tmpdir(), 0700); /* removed after an earlier model */
     if (test_make_model(path, 7, REF_ND, REF_NC, 1000, 4, hidden, 1, CTR_ACT_SMELU, 1.0f) ||
         ctr_model_open(path, &m, err, sizeof(err))) {
         fprintf(stderr, "decode_ref: cannot make the test model\n");
@@ -682,6 +817,28 @@ const ctr_model_t *ref_open_test_model(void)
     /* The mapping outlives the name. */
     remove(path);
     rmdir(test_tmpdir());
+    return m;
+}
+
+const ctr_model_t *ref_open_test_model(void)
+{
+    static ctr_model_t *m;
+    if (!m)
+        m = open_model("decode_ref.ctrm");
+    ref_init(m);
+    return m;
+}
+
+const ctr_model_t *ref_open_bag_model(void)
+{
+    static ctr_model_t *m;
+    if (!m) {
+        m = open_model("decode_ref_bags.ctrm");
+        ref_patch_feature(m, 0, 4, CTR_POOL_SUM, CTR_MAP_HASH);
+        ref_patch_feature(m, 1, 0, CTR_POOL_SUM, CTR_MAP_MOD);
+        ref_patch_feature(m, 2, 3, CTR_POOL_MEAN, CTR_MAP_MOD);
+        ref_patch_feature(m, 25, 2, CTR_POOL_SUM, CTR_MAP_HASH);
+    }
     ref_init(m);
     return m;
 }

@@ -12,8 +12,9 @@
  *
  * It knows one schema size and one set of limits, those of the fuzz seed
  * corpora: REF_ND dense and REF_NC categorical features (the test model of
- * test_make_model(path, seed, 13, 26, ...)), ref_lim = {64 examples,
- * depth 32}. jansson cannot judge duplicate keys, NUL bytes in keys and
+ * test_make_model(path, seed, 13, 26, ...)), at most REF_NS_MAX row slots
+ * (the bag model, ref_open_bag_model: some features made bags or `mod`),
+ * ref_lim = {64 examples, depth 32}. jansson cannot judge duplicate keys, NUL bytes in keys and
  * integers beyond int64 (it refuses them while parsing); such bodies get
  * the verdicts REF_LIMITED_DUP / REF_LIMITED_INT and only the checks that
  * still make sense. Not thread-safe: one global state. */
@@ -29,6 +30,7 @@
 
 #define REF_ND 13
 #define REF_NC 26
+#define REF_NS_MAX 40
 #define REF_MAX_EX 64
 #define REF_MAX_DEPTH 32
 
@@ -46,9 +48,9 @@ typedef struct {
     char rid[CTR_REQUEST_ID_MAX + 1];
     float dense[REF_MAX_EX * REF_ND];
     double raw[REF_MAX_EX * REF_ND];
-    uint32_t rows[REF_MAX_EX * REF_NC];
-    uint8_t clen[REF_MAX_EX * REF_NC];
-    char cbytes[REF_MAX_EX * REF_NC][CTR_MAX_CAT_BYTES];
+    uint32_t rows[REF_MAX_EX * REF_NS_MAX];   /* [n][slots] */
+    uint8_t clen[REF_MAX_EX * REF_NS_MAX];
+    char cbytes[REF_MAX_EX * REF_NS_MAX][CTR_MAX_CAT_BYTES];
     /* v1 bookkeeping */
     unsigned char ex_has[REF_MAX_EX][REF_ND + REF_NC];
     unsigned char ctx_has[REF_ND + REF_NC];
@@ -64,7 +66,7 @@ extern ref_stats_t ref_stats;
 extern const ctr_decode_limits_t ref_lim;
 
 /* m (borrowed, must outlive every later call) has REF_ND dense and REF_NC
- * categorical features; aborts otherwise. */
+ * categorical features and at most REF_NS_MAX slots; aborts otherwise. */
 void ref_init(const ctr_model_t *m);
 
 /* The model the seed corpora assume (test_make_model seed 7, 13 dense and
@@ -72,6 +74,18 @@ void ref_init(const ctr_model_t *m);
  * directory, opened, its file removed; ref_init() is called on it. Owned
  * by decode_ref.c for the life of the process. Aborts on failure. */
 const ctr_model_t *ref_open_test_model(void);
+
+/* Another copy of that model with, in memory (the file format of bags is
+ * not this file's business): C1 a bag of at most 4 (hash, sum), C2 `mod`,
+ * C3 a `mod` bag of at most 3 (mean), C26 a bag of at most 2. 32 slots.
+ * ref_init() is called on it, so it becomes the reference's model. */
+const ctr_model_t *ref_open_bag_model(void);
+
+/* Makes categorical feature j of m (a model opened by ctr_model_open) a
+ * bag of at most bag_max values (0: single-valued) with mapping map, in
+ * memory: for tests of the decoders and encoders. */
+void ref_patch_feature(const ctr_model_t *m, size_t j, uint32_t bag_max, ctr_pool_t pool,
+                       ctr_mapping_t map);
 
 /* The CTR_E* code docs/DECODER.md gives the decoder error called name
  * (0 for a name it does not list). */
