@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../server/buf.h"
 #include "../server/respond.h"
 #include "ctr/common.h"
 #include "ctr/features.h"
@@ -841,4 +842,168 @@ const ctr_model_t *ref_open_bag_model(void)
     }
     ref_init(m);
     return m;
+}
+
+/* ---- binary tensor data: a request is its JSON form ---------------------- */
+
+static void json_bytes(ctr__buf_t *b, const char *s, size_t n)
+{
+    ctr__buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            ctr__buf_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            ctr__buf_printf(b, "\\u%04x", c);
+        else
+            ctr__buf_putc(b, (char)c);
+    }
+    ctr__buf_putc(b, '"');
+}
+
+/* Slot k of example i as a BYTES element: its raw text, or null. */
+static void json_slot(ctr__buf_t *b, const ctr_request_t *r, size_t i, size_t k)
+{
+    size_t at = i * r->n_cat + k;
+    if (r->cat_len[at] == CTR_CAT_MISSING_LEN)
+        ctr__buf_puts(b, "null");
+    else
+        json_bytes(b, r->cat_bytes + r->cat_off[at], r->cat_len[at]);
+}
+
+/* The JSON form of a decoded request: "dense", "sparse" (the
+ * single-valued features) and one input per bag, [n, bag_max], its empty
+ * slots null. */
+static void to_json(ctr__buf_t *b, const ctr_model_def_t *def, const ctr_request_t *r)
+{
+    size_t n_single = 0;
+    for (size_t j = 0; j < def->n_cat; j++)
+        n_single += !def->cat[j].bag_max;
+    ctr__buf_puts(b, "{");
+    if (r->has_request_id) {
+        ctr__buf_puts(b, "\"id\":");
+        json_bytes(b, r->request_id, strlen(r->request_id));
+        ctr__buf_puts(b, ",");
+    }
+    ctr__buf_printf(b, "\"inputs\":[{\"name\":\"dense\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu],"
+                       "\"data\":[",
+                    r->n, r->n_dense);
+    for (size_t k = 0; k < r->n * r->n_dense; k++) {
+        if (k)
+            ctr__buf_putc(b, ',');
+        if (isnan(r->dense_raw[k]))
+            ctr__buf_puts(b, "null");
+        else
+            ctr__buf_printf(b, "%.17g", r->dense_raw[k]);
+    }
+    ctr__buf_printf(b, "]},{\"name\":\"sparse\",\"datatype\":\"BYTES\",\"shape\":[%zu,%zu],\"data\":[",
+                    r->n, n_single);
+    int first = 1;
+    for (size_t i = 0; i < r->n; i++)
+        for (size_t j = 0, k = 0; j < def->n_cat; k += def->cat[j].bag_max ? def->cat[j].bag_max : 1, j++) {
+            if (def->cat[j].bag_max)
+                continue;
+            if (!first)
+                ctr__buf_putc(b, ',');
+            first = 0;
+            json_slot(b, r, i, k);
+        }
+    ctr__buf_puts(b, "]}");
+    for (size_t j = 0, k = 0; j < def->n_cat; k += def->cat[j].bag_max ? def->cat[j].bag_max : 1, j++) {
+        const ctr_cat_def_t *c = &def->cat[j];
+        if (!c->bag_max)
+            continue;
+        ctr__buf_puts(b, ",{\"name\":");
+        json_bytes(b, c->name, strlen(c->name));
+        ctr__buf_printf(b, ",\"datatype\":\"BYTES\",\"shape\":[%zu,%u],\"data\":[", r->n, c->bag_max);
+        for (size_t i = 0; i < r->n; i++)
+            for (size_t t = 0; t < c->bag_max; t++) {
+                if (i || t)
+                    ctr__buf_putc(b, ',');
+                json_slot(b, r, i, k + t);
+            }
+        ctr__buf_puts(b, "]}");
+    }
+    ctr__buf_printf(b, "],\"outputs\":[{\"name\":\"score\",\"parameters\":{\"binary_data\":%s}}]}",
+                    r->binary_output ? "true" : "false");
+}
+
+int ref_same_request(const ctr_request_t *a, const ctr_request_t *b)
+{
+    size_t nd = a->n * a->n_dense, nc = a->n * a->n_cat;
+    if (a->n != b->n || a->n_dense != b->n_dense || a->n_cat != b->n_cat ||
+        a->has_request_id != b->has_request_id || strcmp(a->request_id, b->request_id) ||
+        a->binary_output != b->binary_output)
+        return 0;
+    if (memcmp(a->dense, b->dense, nd * sizeof(float)) || memcmp(a->rows, b->rows, nc * sizeof(uint32_t)) ||
+        memcmp(a->cat_len, b->cat_len, nc))
+        return 0;
+    for (size_t k = 0; k < nd; k++) {
+        double x = a->dense_raw[k], y = b->dense_raw[k];
+        if (isnan(x) ? !isnan(y) : memcmp(&x, &y, sizeof x))
+            return 0;
+    }
+    for (size_t k = 0; k < nc; k++)
+        if (a->cat_len[k] != CTR_CAT_MISSING_LEN &&
+            memcmp(a->cat_bytes + a->cat_off[k], b->cat_bytes + b->cat_off[k], a->cat_len[k]))
+            return 0;
+    return 1;
+}
+
+int ref_binary_check(const ctr_model_t *m, const uint8_t *data, size_t size, char *why,
+                     size_t whylen)
+{
+    if (size < 2)
+        return 1;
+    size_t hl = (size_t)data[0] | (size_t)data[1] << 8;
+    size_t len = size - 2;
+    /* An exact-size copy: ASan sees any read past the body. */
+    char *body = malloc(len ? len : 1);
+    if (!body)
+        return 1;
+    memcpy(body, data + 2, len);
+    ctr_request_t req;
+    ctr_decode_error_t e;
+    int rc = ctr__decode_v2_binary(m, body, len, hl, &ref_lim, &req, &e);
+    free(body);
+    if (rc) {
+        int st = ctr__http_status(rc, CTR__SUBJECT_REQUEST);
+        if (!e.name || !e.message[0])
+            return snprintf(why, whylen, "a rejection without a name or message"), 0;
+        if (st != 400 && st != 413)
+            return snprintf(why, whylen, "a rejection that is not the client's fault: status %d, "
+                                         "%s: %.300s", st, e.name, e.message), 0;
+        return 1;
+    }
+    int good = 1;
+    if (req.n == 0 || req.n > ref_lim.max_examples)
+        good = 0, snprintf(why, whylen, "accepted with a bad example count");
+    for (size_t k = 0; good && k < req.n * req.n_cat; k++)
+        if (req.cat_len[k] != CTR_CAT_MISSING_LEN && req.cat_len[k] > CTR_MAX_CAT_BYTES)
+            good = 0, snprintf(why, whylen, "a categorical value over the limit");
+    ctr__buf_t b;
+    if (!good || ctr__buf_init(&b, 4096)) {
+        ctr__request_release(&req);
+        return good;
+    }
+    to_json(&b, ctr_model_def(m), &req);
+    if (!b.failed) {
+        ctr_request_t jr;
+        ctr_decode_error_t je;
+        rc = ctr__decode_v2(m, b.p, b.len, &ref_lim, &jr, &je);
+        if (rc) {
+            good = 0;
+            snprintf(why, whylen, "the JSON form of an accepted binary request is rejected: %s: "
+                                  "%.200s; JSON form: %.200s",
+                     je.name, je.message, b.p);
+        } else {
+            if (!ref_same_request(&req, &jr))
+                good = 0, snprintf(why, whylen, "the JSON form decodes to a different request: "
+                                                "%.300s", b.p);
+            ctr__request_release(&jr);
+        }
+    }
+    ctr__request_release(&req);
+    ctr__buf_free(&b);
+    return good;
 }

@@ -99,4 +99,17 @@ void ref_run(int v2, const char *body, size_t len);
  * why otherwise. */
 int ref_compare(int v2, const char *body, size_t len, char *why, size_t whylen);
 
+/* Two decoded requests are the same, bit for bit: counts, id, binary
+ * output, encoded and raw values, rows, categorical bytes. */
+int ref_same_request(const ctr_request_t *a, const ctr_request_t *b);
+
+/* The binary tensor data checks (tests/fuzz/fuzz_decode_v2_binary.c):
+ * data is a 2-byte little-endian Inference-Header-Content-Length then the
+ * body, decoded with m. A rejection must have a name, a message and a
+ * client status; an accepted request must be accepted again in its JSON
+ * form (to_json: dense, sparse, one BYTES input per bag) and decode to
+ * the same request. 1 when all holds, else 0 with why. */
+int ref_binary_check(const ctr_model_t *m, const uint8_t *data, size_t size, char *why,
+                     size_t whylen);
+
 #endif
