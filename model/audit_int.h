@@ -37,7 +37,7 @@
  *     3   u8     request id length L
  *     4   u32    examples N (>= 1)
  *     8   u16    dense features D
- *     10  u16    categorical features C
+ *     10  u16    categorical columns C (one per row slot: ctr_model_slots)
  *     12  u32    reserved, 0
  *     16  u64    seq (writer's record number, from 1 per server run)
  *     24  u64    time the request arrived, ns (CLOCK_REALTIME)
@@ -57,7 +57,9 @@
  *     0x81        f64 bits follow (8 bytes); never NaN
  *     0x82        zigzag LEB128 integer v follows, |v| <= 2^53, not 0..127
  * An integer form is used only when it converts back to the same double
- * bits (so never for -0.0). A categorical value is one tag byte:
+ * bits (so never for -0.0). A categorical value (the raw text its
+ * feature's mapping reads: an integer as decimal for `hash`, as lowercase
+ * hex for `mod`) is one tag byte:
  *     0x00..0x7f  that many raw bytes follow (0..127)
  *     0x81..0xbf  lowercase hex text of 2k characters, k = tag & 0x3f:
  *                 k bytes follow, each two digits, high nibble first

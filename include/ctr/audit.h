@@ -65,7 +65,9 @@ int ctr_audit_segment_decode(const void *buf, size_t len, ctr_audit_segment_t *h
 /* What the writer logs for one scored request. Raw values follow
  * server/decode.h: dense as parsed (NaN = missing), categorical bytes at
  * cat_bytes + cat_off[k], cat_len[k] bytes, cat_len == CTR_AUDIT_CAT_MISSING
- * when missing (k = i * n_cat + j). */
+ * when missing (k = i * n_cat + j). n_cat counts categorical columns, one
+ * per row slot of the model (ctr_model_slots: a bag of at most B values
+ * has B columns, its unused ones missing); docs/AUDIT_LOG.md "Bags". */
 typedef struct {
     uint64_t seq;                 /* writer's record number (1, 2, ...) */
     uint64_t t_received_ns;       /* CLOCK_REALTIME: request arrived */
@@ -77,7 +79,7 @@ typedef struct {
     int client_request_id;        /* the id came from the client */
     const char *request_id;
     size_t request_id_len;        /* <= CTR_AUDIT_REQUEST_ID_MAX */
-    size_t n, n_dense, n_cat;     /* n >= 1; n_dense, n_cat <= 65535 */
+    size_t n, n_dense, n_cat;     /* n >= 1; n_dense, n_cat (columns) <= 65535 */
     const double *dense_raw;
     const uint32_t *cat_off;
     const uint8_t *cat_len;
@@ -121,8 +123,9 @@ typedef struct {
 
 /* Example i's dense feature j as logged: NaN when missing. */
 double ctr_audit_record_dense(const ctr_audit_record_t *r, size_t i, size_t j);
-/* Example i's categorical feature j: returns 1 and sets *bytes and *len when
- * present, 0 when missing. */
+/* Example i's categorical column j (a row slot: feature f's columns start
+ * at ctr_model_slot_of(def, f)): returns 1 and sets *bytes and *len when
+ * present, 0 when missing or an empty bag slot. */
 int ctr_audit_record_cat(const ctr_audit_record_t *r, size_t i, size_t j,
                          const char **bytes, size_t *len);
 

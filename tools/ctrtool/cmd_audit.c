@@ -238,15 +238,17 @@ typedef struct {
 } dump_ctx_t;
 
 /* --requests: the record as a /v1/score body, one line, with the arrival
- * time as "t_ns" (ctrload --replay reads this). Missing values are left
- * out, which the server reads as missing. */
+ * time as "t_ns" (ctrload --replay reads this). Missing values and empty
+ * bags are left out, which the server reads as missing; a bag is an array
+ * of its values in slot order. */
 static void dump_request(const ctr_model_def_t *def, const ctr_audit_record_t *rec)
 {
     FILE *f = stdout;
-    if (rec->n_dense != def->n_dense || rec->n_cat != def->n_cat) {
-        fprintf(stderr, "ctrtool audit dump: record %s has %zu dense and %zu categorical features, the "
+    size_t slots = ctr_model_slots(def);
+    if (rec->n_dense != def->n_dense || rec->n_cat != slots) {
+        fprintf(stderr, "ctrtool audit dump: record %s has %zu dense and %zu categorical columns, the "
                         "model %zu and %zu: skipped\n", rec->request_id, rec->n_dense, rec->n_cat,
-                def->n_dense, def->n_cat);
+                def->n_dense, slots);
         return;
     }
     fprintf(f, "{\"t_ns\":%" PRIu64 ",\"request_id\":", rec->t_received_ns);
@@ -265,16 +267,25 @@ static void dump_request(const ctr_model_def_t *def, const ctr_audit_record_t *r
             fputc(':', f);
             json_double(f, v);
         }
-        for (size_t j = 0; j < def->n_cat; j++) {
+        for (size_t j = 0, k = 0; j < def->n_cat; k += ctr_features_width(&def->cat[j]), j++) {
+            const ctr_cat_def_t *c = &def->cat[j];
             const char *b;
-            size_t l;
-            if (!ctr_audit_record_cat(rec, i, j, &b, &l))
-                continue;
-            fputs(first ? "" : ",", f);
-            first = 0;
-            json_str(f, def->cat[j].name, strlen(def->cat[j].name));
-            fputc(':', f);
-            json_str(f, b, l);
+            size_t l, m = 0;
+            for (size_t t = 0; t < ctr_features_width(c); t++) {
+                if (!ctr_audit_record_cat(rec, i, k + t, &b, &l))
+                    continue;
+                if (m++ == 0) {
+                    fputs(first ? "" : ",", f);
+                    first = 0;
+                    json_str(f, c->name, strlen(c->name));
+                    fputs(c->bag_max ? ":[" : ":", f);
+                } else {
+                    fputc(',', f);
+                }
+                json_str(f, b, l);
+            }
+            if (m && c->bag_max)
+                fputc(']', f);
         }
         fputc('}', f);
     }
@@ -499,11 +510,28 @@ static void unload_model(model_slot_t *s)
     ctr_model_close(s->m);
 }
 
-/* Scores rec's logged inputs with def into rs->scores. 0, or CTR_E*. */
+/* The row of logged column k, feature c's slot: its value through the
+ * mapping, else row 0 (single-valued, missing) or an empty bag slot, as
+ * the server encoded it (features.h). CTR_EFORMAT for a value the mapping
+ * refuses (the server never logs one). */
+static int column_row(const ctr_cat_def_t *c, const ctr_audit_record_t *rec, size_t i, size_t k,
+                      uint32_t *row)
+{
+    const char *b;
+    size_t l;
+    if (!ctr_audit_record_cat(rec, i, k, &b, &l)) {
+        *row = c->bag_max ? CTR_EMPTY_SLOT : CTR_MISSING_ROW;
+        return 0;
+    }
+    return ctr_features_map(c, b, l, row) ? CTR_EFORMAT : 0;
+}
+
+/* Scores rec's logged inputs with def into rs->scores. A record has one
+ * categorical column per row slot (docs/AUDIT_LOG.md). 0, or CTR_E*. */
 static int rescore(rescore_t *rs, const ctr_model_def_t *def, ctr_scratch_t *scratch,
                    const ctr_audit_record_t *rec)
 {
-    size_t n = rec->n, nd = def->n_dense, nc = def->n_cat;
+    size_t n = rec->n, nd = def->n_dense, nc = ctr_model_slots(def);
     if (rec->n_dense != nd || rec->n_cat != nc)
         return CTR_EFORMAT;
     if (n > rs->cap) {
@@ -527,12 +555,11 @@ static int rescore(rescore_t *rs, const ctr_model_def_t *def, ctr_scratch_t *scr
             rs->dense[i * nd + j] = isnan(v) ? ctr_features_dense_missing(&def->dense[j])
                                              : ctr_features_dense(&def->dense[j], v);
         }
-        for (size_t j = 0; j < nc; j++) {
-            const char *b;
-            size_t l;
-            rs->rows[i * nc + j] = ctr_audit_record_cat(rec, i, j, &b, &l)
-                                       ? ctr_features_cat_row(&def->cat[j], b, l)
-                                       : CTR_MISSING_ROW;
+        for (size_t j = 0, k = 0; j < def->n_cat; j++) {
+            const ctr_cat_def_t *c = &def->cat[j];
+            for (size_t t = 0; t < ctr_features_width(c); t++, k++)
+                if (column_row(c, rec, i, k, &rs->rows[i * nc + k]))
+                    return CTR_EFORMAT;
         }
     }
     return ctr_forward(def, rs->kernel, n, rs->dense, rs->rows, rs->scores, NULL, scratch);
@@ -723,7 +750,7 @@ typedef struct {
 static void pd_record(walker_t *w, const char *path, const ctr_audit_record_t *rec)
 {
     pd_ctx_t *p = w->ctx;
-    if (rec->n_dense != p->cand.def->n_dense || rec->n_cat != p->cand.def->n_cat) {
+    if (rec->n_dense != p->cand.def->n_dense || rec->n_cat != ctr_model_slots(p->cand.def)) {
         p->skipped++;
         return;
     }
