@@ -692,15 +692,36 @@ int ctr_data_next(ctr_data_reader_t *r, const ctr_data_row_t **row, char *err, s
 
 /* ---- encoding ---- */
 
-void ctr_data_encode_row(const ctr_model_def_t *def, const ctr_data_row_t *row,
-                         float *dense, uint32_t *rows)
+/* Categorical column j's value (or none) into its feature's slots. */
+static int encode_cat(const ctr_cat_def_t *c, const char *v, size_t len, uint32_t *slots)
+{
+    size_t m = v != NULL;
+    return ctr_features_encode_values(c, &v, &len, m, slots, NULL);
+}
+
+static int bad_value(char *err, size_t errlen, uint64_t line, const ctr_cat_def_t *c,
+                     const char *v, size_t len)
+{
+    char shown[64];
+    return ctr_error(err, errlen, CTR_EFORMAT,
+                     "line %llu: %s: '%s' is not a value of this feature (mapping mod: 1 to %d hex "
+                     "digits)",
+                     (unsigned long long)line, c->name, show(v, len, shown, sizeof(shown)),
+                     CTR_MOD_HEX_MAX);
+}
+
+int ctr_data_encode_row(const ctr_model_def_t *def, const ctr_data_row_t *row,
+                        float *dense, uint32_t *rows, char *err, size_t errlen)
 {
     for (size_t k = 0; k < def->n_dense; k++)
         dense[k] = isnan(row->dense[k]) ? ctr_features_dense_missing(&def->dense[k])
                                         : ctr_features_dense(&def->dense[k], row->dense[k]);
-    for (size_t j = 0; j < def->n_cat; j++)
-        rows[j] = row->cat[j] ? ctr_features_cat_row(&def->cat[j], row->cat[j], row->cat_len[j])
-                              : CTR_MISSING_ROW;
+    for (size_t j = 0, s = 0; j < def->n_cat; s += ctr_features_width(&def->cat[j]), j++)
+        if (encode_cat(&def->cat[j], row->cat[j], row->cat_len[j], rows + s)) {
+            bad_value(err, errlen, row->line, &def->cat[j], row->cat[j], row->cat_len[j]);
+            return CTR_EINVAL;
+        }
+    return 0;
 }
 
 void ctr_dataset_free(ctr_dataset_t *ds)
@@ -753,9 +774,12 @@ int ctr_dataset_load(const char *path, const ctr_data_opts_t *o,
     int rc = ctr_data_open(path, o, &r, err, errlen);
     if (rc)
         return rc;
-    size_t nd = r->n_dense, nc = r->n_cat, cap = 0;
+    size_t nd = r->n_dense, nc = r->n_cat, cap = 0, ns = 0;
+    for (size_t j = 0; j < nc; j++)
+        ns += ctr_features_width(&cats[j]);
     ds->n_dense = nd;
     ds->n_cat = nc;
+    ds->slots = ns;
     char msg[512];
     for (;;) {
         const ctr_data_row_t *row;
@@ -776,7 +800,7 @@ int ctr_dataset_load(const char *path, const ctr_data_opts_t *o,
         }
         if (ds->n == cap) {
             cap = cap ? cap * 2 : 4096;
-            if ((rc = grow((void **)&ds->rows, cap * nc, sizeof(uint32_t))) ||
+            if ((rc = grow((void **)&ds->rows, cap * ns, sizeof(uint32_t))) ||
                 (rc = grow((void **)&ds->labels, cap, 1)) ||
                 (dense && (rc = grow((void **)&ds->dense, cap * nd, sizeof(float)))) ||
                 (!dense && (rc = grow((void **)&ds->raw_dense, cap * nd, sizeof(double))))) {
@@ -784,7 +808,26 @@ int ctr_dataset_load(const char *path, const ctr_data_opts_t *o,
                 goto fail;
             }
         }
-        size_t i = ds->n++;
+        /* The categorical slots first: a value the mapping refuses makes
+         * the row bad before anything of it is kept. */
+        size_t i = ds->n, bad = nc;
+        for (size_t j = 0, s = 0; j < nc && bad == nc; s += ctr_features_width(&cats[j]), j++)
+            if (encode_cat(&cats[j], row->cat[j], row->cat_len[j], ds->rows + i * ns + s))
+                bad = j;
+        if (bad < nc) {
+            rc = bad_value(msg, sizeof msg, row->line, &cats[bad], row->cat[bad], row->cat_len[bad]);
+            if (!skip_bad) {
+                ctr_error(err, errlen, rc, "%s: %s", path, msg);
+                goto fail;
+            }
+            if (log && ds->bad_rows < MAX_SHOWN_BAD)
+                fprintf(log, "skipped: %s: %s\n", path, msg);
+            else if (log && ds->bad_rows == MAX_SHOWN_BAD)
+                fprintf(log, "skipped: ... (further bad rows are counted, not shown)\n");
+            ds->bad_rows++;
+            continue;
+        }
+        ds->n++;
         for (size_t k = 0; k < nd; k++) {
             double v = row->dense[k];
             if (dense)
@@ -793,10 +836,6 @@ int ctr_dataset_load(const char *path, const ctr_data_opts_t *o,
             else
                 ds->raw_dense[i * nd + k] = v;
         }
-        for (size_t j = 0; j < nc; j++)
-            ds->rows[i * nc + j] = row->cat[j]
-                                       ? ctr_features_cat_row(&cats[j], row->cat[j], row->cat_len[j])
-                                       : CTR_MISSING_ROW;
         ds->labels[i] = row->label < 0 ? CTR_DATASET_NO_LABEL : (uint8_t)row->label;
     }
     if (log && ds->bad_rows)

@@ -47,7 +47,8 @@ int ctr__score_pool(const ctr_model_def_t *def, const ctr_kernel_t *k, size_t n,
                     ctr__pool_t *pool)
 {
     unsigned nt = ctr__pool_size(pool);
-    score_ctx_t c = {def, k, n, def->n_dense, def->n_cat, dense, rows, scores, NULL, 0, 0};
+    /* rows is [n][slots] (features.h): a bag has bag_max slots. */
+    score_ctx_t c = {def, k, n, def->n_dense, ctr_model_slots(def), dense, rows, scores, NULL, 0, 0};
     if (!(c.scratch = calloc(nt, sizeof(*c.scratch))))
         return CTR_ENOMEM;
     for (unsigned t = 0; t < nt; t++)

@@ -96,12 +96,17 @@ void ctr_data_opts_for_model(ctr_data_opts_t *opts, const ctr_model_def_t *def,
 /* Rows held in memory, encoded with a model schema (features.h), the same
  * way the server encodes a request:
  *   dense[i * n_dense + k]  float input of dense feature k
- *   rows[i * n_cat + j]     embedding row of categorical feature j
+ *   rows[i * slots + s]     row slot s (features.h: categorical feature j's
+ *                           slots start at ctr_model_slot_of; slots ==
+ *                           n_cat without bags)
  *   labels[i]               0, 1, or 255 when the row has no label.
+ * A data file has one value per categorical column: a bag feature's value
+ * is a bag of one (its other slots empty), an empty field an empty bag.
  * raw_dense (double, NaN = missing) is kept only when asked for, so a
  * trainer can compute standardisation statistics before encoding. */
 typedef struct {
     size_t n, n_dense, n_cat;
+    size_t slots;          /* row slots per example: the stride of rows */
     float *dense;
     uint32_t *rows;
     uint8_t *labels;
@@ -112,7 +117,9 @@ typedef struct {
 #define CTR_DATASET_NO_LABEL 255
 
 /* Loads every row of path. cats (n_cat = opts->n_cat entries) gives the
- * hashing of each categorical column; dense (opts->n_dense entries) the
+ * mapping (and bag width) of each categorical column; a value the mapping
+ * refuses (`mod` and not hex) makes the row bad. dense (opts->n_dense
+ * entries) the
  * transforms, or NULL to keep raw_dense only (encode later with
  * ctr_dataset_encode_dense). With skip_bad, bad rows are reported on log
  * (if non-NULL, the first few in full) and counted; without it the first
@@ -128,9 +135,11 @@ int ctr_dataset_encode_dense(ctr_dataset_t *ds, const ctr_dense_def_t *dense);
 void ctr_dataset_free(ctr_dataset_t *ds);
 
 /* Encodes one parsed row (columns in model order) into the model's inputs:
- * dense[n_dense] floats and rows[n_cat] table rows. */
-void ctr_data_encode_row(const ctr_model_def_t *def, const ctr_data_row_t *row,
-                         float *dense, uint32_t *rows);
+ * dense[n_dense] floats and rows[ctr_model_slots(def)] row slots. 0, or
+ * CTR_EINVAL when a value is one its feature's mapping refuses (`mod`:
+ * not 1..16 hex digits), with err naming the column. */
+int ctr_data_encode_row(const ctr_model_def_t *def, const ctr_data_row_t *row,
+                        float *dense, uint32_t *rows, char *err, size_t errlen);
 
 /* ---- synthetic data (model/gendata.c) ----
  *

@@ -22,7 +22,8 @@ int ctr_dataset_load_for_model(const char *path, const ctr_data_opts_t *fmt,
                                const ctr_model_def_t *def, int skip_bad, FILE *log,
                                ctr_dataset_t *ds, char *err, size_t errlen);
 
-/* Scores n encoded examples (dense[n][n_dense], rows[n][n_cat]) into
+/* Scores n encoded examples (dense[n][n_dense], rows[n][slots], slots =
+ * ctr_model_slots(def), what ctr_dataset_load_for_model gives) into
  * scores[n] with ctr_forward on `threads` threads (0 = online CPUs, at
  * most 16); the scores do not depend on the thread count. Returns 0 or a
  * CTR_E* code. */

@@ -344,7 +344,8 @@ int ctr__cmd_score(int argc, char **argv)
     char label_buf[256], err[512];
     const char **names = calloc(def->n_dense + def->n_cat + 1, sizeof(char *));
     float *dense = malloc((def->n_dense + 1) * SCORE_CHUNK * sizeof(float));
-    uint32_t *rows = malloc((def->n_cat + 1) * SCORE_CHUNK * sizeof(uint32_t));
+    size_t slots = ctr_model_slots(def); /* row slots per example (features.h) */
+    uint32_t *rows = malloc((slots + 1) * SCORE_CHUNK * sizeof(uint32_t));
     float *sc = malloc(SCORE_CHUNK * sizeof(float));
     uint8_t *bad = malloc(SCORE_CHUNK);
     ctr_scratch_t *scr = NULL;
@@ -391,8 +392,21 @@ int ctr__cmd_score(int argc, char **argv)
                 fprintf(stderr, "ctrtool score: %s\n", err);
                 goto out;
             }
-            /* Good rows are packed; bad[] keeps the output order. */
-            ctr_data_encode_row(def, row, dense + good * def->n_dense, rows + good * def->n_cat);
+            /* Good rows are packed; bad[] keeps the output order. A value
+             * the feature's mapping refuses (`mod`, not hex) makes a bad
+             * row too. */
+            if (ctr_data_encode_row(def, row, dense + good * def->n_dense, rows + good * slots,
+                                    err, sizeof(err))) {
+                if (!a.f.skip_bad) {
+                    fprintf(stderr, "ctrtool score: %s: %s\n", a.data, err);
+                    goto out;
+                }
+                if (n_bad < 10)
+                    fprintf(stderr, "skipped: %s: %s\n", a.data, err);
+                n_bad++;
+                bad[n++] = 1;
+                continue;
+            }
             good++;
             bad[n++] = 0;
         }
