@@ -91,13 +91,72 @@ static char *iso_time(uint64_t real_ns, char *buf, size_t cap)
     return buf;
 }
 
+static json_t *layer_list(const ctr_mlp_def_t *mlp)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < mlp->n; i++)
+        json_array_append_new(a, json_pack("{s:I, s:I}", "in", (json_int_t)mlp->layers[i].in,
+                                           "out", (json_int_t)mlp->layers[i].out));
+    return a;
+}
+
+static const char *mapping_name(ctr_mapping_t m)
+{
+    return m == CTR_MAP_MOD ? "mod" : "hash";
+}
+
+static const char *pool_name(ctr_pool_t p)
+{
+    return p == CTR_POOL_MEAN ? "mean" : "sum";
+}
+
+/* What sits between the embeddings and the top MLP (docs/MODEL_FORMAT.md):
+ * null for an MLP. */
+static json_t *interaction(const ctr_model_def_t *d)
+{
+    switch (d->arch) {
+    case CTR_ARCH_DOT:
+        return json_pack("{s:s, s:b}", "order", d->dot_order == CTR_DOT_UPPER ? "upper" : "lower",
+                         "self", d->dot_self);
+    case CTR_ARCH_DCNV2: {
+        json_t *cross = json_array();
+        for (size_t l = 0; cross && l < d->dcn.n_cross; l++)
+            json_array_append_new(cross, json_pack("{s:I, s:I}", "dim",
+                                                   (json_int_t)d->dcn.cross[l].dim, "rank",
+                                                   (json_int_t)d->dcn.cross[l].rank));
+        return json_pack("{s:s, s:o, s:o}", "structure",
+                         d->dcn.structure == CTR_DCN_PARALLEL ? "parallel" : "stacked", "cross",
+                         cross, "deep", layer_list(&d->dcn.deep));
+    }
+    case CTR_ARCH_WUKONG: {
+        json_t *layers = json_array();
+        for (size_t l = 0; layers && l < d->wukong.n_layers; l++) {
+            const ctr_wukong_layer_def_t *w = &d->wukong.layers[l];
+            json_array_append_new(layers, json_pack("{s:I, s:I, s:I, s:I, s:b, s:o}", "n_in",
+                                                    (json_int_t)w->n_in, "n_f", (json_int_t)w->n_f,
+                                                    "n_l", (json_int_t)w->n_l, "k",
+                                                    (json_int_t)w->k, "residual", w->res != NULL,
+                                                    "fmb", layer_list(&w->fmb)));
+        }
+        return json_pack("{s:f, s:s, s:b, s:o}", "ln_eps", (double)d->ln_eps, "fmb_ln",
+                         d->wukong.fmb_ln == CTR_FMB_LN_FLAT ? "flat" : "none", "fmb_out_act",
+                         d->wukong.fmb_out_act, "layers", layers);
+    }
+    case CTR_ARCH_MLP:
+    default:
+        return json_null();
+    }
+}
+
 /* The /v1/models entry and the KServe v2 model metadata body. */
 static int gen_describe(ctr__gen_t *g, const ctr_kernel_t *k, char *err, size_t errlen)
 {
     const ctr_model_def_t *d = g->def;
     char when[32];
     json_t *dense = json_array(), *cat = json_array(), *layers = json_array();
-    json_t *dnames = json_array(), *cnames = json_array();
+    json_t *dnames = json_array(), *cnames = json_array(), *bags = json_array();
+    json_t *mods = json_array();
+    size_t n_single = 0;
     for (size_t i = 0; i < d->n_dense; i++) {
         json_t *o = json_pack("{s:s, s:s}", "name", d->dense[i].name, "transform",
                               ctr_transform_name(d->dense[i].transform));
@@ -109,35 +168,66 @@ static int gen_describe(ctr__gen_t *g, const ctr_kernel_t *k, char *err, size_t 
         json_array_append_new(dnames, json_string(d->dense[i].name));
     }
     for (size_t i = 0; i < d->n_cat; i++) {
-        json_array_append_new(cat, json_pack("{s:s, s:I, s:I, s:o}", "name", d->cat[i].name,
-                                             "buckets", (json_int_t)d->cat[i].buckets,
-                                             "dim", (json_int_t)d->cat[i].dim, "seed", u64(d->cat[i].seed)));
-        json_array_append_new(cnames, json_string(d->cat[i].name));
+        const ctr_cat_def_t *c = &d->cat[i];
+        json_t *o = json_pack("{s:s, s:I, s:I, s:o, s:s, s:I}", "name", c->name, "buckets",
+                              (json_int_t)c->buckets, "dim", (json_int_t)c->dim, "seed",
+                              u64(c->seed), "mapping", mapping_name(c->mapping), "slot",
+                              (json_int_t)ctr_model_slot_of(d, i));
+        if (o && c->bag_max)
+            json_object_set_new(o, "bag", json_pack("{s:I, s:s}", "max", (json_int_t)c->bag_max,
+                                                    "pool", pool_name(c->pool)));
+        if (o && c->shares)
+            json_object_set_new(o, "shares", json_string(d->cat[c->shares - 1].name));
+        json_array_append_new(cat, o);
+        if (c->bag_max)
+            json_array_append_new(bags, json_pack("{s:s, s:I, s:s, s:s}", "name", c->name, "max",
+                                                  (json_int_t)c->bag_max, "pool",
+                                                  pool_name(c->pool), "mapping",
+                                                  mapping_name(c->mapping)));
+        else
+            json_array_append_new(cnames, json_string(c->name)), n_single++;
+        if (c->mapping == CTR_MAP_MOD)
+            json_array_append_new(mods, json_string(c->name));
     }
     for (size_t i = 0; i < d->n_layers; i++)
         json_array_append_new(layers, json_pack("{s:I, s:I, s:s}", "in", (json_int_t)d->layers[i].in,
                                                 "out", (json_int_t)d->layers[i].out, "activation",
                                                 i + 1 < d->n_layers ? ctr_activation_name(d->activation) : "sigmoid"));
     json_t *info = json_pack(
-        "{s:s, s:s, s:I, s:s, s:s, s:o, s:{s:s, s:b}, s:{s:o, s:o}, s:o, s:s, s:f, s:I, s:o}",
+        "{s:s, s:s, s:I, s:s, s:s, s:o, s:{s:s, s:b}, s:{s:o, s:o}, s:o, s:s, s:f, s:I, s:o,"
+        " s:s, s:I, s:o, s:o}",
         "name", d->name, "digest", g->digest, "generation", (json_int_t)g->id,
         "path", ctr_model_path(g->model), "loaded_at", iso_time(g->loaded_real_ns, when, sizeof when),
         "file_bytes", u64(ctr_model_file_size(g->model)),
         "kernel", "name", k->name, "bit_exact", k->bit_exact,
         "schema", "dense", dense, "categorical", cat,
         "layers", layers, "activation", ctr_activation_name(d->activation), "beta", (double)d->beta,
-        "input_dim", (json_int_t)ctr_model_input_dim(d), "provenance", provenance(d));
+        "input_dim", (json_int_t)ctr_model_input_dim(d), "provenance", provenance(d),
+        "arch", ctr_arch_name(d->arch), "slots", (json_int_t)ctr_model_slots(d),
+        "bottom", layer_list(&d->bottom), "interaction", interaction(d));
     char short_version[CTR__VERSION_SHORT_HEX + 1];
     snprintf(short_version, sizeof short_version, "%s", g->digest + strlen("sha256:"));
+    /* Inputs: dense, sparse (the single-valued categorical features, in
+     * schema order), then one per bag feature, [B, L] with L <= its max
+     * (docs/DECODER.md "v2"). */
     json_t *v2 = json_pack(
         "{s:s, s:[s,s], s:s, s:[{s:s, s:s, s:[i,I]}, {s:s, s:s, s:[i,I]}], s:[{s:s, s:s, s:[i,i]}],"
-        " s:{s:o, s:o, s:s, s:s, s:b}}",
+        " s:{s:o, s:o, s:s, s:s, s:b, s:s, s:o, s:o}}",
         "name", d->name, "versions", g->digest, short_version, "platform", "ctrd",
         "inputs", "name", "dense", "datatype", "FP32", "shape", -1, (json_int_t)d->n_dense,
-        "name", "sparse", "datatype", "BYTES", "shape", -1, (json_int_t)d->n_cat,
+        "name", "sparse", "datatype", "BYTES", "shape", -1, (json_int_t)n_single,
         "outputs", "name", "score", "datatype", "FP32", "shape", -1, 1,
         "parameters", "dense_features", dnames, "sparse_features", cnames,
-        "digest", g->digest, "kernel", k->name, "bit_exact", k->bit_exact);
+        "digest", g->digest, "kernel", k->name, "bit_exact", k->bit_exact,
+        "arch", ctr_arch_name(d->arch), "bag_features", json_incref(bags), "mod_features", mods);
+    if (v2)
+        for (size_t i = 0; i < d->n_cat; i++)
+            if (d->cat[i].bag_max)
+                json_array_append_new(json_object_get(v2, "inputs"),
+                                      json_pack("{s:s, s:s, s:[i,I]}", "name", d->cat[i].name,
+                                                "datatype", "BYTES", "shape", -1,
+                                                (json_int_t)d->cat[i].bag_max));
+    json_decref(bags);
     if (!info || !v2)
         goto fail;
     g->info_json = json_dumps(info, JSON_COMPACT);
