@@ -365,6 +365,23 @@ static int v2_param_bool(const ctr__dec_t *d, const uchar *v)
     return -1;
 }
 
+/* The length of s[0..n) without a UTF-8 sequence cut at its end: a name
+ * longer than its buffer is shown cut at a character boundary (messages
+ * are UTF-8 in the JSON error body). */
+static size_t utf8_whole(const char *s, size_t n)
+{
+    size_t i = n, k = 0;
+    while (i > 0 && k < 4 && ((uchar)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        k++;
+    }
+    if (i == 0)
+        return n;
+    uchar lead = (uchar)s[i - 1];
+    size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return lead >= 0x80 && k + 1 < need ? i - 1 : n;
+}
+
 /* Checks an input once its object is closed, then decodes its data. */
 static const uchar *v2_input_close(ctr__dec_t *d, v2_state_t *st, const v2_input_t *in, long idx,
                                    const uchar *p)
@@ -373,7 +390,8 @@ static const uchar *v2_input_close(ctr__dec_t *d, v2_state_t *st, const v2_input
         return ctr__dec_sem(d, CTR_EINVAL, "missing_field", -1, NULL, 0,
                             "inputs[%ld] has no \"name\"", idx);
     v2_target_t tg = {IN_DENSE, 0, d->nd, "dense"};
-    size_t shown = in->name_len < sizeof(in->name) ? in->name_len : sizeof(in->name);
+    size_t shown = utf8_whole(in->name, in->name_len < sizeof(in->name) ? in->name_len
+                                                                         : sizeof(in->name));
     if (str_is(in->name, in->name_len, sizeof(in->name), "dense")) {
         tg = (v2_target_t){IN_DENSE, 0, d->nd, "dense"};
     } else if (str_is(in->name, in->name_len, sizeof(in->name), "sparse")) {
@@ -685,7 +703,9 @@ close:
     if (!str_is(name, name_len, sizeof(name), "score"))
         return ctr__dec_sem(d, CTR_EINVAL, "unknown_output", -1, NULL, 0,
                             "outputs[%ld]: unknown output \"%.*s\" (the model has \"score\")", idx,
-                            (int)(name_len < sizeof(name) ? name_len : sizeof(name)), name);
+                            (int)utf8_whole(name, name_len < sizeof(name) ? name_len
+                                                                          : sizeof(name)),
+                            name);
     return p;
 }
 
