@@ -238,34 +238,42 @@ static int refused(ctr__dec_t *d, const ctr_cat_def_t *c, long ex, const char *w
     return -1;
 }
 
+/* The `mod` mapping refused the value at dst: the error, showing the
+ * value when it is short printable ASCII. Off the hot path. */
+__attribute__((noinline, cold)) static int cat_refused(ctr__dec_t *d, const ctr_cat_def_t *c,
+                                                       const char *dst, size_t len, long ex)
+{
+    char shown[40];
+    if (len == 0) {
+        snprintf(shown, sizeof shown, "an empty string");
+    } else if (len > CTR_MOD_HEX_MAX) {
+        snprintf(shown, sizeof shown, "a string of %zu bytes", len);
+    } else {
+        size_t t = 0;
+        while (t < len && dst[t] >= 0x20 && dst[t] < 0x7f && dst[t] != '"' && dst[t] != '\\')
+            t++;
+        if (t == len)
+            snprintf(shown, sizeof shown, "\"%.*s\"", (int)len, dst);
+        else
+            snprintf(shown, sizeof shown, "a string that is not hex");
+    }
+    return refused(d, c, ex, shown);
+}
+
 /* The value's bytes are at cat_bytes + cat_used, len of them: map them
- * into slot k and keep them. 0, or -1 with the error recorded. */
-static int cat_keep(ctr__dec_t *d, size_t j, size_t k, const ctr__dec_slots_t *s, size_t len,
-                    long ex)
+ * into slot k and keep them. 0, or -1 with the error recorded. Inlined:
+ * it is the tail of every categorical value. */
+__attribute__((always_inline)) static inline int cat_keep(ctr__dec_t *d, size_t j, size_t k,
+                                                          const ctr__dec_slots_t *s, size_t len,
+                                                          long ex)
 {
     const ctr_cat_def_t *c = &d->def->cat[j];
     const char *dst = d->req->cat_bytes + d->cat_used;
     uint32_t row;
-    if (c->mapping == CTR_MAP_HASH) {
+    if (c->mapping == CTR_MAP_HASH)
         row = ctr_features_cat_row(c, dst, len);
-    } else if (ctr_features_map(c, dst, len, &row)) {
-        char shown[40];
-        if (len == 0)
-            snprintf(shown, sizeof shown, "an empty string");
-        else if (len > CTR_MOD_HEX_MAX)
-            snprintf(shown, sizeof shown, "a string of %zu bytes", len);
-        else {
-            /* Hex digits are ASCII: show the value when it is printable. */
-            size_t t = 0;
-            while (t < len && dst[t] >= 0x20 && dst[t] < 0x7f && dst[t] != '"' && dst[t] != '\\')
-                t++;
-            if (t == len)
-                snprintf(shown, sizeof shown, "\"%.*s\"", (int)len, dst);
-            else
-                snprintf(shown, sizeof shown, "a string that is not hex");
-        }
-        return refused(d, c, ex, shown);
-    }
+    else if (ctr_features_map(c, dst, len, &row))
+        return cat_refused(d, c, dst, len, ex);
     s->off[k] = (uint32_t)d->cat_used;
     s->len[k] = (uint8_t)len;
     s->row[k] = row;
@@ -273,9 +281,9 @@ static int cat_keep(ctr__dec_t *d, size_t j, size_t k, const ctr__dec_slots_t *s
     return 0;
 }
 
-const uchar *ctr__dec_cat_string(ctr__dec_t *d, const uchar *p, size_t j, size_t k,
-                                 const ctr__dec_slots_t *s, long ex, int empty_missing,
-                                 int *present)
+__attribute__((always_inline)) static inline const uchar *
+cat_string(ctr__dec_t *d, const uchar *p, size_t j, size_t k, const ctr__dec_slots_t *s, long ex,
+           int empty_missing, int *present)
 {
     const ctr_cat_def_t *c = &d->def->cat[j];
     char *dst = d->req->cat_bytes + d->cat_used;
@@ -307,6 +315,18 @@ const uchar *ctr__dec_cat_string(ctr__dec_t *d, const uchar *p, size_t j, size_t
     if (cat_keep(d, j, k, s, len, ex))
         return NULL;
     return q;
+}
+
+const uchar *ctr__dec_cat_string(ctr__dec_t *d, const uchar *p, size_t j, size_t k,
+                                 const ctr__dec_slots_t *s, long ex)
+{
+    return cat_string(d, p, j, k, s, ex, 0, NULL);
+}
+
+const uchar *ctr__dec_cat_string_v2(ctr__dec_t *d, const uchar *p, size_t j, size_t k,
+                                    const ctr__dec_slots_t *s, long ex, int *present)
+{
+    return cat_string(d, p, j, k, s, ex, 1, present);
 }
 
 int ctr__dec_cat_put(ctr__dec_t *d, size_t j, size_t k, const ctr__dec_slots_t *s,

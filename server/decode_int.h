@@ -171,12 +171,14 @@ static inline void ctr__dec_cat_absent(const ctr__dec_t *d, const ctr__dec_slots
 /* Dense feature f: a number or null. */
 const uchar *ctr__dec_dense_value(ctr__dec_t *d, const uchar *p, size_t f,
                                   const ctr__dec_slots_t *s, long ex);
-/* A string (opening quote at p), appended to cat_bytes. empty_missing:
- * v2 BYTES, where "" is the missing value (padding in a bag): then
- * nothing is written and *present (if not NULL) is 0; else it is 1. */
+/* A string (opening quote at p), appended to cat_bytes. */
 const uchar *ctr__dec_cat_string(ctr__dec_t *d, const uchar *p, size_t j, size_t k,
-                                 const ctr__dec_slots_t *s, long ex, int empty_missing,
-                                 int *present);
+                                 const ctr__dec_slots_t *s, long ex);
+/* The same for a v2 BYTES element, where "" is the missing value: with
+ * present NULL ("sparse") the feature is then absent; else (a bag) ""
+ * is padding: nothing is written and *present is 0 (1 for a value). */
+const uchar *ctr__dec_cat_string_v2(ctr__dec_t *d, const uchar *p, size_t j, size_t k,
+                                    const ctr__dec_slots_t *s, long ex, int *present);
 /* Bytes already checked (binary tensor data): len <= CTR_MAX_CAT_BYTES,
  * appended to cat_bytes. 0, or -1 with the error recorded. */
 int ctr__dec_cat_put(ctr__dec_t *d, size_t j, size_t k, const ctr__dec_slots_t *s,

@@ -56,7 +56,7 @@ static const uchar *bag_array(ctr__dec_t *d, const uchar *p, size_t j, const ctr
                 return ctr__dec_sem(d, CTR_ERANGE, "bag_too_long", ex, c->name, strlen(c->name),
                                     "%sfeature \"%s\": more than %u values in its bag",
                                     ctr__dec_where(d, ex), c->name, c->bag_max);
-            p = *p == '"' ? ctr__dec_cat_string(d, p, j, k0 + m, s, ex, 0, NULL)
+            p = *p == '"' ? ctr__dec_cat_string(d, p, j, k0 + m, s, ex)
                           : ctr__dec_cat_int(d, p, j, k0 + m, s, ex, NULL);
             if (!p)
                 return NULL;
@@ -91,15 +91,13 @@ static const uchar *cat_value(ctr__dec_t *d, const uchar *p, size_t j, const ctr
     const ctr_cat_def_t *c = &d->def->cat[j];
     size_t k = d->slot_of[j];
     if (*p == '"' || ctr__json_is_num_start(*p)) {
-        p = *p == '"' ? ctr__dec_cat_string(d, p, j, k, s, ex, 0, NULL)
-                      : ctr__dec_cat_int(d, p, j, k, s, ex, NULL);
-        if (p && c->bag_max)
-            for (size_t t = 1; t < c->bag_max; t++) {
-                s->row[k + t] = CTR_EMPTY_SLOT;
-                s->off[k + t] = 0;
-                s->len[k + t] = CTR_CAT_MISSING_LEN;
-            }
-        return p;
+        /* A bag of one: its other slots empty (first, so that the value
+         * is a tail call: the hot path of every categorical value). */
+        if (c->bag_max)
+            ctr__dec_cat_absent(d, s, j);
+        if (*p == '"')
+            return ctr__dec_cat_string(d, p, j, k, s, ex);
+        return ctr__dec_cat_int(d, p, j, k, s, ex, NULL);
     }
     if (*p == 'n') {
         if (!ctr__json_lit(p, d->sc.end, "null", 4))

@@ -127,7 +127,7 @@ static const uchar *v2_data(ctr__dec_t *d, const v2_input_t *in, const v2_target
             present = 0;
             p += 4;
         } else if (dt == DT_BYTES && c == '"') {
-            p = ctr__dec_cat_string(d, p, j, slot, &s, (long)i, 1, bag ? &present : NULL);
+            p = ctr__dec_cat_string_v2(d, p, j, slot, &s, (long)i, bag ? &present : NULL);
         } else if (dt == DT_INT64 && ctr__json_is_num_start(c)) {
             p = ctr__dec_cat_int(d, p, j, slot, &s, (long)i, bag ? &present : NULL);
         } else {
