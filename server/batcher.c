@@ -22,7 +22,7 @@ typedef struct {
     ctr_scratch_t *scratch;
     size_t dense_cap, rows_cap;   /* floats / row ids the buffers hold */
     float *dense;                 /* [max_batch][n_dense] gathered inputs */
-    uint32_t *rows;               /* [max_batch][n_cat] */
+    uint32_t *rows;               /* [max_batch][slots] (ctr_model_slots) */
     float *scores;                /* [max_batch] */
     ctr__job_t **jobs;            /* [max_batch] the batch being scored */
     ctr__audit_item_t **items;    /* [max_batch] handed to the audit hook */
@@ -52,7 +52,7 @@ static int worker_shape(worker_t *w, const ctr__gen_t *g)
     if (w->gen_id == g->id && w->scratch)
         return 0;
     size_t mb = w->b->cfg.max_batch;
-    size_t nd = g->def->n_dense * mb, nc = g->def->n_cat * mb;
+    size_t nd = g->def->n_dense * mb, nc = ctr_model_slots(g->def) * mb;
     ctr_scratch_free(w->scratch);
     w->scratch = NULL;
     w->gen_id = 0;
@@ -98,7 +98,7 @@ static void score_batch(worker_t *w, size_t count, size_t n, int queued)
         ctr_request_t *r = w->jobs[0]->req;
         rc = ctr_forward(def, b->cfg.kernel, r->n, r->dense, r->rows, r->scores, NULL, w->scratch);
     } else if (!rc) {
-        size_t nd = def->n_dense, nc = def->n_cat, off = 0;
+        size_t nd = def->n_dense, nc = ctr_model_slots(def), off = 0;
         for (size_t i = 0; i < count; i++) {
             const ctr_request_t *r = w->jobs[i]->req;
             memcpy(w->dense + off * nd, r->dense, r->n * nd * sizeof(float));
