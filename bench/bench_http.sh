@@ -4,10 +4,14 @@
 #
 #   2a  one example per request: ctrd scoring it vs nginx answering the same
 #       POST with a fixed JSON body (the machine's HTTP ceiling); wrk, median
-#       of BENCH_RUNS runs; target ctrd >= 0.5x nginx requests/s.
+#       of BENCH_RUNS runs; target ctrd >= 0.7x nginx requests/s. Beside it,
+#       in the same run, a second ctrd with --inline-max-examples 0 (every
+#       request queued and batched, as before inline scoring): its
+#       requests/s, and both servers' corrected p99 under ctrload's open
+#       loop at half of the inline server's peak (target: inline no worse).
 #   2b  64 examples per request: ctrd's examples/s vs `ctrtool score` on the
 #       same rows on one core (parse + encode + forward, the offline path);
-#       target >= 0.7x.
+#       target >= 0.7x; the queued-only ctrd beside it (no worse).
 #
 # Latency p50/p99 are wrk's (closed loop: BENCH_CONNS connections each with
 # one request in flight). wrk, nginx and ctrd share this machine's cores, as
@@ -57,10 +61,11 @@ if ! command -v wrk >/dev/null 2>&1 || [ ! -x "$NGINX" ]; then
 fi
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/bench-http.XXXXXX")
-NGINX_PID="" CTRD_PID=""
+NGINX_PID="" CTRD_PID="" CTRDQ_PID=""
 cleanup() {
     [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null
     [ -n "$CTRD_PID" ] && kill "$CTRD_PID" 2>/dev/null
+    [ -n "$CTRDQ_PID" ] && kill "$CTRDQ_PID" 2>/dev/null
     wait 2>/dev/null
     rm -rf "$W"
 }
@@ -102,18 +107,21 @@ free_port() {
         || echo $((20000 + RANDOM % 20000))
 }
 
+# start_ctrd LOG [flags...]: sets STARTED_PID and STARTED_PORT.
 start_ctrd() {
+    local log=$1 i port=""
+    shift
     # shellcheck disable=SC2086
-    "$B/ctrd" --model "$MODEL" --host 127.0.0.1 --port 0 --log-level info ${CTRD_FLAGS:-} 2>"$W/ctrd.log" &
-    CTRD_PID=$!
-    local i
+    "$B/ctrd" --model "$MODEL" --host 127.0.0.1 --port 0 --log-level info ${CTRD_FLAGS:-} "$@" 2>"$log" &
+    STARTED_PID=$!
     for i in $(seq 1 100); do
-        CTRD_PORT=$(grep -o '"msg":"listening".*"port":[0-9]*' "$W/ctrd.log" | grep -o '[0-9]*$' || true)
-        [ -n "$CTRD_PORT" ] && break
+        port=$(grep -o '"msg":"listening".*"port":[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+        [ -n "$port" ] && break
         sleep 0.1
     done
-    "$B/ctrd" --log-level warn --check "http://127.0.0.1:$CTRD_PORT/readyz" \
-        || { echo "ctrd did not start"; cat "$W/ctrd.log"; exit 1; }
+    "$B/ctrd" --log-level warn --check "http://127.0.0.1:$port/readyz" \
+        || { echo "ctrd did not start"; cat "$log"; exit 1; }
+    STARTED_PORT=$port
 }
 
 start_nginx() {
@@ -183,27 +191,55 @@ median() {
     sort -n -k1,1 "$W/$1.runs" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'
 }
 
-start_ctrd
+start_ctrd "$W/ctrd.log"
+CTRD_PID=$STARTED_PID CTRD_PORT=$STARTED_PORT
+start_ctrd "$W/ctrdq.log" --inline-max-examples 0
+CTRDQ_PID=$STARTED_PID CTRDQ_PORT=$STARTED_PORT
 start_nginx
 echo "machine: $CORES cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')); wrk -t$WRK_THREADS, ${DUR}s per run, median of $RUNS"
 echo "model: $MODEL ($(du -h "$MODEL" | cut -f1); 13 dense, 26 x 16-dim tables, hidden $HIDDEN), kernel: $(curl -s "http://127.0.0.1:$CTRD_PORT/v1/models" | grep -o '"kernel":{"name":"[a-z0-9]*"' | cut -d'"' -f6)"
 
 # warm-up: page in the model, let both servers settle
 wrk -t1 -c8 -d"${WARMUP}s" -s "$W/post1.lua" "http://127.0.0.1:$CTRD_PORT/v1/score" >/dev/null 2>&1
+wrk -t1 -c8 -d"${WARMUP}s" -s "$W/post1.lua" "http://127.0.0.1:$CTRDQ_PORT/v1/score" >/dev/null 2>&1
 wrk -t1 -c8 -d"${WARMUP}s" -s "$W/post1.lua" "http://127.0.0.1:$NGINX_PORT/v1/score" >/dev/null 2>&1
 
 for r in $(seq 1 "$RUNS"); do
     run_wrk nginx1 "http://127.0.0.1:$NGINX_PORT/v1/score" "$W/post1.lua" "$CONNS"
     run_wrk ctrd1 "http://127.0.0.1:$CTRD_PORT/v1/score" "$W/post1.lua" "$CONNS"
+    run_wrk ctrdq1 "http://127.0.0.1:$CTRDQ_PORT/v1/score" "$W/post1.lua" "$CONNS"
 done
 read -r N_RPS N_P50 N_P99 N_BAD <<<"$(median nginx1)"
 read -r C_RPS C_P50 C_P99 C_BAD <<<"$(median ctrd1)"
+read -r Q_RPS Q_P50 Q_P99 Q_BAD <<<"$(median ctrdq1)"
+
+# p99 at half of the inline server's peak, open loop (ctrload: latency
+# counted from when each request was due), both servers, median of runs.
+HALF=$(awk -v r="$C_RPS" 'BEGIN { printf "%d", r / 2 }')
+half_p99() {  # PORT -> corrected p99 ms
+    local json
+    json=$("$B/ctrload" --url "http://127.0.0.1:$1" --rate "$HALF" --duration "${DUR}s" --warmup 1s \
+        --connections "$CONNS" --json - --quiet 2>/dev/null || true)
+    printf '%s' "$json" | tr -d '\n' | grep -o '"corrected":{[^}]*}' | grep -o '"p99":[0-9.]*' | cut -d: -f2
+}
+: >"$W/half_inline.runs"; : >"$W/half_queued.runs"
+if [ -x "$B/ctrload" ]; then
+    for r in $(seq 1 "$RUNS"); do
+        half_p99 "$CTRD_PORT" >>"$W/half_inline.runs"
+        half_p99 "$CTRDQ_PORT" >>"$W/half_queued.runs"
+    done
+fi
+med1() { sort -n "$1" | awk '{ l[NR] = $0 } END { print (NR ? l[int((NR + 1) / 2)] : "nan") }'; }
+H_P99=$(med1 "$W/half_inline.runs")
+HQ_P99=$(med1 "$W/half_queued.runs")
 
 CONNS64=$(( CONNS / 4 > 4 ? CONNS / 4 : 4 ))
 for r in $(seq 1 "$RUNS"); do
     run_wrk ctrd64 "http://127.0.0.1:$CTRD_PORT/v1/score" "$W/post64.lua" "$CONNS64"
+    run_wrk ctrdq64 "http://127.0.0.1:$CTRDQ_PORT/v1/score" "$W/post64.lua" "$CONNS64"
 done
 read -r C64_RPS C64_P50 C64_P99 C64_BAD <<<"$(median ctrd64)"
+read -r Q64_RPS Q64_P50 Q64_P99 Q64_BAD <<<"$(median ctrdq64)"
 
 # Offline: the same 64 rows, repeated, through ctrtool score on one core.
 REPS=$(( 4000 ))
@@ -222,6 +258,8 @@ done
 OFF_EPS=$(sort -n "$W/offline.runs" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }')
 
 C64_EPS=$(awk -v r="$C64_RPS" 'BEGIN { printf "%.0f", r * 64 }')
+Q64_EPS=$(awk -v r="$Q64_RPS" 'BEGIN { printf "%.0f", r * 64 }')
+RQ1=$(awk -v a="$Q_RPS" -v b="$N_RPS" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 R1=$(awk -v a="$C_RPS" -v b="$N_RPS" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 R64=$(awk -v a="$C64_EPS" -v b="$OFF_EPS" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t ? "meets" : "BELOW") " target >= " t "x" }'; }
@@ -231,16 +269,22 @@ printf '2a: one example per request, %d connections\n' "$CONNS"
 printf '  %-34s %12s %9s %9s %8s\n' "" "requests/s" "p50 ms" "p99 ms" "non-2xx"
 printf '  %-34s %12.0f %9s %9s %8s\n' "nginx, fixed JSON body (ceiling)" "$N_RPS" "$N_P50" "$N_P99" "$N_BAD"
 printf '  %-34s %12.0f %9s %9s %8s\n' "ctrd /v1/score" "$C_RPS" "$C_P50" "$C_P99" "$C_BAD"
-printf '  ratio ctrd / nginx: %s  (%s)\n' "$R1" "$(verdict "$R1" 0.5)"
+printf '  %-34s %12.0f %9s %9s %8s\n' "ctrd, --inline-max-examples 0" "$Q_RPS" "$Q_P50" "$Q_P99" "$Q_BAD"
+printf '  ratio ctrd / nginx: %s  (%s); queued only: %s\n' "$R1" "$(verdict "$R1" 0.7)" "$RQ1"
+printf '  p99 at half of peak (%s req/s, open loop, corrected): inline %s ms, queued only %s ms (%s)\n' \
+    "$HALF" "$H_P99" "$HQ_P99" \
+    "$(awk -v a="$H_P99" -v b="$HQ_P99" 'BEGIN { print (a + 0 <= b * 1.1 ? "no worse" : "WORSE") }')"
 echo
 printf '2b: 64 examples per request, %d connections\n' "$CONNS64"
 printf '  %-34s %12s %9s %9s %8s\n' "" "examples/s" "p50 ms" "p99 ms" "non-2xx"
 printf '  %-34s %12.0f %9s %9s %8s\n' "ctrd /v1/score ($C64_RPS req/s)" "$C64_EPS" "$C64_P50" "$C64_P99" "$C64_BAD"
+printf '  %-34s %12.0f %9s %9s %8s\n' "ctrd, --inline-max-examples 0" "$Q64_EPS" "$Q64_P50" "$Q64_P99" "$Q64_BAD"
 printf '  %-34s %12.0f\n' "ctrtool score, same rows, 1 core" "$OFF_EPS"
 printf '  ratio ctrd / offline: %s  (%s)\n' "$R64" "$(verdict "$R64" 0.7)"
 echo
 echo "runs (requests/s p50 p99 non-2xx):"
-for n in nginx1 ctrd1 ctrd64; do
+for n in nginx1 ctrd1 ctrdq1 ctrd64 ctrdq64; do
     printf '  %-7s %s\n' "$n" "$(tr '\n' ';' <"$W/$n.runs")"
 done
 printf '  %-7s %s\n' "offline" "$(tr '\n' ';' <"$W/offline.runs") examples/s"
+printf '  %-7s %s\n' "half-p99" "inline $(tr '\n' ';' <"$W/half_inline.runs") queued $(tr '\n' ';' <"$W/half_queued.runs") ms"

@@ -654,6 +654,11 @@ static void item_input(const ctr__audit_batch_t *batch, const uint8_t digest[32]
     in->scores = r->scores;
 }
 
+int ctr__audit_releases_at_once(const ctr__audit_t *a)
+{
+    return !a->enabled || a->durability == CTR__AUDIT_ASYNC;
+}
+
 void ctr__audit_submit(ctr__audit_t *a, const ctr__audit_batch_t *batch,
                        ctr__audit_item_t *const *items, size_t n)
 {

@@ -114,6 +114,11 @@ int ctr__audit_open(const ctr__audit_config_t *cfg, ctr__audit_t **out,
 void ctr__audit_submit(ctr__audit_t *a, const ctr__audit_batch_t *batch,
                        ctr__audit_item_t *const *items, size_t n);
 
+/* 1 when every release happens inside ctr__audit_submit (no audit log,
+ * or durability async), so a caller on an HTTP thread may answer right
+ * after submitting without suspending the connection. */
+int ctr__audit_releases_at_once(const ctr__audit_t *a);
+
 /* Writes and syncs everything submitted so far; on drain, before exit.
  * Returns 0 or CTR_EIO (a write or the sync failed) / CTR_EBUSY (timeout)
  * with err filled. */

@@ -22,7 +22,7 @@ typedef struct {
     ctr_scratch_t *scratch;
     size_t dense_cap, rows_cap;   /* floats / row ids the buffers hold */
     float *dense;                 /* [max_batch][n_dense] gathered inputs */
-    uint32_t *rows;               /* [max_batch][n_cat] */
+    uint32_t *rows;               /* [max_batch][slots] (ctr_model_slots) */
     float *scores;                /* [max_batch] */
     ctr__job_t **jobs;            /* [max_batch] the batch being scored */
     ctr__audit_item_t **items;    /* [max_batch] handed to the audit hook */
@@ -39,6 +39,10 @@ struct ctr__batcher {
     int draining, stopping;
     size_t n_started;
     worker_t *workers;
+    /* Inline slots (batcher.h): buffers for requests scored on an HTTP
+     * thread; inline_free[0..n_inline_free) are the idle ones. */
+    worker_t *inline_slots;
+    size_t *inline_free, n_inline_free;
 };
 
 /* Shapes w's buffers for generation g. Called per batch, allocates only
@@ -48,7 +52,7 @@ static int worker_shape(worker_t *w, const ctr__gen_t *g)
     if (w->gen_id == g->id && w->scratch)
         return 0;
     size_t mb = w->b->cfg.max_batch;
-    size_t nd = g->def->n_dense * mb, nc = g->def->n_cat * mb;
+    size_t nd = g->def->n_dense * mb, nc = ctr_model_slots(g->def) * mb;
     ctr_scratch_free(w->scratch);
     w->scratch = NULL;
     w->gen_id = 0;
@@ -74,8 +78,9 @@ static int worker_shape(worker_t *w, const ctr__gen_t *g)
 
 /* Scores the count jobs in w->jobs (n examples, one generation) and hands
  * them to the audit hook. The jobs must not be touched afterwards: their
- * release may free them. */
-static void score_batch(worker_t *w, size_t count, size_t n)
+ * release may free them. Queued jobs have t_enqueue_ns set; inline ones
+ * never waited. */
+static void score_batch(worker_t *w, size_t count, size_t n, int queued)
 {
     ctr__batcher_t *b = w->b;
     ctr__gen_t *g = w->jobs[0]->gen;
@@ -83,15 +88,17 @@ static void score_batch(worker_t *w, size_t count, size_t n)
     uint64_t t0 = ctr__mono_ns();
     for (size_t i = 0; i < count; i++) {
         w->jobs[i]->t_start_ns = t0;
-        ctr__metrics_queue_wait(t0 - w->jobs[i]->t_enqueue_ns);
+        if (queued)
+            ctr__metrics_queue_wait(t0 - w->jobs[i]->t_enqueue_ns);
     }
+    ctr__metrics_scored(queued ? CTR__PATH_BATCHED : CTR__PATH_INLINE, count);
     int rc = worker_shape(w, g);
     if (!rc && count == 1) {
         /* One request (possibly above max_batch): score in place. */
         ctr_request_t *r = w->jobs[0]->req;
         rc = ctr_forward(def, b->cfg.kernel, r->n, r->dense, r->rows, r->scores, NULL, w->scratch);
     } else if (!rc) {
-        size_t nd = def->n_dense, nc = def->n_cat, off = 0;
+        size_t nd = def->n_dense, nc = ctr_model_slots(def), off = 0;
         for (size_t i = 0; i < count; i++) {
             const ctr_request_t *r = w->jobs[i]->req;
             memcpy(w->dense + off * nd, r->dense, r->n * nd * sizeof(float));
@@ -185,7 +192,7 @@ static void *worker_main(void *arg)
             pthread_cond_signal(&b->work_cond);   /* someone lead the next */
         pthread_mutex_unlock(&b->lock);
 
-        score_batch(w, count, n);
+        score_batch(w, count, n, 1);
 
         pthread_mutex_lock(&b->lock);
     }
@@ -221,6 +228,28 @@ int ctr__batcher_submit(ctr__batcher_t *b, ctr__job_t *job)
     }
     pthread_mutex_unlock(&b->lock);
     return 0;
+}
+
+int ctr__batcher_score_inline(ctr__batcher_t *b, ctr__job_t *job)
+{
+    if (job->req->n > b->cfg.inline_max)
+        return 0;
+    pthread_mutex_lock(&b->lock);
+    if (b->stopping || b->queued > 0 || b->n_inline_free == 0) {
+        pthread_mutex_unlock(&b->lock);
+        return 0;
+    }
+    size_t slot = b->inline_free[--b->n_inline_free];
+    pthread_mutex_unlock(&b->lock);
+
+    worker_t *w = &b->inline_slots[slot];
+    w->jobs[0] = job;
+    score_batch(w, 1, job->req->n, 0);
+
+    pthread_mutex_lock(&b->lock);
+    b->inline_free[b->n_inline_free++] = slot;
+    pthread_mutex_unlock(&b->lock);
+    return 1;
 }
 
 void ctr__batcher_drain(ctr__batcher_t *b)
@@ -272,8 +301,14 @@ int ctr__batcher_start(const ctr__batcher_config_t *cfg, ctr__batcher_t **out,
         rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < cfg->threads; i++) {
-        worker_t *w = &b->workers[i];
+    size_t n_inline = cfg->inline_max ? cfg->threads : 0;
+    if (n_inline && (!(b->inline_slots = calloc(n_inline, sizeof *b->inline_slots)) ||
+                     !(b->inline_free = calloc(n_inline, sizeof *b->inline_free)))) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->threads + n_inline; i++) {
+        worker_t *w = i < cfg->threads ? &b->workers[i] : &b->inline_slots[i - cfg->threads];
         w->b = b;
         w->index = i;
         w->scores = malloc(cfg->max_batch * sizeof *w->scores);
@@ -284,6 +319,8 @@ int ctr__batcher_start(const ctr__batcher_config_t *cfg, ctr__batcher_t **out,
             rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory for %zu scoring threads' buffers", cfg->threads);
             goto fail;
         }
+        if (i >= cfg->threads)
+            b->inline_free[b->n_inline_free++] = i - cfg->threads;
     }
     for (size_t i = 0; i < cfg->threads; i++) {
         if (pthread_create(&b->workers[i].thread, NULL, worker_main, &b->workers[i])) {
@@ -314,7 +351,12 @@ void ctr__batcher_stop(ctr__batcher_t *b)
     if (b->workers)
         for (size_t i = 0; i < b->cfg.threads; i++)
             worker_free(&b->workers[i]);
+    if (b->inline_slots)
+        for (size_t i = 0; i < b->cfg.threads; i++)
+            worker_free(&b->inline_slots[i]);
     free(b->workers);
+    free(b->inline_slots);
+    free(b->inline_free);
     pthread_mutex_destroy(&b->lock);
     pthread_cond_destroy(&b->leader_cond);
     pthread_cond_destroy(&b->work_cond);

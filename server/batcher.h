@@ -16,7 +16,16 @@
  * Back-pressure: queue_limit counts examples waiting (not yet taken into a
  * batch). A submit that would pass it is refused with CTR_EBUSY (503 +
  * Retry-After), except into an empty queue, so one large request is never
- * refused forever. */
+ * refused forever.
+ *
+ * Inline scoring: a request of at most inline_max examples that arrives
+ * while no example waits in the queue is scored on the calling (HTTP)
+ * thread, in one of `threads` inline slots, and handed to the audit hook
+ * there: no queue, no wake-up of a scoring thread and, when the audit
+ * hook releases at once, no suspend/resume of the connection. Under load
+ * the queue is not empty (or every slot is busy) and requests batch as
+ * before. Scores do not depend on the batch, so both paths give the same
+ * bits (tests/test_inline.sh). */
 #ifndef CTR_SERVER_BATCHER_H
 #define CTR_SERVER_BATCHER_H
 
@@ -47,6 +56,7 @@ typedef struct {
     size_t max_batch;             /* >= 1 */
     uint64_t max_delay_ns;
     size_t queue_limit;           /* examples */
+    size_t inline_max;            /* examples; 0: never score inline */
     const ctr_kernel_t *kernel;
     ctr__audit_t *audit;          /* borrowed */
     const ctr__gen_t *prealloc;   /* optional: size every thread's buffers
@@ -60,6 +70,12 @@ int ctr__batcher_start(const ctr__batcher_config_t *cfg, ctr__batcher_t **out,
 /* Queues job (job->req->n >= 1). Returns 0, or CTR_EBUSY when the queue is
  * full or the batcher is stopping: then the job is not taken. */
 int ctr__batcher_submit(ctr__batcher_t *b, ctr__job_t *job);
+
+/* Scores job on the calling thread and hands it to the audit hook, if
+ * the inline policy above allows: returns 1 when it did (job->item.release
+ * has been called, or will be by the audit writer), 0 when the job was
+ * not taken (submit it). */
+int ctr__batcher_score_inline(ctr__batcher_t *b, ctr__job_t *job);
 
 /* Drain mode: stop waiting for batches to fill, score what comes at once. */
 void ctr__batcher_drain(ctr__batcher_t *b);

@@ -29,6 +29,7 @@ static const ctr_opt_t opts[] = {
     {"http-threads", "CTRD_HTTP_THREADS", U, 0, AT(http_threads), .def = "0", .min = 0, .max = 256, .metavar = "N", .help = "HTTP (libmicrohttpd) threads; 0 = max(2, cores)"},
     {"max-batch", "CTRD_MAX_BATCH", U, 0, AT(max_batch), .def = "256", .min = 1, .max = 65536, .metavar = "N", .help = "most examples scored in one batch"},
     {"max-delay-us", "CTRD_MAX_DELAY_US", U, 0, AT(max_delay_us), .def = "200", .min = 0, .max = 10000000, .metavar = "US", .help = "longest wait for a batch to fill, from its first example"},
+    {"inline-max-examples", "CTRD_INLINE_MAX_EXAMPLES", U, 0, AT(inline_max_examples), .def = "16", .min = 0, .max = 65536, .metavar = "N", .help = "score a request of at most N examples on its HTTP thread when nothing is queued; 0 = always queue"},
     {"queue-limit", "CTRD_QUEUE_LIMIT", U, 0, AT(queue_limit), .def = "8192", .min = 1, .max = 100000000, .metavar = "N", .help = "queued examples beyond which requests get 503"},
     {"max-body-bytes", "CTRD_MAX_BODY_BYTES", CTR_OPT_BYTES, 0, AT(max_body_bytes), .def = "1048576", .min = 64, .max = (uint64_t)1 << 32, .metavar = "N", .help = "largest request body; more gets 413"},
     {"max-examples", "CTRD_MAX_EXAMPLES", U, 0, AT(max_examples), .def = "1024", .min = 1, .max = 1000000, .metavar = "N", .help = "most examples per request; more gets 413"},

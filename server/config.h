@@ -27,6 +27,7 @@ typedef struct {
     uint64_t http_threads;        /* --http-threads: libmicrohttpd pool, 0 = max(2, cores) */
     uint64_t max_batch;           /* --max-batch: examples per batch */
     uint64_t max_delay_us;        /* --max-delay-us: wait from first queued example */
+    uint64_t inline_max_examples; /* --inline-max-examples: inline scoring bound, 0 off */
     uint64_t queue_limit;         /* --queue-limit: queued examples before 503 */
     uint64_t max_body_bytes;      /* --max-body-bytes: larger bodies get 413 */
     uint64_t max_examples;        /* --max-examples: more examples get 413 */

@@ -2,10 +2,14 @@
  * routes.h; bodies in docs/API.md).
  *
  * on_req decodes the body against the current model generation (the
- * request keeps its reference until it is freed), suspends the connection
- * and queues the request in the batcher. The audit hook's release, on a
- * scoring thread or the audit writer's, resumes it; on_resume answers with
- * the scores, or with the error that withheld them. */
+ * request keeps its reference until it is freed). A small request that
+ * finds the queue empty is scored right here (batcher.h, "Inline
+ * scoring"); when the audit hook also releases at once, on_req answers
+ * with no suspension at all. Otherwise on_req suspends the connection and
+ * queues the request in the batcher (or, scored inline, waits for the
+ * audit writer); the audit hook's release, on a scoring thread or the
+ * audit writer's, resumes it and on_resume answers with the scores, or
+ * with the error that withheld them. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,7 +42,10 @@ static void job_released(ctr__audit_item_t *item, int status)
     ctr__job_t *job = (ctr__job_t *)((char *)item - offsetof(ctr__job_t, item));
     ctr__http_req_t *r = (ctr__http_req_t *)((char *)job - offsetof(ctr__http_req_t, u.score.job));
     r->u.score.release_status = status;
-    ctr__http_resume(r);
+    /* Inline with a release at once: on_req is still on the stack and
+     * answers itself; the connection was never suspended. */
+    if (!r->u.score.answer_in_req)
+        ctr__http_resume(r);
 }
 
 static enum MHD_Result score(ctr__http_req_t *r, int v2)
@@ -91,9 +98,18 @@ static enum MHD_Result score(ctr__http_req_t *r, int v2)
     s->job.item.req = &s->req;
     s->job.item.t_received_ns = r->t_received_real_ns;
     s->job.item.release = job_released;
-    /* Suspend before queueing: the release may come from a scoring thread
-     * before this call returns. */
-    ctr__http_suspend(r);
+    /* Suspend before the job can be released elsewhere: by a scoring
+     * thread (queued), or by the audit writer (inline, durability write or
+     * fsync), possibly before this call returns. */
+    s->answer_in_req = ctr__audit_releases_at_once(h->d.audit);
+    if (!s->answer_in_req)
+        ctr__http_suspend(r);
+    if (ctr__batcher_score_inline(h->d.batcher, &s->job))
+        return s->answer_in_req ? ctr__score_resume(r) : MHD_YES;
+    if (s->answer_in_req) {
+        s->answer_in_req = 0;
+        ctr__http_suspend(r);
+    }
     rc = ctr__batcher_submit(h->d.batcher, &s->job);
     if (rc) {
         s->queue_refused = 1;

@@ -126,6 +126,7 @@ typedef struct {
     ctr__job_t job;
     int queue_refused;             /* the batcher said CTR_EBUSY */
     int release_status;            /* from the audit hook's release */
+    int answer_in_req;             /* scored inline, released at once: on_req answers */
 } ctr__score_state_t;
 
 typedef struct {

@@ -164,6 +164,7 @@ int main(int argc, char **argv)
         .max_batch = (size_t)cfg.max_batch,
         .max_delay_ns = cfg.max_delay_us * 1000u,
         .queue_limit = (size_t)cfg.queue_limit,
+        .inline_max = (size_t)cfg.inline_max_examples,
         .kernel = kernel,
         .audit = audit,
         .prealloc = g,

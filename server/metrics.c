@@ -45,6 +45,7 @@ static struct {
     atomic_uint_fast64_t batch_bucket[N_SIZE];
     atomic_uint_fast64_t batch_sum;
     atomic_uint_fast64_t reload_ok, reload_fail, rejected;
+    atomic_uint_fast64_t scored[CTR__PATH_COUNT];
     atomic_uint_fast64_t conn_evicted[CTR__EVICT_COUNT], conn_refused;
     atomic_int_fast64_t conn_open;
     uint64_t start_real_ns;
@@ -104,6 +105,11 @@ void ctr__metrics_reload(int ok)
 void ctr__metrics_rejected(void)
 {
     INC(M.rejected, 1);
+}
+
+void ctr__metrics_scored(ctr__score_path_t path, size_t requests)
+{
+    INC(M.scored[path], requests);
 }
 
 void ctr__metrics_conn_evicted(ctr__evict_reason_t why)
@@ -220,6 +226,12 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
 
     head(b, "ctrd_examples_scored_total", "counter", "Examples scored.");
     ctr__buf_printf(b, "ctrd_examples_scored_total %llu\n", (unsigned long long)GET(M.batch_sum));
+    head(b, "ctrd_requests_scored_total", "counter",
+         "Requests scored, by path: inline on their HTTP thread (nothing was queued) or batched.");
+    ctr__buf_printf(b, "ctrd_requests_scored_total{path=\"inline\"} %llu\n"
+                       "ctrd_requests_scored_total{path=\"batched\"} %llu\n",
+                    (unsigned long long)GET(M.scored[CTR__PATH_INLINE]),
+                    (unsigned long long)GET(M.scored[CTR__PATH_BATCHED]));
     head(b, "ctrd_queue_rejected_total", "counter", "Requests refused with 503 because the queue was full.");
     ctr__buf_printf(b, "ctrd_queue_rejected_total %llu\n", (unsigned long long)GET(M.rejected));
     head(b, "ctrd_queue_examples", "gauge", "Examples waiting in the batch queue.");

@@ -38,6 +38,15 @@ void ctr__metrics_reload(int ok);
 /* Requests turned away with 503 because the queue was full. */
 void ctr__metrics_rejected(void);
 
+/* Where requests were scored (batcher.h): on their HTTP thread, or queued
+ * and batched by a scoring thread. */
+typedef enum {
+    CTR__PATH_INLINE = 0,
+    CTR__PATH_BATCHED,
+    CTR__PATH_COUNT
+} ctr__score_path_t;
+void ctr__metrics_scored(ctr__score_path_t path, size_t requests);
+
 /* Why a connection was closed from outside libmicrohttpd (conns.c). */
 typedef enum {
     CTR__EVICT_HEADERS_TIMEOUT = 0, /* headers not in by --header-timeout-ms */

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib_server.sh"
 
 make_model "$T/m.ctrm" 5 e2e
-srv_start drain --model "$T/m.ctrm" --max-batch 1024 --max-delay-us 5000000 --drain-timeout-s 20 || exit 1
+srv_start drain --model "$T/m.ctrm" --max-batch 1024 --max-delay-us 5000000 --inline-max-examples 0 --drain-timeout-s 20 || exit 1
 
 # Connections opened before the signal: an idle one to ask /readyz, one
 # for a new scoring request, one uploading a body slowly (in flight: it
@@ -72,7 +72,7 @@ grep -q '"msg":"draining"' "$SRV_LOG"; check $? "the drain is logged"
 grep -q '"msg":"stopped"' "$SRV_LOG"; check $? "the stop is logged"
 
 # SIGINT does the same.
-srv_start drain2 --model "$T/m.ctrm" --max-delay-us 5000000 --drain-timeout-s 20 || exit 1
+srv_start drain2 --model "$T/m.ctrm" --max-delay-us 5000000 --inline-max-examples 0 --drain-timeout-s 20 || exit 1
 curl -s -o "$T/out.x" -w '%{http_code}' --max-time 15 -H 'Content-Type: application/json' \
     --data-binary "$(score_body 1)" "$SRV_URL/v1/score" >"$T/st.x" &
 P=$!

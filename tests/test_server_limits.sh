@@ -7,10 +7,11 @@
 
 make_model "$T/m.ctrm" 4 e2e
 
-# One scoring thread, batches that wait 3 s to fill, room for 1 example:
-# the first request waits in the queue and every other one is refused.
+# One scoring thread, batches that wait 3 s to fill, room for 1 example,
+# no inline scoring: the first request waits in the queue and every other
+# one is refused.
 srv_start limits --model "$T/m.ctrm" --threads 1 --max-batch 64 --max-delay-us 3000000 \
-    --queue-limit 1 --max-examples 4 --max-body-bytes 2048 || exit 1
+    --queue-limit 1 --max-examples 4 --max-body-bytes 2048 --inline-max-examples 0 || exit 1
 
 req POST /v1/score "$(head -c 3000 /dev/zero | tr '\0' ' ')"
 expect_status 413 "body over --max-body-bytes"; expect_code body_too_large "body over the limit"
