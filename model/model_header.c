@@ -10,12 +10,13 @@
  *
  * Every key is checked for type and range, unknown keys are refused,
  * every tensor extent is checked against the file with overflow-checked
- * arithmetic. Then, in this order: every tensor reference is resolved
- * (a tensor used twice is refused; only a categorical table may be named
- * by several features, in version 2, which is how they share it), the
- * graph is checked (ctr__model_check, the writer's rules), every
- * referenced tensor's shape is checked against its user, and a tensor
- * nobody uses is refused. A hostile header gets an error message naming
+ * arithmetic. Then, in this order: the graph is checked
+ * (ctr__model_check, the writer's rules: a graph that does not chain is
+ * reported as such, not as a tensor of the wrong shape), every tensor
+ * reference is resolved (a tensor used twice is refused; only a
+ * categorical table may be named by several features, in version 2,
+ * which is how they share it), every referenced tensor's shape is checked
+ * against its user, and a tensor nobody uses is refused. A hostile header gets an error message naming
  * the place, never an out-of-bounds read: nothing reads tensor data here. */
 #include <inttypes.h>
 #include <jansson.h>
@@ -288,8 +289,8 @@ static int parse_mlp(ctr__parse_t *p, json_t *mlp)
     return 0;
 }
 
-/* Every reference to its tensor: the pointer into the mapping, each
- * tensor used once. Shapes are checked later (check_shapes). */
+/* Every reference to its tensor: the pointer into the mapping (replacing
+ * ctr__hp_ref's placeholder), each tensor used once. */
 static int resolve_refs(ctr__parse_t *p, const ctr__name_index_t *tix)
 {
     struct ctr_model *m = p->m;
@@ -433,7 +434,8 @@ static int parse_header(ctr__parse_t *p, uint32_t version)
     }
     if (version >= 2 && (rc = ctr__hp_graph(p, root)))
         goto fail;
-    if ((rc = ctr__hp_object(p, root, "", "mlp", &mlp)) || (rc = parse_mlp(p, mlp)))
+    if ((rc = ctr__hp_object(p, root, "", "mlp", &mlp)) || (rc = parse_mlp(p, mlp)) ||
+        (rc = ctr__model_check(&m->def, CTR_EFORMAT, "header: ", p->err, p->errlen)))
         goto fail;
 
     if ((rc = ctr__hp_uint(p, root, "", "data_bytes", 0, INT64_MAX, &data_bytes)) ||
@@ -445,7 +447,7 @@ static int parse_header(ctr__parse_t *p, uint32_t version)
         goto fail;
     }
     if ((rc = parse_tensors(p, tensors, data_bytes, &tix)) || (rc = resolve_refs(p, &tix)) ||
-        (rc = ctr__model_check(&m->def, CTR_EFORMAT, "header: ", p->err, p->errlen)) || (rc = check_shapes(p)))
+        (rc = check_shapes(p)))
         goto fail;
     for (size_t i = 0; i < m->n_tensors; i++)
         if (!m->tensors[i].refs) {

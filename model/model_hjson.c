@@ -229,6 +229,8 @@ int ctr__hp_name(ctr__parse_t *p, json_t *obj, const char *where, size_t max, co
     return 0;
 }
 
+static const float unresolved;
+
 int ctr__hp_ref(ctr__parse_t *p, json_t *obj, const char *where, const char *key, const char *what, int rank,
                 uint64_t d0, uint64_t d1, bool is_table, const float **out)
 {
@@ -250,11 +252,18 @@ int ctr__hp_ref(ctr__parse_t *p, json_t *obj, const char *where, const char *key
     r->name = json_object_get(obj, key);
     snprintf(r->where, sizeof(r->where), "%s", where);
     r->key = key;
-    snprintf(r->what, sizeof(r->what), "%s", what ? what : where);
+    if (what)
+        snprintf(r->what, sizeof(r->what), "%s", what);
+    else
+        snprintf(r->what, sizeof(r->what), "%s.%s", where, key);
     r->rank = rank;
     r->d0 = d0;
     r->d1 = d1;
     r->is_table = is_table;
     r->out = out;
+    /* Non-NULL from here on, so that ctr__model_check (which runs before
+     * the tensor list is read) sees which tensors the header names; never
+     * read, and replaced by the tensor's address when it is resolved. */
+    *out = &unresolved;
     return 0;
 }

@@ -160,8 +160,9 @@ int ctr__model_parse_header(struct ctr_model *m, uint32_t version, char *err, si
  * type and range: enum values in range, the fields each architecture uses
  * and no others, table sharing, bags, every shape chained through the
  * graph (bottom, interaction, top MLP), the pointers each layer needs.
- * The reader runs it on the def it parsed (tensor names resolved, shapes
- * not yet checked against the tensors), the writer before writing, so
+ * The reader runs it on the def it parsed, before reading the tensor list
+ * (a tensor the header names has a non-NULL placeholder pointer by then),
+ * the writer before writing, so
  * both refuse the same models in the same words. Table pointers are not
  * looked at (the writer may stream them). Messages name the field by its
  * path in the header ("interaction.layers[1].n_in"), after prefix.

@@ -17,9 +17,9 @@
 #include "model_int.h"
 
 /* A tensor named by the header (a table, weight, bias, ...): resolved to
- * a tensor after the tensor list is parsed, shape-checked after the graph
- * is (so that a graph that does not chain is reported as such, not as a
- * tensor of the wrong shape). */
+ * a tensor and shape-checked after the graph is checked and the tensor
+ * list is parsed (so that a graph that does not chain is reported as such,
+ * not as a tensor of the wrong shape). */
 typedef struct {
     json_t *name;        /* the JSON string naming the tensor (root owns it) */
     char where[96];      /* the referring object's path */
@@ -68,8 +68,9 @@ int ctr__hp_enum(ctr__parse_t *p, json_t *obj, const char *where, const char *ke
                  size_t n, int *out);
 /* A feature or tensor name under "name": valid, copied into the arena. */
 int ctr__hp_name(ctr__parse_t *p, json_t *obj, const char *where, size_t max, const char **out);
-/* Records the tensor named by obj[key] (a string) with its expected shape;
- * what NULL: the message says "where". */
+/* Records the tensor named by obj[key] (a string) with its expected shape
+ * and sets *out to a non-NULL placeholder until it is resolved; what NULL:
+ * messages say "<where>.<key>". */
 int ctr__hp_ref(ctr__parse_t *p, json_t *obj, const char *where, const char *key, const char *what, int rank,
                 uint64_t d0, uint64_t d1, bool is_table, const float **out);
 
