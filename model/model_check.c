@@ -92,18 +92,17 @@ static int check_cats(chk_t *c)
         if (w->shares)
             return fail(c, AT(".table"), "shares the table of schema.categorical[%zu], which itself shares a table",
                         o);
+#define OWNER "but its table's owner schema.categorical[%zu] (\"%s\") has"
         if (x->buckets != w->buckets)
-            return fail(c, AT(".buckets"), "is %" PRIu32 " but its table's owner schema.categorical[%zu] (\"%s\") has %" PRIu32,
-                        x->buckets, o, w->name, w->buckets);
+            return fail(c, AT(".buckets"), "is %" PRIu32 " " OWNER " %" PRIu32, x->buckets, o, w->name, w->buckets);
         if (x->dim != w->dim)
-            return fail(c, AT(".dim"), "is %" PRIu32 " but its table's owner schema.categorical[%zu] (\"%s\") has %" PRIu32,
-                        x->dim, o, w->name, w->dim);
+            return fail(c, AT(".dim"), "is %" PRIu32 " " OWNER " %" PRIu32, x->dim, o, w->name, w->dim);
         if (x->mapping != w->mapping)
-            return fail(c, AT(".mapping"), "is %s but its table's owner schema.categorical[%zu] (\"%s\") has %s",
-                        mapping_name(x->mapping), o, w->name, mapping_name(w->mapping));
+            return fail(c, AT(".mapping"), "is %s " OWNER " %s", mapping_name(x->mapping), o, w->name,
+                        mapping_name(w->mapping));
         if (x->seed != w->seed)
-            return fail(c, AT(".seed"), "is %" PRIu64 " but its table's owner schema.categorical[%zu] (\"%s\") has %" PRIu64,
-                        x->seed, o, w->name, w->seed);
+            return fail(c, AT(".seed"), "is %" PRIu64 " " OWNER " %" PRIu64, x->seed, o, w->name, w->seed);
+#undef OWNER
 #undef AT
     }
     return 0;
@@ -150,8 +149,8 @@ static int check_embeddings(chk_t *c)
     for (size_t j = 1; j < def->n_cat; j++)
         if (def->cat[j].dim != d) {
             snprintf(at, sizeof(at), "schema.categorical[%zu].dim", j);
-            return fail(c, at, "is %" PRIu32 " but arch %s needs every embedding as wide as schema.categorical[0].dim, %" PRIu64,
-                        def->cat[j].dim, an, d);
+            return fail(c, at, "is %" PRIu32 " but arch %s needs every embedding as wide as "
+                        "schema.categorical[0].dim, %" PRIu64, def->cat[j].dim, an, d);
         }
     if (def->n_dense && !def->bottom.n && def->arch != CTR_ARCH_DCNV2)
         return fail(c, "bottom", "arch %s needs a bottom MLP (dense -> d) for its %zu dense feature%s", an,

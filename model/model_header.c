@@ -71,7 +71,8 @@ static int parse_dense(ctr__parse_t *p, json_t *arr)
         int rc;
         snprintf(where, sizeof(where), "schema.dense[%zu]", i);
         if (!json_is_object(o))
-            return ctr__hp_bad(p, CTR_EFORMAT, where, NULL, "expected an object (got %s)", ctr__hp_show(o, g, sizeof(g)));
+            return ctr__hp_bad(p, CTR_EFORMAT, where, NULL, "expected an object (got %s)",
+                               ctr__hp_show(o, g, sizeof(g)));
         if ((rc = ctr__hp_keys(p, o, where, keys)) || (rc = ctr__hp_name(p, o, where, NAME_MAX_BYTES, &d->name)) ||
             (rc = ctr__hp_string(p, o, where, "transform", &s, &len)))
             return rc;
@@ -86,7 +87,8 @@ static int parse_dense(ctr__parse_t *p, json_t *arr)
                        "unknown transform \"%s\" (this build knows identity, log1p, standardize)",
                        ctr__printable(s, len, g, sizeof(g)));
         if (d->transform == CTR_TRANSFORM_STANDARDIZE) {
-            if ((rc = ctr__hp_finite(p, o, where, "mean", &d->mean)) || (rc = ctr__hp_finite(p, o, where, "std", &d->std)))
+            if ((rc = ctr__hp_finite(p, o, where, "mean", &d->mean)) ||
+                (rc = ctr__hp_finite(p, o, where, "std", &d->std)))
                 return rc;
             if (!(d->std > 0))
                 return ctr__hp_bad(p, CTR_EFORMAT, where, "std", "must be > 0 (got %g)", d->std);
@@ -114,7 +116,8 @@ static int parse_tensors(ctr__parse_t *p, json_t *arr, uint64_t data_bytes, ctr_
         int rc;
         snprintf(where, sizeof(where), "tensors[%zu]", i);
         if (!json_is_object(o))
-            return ctr__hp_bad(p, CTR_EFORMAT, where, NULL, "expected an object (got %s)", ctr__hp_show(o, g, sizeof(g)));
+            return ctr__hp_bad(p, CTR_EFORMAT, where, NULL, "expected an object (got %s)",
+                               ctr__hp_show(o, g, sizeof(g)));
         if ((rc = ctr__hp_keys(p, o, where, keys)) || (rc = ctr__hp_name(p, o, where, TENSOR_NAME_MAX_BYTES, &t->name)))
             return rc;
         if (!ctr__name_index_add(tix, t->name, strlen(t->name), (uint32_t)i))
@@ -140,7 +143,8 @@ static int parse_tensors(ctr__parse_t *p, json_t *arr, uint64_t data_bytes, ctr_
                            ctr__hp_show(shape, g, sizeof(g)));
             t->shape[k] = (uint64_t)json_integer_value(d);
             if (!ctr__mul_u64(elems, t->shape[k], &elems))
-                return ctr__hp_bad(p, CTR_EFORMAT, where, "shape", "element count overflows (%s)", ctr__hp_show(shape, g, sizeof(g)));
+                return ctr__hp_bad(p, CTR_EFORMAT, where, "shape", "element count overflows (%s)",
+                                   ctr__hp_show(shape, g, sizeof(g)));
         }
         if ((rc = ctr__hp_uint(p, o, where, "offset", 0, INT64_MAX, &t->offset)) ||
             (rc = ctr__hp_uint(p, o, where, "nbytes", 0, INT64_MAX, &t->nbytes)) ||
@@ -157,7 +161,8 @@ static int parse_tensors(ctr__parse_t *p, json_t *arr, uint64_t data_bytes, ctr_
             return ctr__hp_bad(p, CTR_EFORMAT, where, "nbytes", "is %" PRIu64 " but shape %s of f32 needs %" PRIu64,
                        t->nbytes, ctr__hp_show(shape, g, sizeof(g)), want);
         if (t->offset % ALIGN)
-            return ctr__hp_bad(p, CTR_EFORMAT, where, "offset", "%" PRIu64 " is not a multiple of %u", t->offset, ALIGN);
+            return ctr__hp_bad(p, CTR_EFORMAT, where, "offset", "%" PRIu64 " is not a multiple of %u", t->offset,
+                               ALIGN);
         uint64_t end, abs_end;
         if (!ctr__add_u64(t->offset, t->nbytes, &end) || end > data_bytes)
             return ctr_error(p->err, p->errlen, CTR_EFORMAT,
