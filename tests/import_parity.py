@@ -37,7 +37,7 @@ import torch
 from ctrd_torch import config as C
 from ctrd_torch import ctrm
 from ctrd_torch import export as E
-from ctrd_torch.__main__ import random_model
+from ctrd_torch.__main__ import load_model, random_model
 from ctrd_torch.features import encode
 from ctrd_torch.xxh3 import xxh3_64
 
@@ -123,10 +123,10 @@ def cases():
             {"C%d" % j: dict(mod) for j in range(1, 27)},
             C2=dict(mod, table="C1"), C5=dict(mod, bag={"max": 8, "pool": "sum"}))),
         "bottom": [64, 32, 16], "interaction": {"order": "upper"}, "top": [128, 64]}
-    cs["dcn-lowrank-stacked-small"] = {
+    cs["dcn-mixed-stacked-small"] = {
         "arch": "dcnv2", "activation": "relu", "dense": dense_feats(3),
         "categorical": cat_feats(6, 60, 8, C2=dict(bag_s), C6=dict(mod)),
-        "bottom": [8], "interaction": {"structure": "stacked", "layers": 2, "rank": 4},
+        "bottom": [8], "interaction": {"structure": "stacked", "layers": 2, "rank": [4, 0]},
         "top": [32]}
     cs["dcn-full-parallel-nobottom"] = {
         "arch": "dcnv2", "activation": "smelu", "beta": 1.0,
@@ -504,6 +504,13 @@ def unit_v1_bytes(ctrtool, work):
     (ok if same else fail)("the version-1 writer gives ctrtool synth's bytes")
 
 
+def strip_tensors(hdr):
+    h = copy.deepcopy(hdr)
+    for k in ("tensors", "data_bytes"):
+        h.pop(k)
+    return h
+
+
 def strip_prov(hdr):
     h = copy.deepcopy(hdr)
     h.pop("provenance")
@@ -519,6 +526,12 @@ def unit_cases(work):
         (ok if diff <= TOL else fail)(
             "%s: torch vs float64 numpy from the .ctrm: max |diff| %.3g over %d examples"
             % (name, diff, len(ref)))
+        if names == "torchrec":
+            _, m2 = load_model(os.path.join(d, "config.json"), os.path.join(d, "state.pt"))
+            diff = float(np.abs(m2.predict(*encode(ncfg, ex)).numpy() - probs).max())
+            (ok if diff <= 1e-6 else fail)(
+                "%s: the TorchRec state_dict loads into the reference modules (max |diff| %.3g)"
+                % (name, diff))
         alt = os.path.join(d, "state-alt.pt")
         if os.path.exists(alt):
             out2 = os.path.join(d, "model-alt.ctrm")
@@ -528,6 +541,12 @@ def unit_cases(work):
                 np.array_equal(T[k], T2[k]) for k in T)
             (ok if same else fail)("%s: the %s names export to the same header and tensors"
                                    % (name, h2["provenance"]["names"]))
+        if ncfg["arch"] == "dcnv2" and names == "torchrec":
+            sd = E.load_state(os.path.join(d, "state.pt"))
+            sd = {k: v.reshape(-1, 1) if ".bias." in k else v for k, v in sd.items()}
+            h3 = ctrm.build(E.to_desc(ncfg, sd))[0]
+            same = h3 == strip_prov(strip_tensors(h))
+            (ok if same else fail)("%s: TorchRec cross biases of shape [D, 1] read the same" % name)
 
 
 def unit_errors(work):

@@ -69,18 +69,16 @@ def cmd_random(args):
 
 
 def load_model(config_path, state_path):
-    """A reference module with the weights of a state_dict (reference names)."""
+    """A reference module with the weights of a state_dict (reference or
+    TorchRec names: whatever the exporter reads)."""
     import torch
     from .modules import CTRModel
     cfg = C.load(config_path)
-    sd = E.load_state(state_path)
-    desc = E.to_desc(cfg, sd)  # checks names and shapes; fills buckets/dim
+    desc = E.to_desc(cfg, E.load_state(state_path))  # checks names and shapes
     for f, e in zip(cfg["categorical"], desc["categorical"]):
         f["buckets"], f["dim"] = e["buckets"], e["dim"]
     model = CTRModel(cfg)
-    if E.naming_of(sd) == "torchrec":
-        raise E.ExportError("score: TorchRec names; export to .ctrm, or load the weights into "
-                            "the reference module by hand (docs/IMPORT.md)")
+    sd = E.reference_state(desc, cfg)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
     return cfg, model
 

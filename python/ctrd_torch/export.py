@@ -163,12 +163,20 @@ def to_desc(cfg, sd, provenance=None):
                 p = "inter_arch.crossnet."
                 if r == 0:
                     w = st.get(p + "kernels.%d" % l, (D, D), what)
-                    b = st.get(p + "bias.%d" % l, what=what).reshape(-1)
+                    b = st.get(p + "bias.%d" % l, what=what)
+                    if b.shape not in ((D,), (D, 1)):
+                        raise ExportError("%sbias.%d: shape %s, expected [%d] or [%d, 1] (%s)"
+                                          % (p, l, list(b.shape), D, D, what))
+                    b = b.reshape(-1)
                     x = {"w": w.T.copy(), "bias": b}
                 else:
                     v = st.get(p + "V_kernels.%d" % l, (r, D), what)
                     u = st.get(p + "W_kernels.%d" % l, (D, r), what)
-                    x = {"v": v.T.copy(), "u": u.T.copy(), "bias": st.get(p + "bias.%d" % l, (D,), what)}
+                    b = st.get(p + "bias.%d" % l, what=what)
+                    if b.shape not in ((D,), (D, 1)):
+                        raise ExportError("%sbias.%d: shape %s, expected [%d] or [%d, 1] (%s)"
+                                          % (p, l, list(b.shape), D, D, what))
+                    x = {"v": v.T.copy(), "u": u.T.copy(), "bias": b.reshape(-1)}
             else:
                 p = "cross.%d." % l
                 if r == 0:
@@ -218,11 +226,13 @@ def to_desc(cfg, sd, provenance=None):
     return desc
 
 
-def torchrec_state(sd, cfg):
+def torchrec_state(sd, cfg, bias_2d=False):
     """A reference-module state_dict renamed and laid out as TorchRec's DLRM
     (arch dot) or DLRM_DCN (arch dcnv2, stacked) holds it: what a TorchRec
     checkpoint of the same model looks like (the tests use it; TorchRec
-    itself is not needed)."""
+    itself is not needed). The cross layers' biases are [D, 1] as in
+    TorchRec's CrossNet (full rank) and older LowRankCrossNets, [D] as in
+    current LowRankCrossNets; bias_2d makes them all [D, 1]."""
     cfg = C.normalize(cfg)
     if cfg["arch"] not in ("dot", "dcnv2"):
         raise ExportError("TorchRec has no %s model" % cfg["arch"])
@@ -251,10 +261,51 @@ def torchrec_state(sd, cfg):
             elif p[3] == "weight":
                 out["inter_arch.crossnet.W_kernels.%s" % l] = v
             else:
-                out["inter_arch.crossnet.bias.%s" % l] = v
+                out["inter_arch.crossnet.bias.%s" % l] = v.reshape(-1, 1) if bias_2d else v
         else:
             raise ExportError("no TorchRec name for %s" % k)
     return out
+
+
+def reference_state(desc, cfg):
+    """The reference modules' state_dict (numpy arrays) of a description:
+    to_desc's inverse, so that any state_dict the exporter reads (TorchRec's
+    too) loads into modules.CTRModel."""
+    cfg = C.normalize(cfg)
+    sd = {}
+    for f, c in zip(cfg["categorical"], desc["categorical"]):
+        if not c["shares"]:
+            sd["emb.%s.weight" % f["table"]] = c["table"]
+
+    def layers(prefix, ls):
+        for i, (w, b) in enumerate(ls):
+            sd["%s.%d.weight" % (prefix, i)] = w.T.copy()
+            sd["%s.%d.bias" % (prefix, i)] = b
+
+    layers("bottom", desc.get("bottom") or [])
+    if desc["arch"] == "dcnv2":
+        for l, x in enumerate(desc["dcn"]["cross"]):
+            if x.get("w") is not None:
+                sd["cross.%d.w.weight" % l] = x["w"].T.copy()
+                sd["cross.%d.w.bias" % l] = x["bias"]
+            else:
+                sd["cross.%d.v.weight" % l] = x["v"].T.copy()
+                sd["cross.%d.u.weight" % l] = x["u"].T.copy()
+                sd["cross.%d.u.bias" % l] = x["bias"]
+        layers("deep", desc["dcn"]["deep"])
+    elif desc["arch"] == "wukong":
+        for i, L in enumerate(desc["wukong"]["layers"]):
+            p = "wukong.%d." % i
+            sd[p + "y"] = L["y"]
+            if "fmb_ln_gamma" in L:
+                sd[p + "fmb_ln.weight"], sd[p + "fmb_ln.bias"] = L["fmb_ln_gamma"], L["fmb_ln_beta"]
+            layers(p + "fmb", L["fmb"])
+            sd[p + "lcb.weight"] = L["lcb"]
+            if L["res"] is not None:
+                sd[p + "res.weight"] = L["res"]
+            sd[p + "ln.weight"], sd[p + "ln.bias"] = L["ln_gamma"], L["ln_beta"]
+    layers("top", desc["top"])
+    return sd
 
 
 def export(config_path, state_path, out_path):
