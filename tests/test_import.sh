@@ -83,14 +83,17 @@ PY
             body=$("$PY" -c 'import json,sys; print(json.dumps({"examples": [json.loads(l) for l in open("wk.jsonl")]}))')
             req POST /v1/score "$body"
             expect_status 200 "the exported Wukong scores"
-            printf '%s' "$BODY_OUT" | "$PY" -c '
+            if printf '%s' "$BODY_OUT" | "$PY" -c '
 import json, sys
 got = json.load(sys.stdin)["scores"]
 want = [float(l) for l in open("wk.torch")]
 d = max(abs(a - b) for a, b in zip(got, want))
 print("ctrd_torch score vs ctrd: %d examples, max |diff| %.3g" % (len(got), d))
-sys.exit(0 if len(got) == len(want) == 300 and d <= 1e-5 else 1)' &&
-                ok "ctrd_torch score = ctrd's scores" || fail "ctrd_torch score differs from ctrd"
+sys.exit(0 if len(got) == len(want) == 300 and d <= 1e-5 else 1)'; then
+                ok "ctrd_torch score = ctrd's scores"
+            else
+                fail "ctrd_torch score differs from ctrd"
+            fi
             srv_stop
         else
             fail "ctrd did not serve the exported Wukong"
