@@ -164,7 +164,7 @@ def cases():
                                    {"n_f": 8, "n_l": 8, "k": 6, "fmb": [64, 64],
                                     "residual": "identity"},
                                    {"n_f": 4, "n_l": 4, "k": 4, "fmb": [32]},
-                                   {"n_f": 4, "n_l": 4, "k": 4, "fmb": [32],
+                                   {"n_f": 4, "n_l": 2, "k": 4, "fmb": [32],
                                     "residual": "learned"}]},
         "top": [64, 32]}
     cs["wukong-nodense"] = {

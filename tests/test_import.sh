@@ -66,11 +66,12 @@ done <"$T/cases/cases"
 # The README's import, as a user runs it: a random Wukong in TorchRec-free
 # reference names, exported, served, and scored by both sides.
 if [ -z "${IMPORT_CASES:-}" ]; then
-    cd "$T" || exit 1
-    if "$PY" -m ctrd_torch random --arch wukong --config wk.json --state wk.pt --seed 3 >/dev/null &&
-        "$PY" -m ctrd_torch.export --config wk.json --state wk.pt --out wk.ctrm >/dev/null; then
+    W="$T/cli"
+    mkdir -p "$W"
+    if "$PY" -m ctrd_torch random --arch wukong --config "$W/wk.json" --state "$W/wk.pt" --seed 3 >/dev/null &&
+        "$PY" -m ctrd_torch.export --config "$W/wk.json" --state "$W/wk.pt" --out "$W/wk.ctrm" >/dev/null; then
         ok "ctrd_torch random + ctrd_torch.export"
-        "$PY" - <<'PY' >wk.jsonl
+        "$PY" - >"$W/wk.jsonl" <<'PY'
 import json, random
 r = random.Random(5)
 for i in range(300):
@@ -78,18 +79,18 @@ for i in range(300):
     ex.update({"C%d" % k: "%08x" % r.getrandbits(32) for k in range(1, 27) if r.random() > 0.1})
     print(json.dumps(ex))
 PY
-        "$PY" -m ctrd_torch score --config wk.json --state wk.pt --examples wk.jsonl >wk.torch
-        if srv_start cli --model wk.ctrm --no-audit; then
-            body=$("$PY" -c 'import json,sys; print(json.dumps({"examples": [json.loads(l) for l in open("wk.jsonl")]}))')
+        "$PY" -m ctrd_torch score --config "$W/wk.json" --state "$W/wk.pt" --examples "$W/wk.jsonl" >"$W/wk.torch"
+        if srv_start cli --model "$W/wk.ctrm" --no-audit; then
+            body=$("$PY" -c 'import json, sys; print(json.dumps({"examples": [json.loads(l) for l in open(sys.argv[1])]}))' "$W/wk.jsonl")
             req POST /v1/score "$body"
             expect_status 200 "the exported Wukong scores"
             if printf '%s' "$BODY_OUT" | "$PY" -c '
 import json, sys
 got = json.load(sys.stdin)["scores"]
-want = [float(l) for l in open("wk.torch")]
+want = [float(l) for l in open(sys.argv[1])]
 d = max(abs(a - b) for a, b in zip(got, want))
 print("ctrd_torch score vs ctrd: %d examples, max |diff| %.3g" % (len(got), d))
-sys.exit(0 if len(got) == len(want) == 300 and d <= 1e-5 else 1)'; then
+sys.exit(0 if len(got) == len(want) == 300 and d <= 1e-5 else 1)' "$W/wk.torch"; then
                 ok "ctrd_torch score = ctrd's scores"
             else
                 fail "ctrd_torch score differs from ctrd"

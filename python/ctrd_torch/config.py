@@ -294,17 +294,19 @@ def slot_of(c, j):
 
 
 def residual_learned(c, i):
-    """Whether Wukong layer i has a learned residual (else the identity)."""
+    """Whether Wukong layer i has a learned residual, (n_f + n_l) x n_in,
+    which it has exactly when n_f + n_l != n_in (else the identity)."""
     L = c["interaction"]["layers"][i]
     n_in = wukong_n_in(c, i)
-    if L["residual"] == "learned":
-        return True
-    if L["residual"] == "identity":
-        if L["n_f"] + L["n_l"] != n_in:
-            _fail("interaction.layers[%d].residual" % i,
-                  "identity needs n_f + n_l == n_in (%d + %d != %d)" % (L["n_f"], L["n_l"], n_in))
-        return False
-    return L["n_f"] + L["n_l"] != n_in
+    learned = L["n_f"] + L["n_l"] != n_in
+    if L["residual"] == "identity" and learned:
+        _fail("interaction.layers[%d].residual" % i,
+              "identity needs n_f + n_l == n_in (%d + %d != %d)" % (L["n_f"], L["n_l"], n_in))
+    if L["residual"] == "learned" and not learned:
+        _fail("interaction.layers[%d].residual" % i,
+              "a learned residual is for n_f + n_l != n_in (here both are %d): ctrd's format "
+              "has the identity there" % n_in)
+    return learned
 
 
 def wukong_n_in(c, i):
