@@ -81,16 +81,19 @@ for i in range(300):
 PY
         "$PY" -m ctrd_torch score --config "$W/wk.json" --state "$W/wk.pt" --examples "$W/wk.jsonl" >"$W/wk.torch"
         if srv_start cli --model "$W/wk.ctrm" --no-audit; then
-            body=$("$PY" -c 'import json, sys; print(json.dumps({"examples": [json.loads(l) for l in open(sys.argv[1])]}))' "$W/wk.jsonl")
-            req POST /v1/score "$body"
+            "$PY" -c 'import json, sys; print(json.dumps({"examples": [json.loads(l) for l in open(sys.argv[1])]}))' \
+                "$W/wk.jsonl" >"$W/body.json"
+            ST=$(curl -s -o "$W/answer.json" -w '%{http_code}' --max-time 30 -H 'Content-Type: application/json' \
+                --data-binary @"$W/body.json" "$SRV_URL/v1/score")
+            BODY_OUT=$(head -c 300 "$W/answer.json")
             expect_status 200 "the exported Wukong scores"
-            if printf '%s' "$BODY_OUT" | "$PY" -c '
+            if "$PY" -c '
 import json, sys
 got = json.load(sys.stdin)["scores"]
 want = [float(l) for l in open(sys.argv[1])]
 d = max(abs(a - b) for a, b in zip(got, want))
 print("ctrd_torch score vs ctrd: %d examples, max |diff| %.3g" % (len(got), d))
-sys.exit(0 if len(got) == len(want) == 300 and d <= 1e-5 else 1)' "$W/wk.torch"; then
+sys.exit(0 if len(got) == len(want) == 300 and d <= 1e-5 else 1)' "$W/wk.torch" <"$W/answer.json"; then
                 ok "ctrd_torch score = ctrd's scores"
             else
                 fail "ctrd_torch score differs from ctrd"
