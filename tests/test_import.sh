@@ -83,8 +83,10 @@ PY
         if srv_start cli --model "$W/wk.ctrm" --no-audit; then
             "$PY" -c 'import json, sys; print(json.dumps({"examples": [json.loads(l) for l in open(sys.argv[1])]}))' \
                 "$W/wk.jsonl" >"$W/body.json"
+            # shellcheck disable=SC2034  # ST and BODY_OUT are read by expect_status
             ST=$(curl -s -o "$W/answer.json" -w '%{http_code}' --max-time 30 -H 'Content-Type: application/json' \
                 --data-binary @"$W/body.json" "$SRV_URL/v1/score")
+            # shellcheck disable=SC2034
             BODY_OUT=$(head -c 300 "$W/answer.json")
             expect_status 200 "the exported Wukong scores"
             if "$PY" -c '
