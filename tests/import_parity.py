@@ -410,13 +410,72 @@ def build_case(name, cfg, names, seed, out_dir):
     return ncfg, examples, probs, d
 
 
+def synth_cases():
+    """Models `ctrtool synth --arch` writes (the C writer): the reference
+    modules load them from the .ctrm (ctrd_torch score --model) and must
+    agree with ctrd too."""
+    common = ["--rows-per-table", "60", "--hidden", "16"]
+    return {
+        "synth-dot": ["--arch", "dot", "--dense", "3", "--categorical", "5", "--dim", "8",
+                      "--bottom", "16", "--dot-order", "upper", "--bag-features", "C1,C2:mean",
+                      "--max-bag", "3", "--mapping", "mod", "--shared", "C4=C3",
+                      "--activation", "relu"] + common,
+        "synth-dcnv2": ["--arch", "dcnv2", "--dense", "4", "--categorical", "4", "--dim", "8",
+                        "--no-bottom", "--structure", "parallel", "--cross", "2", "--rank", "4",
+                        "--deep", "16", "--bag-features", "C2", "--beta", "0.5"] + common,
+        "synth-wukong": ["--arch", "wukong", "--dense", "2", "--categorical", "6", "--dim", "8",
+                         "--bottom", "16", "--layers", "2", "--nf", "4", "--nl", "3", "--k", "3",
+                         "--fmb", "16", "--fmb-ln", "flat", "--fmb-out-act",
+                         "--bag-features", "C1:sum,C2:mean", "--shared", "C5=C4",
+                         "--activation", "relu"] + common,
+    }
+
+
+def synth_has_arch(ctrtool):
+    h = subprocess.run([ctrtool, "synth", "--help"], capture_output=True, text=True)
+    return "--arch" in h.stdout + h.stderr
+
+
+def build_synth_case(name, flags, ctrtool, seed, out_dir):
+    """A case whose .ctrm comes from ctrtool synth; expected.json from the
+    reference modules loaded from that file."""
+    from ctrd_torch.__main__ import load_ctrm
+    d = os.path.join(out_dir, name)
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "model.ctrm")
+    subprocess.run([ctrtool, "synth", "--out", path, "--seed", str(seed), "--name", name] + flags,
+                   check=True, stdout=subprocess.DEVNULL)
+    cfg, model = load_ctrm(path)
+    examples = make_examples(cfg, N_EXAMPLES, seed)
+    probs = model.predict(*encode(cfg, examples)).numpy().astype(np.float64)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(C.to_json(cfg), f, indent=1)
+    with open(os.path.join(d, "examples.json"), "w") as f:
+        json.dump(examples, f)
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump([float(p) for p in probs], f)
+    return cfg, examples, probs, d
+
+
+def all_cases(ctrtool):
+    """(name, builder) of every case: the torch-made ones, then ctrtool's."""
+    out = [(name, lambda o, n=name, c=c, nm=nm, s=s: build_case(n, c, nm, s, o))
+           for name, (c, nm, s) in cases().items()]
+    if ctrtool and synth_has_arch(ctrtool):
+        out += [(name, lambda o, n=name, f=f, s=2000 + i: build_synth_case(n, f, ctrtool, s, o))
+                for i, (name, f) in enumerate(synth_cases().items())]
+    elif ctrtool:
+        print("note: this ctrtool's synth has no --arch: no synth-* cases")
+    return out
+
+
 def cmd_make(args):
     only = set(args.only.split(",")) if args.only else None
     names = []
-    for name, (cfg, nm, seed) in cases().items():
+    for name, build in all_cases(args.ctrtool):
         if only and name not in only:
             continue
-        ncfg, ex, probs, d = build_case(name, cfg, nm, seed, args.out)
+        ncfg, ex, probs, d = build(args.out)
         bags = sum(1 for e in ex for f in ncfg["categorical"] if f["bag"] and e.get(f["name"]))
         print("made %-28s v%d  %4d examples (%d bags), scores %.3f..%.3f (std %.3f)"
               % (name, ctrm.read(os.path.join(d, "model.ctrm"))[0]["version"], len(ex), bags,
@@ -517,10 +576,15 @@ def strip_prov(hdr):
     return h
 
 
-def unit_cases(work):
-    for name, (cfg, names, seed) in cases().items():
-        ncfg, ex, probs, d = build_case(name, cfg, names, seed, work)
-        h, T, _ = ctrm.read(os.path.join(d, "model.ctrm"))
+def unit_cases(work, ctrtool):
+    for name, build in all_cases(ctrtool):
+        ncfg, ex, probs, d = build(work)
+        path = os.path.join(d, "model.ctrm")
+        h, T, _ = ctrm.read(path)
+        same = ctrm.encode(ctrm.desc_of(h, T)) == open(path, "rb").read()
+        (ok if same else fail)("%s: read back and written again, the .ctrm has the same bytes"
+                               % name)
+        names = h["provenance"].get("names")
         ref = ref_scores(h, T, ex)
         diff = float(np.abs(ref - probs).max())
         (ok if diff <= TOL else fail)(
@@ -572,7 +636,7 @@ def cmd_unit(args):
     unit_xxh3()
     unit_v1_bytes(args.ctrtool, args.work)
     unit_errors(args.work)
-    unit_cases(args.work)
+    unit_cases(args.work, args.ctrtool)
     print("%d failed" % len(FAILS))
     return 1 if FAILS else 0
 
@@ -585,6 +649,7 @@ def main():
     u.add_argument("--work", required=True)
     m = sub.add_parser("make")
     m.add_argument("--out", required=True)
+    m.add_argument("--ctrtool", help="also cases that ctrtool synth --arch writes")
     m.add_argument("--only")
     c = sub.add_parser("check")
     c.add_argument("--url", required=True)

@@ -42,7 +42,7 @@ fi
 only=""
 [ -n "${IMPORT_CASES:-}" ] && only="--only $(printf '%s' "$IMPORT_CASES" | tr ' ' ',')"
 # shellcheck disable=SC2086
-if ! "$PY" "$ROOT/tests/import_parity.py" make --out "$T/cases" $only; then
+if ! "$PY" "$ROOT/tests/import_parity.py" make --out "$T/cases" --ctrtool "$CTRTOOL" $only; then
     fail "import_parity.py make"
     finish
 fi

@@ -83,9 +83,29 @@ def load_model(config_path, state_path):
     return cfg, model
 
 
+def load_ctrm(path):
+    """The reference module of a .ctrm file (any writer's)."""
+    import torch
+    from . import ctrm
+    from .modules import CTRModel
+    hdr, tensors, _ = ctrm.read(path)
+    desc = ctrm.desc_of(hdr, tensors)
+    cfg = E.config_of(desc)
+    model = CTRModel(cfg)
+    sd = E.reference_state(desc, cfg)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in sd.items()})
+    return cfg, model
+
+
 def cmd_score(args):
     from .features import encode
-    cfg, model = load_model(args.config, args.state)
+    if args.model:
+        cfg, model = load_ctrm(args.model)
+    elif args.config and args.state:
+        cfg, model = load_model(args.config, args.state)
+    else:
+        print("score: --config and --state, or --model", file=sys.stderr)
+        return 2
     src = open(args.examples) if args.examples != "-" else sys.stdin
     examples = [json.loads(line) for line in src if line.strip()]
     out = []
@@ -112,8 +132,9 @@ def main(argv=None):
     e.add_argument("--state", required=True)
     e.add_argument("--out", required=True)
     s = sub.add_parser("score", help="the reference modules' probabilities for JSON-lines examples")
-    s.add_argument("--config", required=True)
-    s.add_argument("--state", required=True)
+    s.add_argument("--config")
+    s.add_argument("--state")
+    s.add_argument("--model", help="a .ctrm file instead of --config and --state")
     s.add_argument("--examples", required=True, help="JSON lines file, or - for stdin")
     args = ap.parse_args(argv)
     try:

@@ -324,6 +324,60 @@ def write(path, desc):
     return len(data)
 
 
+def desc_of(hdr, tensors):
+    """The description of a file read by `read`: build's inverse, so that
+    `encode(desc_of(*read(path)[:2]))` gives the file's bytes back when the
+    file came from this writer or ctr_model_write."""
+    sch = hdr["schema"]
+    arch = hdr.get("arch", "mlp")
+    owners = {}
+    cats = []
+    for c in sch["categorical"]:
+        e = {"name": c["name"], "buckets": c["buckets"], "dim": c["dim"],
+             "mapping": c.get("mapping", "hash"), "seed": int(c.get("seed", 0)),
+             "bag": dict(c["bag"]) if "bag" in c else None, "shares": None, "table": None}
+        if c["table"] in owners:
+            e["shares"] = owners[c["table"]]
+        else:
+            owners[c["table"]] = c["name"]
+            e["table"] = tensors[c["table"]]
+        cats.append(e)
+
+    def layers(ls):
+        return [(tensors[L["weight"]], tensors[L["bias"]]) for L in ls]
+
+    desc = {"name": hdr["name"], "arch": arch, "activation": hdr["mlp"]["activation"],
+            "beta": hdr["mlp"]["beta"],
+            "dense": [dict(d) for d in sch["dense"]], "categorical": cats,
+            "bottom": layers(hdr["bottom"]["layers"]) if "bottom" in hdr else [],
+            "top": layers(hdr["mlp"]["layers"]), "provenance": hdr.get("provenance", {})}
+    it = hdr.get("interaction", {})
+    if arch == "dot":
+        desc["dot"] = {"order": it["order"], "self": it["self"]}
+    elif arch == "dcnv2":
+        cross = []
+        for x in it["cross"]:
+            if x["rank"] == 0:
+                cross.append({"w": tensors[x["weight"]], "bias": tensors[x["bias"]]})
+            else:
+                cross.append({"v": tensors[x["v"]], "u": tensors[x["u"]],
+                              "bias": tensors[x["bias"]]})
+        desc["dcn"] = {"structure": it["structure"], "cross": cross, "deep": layers(it["deep"])}
+    elif arch == "wukong":
+        wl = []
+        for L in it["layers"]:
+            e = {"y": tensors[L["y"]], "fmb": layers(L["fmb"]), "lcb": tensors[L["lcb"]],
+                 "res": tensors[L["res"]] if "res" in L else None,
+                 "ln_gamma": tensors[L["ln_gamma"]], "ln_beta": tensors[L["ln_beta"]]}
+            if "fmb_ln_gamma" in L:
+                e["fmb_ln_gamma"] = tensors[L["fmb_ln_gamma"]]
+                e["fmb_ln_beta"] = tensors[L["fmb_ln_beta"]]
+            wl.append(e)
+        desc["wukong"] = {"ln_eps": it["ln_eps"], "fmb_ln": it["fmb_ln"],
+                          "fmb_out_act": it["fmb_out_act"], "layers": wl}
+    return desc
+
+
 def _no_dups(pairs):
     d = {}
     for k, v in pairs:

@@ -308,6 +308,48 @@ def reference_state(desc, cfg):
     return sd
 
 
+def config_of(desc):
+    """The config (normalized) of a description, e.g. of a .ctrm file read
+    back with ctrm.desc_of: with reference_state, a ctrd model (one
+    `ctrtool train` or `synth` wrote) loads into the reference modules."""
+    cats = []
+    for c in desc["categorical"]:
+        e = {"name": c["name"], "buckets": c["buckets"], "dim": c["dim"], "mapping": c["mapping"],
+             "table": c["shares"] or c["name"]}
+        if c["mapping"] == "hash":
+            e["seed"] = c["seed"]
+        if c.get("bag"):
+            e["bag"] = dict(c["bag"])
+        cats.append(e)
+    cfg = {"name": desc["name"], "arch": desc["arch"], "activation": desc["activation"],
+           "beta": desc["beta"], "dense": [dict(d) for d in desc["dense"]], "categorical": cats,
+           "top": [np.asarray(w).shape[1] for w, _ in desc["top"][:-1]]}
+    if desc.get("bottom"):
+        cfg["bottom"] = [np.asarray(w).shape[1] for w, _ in desc["bottom"]]
+    a = desc["arch"]
+    if a == "dot":
+        cfg["interaction"] = dict(desc["dot"])
+    elif a == "dcnv2":
+        it = desc["dcn"]
+        cfg["interaction"] = {
+            "structure": it["structure"], "layers": len(it["cross"]),
+            "rank": [0 if x.get("w") is not None else np.asarray(x["v"]).shape[1]
+                     for x in it["cross"]],
+            "deep": [np.asarray(w).shape[1] for w, _ in it["deep"]]}
+    elif a == "wukong":
+        it = desc["wukong"]
+        d = desc["categorical"][0]["dim"] if desc["categorical"] else \
+            np.asarray(desc["bottom"][-1][0]).shape[1]
+        layers = []
+        for L in it["layers"]:
+            layers.append({"n_f": np.asarray(L["fmb"][-1][0]).shape[1] // d,
+                           "n_l": np.asarray(L["lcb"]).shape[0], "k": np.asarray(L["y"]).shape[1],
+                           "fmb": [np.asarray(w).shape[1] for w, _ in L["fmb"][:-1]]})
+        cfg["interaction"] = {"ln_eps": it["ln_eps"], "fmb_ln": it["fmb_ln"],
+                              "fmb_out_act": it["fmb_out_act"], "layers": layers}
+    return C.normalize(cfg)
+
+
 def export(config_path, state_path, out_path):
     cfg = C.load(config_path)
     sd = load_state(state_path)
