@@ -11,7 +11,8 @@
 #    more; bags pooled by sum and mean, shared tables, mod mapping, both
 #    dot orders, DCNv2 low rank and full, stacked and parallel, Wukong with
 #    identity and learned residuals; two of them exported from
-#    TorchRec-named state_dicts): `ctrtool verify` reads the file, ctrd
+#    TorchRec-named state_dicts), and three that `ctrtool synth --arch`
+#    writes, loaded into the torch modules: `ctrtool verify` reads the file, ctrd
 #    serves it, and its /v1/score answers for 1,200 examples (bags,
 #    missing values, hex and integer ids) are within 1e-5 of the torch
 #    forward pass.

@@ -7,7 +7,8 @@
   export  state_dict + config -> .ctrm (the same as -m ctrd_torch.export)
   score   the reference modules' probabilities for examples (JSON lines,
           one {feature: value} object per line, as in /v1/score), one
-          %.9g per line: what ctrd should answer, to 1e-5
+          %.9g per line: what ctrd should answer, to 1e-5; the model from
+          --config and --state, or from a .ctrm file (--model)
 """
 
 import argparse
