@@ -3,7 +3,7 @@
 # against the real ctrd.
 #
 # 1. tests/import_parity.py unit: the Python side alone (XXH3 against
-#    libxxhash, the version-1 writer byte for byte against ctrtool, each
+#    libxxhash, the writer byte for byte against ctrtool's files, each
 #    case's .ctrm scored by an independent float64 numpy reading of the
 #    file against the torch modules, TorchRec names exporting to the same
 #    file as the reference names, the exporter's refusals).
@@ -12,10 +12,10 @@
 #    dot orders, DCNv2 low rank and full, stacked and parallel, Wukong with
 #    identity and learned residuals; two of them exported from
 #    TorchRec-named state_dicts), and three that `ctrtool synth --arch`
-#    writes, loaded into the torch modules: `ctrtool verify` reads the file, ctrd
-#    serves it, and its /v1/score answers for 1,200 examples (bags,
-#    missing values, hex and integer ids) are within 1e-5 of the torch
-#    forward pass.
+#    writes, loaded into the torch modules: `ctrtool verify` reads the
+#    file, ctrd serves it, and its /v1/score answers for 1,200 examples
+#    (bags, missing values, hex and integer ids) are within 1e-5 of the
+#    torch forward pass.
 # 3. The README's three commands (random, export, serve) and
 #    `ctrd_torch score` against ctrd.
 #
