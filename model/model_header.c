@@ -1,18 +1,26 @@
 /* model_header.c - parses and checks a .ctrm header (the JSON text after
- * the preamble) into the reader's model: schema, MLP, tensor list and
- * provenance (ctr__model_parse_header in model_int.h; the layout is at the
- * top of model_read.c).
+ * the preamble) into the reader's model: schema, graph, MLP, tensor list
+ * and provenance (ctr__model_parse_header in model_int.h; the layout is at
+ * the top of model_read.c, the long form in docs/MODEL_FORMAT.md).
+ *
+ * Version 1 and version 2 headers share this code: version 2 adds "arch",
+ * the categorical keys "mapping" and "bag", table sharing, and the
+ * "bottom" and "interaction" sections (model_header_graph.c); version 1
+ * refuses every one of them as an unknown key.
  *
  * Every key is checked for type and range, unknown keys are refused,
  * every tensor extent is checked against the file with overflow-checked
- * arithmetic, and every tensor is used exactly once with the shape its
- * user expects, before any pointer into the mapping is set: a hostile
- * header gets an error message naming the place, never an out-of-bounds
- * read. */
+ * arithmetic. Then, in this order: the graph is checked
+ * (ctr__model_check, the writer's rules: a graph that does not chain is
+ * reported as such, not as a tensor of the wrong shape), every tensor
+ * reference is resolved (a tensor used twice is refused; only a
+ * categorical table may be named by several features, in version 2,
+ * which is how they share it), every referenced tensor's shape is checked
+ * against its user, and a tensor nobody uses is refused. A hostile header gets an error message naming
+ * the place, never an out-of-bounds read: nothing reads tensor data here. */
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,166 +29,13 @@
 #include "ctr/model.h"
 #include "ctr/sha256.h"
 #include "model_int.h"
+#include "model_parse_int.h"
 
-/* Parse state. Messages name the place as a path into the header, e.g.
- * "schema.categorical[3].buckets", built by the caller in `where`. */
-typedef struct {
-    struct ctr_model *m;
-    char *err;
-    size_t errlen;
-} parse_t;
-
-static const char *arena_dup(struct ctr_model *m, const char *s, size_t len)
-{
-    CTR_ASSERT(m->strings_used + len + 1 <= m->strings_cap);
-    char *p = m->strings + m->strings_used;
-    memcpy(p, s, len);
-    p[len] = '\0';
-    m->strings_used += len + 1;
-    return p;
-}
-
-/* A short rendering of a JSON value for "got ..." in messages. */
-static const char *show(const json_t *v, char *out, size_t outlen)
-{
-    if (!v)
-        return "nothing";
-    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    if (!s)
-        return "?";
-    ctr__printable_ex(s, strlen(s), out, outlen, true);
-    free(s);
-    return out;
-}
-
-static int bad(parse_t *p, int code, const char *where, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int bad(parse_t *p, int code, const char *where, const char *key, const char *fmt, ...)
-{
-    char msg[384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    size_t wl = strlen(where);
-    const char *sep = !key || !wl ? "" : where[wl - 1] == '"' ? " " : ".";
-    return ctr_error(p->err, p->errlen, code, "header: %s%s%s: %s", where, sep, key ? key : "", msg);
-}
-
-static int check_keys(parse_t *p, json_t *obj, const char *where, const char *const *allowed)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v) {
-        bool ok = false;
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = !strcmp(key, *a);
-        if (!ok) {
-            char q[256];
-            return bad(p, CTR_EFORMAT, where, NULL, "unknown key \"%s\"", ctr__printable(key, strlen(key), q, sizeof(q)));
-        }
-    }
-    return 0;
-}
-
-static int get_key(parse_t *p, json_t *obj, const char *where, const char *key, json_t **out)
-{
-    *out = json_object_get(obj, key);
-    return *out ? 0 : bad(p, CTR_EFORMAT, where, key, "missing");
-}
-
-static int get_object(parse_t *p, json_t *obj, const char *where, const char *key, json_t **out)
-{
-    char g[64];
-    int rc = get_key(p, obj, where, key, out);
-    if (!rc && !json_is_object(*out))
-        rc = bad(p, CTR_EFORMAT, where, key, "expected an object (got %s)", show(*out, g, sizeof(g)));
-    return rc;
-}
-
-static int get_array(parse_t *p, json_t *obj, const char *where, const char *key, json_t **out)
-{
-    char g[64];
-    int rc = get_key(p, obj, where, key, out);
-    if (!rc && !json_is_array(*out))
-        rc = bad(p, CTR_EFORMAT, where, key, "expected an array (got %s)", show(*out, g, sizeof(g)));
-    return rc;
-}
-
-static int get_string(parse_t *p, json_t *obj, const char *where, const char *key,
-                      const char **s, size_t *len)
+static int parse_seed(ctr__parse_t *p, json_t *obj, const char *where, uint64_t *out)
 {
     json_t *v;
     char g[64];
-    int rc = get_key(p, obj, where, key, &v);
-    if (rc)
-        return rc;
-    if (!json_is_string(v))
-        return bad(p, CTR_EFORMAT, where, key, "expected a string (got %s)", show(v, g, sizeof(g)));
-    *s = json_string_value(v);
-    *len = json_string_length(v);
-    return 0;
-}
-
-static int get_uint(parse_t *p, json_t *obj, const char *where, const char *key,
-                    uint64_t min, uint64_t max, uint64_t *out)
-{
-    json_t *v;
-    char g[64], want[64];
-    int rc = get_key(p, obj, where, key, &v);
-    if (rc)
-        return rc;
-    if (json_is_integer(v) && json_integer_value(v) >= 0 && (uint64_t)json_integer_value(v) >= min &&
-        (uint64_t)json_integer_value(v) <= max) {
-        *out = (uint64_t)json_integer_value(v);
-        return 0;
-    }
-    if (max >= INT64_MAX && min == 0)
-        snprintf(want, sizeof(want), ">= 0");
-    else if (max >= INT64_MAX)
-        snprintf(want, sizeof(want), "> %" PRIu64, min - 1);
-    else if (min == 1 && max == UINT32_MAX)
-        snprintf(want, sizeof(want), "> 0 and < 2^32");
-    else
-        snprintf(want, sizeof(want), "in %" PRIu64 "..%" PRIu64, min, max);
-    return bad(p, CTR_EFORMAT, where, key, "expected an integer %s (got %s)", want, show(v, g, sizeof(g)));
-}
-
-static int get_finite(parse_t *p, json_t *obj, const char *where, const char *key, double *out)
-{
-    json_t *v;
-    char g[64];
-    int rc = get_key(p, obj, where, key, &v);
-    if (rc)
-        return rc;
-    if (!json_is_number(v) || !isfinite(json_number_value(v)))
-        return bad(p, CTR_EFORMAT, where, key, "expected a finite number (got %s)", show(v, g, sizeof(g)));
-    *out = json_number_value(v);
-    return 0;
-}
-
-/* A feature or tensor name: valid, copied into the model's arena. */
-static int get_name(parse_t *p, json_t *obj, const char *where, size_t max, const char **out)
-{
-    const char *s;
-    size_t len;
-    char q[256];
-    int rc = get_string(p, obj, where, "name", &s, &len);
-    if (rc)
-        return rc;
-    if (!ctr__name_valid(s, len, max))
-        return bad(p, CTR_EFORMAT, where, "name",
-                   "\"%s\" is not a valid name (1..%zu bytes of printable ASCII, no quotes or backslash)",
-                   ctr__printable(s, len, q, sizeof(q)), max);
-    *out = arena_dup(p->m, s, len);
-    return 0;
-}
-
-static int parse_seed(parse_t *p, json_t *obj, const char *where, uint64_t *out)
-{
-    json_t *v;
-    char g[64];
-    int rc = get_key(p, obj, where, "seed", &v);
+    int rc = ctr__hp_key(p, obj, where, "seed", &v);
     if (rc)
         return rc;
     if (json_is_integer(v) && json_integer_value(v) >= 0) {
@@ -199,11 +54,11 @@ static int parse_seed(parse_t *p, json_t *obj, const char *where, uint64_t *out)
             return 0;
         }
     }
-    return bad(p, CTR_EFORMAT, where, "seed", "expected a 64-bit unsigned integer in a decimal string (got %s)",
-               show(v, g, sizeof(g)));
+    return ctr__hp_bad(p, CTR_EFORMAT, where, "seed", "expected a 64-bit unsigned integer in a decimal string (got %s)",
+               ctr__hp_show(v, g, sizeof(g)));
 }
 
-static int parse_dense(parse_t *p, json_t *arr)
+static int parse_dense(ctr__parse_t *p, json_t *arr)
 {
     static const char *const keys[] = {"name", "transform", "mean", "std", NULL};
     struct ctr_model *m = p->m;
@@ -216,9 +71,10 @@ static int parse_dense(parse_t *p, json_t *arr)
         int rc;
         snprintf(where, sizeof(where), "schema.dense[%zu]", i);
         if (!json_is_object(o))
-            return bad(p, CTR_EFORMAT, where, NULL, "expected an object (got %s)", show(o, g, sizeof(g)));
-        if ((rc = check_keys(p, o, where, keys)) || (rc = get_name(p, o, where, NAME_MAX_BYTES, &d->name)) ||
-            (rc = get_string(p, o, where, "transform", &s, &len)))
+            return ctr__hp_bad(p, CTR_EFORMAT, where, NULL, "expected an object (got %s)",
+                               ctr__hp_show(o, g, sizeof(g)));
+        if ((rc = ctr__hp_keys(p, o, where, keys)) || (rc = ctr__hp_name(p, o, where, NAME_MAX_BYTES, &d->name)) ||
+            (rc = ctr__hp_string(p, o, where, "transform", &s, &len)))
             return rc;
         if (!strcmp(s, "identity"))
             d->transform = CTR_TRANSFORM_IDENTITY;
@@ -227,17 +83,18 @@ static int parse_dense(parse_t *p, json_t *arr)
         else if (!strcmp(s, "standardize"))
             d->transform = CTR_TRANSFORM_STANDARDIZE;
         else
-            return bad(p, CTR_EUNSUPPORTED, where, "transform",
+            return ctr__hp_bad(p, CTR_EUNSUPPORTED, where, "transform",
                        "unknown transform \"%s\" (this build knows identity, log1p, standardize)",
                        ctr__printable(s, len, g, sizeof(g)));
         if (d->transform == CTR_TRANSFORM_STANDARDIZE) {
-            if ((rc = get_finite(p, o, where, "mean", &d->mean)) || (rc = get_finite(p, o, where, "std", &d->std)))
+            if ((rc = ctr__hp_finite(p, o, where, "mean", &d->mean)) ||
+                (rc = ctr__hp_finite(p, o, where, "std", &d->std)))
                 return rc;
             if (!(d->std > 0))
-                return bad(p, CTR_EFORMAT, where, "std", "must be > 0 (got %g)", d->std);
+                return ctr__hp_bad(p, CTR_EFORMAT, where, "std", "must be > 0 (got %g)", d->std);
         } else {
             if (json_object_get(o, "mean") || json_object_get(o, "std"))
-                return bad(p, CTR_EFORMAT, where, NULL, "mean and std belong to transform standardize only");
+                return ctr__hp_bad(p, CTR_EFORMAT, where, NULL, "mean and std belong to transform standardize only");
             d->mean = 0;
             d->std = 1;
         }
@@ -245,101 +102,7 @@ static int parse_dense(parse_t *p, json_t *arr)
     return 0;
 }
 
-static int parse_cat(parse_t *p, json_t *arr, json_t **table_refs)
-{
-    static const char *const keys[] = {"name", "table", "buckets", "dim", "seed", "hash", NULL};
-    struct ctr_model *m = p->m;
-    for (size_t j = 0; j < m->def.n_cat; j++) {
-        json_t *o = json_array_get(arr, j);
-        ctr_cat_def_t *c = &m->cat[j];
-        char where[64], g[64];
-        const char *s;
-        size_t len;
-        uint64_t v;
-        int rc;
-        snprintf(where, sizeof(where), "schema.categorical[%zu]", j);
-        if (!json_is_object(o))
-            return bad(p, CTR_EFORMAT, where, NULL, "expected an object (got %s)", show(o, g, sizeof(g)));
-        if ((rc = check_keys(p, o, where, keys)) || (rc = get_name(p, o, where, NAME_MAX_BYTES, &c->name)) ||
-            (rc = get_string(p, o, where, "table", &s, &len)))
-            return rc;
-        table_refs[j] = json_object_get(o, "table");
-        if ((rc = get_uint(p, o, where, "buckets", 1, UINT32_MAX, &v)))
-            return rc;
-        c->buckets = (uint32_t)v;
-        if ((rc = get_uint(p, o, where, "dim", 1, UINT32_MAX, &v)))
-            return rc;
-        c->dim = (uint32_t)v;
-        if ((rc = parse_seed(p, o, where, &c->seed)) || (rc = get_string(p, o, where, "hash", &s, &len)))
-            return rc;
-        if (strcmp(s, "xxh3_64") || len != 7)
-            return bad(p, CTR_EUNSUPPORTED, where, "hash",
-                       "hash \"%s\" is not supported (this build hashes with xxh3_64)",
-                       ctr__printable(s, len, g, sizeof(g)));
-    }
-    return 0;
-}
-
-static int parse_mlp(parse_t *p, json_t *mlp, json_t **refs)
-{
-    static const char *const keys[] = {"activation", "beta", "layers", NULL};
-    static const char *const lkeys[] = {"in", "out", "weight", "bias", NULL};
-    struct ctr_model *m = p->m;
-    const char *s;
-    size_t len;
-    char g[64];
-    double beta;
-    json_t *layers;
-    int rc;
-    if ((rc = check_keys(p, mlp, "mlp", keys)) || (rc = get_string(p, mlp, "mlp", "activation", &s, &len)))
-        return rc;
-    if (!strcmp(s, "smelu"))
-        m->def.activation = CTR_ACT_SMELU;
-    else if (!strcmp(s, "relu"))
-        m->def.activation = CTR_ACT_RELU;
-    else
-        return bad(p, CTR_EUNSUPPORTED, "mlp", "activation",
-                   "unknown activation \"%s\" (this build knows smelu, relu)", ctr__printable(s, len, g, sizeof(g)));
-    if ((rc = get_finite(p, mlp, "mlp", "beta", &beta)))
-        return rc;
-    if (!(beta > 0) || beta > 3.4028234663852886e38 || !((float)beta > 0))
-        return bad(p, CTR_EFORMAT, "mlp", "beta", "expected a number > 0 that fits a float (got %g)", beta);
-    m->def.beta = (float)beta;
-    if ((rc = get_array(p, mlp, "mlp", "layers", &layers)))
-        return rc;
-    m->def.n_layers = json_array_size(layers);
-    if (!m->def.n_layers)
-        return bad(p, CTR_EFORMAT, "mlp", "layers", "expected at least one layer");
-    if (!(m->layers = calloc(m->def.n_layers, sizeof(*m->layers))))
-        return ctr_error(p->err, p->errlen, CTR_ENOMEM, "out of memory");
-    m->def.layers = m->layers;
-    uint64_t want = ctr_model_input_dim(&m->def);
-    for (size_t l = 0; l < m->def.n_layers; l++) {
-        json_t *o = json_array_get(layers, l);
-        char where[64];
-        uint64_t in, out;
-        snprintf(where, sizeof(where), "mlp.layers[%zu]", l);
-        if (!json_is_object(o))
-            return bad(p, CTR_EFORMAT, where, NULL, "expected an object (got %s)", show(o, g, sizeof(g)));
-        if ((rc = check_keys(p, o, where, lkeys)) || (rc = get_uint(p, o, where, "in", 1, UINT32_MAX, &in)) ||
-            (rc = get_uint(p, o, where, "out", 1, UINT32_MAX, &out)) ||
-            (rc = get_string(p, o, where, "weight", &s, &len)) || (rc = get_string(p, o, where, "bias", &s, &len)))
-            return rc;
-        if (in != want)
-            return bad(p, CTR_EFORMAT, where, "in", "is %" PRIu64 " but %s %" PRIu64, in,
-                       l ? "the previous layer's out is" : "the schema gives (n_dense + sum of dims)", want);
-        m->layers[l].in = (uint32_t)in;
-        m->layers[l].out = (uint32_t)out;
-        refs[2 * l] = json_object_get(o, "weight");
-        refs[2 * l + 1] = json_object_get(o, "bias");
-        want = out;
-    }
-    if (want != 1)
-        return bad(p, CTR_EFORMAT, "mlp.layers", NULL, "the last layer must have out == 1 (got %" PRIu64 ")", want);
-    return 0;
-}
-
-static int parse_tensors(parse_t *p, json_t *arr, uint64_t data_bytes, ctr__name_index_t *tix)
+static int parse_tensors(ctr__parse_t *p, json_t *arr, uint64_t data_bytes, ctr__name_index_t *tix)
 {
     static const char *const keys[] = {"name", "dtype", "shape", "offset", "nbytes", "sha256", NULL};
     struct ctr_model *m = p->m;
@@ -353,50 +116,53 @@ static int parse_tensors(parse_t *p, json_t *arr, uint64_t data_bytes, ctr__name
         int rc;
         snprintf(where, sizeof(where), "tensors[%zu]", i);
         if (!json_is_object(o))
-            return bad(p, CTR_EFORMAT, where, NULL, "expected an object (got %s)", show(o, g, sizeof(g)));
-        if ((rc = check_keys(p, o, where, keys)) || (rc = get_name(p, o, where, TENSOR_NAME_MAX_BYTES, &t->name)))
+            return ctr__hp_bad(p, CTR_EFORMAT, where, NULL, "expected an object (got %s)",
+                               ctr__hp_show(o, g, sizeof(g)));
+        if ((rc = ctr__hp_keys(p, o, where, keys)) || (rc = ctr__hp_name(p, o, where, TENSOR_NAME_MAX_BYTES, &t->name)))
             return rc;
         if (!ctr__name_index_add(tix, t->name, strlen(t->name), (uint32_t)i))
-            return bad(p, CTR_EFORMAT, where, "name", "duplicate tensor name \"%s\"", t->name);
+            return ctr__hp_bad(p, CTR_EFORMAT, where, "name", "duplicate tensor name \"%s\"", t->name);
         snprintf(where, sizeof(where), "tensor \"%s\"", t->name);
-        if ((rc = get_string(p, o, where, "dtype", &s, &len)))
+        if ((rc = ctr__hp_string(p, o, where, "dtype", &s, &len)))
             return rc;
         if (len != 3 || strcmp(s, "f32"))
-            return bad(p, CTR_EUNSUPPORTED, where, "dtype",
+            return ctr__hp_bad(p, CTR_EUNSUPPORTED, where, "dtype",
                        "dtype \"%s\" is not supported yet (this build reads f32 only)",
                        ctr__printable(s, len, g, sizeof(g)));
-        if ((rc = get_array(p, o, where, "shape", &shape)))
+        if ((rc = ctr__hp_array(p, o, where, "shape", &shape)))
             return rc;
         t->rank = (int)json_array_size(shape);
         if (t->rank < 1 || t->rank > 2)
-            return bad(p, CTR_EFORMAT, where, "shape", "expected 1 or 2 dimensions (got %s)",
-                       show(shape, g, sizeof(g)));
+            return ctr__hp_bad(p, CTR_EFORMAT, where, "shape", "expected 1 or 2 dimensions (got %s)",
+                       ctr__hp_show(shape, g, sizeof(g)));
         uint64_t elems = 1;
         for (int k = 0; k < t->rank; k++) {
             json_t *d = json_array_get(shape, (size_t)k);
             if (!json_is_integer(d) || json_integer_value(d) <= 0)
-                return bad(p, CTR_EFORMAT, where, "shape", "expected positive integers (got %s)",
-                           show(shape, g, sizeof(g)));
+                return ctr__hp_bad(p, CTR_EFORMAT, where, "shape", "expected positive integers (got %s)",
+                           ctr__hp_show(shape, g, sizeof(g)));
             t->shape[k] = (uint64_t)json_integer_value(d);
             if (!ctr__mul_u64(elems, t->shape[k], &elems))
-                return bad(p, CTR_EFORMAT, where, "shape", "element count overflows (%s)", show(shape, g, sizeof(g)));
+                return ctr__hp_bad(p, CTR_EFORMAT, where, "shape", "element count overflows (%s)",
+                                   ctr__hp_show(shape, g, sizeof(g)));
         }
-        if ((rc = get_uint(p, o, where, "offset", 0, INT64_MAX, &t->offset)) ||
-            (rc = get_uint(p, o, where, "nbytes", 0, INT64_MAX, &t->nbytes)) ||
-            (rc = get_string(p, o, where, "sha256", &s, &len)))
+        if ((rc = ctr__hp_uint(p, o, where, "offset", 0, INT64_MAX, &t->offset)) ||
+            (rc = ctr__hp_uint(p, o, where, "nbytes", 0, INT64_MAX, &t->nbytes)) ||
+            (rc = ctr__hp_string(p, o, where, "sha256", &s, &len)))
             return rc;
         if (len != SHA_HEX || ctr_hex_decode(s, CTR_SHA256_LEN, t->sha, 1))
-            return bad(p, CTR_EFORMAT, where, "sha256", "expected 64 lowercase hex digits (got \"%s\")",
+            return ctr__hp_bad(p, CTR_EFORMAT, where, "sha256", "expected 64 lowercase hex digits (got \"%s\")",
                        ctr__printable(s, len, g, sizeof(g)));
         uint64_t want;
         if (!ctr__mul_u64(elems, sizeof(float), &want))
-            return bad(p, CTR_EFORMAT, where, "nbytes", "shape %s of f32 needs more than 2^64 bytes",
-                       show(shape, g, sizeof(g)));
+            return ctr__hp_bad(p, CTR_EFORMAT, where, "nbytes", "shape %s of f32 needs more than 2^64 bytes",
+                       ctr__hp_show(shape, g, sizeof(g)));
         if (t->nbytes != want)
-            return bad(p, CTR_EFORMAT, where, "nbytes", "is %" PRIu64 " but shape %s of f32 needs %" PRIu64,
-                       t->nbytes, show(shape, g, sizeof(g)), want);
+            return ctr__hp_bad(p, CTR_EFORMAT, where, "nbytes", "is %" PRIu64 " but shape %s of f32 needs %" PRIu64,
+                       t->nbytes, ctr__hp_show(shape, g, sizeof(g)), want);
         if (t->offset % ALIGN)
-            return bad(p, CTR_EFORMAT, where, "offset", "%" PRIu64 " is not a multiple of %u", t->offset, ALIGN);
+            return ctr__hp_bad(p, CTR_EFORMAT, where, "offset", "%" PRIu64 " is not a multiple of %u", t->offset,
+                               ALIGN);
         uint64_t end, abs_end;
         if (!ctr__add_u64(t->offset, t->nbytes, &end) || end > data_bytes)
             return ctr_error(p->err, p->errlen, CTR_EFORMAT,
@@ -421,49 +187,181 @@ static int parse_tensors(parse_t *p, json_t *arr, uint64_t data_bytes, ctr__name
     return 0;
 }
 
-/* Resolves a tensor reference from the schema or the MLP and checks shape. */
-static int link_tensor(parse_t *p, const ctr__name_index_t *tix, json_t *ref, const char *where,
-                       const char *what, const char *key, int rank, uint64_t d0, uint64_t d1, bool is_table,
-                       const float **out)
+static int parse_cat(ctr__parse_t *p, json_t *arr, ctr__name_index_t *tables)
 {
+    static const char *const keys1[] = {"name", "table", "buckets", "dim", "seed", "hash", NULL};
+    static const char *const keys2[] = {"name", "table", "buckets", "dim", "mapping", "seed", "hash", "bag", NULL};
+    static const char *const bkeys[] = {"max", "pool", NULL};
+    static const char *const mappings[] = {"hash", "mod"}, *const pools[] = {"sum", "mean"};
     struct ctr_model *m = p->m;
-    char q[256];
-    long i = ctr__name_index_find(tix, json_string_value(ref), json_string_length(ref));
-    if (i < 0)
-        return bad(p, CTR_EFORMAT, where, key, "tensor \"%s\" is not in tensors",
-                   ctr__printable(json_string_value(ref), json_string_length(ref), q, sizeof(q)));
-    ctr__rtensor_t *t = &m->tensors[i];
-    if (t->refs++)
-        return bad(p, CTR_EFORMAT, where, key, "tensor \"%s\" is used twice", t->name);
-    if (t->rank != rank || t->shape[0] != d0 || (rank == 2 && t->shape[1] != d1)) {
-        char want[64], got[64];
-        snprintf(want, sizeof(want), rank == 2 ? "[%" PRIu64 ",%" PRIu64 "]" : "[%" PRIu64 "]", d0, d1);
-        if (t->rank == 2)
-            snprintf(got, sizeof(got), "[%" PRIu64 ",%" PRIu64 "]", t->shape[0], t->shape[1]);
-        else
-            snprintf(got, sizeof(got), "[%" PRIu64 "]", t->shape[0]);
-        return ctr_error(p->err, p->errlen, CTR_EFORMAT, "tensor \"%s\": shape %s does not match %s (expected %s)",
-                         t->name, got, what, want);
+    bool v2 = p->version >= 2;
+    for (size_t j = 0; j < m->def.n_cat; j++) {
+        json_t *o = json_array_get(arr, j), *bag;
+        ctr_cat_def_t *c = &m->cat[j];
+        char where[64], g[64], what[96];
+        const char *s, *table;
+        size_t len, table_len;
+        uint64_t v;
+        int rc, e;
+        snprintf(where, sizeof(where), "schema.categorical[%zu]", j);
+        if (!json_is_object(o))
+            return ctr__hp_bad(p, CTR_EFORMAT, where, NULL, "expected an object (got %s)",
+                               ctr__hp_show(o, g, sizeof(g)));
+        if ((rc = ctr__hp_keys(p, o, where, v2 ? keys2 : keys1)) ||
+            (rc = ctr__hp_name(p, o, where, NAME_MAX_BYTES, &c->name)) ||
+            (rc = ctr__hp_string(p, o, where, "table", &table, &table_len)))
+            return rc;
+        if ((rc = ctr__hp_uint(p, o, where, "buckets", 1, UINT32_MAX, &v)))
+            return rc;
+        c->buckets = (uint32_t)v;
+        if ((rc = ctr__hp_uint(p, o, where, "dim", 1, UINT32_MAX, &v)))
+            return rc;
+        c->dim = (uint32_t)v;
+        if (v2) {
+            if ((rc = ctr__hp_enum(p, o, where, "mapping", mappings, 2, &e)))
+                return rc;
+            c->mapping = (ctr_mapping_t)e;
+        }
+        if (c->mapping == CTR_MAP_HASH) {
+            if ((rc = parse_seed(p, o, where, &c->seed)) || (rc = ctr__hp_string(p, o, where, "hash", &s, &len)))
+                return rc;
+            if (strcmp(s, "xxh3_64") || len != 7)
+                return ctr__hp_bad(p, CTR_EUNSUPPORTED, where, "hash",
+                                   "hash \"%s\" is not supported (this build hashes with xxh3_64)",
+                                   ctr__printable(s, len, g, sizeof(g)));
+        } else {
+            const char *k = json_object_get(o, "seed") ? "seed" : json_object_get(o, "hash") ? "hash" : NULL;
+            if (k)
+                return ctr__hp_bad(p, CTR_EFORMAT, where, k, "belongs to mapping hash only (this feature's is mod)");
+        }
+        if ((bag = json_object_get(o, "bag"))) {
+            snprintf(where, sizeof(where), "schema.categorical[%zu].bag", j);
+            if (!json_is_object(bag))
+                return ctr__hp_bad(p, CTR_EFORMAT, where, NULL, "expected an object (got %s)",
+                                   ctr__hp_show(bag, g, sizeof(g)));
+            if ((rc = ctr__hp_keys(p, bag, where, bkeys)) ||
+                (rc = ctr__hp_uint(p, bag, where, "max", 1, CTR_MAX_BAG, &v)) ||
+                (rc = ctr__hp_enum(p, bag, where, "pool", pools, 2, &e)))
+                return rc;
+            c->bag_max = (uint32_t)v;
+            c->pool = (ctr_pool_t)e;
+            snprintf(where, sizeof(where), "schema.categorical[%zu]", j);
+        }
+        /* Version 2: the first feature naming a table owns it; a later
+         * one naming it shares it (ctr__model_check compares the two). */
+        long owner = v2 ? ctr__name_index_find(tables, table, table_len) : -1;
+        if (owner >= 0) {
+            c->shares = (uint32_t)owner + 1;
+            continue;
+        }
+        if (v2)
+            (void)ctr__name_index_add(tables, table, table_len, (uint32_t)j); /* not there: added */
+        snprintf(what, sizeof(what), "categorical \"%s\"", c->name);
+        if ((rc = ctr__hp_ref(p, o, where, "table", what, 2, (uint64_t)c->buckets + 1, c->dim, true, &c->table)))
+            return rc;
     }
-    t->is_table = is_table;
-    *out = (const float *)(m->map + m->data_offset + t->offset);
     return 0;
 }
 
-static int parse_header(parse_t *p, uint32_t version)
+static int parse_mlp(ctr__parse_t *p, json_t *mlp)
 {
-    static const char *const keys[] = {"format", "version", "name", "schema", "mlp",
-                                       "tensors", "data_bytes", "provenance", NULL};
+    static const char *const keys[] = {"activation", "beta", "layers", NULL};
+    struct ctr_model *m = p->m;
+    const char *s;
+    size_t len;
+    char g[64];
+    json_t *layers;
+    ctr_layer_def_t *L;
+    int rc;
+    if ((rc = ctr__hp_keys(p, mlp, "mlp", keys)) || (rc = ctr__hp_string(p, mlp, "mlp", "activation", &s, &len)))
+        return rc;
+    if (!strcmp(s, "smelu"))
+        m->def.activation = CTR_ACT_SMELU;
+    else if (!strcmp(s, "relu"))
+        m->def.activation = CTR_ACT_RELU;
+    else
+        return ctr__hp_bad(p, CTR_EUNSUPPORTED, "mlp", "activation",
+                           "unknown activation \"%s\" (this build knows smelu, relu)",
+                           ctr__printable(s, len, g, sizeof(g)));
+    if ((rc = ctr__hp_positive_float(p, mlp, "mlp", "beta", &m->def.beta)) ||
+        (rc = ctr__hp_array(p, mlp, "mlp", "layers", &layers)))
+        return rc;
+    if (!json_array_size(layers))
+        return ctr__hp_bad(p, CTR_EFORMAT, "mlp", "layers", "expected at least one layer");
+    if ((rc = ctr__hp_layers(p, layers, "mlp.layers", &L, &m->def.n_layers)))
+        return rc;
+    m->def.layers = L;
+    return 0;
+}
+
+/* Every reference to its tensor: the pointer into the mapping (replacing
+ * ctr__hp_ref's placeholder), each tensor used once. */
+static int resolve_refs(ctr__parse_t *p, const ctr__name_index_t *tix)
+{
+    struct ctr_model *m = p->m;
+    char q[256];
+    for (size_t r = 0; r < p->n_refs; r++) {
+        ctr__tref_t *ref = &p->refs[r];
+        const char *s = json_string_value(ref->name);
+        size_t len = json_string_length(ref->name);
+        long i = ctr__name_index_find(tix, s, len);
+        if (i < 0)
+            return ctr__hp_bad(p, CTR_EFORMAT, ref->where, ref->key, "tensor \"%s\" is not in tensors",
+                               ctr__printable(s, len, q, sizeof(q)));
+        ctr__rtensor_t *t = &m->tensors[i];
+        if (t->refs++)
+            return ctr__hp_bad(p, CTR_EFORMAT, ref->where, ref->key, "tensor \"%s\" is used twice", t->name);
+        ref->tensor = (size_t)i;
+        t->is_table = ref->is_table;
+        *ref->out = (const float *)(m->map + m->data_offset + t->offset);
+    }
+    for (size_t j = 0; j < m->def.n_cat; j++)
+        if (m->cat[j].shares)
+            m->cat[j].table = m->cat[m->cat[j].shares - 1].table;
+    return 0;
+}
+
+static void shape_text(char *out, size_t outlen, int rank, uint64_t d0, uint64_t d1)
+{
+    if (rank == 2)
+        snprintf(out, outlen, "[%" PRIu64 ",%" PRIu64 "]", d0, d1);
+    else
+        snprintf(out, outlen, "[%" PRIu64 "]", d0);
+}
+
+static int check_shapes(ctr__parse_t *p)
+{
+    for (size_t r = 0; r < p->n_refs; r++) {
+        const ctr__tref_t *ref = &p->refs[r];
+        const ctr__rtensor_t *t = &p->m->tensors[ref->tensor];
+        if (t->rank == ref->rank && t->shape[0] == ref->d0 && (ref->rank == 1 || t->shape[1] == ref->d1))
+            continue;
+        char want[64], got[64];
+        shape_text(want, sizeof(want), ref->rank, ref->d0, ref->d1);
+        shape_text(got, sizeof(got), t->rank, t->shape[0], t->shape[1]);
+        return ctr_error(p->err, p->errlen, CTR_EFORMAT, "tensor \"%s\": shape %s does not match %s (expected %s)",
+                         t->name, got, ref->what, want);
+    }
+    return 0;
+}
+
+static int parse_header(ctr__parse_t *p, uint32_t version)
+{
+    static const char *const keys1[] = {"format", "version", "name", "schema", "mlp",
+                                        "tensors", "data_bytes", "provenance", NULL};
+    static const char *const keys2[] = {"format", "version", "name", "arch", "schema", "bottom", "interaction",
+                                        "mlp", "tensors", "data_bytes", "provenance", NULL};
     static const char *const skeys[] = {"dense", "categorical", NULL};
+    static const char *const archs[] = {"mlp", "dot", "dcnv2", "wukong"};
     struct ctr_model *m = p->m;
     json_error_t je;
-    json_t *root = NULL, *schema, *dense, *cat, *mlp, *tensors, *prov, **refs = NULL;
-    ctr__name_index_t tix = {0};
+    json_t *root = NULL, *schema, *dense, *cat, *mlp, *tensors, *prov;
+    ctr__name_index_t tix = {0}, tables = {0};
     const char *s;
     size_t len;
     uint64_t v, data_bytes;
     char g[64];
-    int rc;
+    int rc, e;
 
     root = json_loadb(m->header, m->header_len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
@@ -474,47 +372,55 @@ static int parse_header(parse_t *p, uint32_t version)
         goto fail;
     }
     if (!json_is_object(root)) {
-        rc = bad(p, CTR_EFORMAT, "top level", NULL, "expected an object (got %s)", show(root, g, sizeof(g)));
+        rc = ctr__hp_bad(p, CTR_EFORMAT, "top level", NULL, "expected an object (got %s)",
+                         ctr__hp_show(root, g, sizeof(g)));
         goto fail;
     }
-    if ((rc = check_keys(p, root, "top level", keys)) || (rc = get_string(p, root, "", "format", &s, &len)))
+    if ((rc = ctr__hp_keys(p, root, "top level", version >= 2 ? keys2 : keys1)) ||
+        (rc = ctr__hp_string(p, root, "", "format", &s, &len)))
         goto fail;
     if (len != 4 || strcmp(s, "ctrm")) {
-        rc = bad(p, CTR_EFORMAT, "", "format", "expected \"ctrm\" (got \"%s\")", ctr__printable(s, len, g, sizeof(g)));
+        rc = ctr__hp_bad(p, CTR_EFORMAT, "", "format", "expected \"ctrm\" (got \"%s\")",
+                         ctr__printable(s, len, g, sizeof(g)));
         goto fail;
     }
-    if ((rc = get_uint(p, root, "", "version", 0, INT64_MAX, &v)))
+    if ((rc = ctr__hp_uint(p, root, "", "version", 0, INT64_MAX, &v)))
         goto fail;
     if (v != version) {
-        rc = bad(p, CTR_EFORMAT, "", "version", "%" PRIu64 " does not match the preamble's version %" PRIu32, v,
-                 version);
+        rc = ctr__hp_bad(p, CTR_EFORMAT, "", "version", "%" PRIu64 " does not match the preamble's version %" PRIu32,
+                         v, version);
         goto fail;
     }
-    if ((rc = get_string(p, root, "", "name", &s, &len)))
+    if ((rc = ctr__hp_string(p, root, "", "name", &s, &len)))
         goto fail;
     if (!ctr__model_name_valid(s, len)) {
-        rc = bad(p, CTR_EFORMAT, "", "name", "expected 1..%d bytes without control characters (got \"%s\")",
-                 MODEL_NAME_MAX_BYTES, ctr__printable(s, len, g, sizeof(g)));
+        rc = ctr__hp_bad(p, CTR_EFORMAT, "", "name", "expected 1..%d bytes without control characters (got \"%s\")",
+                         MODEL_NAME_MAX_BYTES, ctr__printable(s, len, g, sizeof(g)));
         goto fail;
     }
-    m->def.name = arena_dup(m, s, len);
+    m->def.name = ctr__hp_strdup(m, s, len);
+    if (version >= 2) {
+        if ((rc = ctr__hp_enum(p, root, "", "arch", archs, 4, &e)))
+            goto fail;
+        m->def.arch = (ctr_arch_t)e;
+    }
 
-    if ((rc = get_object(p, root, "", "schema", &schema)) || (rc = check_keys(p, schema, "schema", skeys)) ||
-        (rc = get_array(p, schema, "schema", "dense", &dense)) ||
-        (rc = get_array(p, schema, "schema", "categorical", &cat)))
+    if ((rc = ctr__hp_object(p, root, "", "schema", &schema)) || (rc = ctr__hp_keys(p, schema, "schema", skeys)) ||
+        (rc = ctr__hp_array(p, schema, "schema", "dense", &dense)) ||
+        (rc = ctr__hp_array(p, schema, "schema", "categorical", &cat)))
         goto fail;
     m->def.n_dense = json_array_size(dense);
     m->def.n_cat = json_array_size(cat);
     m->dense = calloc(m->def.n_dense + 1, sizeof(*m->dense));
     m->cat = calloc(m->def.n_cat + 1, sizeof(*m->cat));
-    refs = calloc(m->def.n_cat + 1, sizeof(*refs));
-    if (!m->dense || !m->cat || !refs || ctr__name_index_init(&m->features, m->def.n_dense + m->def.n_cat)) {
-        rc = ctr_error(p->err, p->errlen, CTR_ENOMEM, "out of memory");
+    if (!m->dense || !m->cat || ctr__name_index_init(&m->features, m->def.n_dense + m->def.n_cat) ||
+        ctr__name_index_init(&tables, m->def.n_cat)) {
+        rc = ctr__hp_nomem(p);
         goto fail;
     }
     m->def.dense = m->dense;
     m->def.cat = m->cat;
-    if ((rc = parse_dense(p, dense)) || (rc = parse_cat(p, cat, refs)))
+    if ((rc = parse_dense(p, dense)) || (rc = parse_cat(p, cat, &tables)))
         goto fail;
     for (size_t i = 0; i < m->def.n_dense + m->def.n_cat; i++) {
         bool is_dense = i < m->def.n_dense;
@@ -523,59 +429,35 @@ static int parse_header(parse_t *p, uint32_t version)
         if (!ctr__name_index_add(&m->features, name, strlen(name), (uint32_t)i)) {
             char where[64];
             snprintf(where, sizeof(where), "schema.%s[%zu]", is_dense ? "dense" : "categorical", k);
-            rc = bad(p, CTR_EFORMAT, where, "name", "duplicate feature name \"%s\"", name);
+            rc = ctr__hp_bad(p, CTR_EFORMAT, where, "name", "duplicate feature name \"%s\"", name);
             goto fail;
         }
     }
     if (m->def.n_dense + m->def.n_cat == 0) {
-        rc = bad(p, CTR_EFORMAT, "schema", NULL, "no features");
+        rc = ctr__hp_bad(p, CTR_EFORMAT, "schema", NULL, "no features");
         goto fail;
     }
-
-    json_t **lrefs, *layers;
-    if ((rc = get_object(p, root, "", "mlp", &mlp)) || (rc = get_array(p, mlp, "mlp", "layers", &layers)))
+    if (version >= 2 && (rc = ctr__hp_graph(p, root)))
         goto fail;
-    /* refs: the n_cat table names, then weight and bias of each layer. */
-    lrefs = realloc(refs, (m->def.n_cat + 2 * json_array_size(layers) + 1) * sizeof(*refs));
-    if (!lrefs) {
-        rc = ctr_error(p->err, p->errlen, CTR_ENOMEM, "out of memory");
-        goto fail;
-    }
-    refs = lrefs;
-    if ((rc = parse_mlp(p, mlp, refs + m->def.n_cat)))
+    if ((rc = ctr__hp_object(p, root, "", "mlp", &mlp)) || (rc = parse_mlp(p, mlp)) ||
+        (rc = ctr__model_check(&m->def, CTR_EFORMAT, "header: ", p->err, p->errlen)))
         goto fail;
 
-    if ((rc = get_uint(p, root, "", "data_bytes", 0, INT64_MAX, &data_bytes)) ||
-        (rc = get_array(p, root, "", "tensors", &tensors)))
+    if ((rc = ctr__hp_uint(p, root, "", "data_bytes", 0, INT64_MAX, &data_bytes)) ||
+        (rc = ctr__hp_array(p, root, "", "tensors", &tensors)))
         goto fail;
     m->n_tensors = json_array_size(tensors);
     if (!(m->tensors = calloc(m->n_tensors + 1, sizeof(*m->tensors))) || ctr__name_index_init(&tix, m->n_tensors)) {
-        rc = ctr_error(p->err, p->errlen, CTR_ENOMEM, "out of memory");
+        rc = ctr__hp_nomem(p);
         goto fail;
     }
-    if ((rc = parse_tensors(p, tensors, data_bytes, &tix)))
+    if ((rc = parse_tensors(p, tensors, data_bytes, &tix)) || (rc = resolve_refs(p, &tix)) ||
+        (rc = check_shapes(p)))
         goto fail;
-    for (size_t j = 0; j < m->def.n_cat; j++) {
-        char where[64], what[96];
-        snprintf(where, sizeof(where), "schema.categorical[%zu]", j);
-        snprintf(what, sizeof(what), "categorical \"%s\"", m->cat[j].name);
-        if ((rc = link_tensor(p, &tix, refs[j], where, what, "table", 2, (uint64_t)m->cat[j].buckets + 1,
-                              m->cat[j].dim, true, &m->cat[j].table)))
-            goto fail;
-    }
-    for (size_t l = 0; l < m->def.n_layers; l++) {
-        char where[64];
-        snprintf(where, sizeof(where), "mlp.layers[%zu]", l);
-        if ((rc = link_tensor(p, &tix, refs[m->def.n_cat + 2 * l], where, where, "weight", 2, m->layers[l].in,
-                              m->layers[l].out, false, &m->layers[l].weight)) ||
-            (rc = link_tensor(p, &tix, refs[m->def.n_cat + 2 * l + 1], where, where, "bias", 1, m->layers[l].out, 0,
-                              false, &m->layers[l].bias)))
-            goto fail;
-    }
     for (size_t i = 0; i < m->n_tensors; i++)
         if (!m->tensors[i].refs) {
-            rc = ctr_error(p->err, p->errlen, CTR_EFORMAT,
-                           "tensor \"%s\": not used by the schema or the MLP", m->tensors[i].name);
+            rc = ctr_error(p->err, p->errlen, CTR_EFORMAT, "tensor \"%s\": not used by the schema or the %s",
+                           m->tensors[i].name, version >= 2 ? "graph" : "MLP");
             goto fail;
         }
     uint64_t data_end;
@@ -588,23 +470,25 @@ static int parse_header(parse_t *p, uint32_t version)
         goto fail;
     }
 
-    if ((rc = get_object(p, root, "", "provenance", &prov)))
+    if ((rc = ctr__hp_object(p, root, "", "provenance", &prov)))
         goto fail;
     if (!(m->provenance = json_dumps(prov, DUMP_FLAGS))) {
-        rc = ctr_error(p->err, p->errlen, CTR_ENOMEM, "out of memory");
+        rc = ctr__hp_nomem(p);
         goto fail;
     }
     m->def.provenance_json = m->provenance;
     rc = 0;
 fail:
     ctr__name_index_free(&tix);
-    free(refs);
+    ctr__name_index_free(&tables);
     json_decref(root);
     return rc;
 }
 
 int ctr__model_parse_header(struct ctr_model *m, uint32_t version, char *err, size_t errlen)
 {
-    parse_t p = {m, err, errlen};
-    return parse_header(&p, version);
+    ctr__parse_t p = {.m = m, .err = err, .errlen = errlen, .version = version};
+    int rc = parse_header(&p, version);
+    free(p.refs);
+    return rc;
 }

@@ -19,7 +19,8 @@
 /* ---- format constants ------------------------------------------------- */
 
 #define MAGIC "CTRMODEL"
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 1u          /* a def that needs nothing newer (model.h) */
+#define FORMAT_VERSION_MAX 2u      /* the newest this build reads and writes */
 #define PREAMBLE_BYTES 32u
 #define HEADER_MAX (16u << 20)
 #define ALIGN 64u
@@ -131,14 +132,19 @@ struct ctr_model {
     ctr_model_def_t def;
     ctr_dense_def_t *dense;
     ctr_cat_def_t *cat;
-    ctr_layer_def_t *layers;
     ctr__rtensor_t *tensors;
     size_t n_tensors;
     char *strings; /* names; total <= header_len + 1 (each is a JSON token) */
     size_t strings_used, strings_cap;
     char *provenance;
     ctr__name_index_t features;
+    void **owned;   /* the version-2 graph's arrays (ctr__model_calloc) */
+    size_t n_owned, owned_cap;
 };
+
+/* calloc(n, size) (at least one byte) freed by ctr_model_close; NULL when
+ * out of memory. */
+void *ctr__model_calloc(struct ctr_model *m, size_t n, size_t size);
 
 /* Parses and checks m->header (m->header_len bytes; the preamble said
  * `version`) against the mapping: fills m->def, its arrays, the tensor
@@ -147,5 +153,20 @@ struct ctr_model {
  * + 1 bytes). 0, or CTR_EFORMAT / CTR_EUNSUPPORTED / CTR_ENOMEM with err
  * naming the place in the header; m is then freed by ctr_model_close. */
 int ctr__model_parse_header(struct ctr_model *m, uint32_t version, char *err, size_t errlen);
+
+/* ---- the graph rules (model_check.c) ---------------------------------- */
+
+/* Checks what a model description must satisfy beyond each field's own
+ * type and range: enum values in range, the fields each architecture uses
+ * and no others, table sharing, bags, every shape chained through the
+ * graph (bottom, interaction, top MLP), the pointers each layer needs.
+ * The reader runs it on the def it parsed, before reading the tensor list
+ * (a tensor the header names has a non-NULL placeholder pointer by then),
+ * the writer before writing, so
+ * both refuse the same models in the same words. Table pointers are not
+ * looked at (the writer may stream them). Messages name the field by its
+ * path in the header ("interaction.layers[1].n_in"), after prefix.
+ * Returns 0, or code with err filled. */
+int ctr__model_check(const ctr_model_def_t *def, int code, const char *prefix, char *err, size_t errlen);
 
 #endif

@@ -6,7 +6,7 @@
  *
  *   0    preamble, 32 bytes
  *          0  magic[8]      "CTRMODEL"
- *          8  u32 version   1
+ *          8  u32 version   1 or 2 (the header's "version")
  *         12  u32 flags     0 (reserved; a reader refuses any other value)
  *         16  u64 header_len   bytes of JSON, 1 .. 16 MiB
  *         24  u64 data_offset  round_up(32 + header_len, 64)
@@ -43,13 +43,42 @@
  * Unknown keys are refused: a key that changes meaning comes with a new
  * version.
  *
+ * Version 2 (the interaction models; a writer emits it only for a def
+ * that needs it, ctr_model_def_version) adds, in this key order:
+ *
+ *   {"format":"ctrm","version":2,"name":STR,"arch":"mlp"|"dot"|"dcnv2"|"wukong",
+ *    "schema":{"dense":[...as v1...],
+ *              "categorical":[{"name":"C1","table":"emb.C1","buckets":U32,"dim":U32,
+ *                              "mapping":"hash","seed":"U64","hash":"xxh3_64",
+ *                              "bag":{"max":1..1024,"pool":"sum"|"mean"}},   (bag optional)
+ *                             {"name":"C2","table":"emb.C1",...,"mapping":"mod"}]},
+ *    "bottom":{"layers":[LAYER,...]},                            (optional; never in mlp)
+ *    "interaction":                                              (not in mlp)
+ *       dot:    {"order":"lower"|"upper","self":BOOL}
+ *       dcnv2:  {"structure":"stacked"|"parallel",
+ *                "cross":[{"dim":D,"rank":0,"weight":T,"bias":T} |
+ *                         {"dim":D,"rank":R,"v":T,"u":T,"bias":T}],
+ *                "deep":[LAYER,...]}
+ *       wukong: {"ln_eps":F,"fmb_ln":"none"|"flat","fmb_out_act":BOOL,
+ *                "layers":[{"n_in","n_f","n_l","k":U32,"y":T,
+ *                           "fmb_ln_gamma":T,"fmb_ln_beta":T,   (flat only)
+ *                           "fmb":[LAYER,...],"lcb":T,"res":T,  (res: n_f + n_l != n_in only)
+ *                           "ln_gamma":T,"ln_beta":T}]},
+ *    "mlp":{...as v1...},"tensors":[...],"data_bytes":U64,"provenance":{...}}
+ *
+ * A feature whose "table" names a table an earlier feature names shares
+ * it (same buckets, dim, mapping, seed); the tensor is stored once. Shapes
+ * (weights [in, out] as in v1): cross weight [D,D], v [D,R], u [R,D],
+ * bias [D]; y [n_in,k]; fmb_ln_* [n_in*k]; lcb [n_l,n_in];
+ * res [n_f+n_l,n_in]; ln_* [d]. The graph rules are model_check.c's.
+ *
  * Model digest: "sha256:" + hex SHA-256 of the header bytes. The header
  * holds every tensor's SHA-256, so the digest covers all the data and costs
  * one hash of a few KB at load; ctr_model_verify re-hashes the data.
  *
  * Reading: every preamble field (here), every header key (type and range),
- * every tensor extent (with overflow-checked arithmetic) and the layer
- * chain (model_header.c) are checked before any pointer is handed out; a
+ * every tensor extent (with overflow-checked arithmetic) and the graph
+ * (model_header.c, model_check.c) are checked before any pointer is handed out; a
  * hostile file gets an error message, never an out-of-bounds read. The
  * mapping is read-only; a file must not be modified in place while mapped
  * (writers rename a new file over it instead, which leaves existing
@@ -79,9 +108,9 @@ static int check_preamble(struct ctr_model *m, preamble_t *pre, char *err, size_
     if (memcmp(pre->magic, MAGIC, 8))
         return ctr_error(err, errlen, CTR_EFORMAT, "bad magic \"%s\" (expected \"%s\"): not a ctrm model file",
                          ctr__printable(pre->magic, 8, q, sizeof(q)), MAGIC);
-    if (pre->version != FORMAT_VERSION)
-        return ctr_error(err, errlen, CTR_EVERSION,
-                         "format version %" PRIu32 " (this build reads version %u)", pre->version, FORMAT_VERSION);
+    if (pre->version < 1 || pre->version > FORMAT_VERSION_MAX)
+        return ctr_error(err, errlen, CTR_EVERSION, "format version %" PRIu32 " (this build reads versions 1 to %u)",
+                         pre->version, FORMAT_VERSION_MAX);
     if (pre->flags)
         return ctr_error(err, errlen, CTR_EFORMAT, "preamble flags 0x%" PRIx32 ": reserved, must be 0", pre->flags);
     if (pre->header_len == 0 || pre->header_len > HEADER_MAX)
@@ -205,7 +234,9 @@ void ctr_model_close(ctr_model_t *m)
     free(m->provenance);
     free(m->strings);
     free(m->tensors);
-    free(m->layers);
+    for (size_t i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+    free(m->owned);
     free(m->cat);
     free(m->dense);
     free(m->header);

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,6 @@ static int validate_def(const ctr_model_def_t *def, ctr_table_fill_fn fill,
                          (double)def->beta);
     if (ctr__name_index_init(&ix, def->n_dense + def->n_cat))
         return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
-    uint64_t in_dim = def->n_dense;
     for (size_t i = 0; i < def->n_dense + def->n_cat; i++) {
         bool is_dense = i < def->n_dense;
         size_t k = is_dense ? i : i - def->n_dense;
@@ -105,37 +105,65 @@ static int validate_def(const ctr_model_def_t *def, ctr_table_fill_fn fill,
                 rc = ctr_error(err, errlen, CTR_EINVAL, "categorical \"%s\": buckets and dim must be > 0", name);
                 goto out;
             }
-            if (!c->table && !fill) {
-                rc = ctr_error(err, errlen, CTR_EINVAL,
-                               "categorical \"%s\": table is NULL and no fill callback was given", name);
-                goto out;
-            }
-            in_dim += c->dim;
         }
     }
-    for (size_t l = 0; l < def->n_layers; l++) {
-        const ctr_layer_def_t *L = &def->layers[l];
-        uint64_t want = l ? def->layers[l - 1].out : in_dim;
-        if (!L->in || !L->out || !L->weight || !L->bias) {
-            rc = ctr_error(err, errlen, CTR_EINVAL, "layers[%zu]: in and out must be > 0, weight and bias non-NULL", l);
+    /* The graph, as the reader will check it. */
+    if ((rc = ctr__model_check(def, CTR_EINVAL, "", err, errlen)))
+        goto out;
+    /* A table is written once, by its owner: from memory or through the
+     * fill callback. A sharer's table is the owner's (or NULL). */
+    for (size_t j = 0; j < def->n_cat; j++) {
+        const ctr_cat_def_t *c = &def->cat[j];
+        if (c->shares && c->table && c->table != def->cat[c->shares - 1].table) {
+            rc = ctr_error(err, errlen, CTR_EINVAL,
+                           "schema.categorical[%zu].table: \"%s\" shares the table of \"%s\" but points elsewhere",
+                           j, c->name, def->cat[c->shares - 1].name);
             goto out;
         }
-        if (L->in != want) {
-            rc = ctr_error(err, errlen, CTR_EINVAL, "layers[%zu].in is %" PRIu32 " but %s gives %" PRIu64, l,
-                           L->in, l ? "the previous layer's out" : "the schema (n_dense + sum of dims)", want);
+        if (!c->shares && !c->table && !fill) {
+            rc = ctr_error(err, errlen, CTR_EINVAL,
+                           "categorical \"%s\": table is NULL and no fill callback was given", c->name);
             goto out;
         }
     }
-    if (def->layers[def->n_layers - 1].out != 1)
-        rc = ctr_error(err, errlen, CTR_EINVAL, "the last layer must have out == 1 (got %" PRIu32 ")",
-                       def->layers[def->n_layers - 1].out);
 out:
     ctr__name_index_free(&ix);
     return rc;
 }
 
-/* Builds the header JSON text (malloc'd) for the given tensor layout. */
-static int build_header(const ctr_model_def_t *def, const wtensor_t *t, size_t nt,
+/* The schema's dense features, appended to arr (both versions). */
+static int dense_json(const ctr_model_def_t *def, json_t *arr)
+{
+    for (size_t i = 0; i < def->n_dense; i++) {
+        const ctr_dense_def_t *d = &def->dense[i];
+        json_t *o = d->transform == CTR_TRANSFORM_STANDARDIZE
+                        ? json_pack("{s:s,s:s,s:f,s:f}", "name", d->name, "transform",
+                                    ctr_transform_name(d->transform), "mean", d->mean, "std", d->std)
+                        : json_pack("{s:s,s:s}", "name", d->name, "transform",
+                                    ctr_transform_name(d->transform));
+        if (json_array_append_new(arr, o))
+            return CTR_ENOMEM;
+    }
+    return 0;
+}
+
+/* The "tensors" entries, appended to arr (both versions). */
+static int tensors_json(const wtensor_t *t, size_t nt, json_t *arr)
+{
+    for (size_t i = 0; i < nt; i++) {
+        json_t *shape = t[i].rank == 2 ? json_pack("[I,I]", (json_int_t)t[i].shape[0], (json_int_t)t[i].shape[1])
+                                       : json_pack("[I]", (json_int_t)t[i].shape[0]);
+        json_t *o = json_pack("{s:s,s:s,s:o,s:I,s:I,s:s}", "name", t[i].name, "dtype", "f32",
+                              "shape", shape, "offset", (json_int_t)t[i].offset,
+                              "nbytes", (json_int_t)t[i].nbytes, "sha256", t[i].sha);
+        if (json_array_append_new(arr, o))
+            return CTR_ENOMEM;
+    }
+    return 0;
+}
+
+/* The version-1 header JSON text (malloc'd) for the given tensor layout. */
+static int build_header_v1(const ctr_model_def_t *def, const wtensor_t *t, size_t nt,
                         uint64_t data_bytes, json_t *provenance, char **out, size_t *len)
 {
     json_t *root = NULL, *dense = NULL, *cat = NULL, *layers = NULL, *tensors = NULL;
@@ -144,16 +172,8 @@ static int build_header(const ctr_model_def_t *def, const wtensor_t *t, size_t n
     if (!(dense = json_array()) || !(cat = json_array()) || !(layers = json_array()) ||
         !(tensors = json_array()))
         goto fail;
-    for (size_t i = 0; i < def->n_dense; i++) {
-        const ctr_dense_def_t *d = &def->dense[i];
-        json_t *o = d->transform == CTR_TRANSFORM_STANDARDIZE
-                        ? json_pack("{s:s,s:s,s:f,s:f}", "name", d->name, "transform",
-                                    ctr_transform_name(d->transform), "mean", d->mean, "std", d->std)
-                        : json_pack("{s:s,s:s}", "name", d->name, "transform",
-                                    ctr_transform_name(d->transform));
-        if (json_array_append_new(dense, o))
-            goto fail;
-    }
+    if (dense_json(def, dense))
+        goto fail;
     for (size_t j = 0; j < def->n_cat; j++) {
         const ctr_cat_def_t *c = &def->cat[j];
         char table[TENSOR_NAME_MAX_BYTES + 1], seed[24];
@@ -174,15 +194,8 @@ static int build_header(const ctr_model_def_t *def, const wtensor_t *t, size_t n
         if (json_array_append_new(layers, o))
             goto fail;
     }
-    for (size_t i = 0; i < nt; i++) {
-        json_t *shape = t[i].rank == 2 ? json_pack("[I,I]", (json_int_t)t[i].shape[0], (json_int_t)t[i].shape[1])
-                                       : json_pack("[I]", (json_int_t)t[i].shape[0]);
-        json_t *o = json_pack("{s:s,s:s,s:o,s:I,s:I,s:s}", "name", t[i].name, "dtype", "f32",
-                              "shape", shape, "offset", (json_int_t)t[i].offset,
-                              "nbytes", (json_int_t)t[i].nbytes, "sha256", t[i].sha);
-        if (json_array_append_new(tensors, o))
-            goto fail;
-    }
+    if (tensors_json(t, nt, tensors))
+        goto fail;
     root = json_pack("{s:s,s:i,s:s,s:{s:O,s:O},s:{s:s,s:f,s:O},s:O,s:I,s:O}",
                      "format", "ctrm", "version", (int)FORMAT_VERSION, "name", def->name,
                      "schema", "dense", dense, "categorical", cat,
@@ -204,6 +217,259 @@ fail:
     json_decref(layers);
     json_decref(tensors);
     return rc;
+}
+
+/* ---- version 2 ----------------------------------------------------------- */
+
+/* Sets obj[key] = v (stolen); -1 if v is NULL or the set fails. */
+static int put(json_t *obj, const char *key, json_t *v)
+{
+    return v && obj && !json_object_set_new(obj, key, v) ? 0 : (json_decref(v), -1);
+}
+
+/* A layer list whose tensors are <prefix>.<i>.weight|bias. */
+static json_t *layers_json(const char *prefix, const ctr_layer_def_t *L, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t l = 0; arr && l < n; l++) {
+        char w[TENSOR_NAME_MAX_BYTES + 1], b[TENSOR_NAME_MAX_BYTES + 1];
+        snprintf(w, sizeof(w), "%s.%zu.weight", prefix, l);
+        snprintf(b, sizeof(b), "%s.%zu.bias", prefix, l);
+        if (json_array_append_new(arr, json_pack("{s:I,s:I,s:s,s:s}", "in", (json_int_t)L[l].in, "out",
+                                                 (json_int_t)L[l].out, "weight", w, "bias", b))) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+static json_t *cat_json_v2(const ctr_model_def_t *def, size_t j)
+{
+    const ctr_cat_def_t *c = &def->cat[j];
+    const ctr_cat_def_t *owner = c->shares ? &def->cat[c->shares - 1] : c;
+    char table[TENSOR_NAME_MAX_BYTES + 1], seed[24];
+    snprintf(table, sizeof(table), "emb.%s", owner->name);
+    snprintf(seed, sizeof(seed), "%" PRIu64, c->seed);
+    json_t *o = json_object();
+    int bad = put(o, "name", json_string(c->name)) | put(o, "table", json_string(table)) |
+              put(o, "buckets", json_integer(c->buckets)) | put(o, "dim", json_integer(c->dim)) |
+              put(o, "mapping", json_string(c->mapping == CTR_MAP_MOD ? "mod" : "hash"));
+    if (c->mapping == CTR_MAP_HASH)
+        bad |= put(o, "seed", json_string(seed)) | put(o, "hash", json_string("xxh3_64"));
+    if (c->bag_max)
+        bad |= put(o, "bag", json_pack("{s:I,s:s}", "max", (json_int_t)c->bag_max, "pool",
+                                       c->pool == CTR_POOL_MEAN ? "mean" : "sum"));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *dcn_json(const ctr_model_def_t *def)
+{
+    const ctr_dcn_def_t *dc = &def->dcn;
+    json_t *o = json_object(), *cross = json_array();
+    int bad = put(o, "structure", json_string(dc->structure == CTR_DCN_PARALLEL ? "parallel" : "stacked"));
+    for (size_t l = 0; cross && l < dc->n_cross; l++) {
+        const ctr_cross_def_t *x = &dc->cross[l];
+        char a[48], b[48], bias[48];
+        snprintf(bias, sizeof(bias), "cross.%zu.bias", l);
+        json_t *e;
+        if (!x->rank) {
+            snprintf(a, sizeof(a), "cross.%zu.weight", l);
+            e = json_pack("{s:I,s:I,s:s,s:s}", "dim", (json_int_t)x->dim, "rank", (json_int_t)0, "weight", a,
+                          "bias", bias);
+        } else {
+            snprintf(a, sizeof(a), "cross.%zu.v", l);
+            snprintf(b, sizeof(b), "cross.%zu.u", l);
+            e = json_pack("{s:I,s:I,s:s,s:s,s:s}", "dim", (json_int_t)x->dim, "rank", (json_int_t)x->rank, "v", a,
+                          "u", b, "bias", bias);
+        }
+        bad |= json_array_append_new(cross, e);
+    }
+    bad |= put(o, "cross", cross) | put(o, "deep", layers_json("deep", dc->deep.layers, dc->deep.n));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *wukong_json(const ctr_model_def_t *def)
+{
+    const ctr_wukong_def_t *wk = &def->wukong;
+    json_t *o = json_object(), *layers = json_array();
+    int bad = put(o, "ln_eps", json_real((double)def->ln_eps)) |
+              put(o, "fmb_ln", json_string(wk->fmb_ln == CTR_FMB_LN_FLAT ? "flat" : "none")) |
+              put(o, "fmb_out_act", json_boolean(wk->fmb_out_act));
+    for (size_t i = 0; layers && i < wk->n_layers; i++) {
+        const ctr_wukong_layer_def_t *L = &wk->layers[i];
+        char name[TENSOR_NAME_MAX_BYTES + 1];
+        json_t *e = json_object();
+#define NAME(fmt) (snprintf(name, sizeof(name), fmt, i), json_string(name))
+        bad |= put(e, "n_in", json_integer(L->n_in)) | put(e, "n_f", json_integer(L->n_f)) |
+               put(e, "n_l", json_integer(L->n_l)) | put(e, "k", json_integer(L->k)) |
+               put(e, "y", NAME("wukong.%zu.y"));
+        if (wk->fmb_ln == CTR_FMB_LN_FLAT)
+            bad |= put(e, "fmb_ln_gamma", NAME("wukong.%zu.fmb_ln.gamma")) |
+                   put(e, "fmb_ln_beta", NAME("wukong.%zu.fmb_ln.beta"));
+        snprintf(name, sizeof(name), "wukong.%zu.fmb", i);
+        bad |= put(e, "fmb", layers_json(name, L->fmb.layers, L->fmb.n)) | put(e, "lcb", NAME("wukong.%zu.lcb"));
+        if (L->res)
+            bad |= put(e, "res", NAME("wukong.%zu.res"));
+        bad |= put(e, "ln_gamma", NAME("wukong.%zu.ln.gamma")) | put(e, "ln_beta", NAME("wukong.%zu.ln.beta"));
+#undef NAME
+        bad |= json_array_append_new(layers, e);
+    }
+    bad |= put(o, "layers", layers);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The version-2 header JSON text (malloc'd), keys in the order of the
+ * comment at the top of model_read.c. */
+static int build_header_v2(const ctr_model_def_t *def, const wtensor_t *t, size_t nt,
+                           uint64_t data_bytes, json_t *provenance, char **out, size_t *len)
+{
+    json_t *root = json_object(), *dense = json_array(), *cat = json_array(), *tensors = json_array();
+    json_t *schema = json_object(), *mlp = json_object();
+    int bad = !dense || !cat || !tensors || dense_json(def, dense) || tensors_json(t, nt, tensors);
+    for (size_t j = 0; cat && j < def->n_cat; j++)
+        bad |= json_array_append_new(cat, cat_json_v2(def, j));
+    bad |= put(schema, "dense", dense) | put(schema, "categorical", cat);
+    bad |= put(mlp, "activation", json_string(ctr_activation_name(def->activation))) |
+           put(mlp, "beta", json_real((double)def->beta)) |
+           put(mlp, "layers", layers_json("mlp", def->layers, def->n_layers));
+    bad |= put(root, "format", json_string("ctrm")) | put(root, "version", json_integer(2)) |
+           put(root, "name", json_string(def->name)) | put(root, "arch", json_string(ctr_arch_name(def->arch))) |
+           put(root, "schema", schema);
+    if (def->bottom.n)
+        bad |= put(root, "bottom", json_pack("{s:o}", "layers", layers_json("bottom", def->bottom.layers,
+                                                                             def->bottom.n)));
+    if (def->arch == CTR_ARCH_DOT)
+        bad |= put(root, "interaction", json_pack("{s:s,s:b}", "order", def->dot_order == CTR_DOT_UPPER ? "upper"
+                                                                                                    : "lower",
+                                                  "self", def->dot_self));
+    else if (def->arch == CTR_ARCH_DCNV2)
+        bad |= put(root, "interaction", dcn_json(def));
+    else if (def->arch == CTR_ARCH_WUKONG)
+        bad |= put(root, "interaction", wukong_json(def));
+    bad |= put(root, "mlp", mlp) | put(root, "tensors", tensors) |
+           put(root, "data_bytes", json_integer((json_int_t)data_bytes)) |
+           put(root, "provenance", json_incref(provenance));
+    *out = bad ? NULL : json_dumps(root, DUMP_FLAGS);
+    json_decref(root);
+    if (!*out)
+        return CTR_ENOMEM;
+    *len = strlen(*out);
+    return 0;
+}
+
+static int build_header(const ctr_model_def_t *def, unsigned version, const wtensor_t *t, size_t nt,
+                        uint64_t data_bytes, json_t *provenance, char **out, size_t *len)
+{
+    if (version == 1)
+        return build_header_v1(def, t, nt, data_bytes, provenance, out, len);
+    return build_header_v2(def, t, nt, data_bytes, provenance, out, len);
+}
+
+/* ---- the tensors, in file order ------------------------------------------ */
+
+/* Version 1: the top MLP, then the tables. Version 2: the bottom MLP, the
+ * interaction, the top MLP, then each table once, by its owner. Small,
+ * always-read tensors first; the big, randomly-read tables after. */
+typedef struct {
+    wtensor_t *t;
+    size_t n, cap;
+} plan_t;
+
+static wtensor_t *plan_add(plan_t *pl, const float *data, int rank, uint64_t d0, uint64_t d1, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static wtensor_t *plan_add(plan_t *pl, const float *data, int rank, uint64_t d0, uint64_t d1, const char *fmt, ...)
+{
+    if (pl->n == pl->cap) {
+        size_t cap = pl->cap ? 2 * pl->cap : 16;
+        wtensor_t *t = realloc(pl->t, cap * sizeof(*t));
+        if (!t)
+            return NULL;
+        pl->t = t;
+        pl->cap = cap;
+    }
+    wtensor_t *w = &pl->t[pl->n++];
+    memset(w, 0, sizeof(*w));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->name, sizeof(w->name), fmt, ap);
+    va_end(ap);
+    w->rank = rank;
+    w->shape[0] = d0;
+    w->shape[1] = rank == 2 ? d1 : 0;
+    w->data = data;
+    w->dim = 1;
+    return w;
+}
+
+static int plan_layers(plan_t *pl, const char *prefix, const ctr_layer_def_t *L, size_t n)
+{
+    for (size_t l = 0; l < n; l++)
+        if (!plan_add(pl, L[l].weight, 2, L[l].in, L[l].out, "%s.%zu.weight", prefix, l) ||
+            !plan_add(pl, L[l].bias, 1, L[l].out, 0, "%s.%zu.bias", prefix, l))
+            return CTR_ENOMEM;
+    return 0;
+}
+
+static int plan_tensors(const ctr_model_def_t *def, unsigned version, plan_t *pl)
+{
+    const ctr_dcn_def_t *dc = &def->dcn;
+    const ctr_wukong_def_t *wk = &def->wukong;
+    uint64_t d = def->n_cat ? def->cat[0].dim : def->bottom.n ? def->bottom.layers[def->bottom.n - 1].out : 0;
+    int rc = 0;
+    if (version >= 2 && (rc = plan_layers(pl, "bottom", def->bottom.layers, def->bottom.n)))
+        return rc;
+    for (size_t l = 0; version >= 2 && def->arch == CTR_ARCH_DCNV2 && l < dc->n_cross; l++) {
+        const ctr_cross_def_t *x = &dc->cross[l];
+        bool ok = x->rank ? plan_add(pl, x->v, 2, x->dim, x->rank, "cross.%zu.v", l) &&
+                                plan_add(pl, x->u, 2, x->rank, x->dim, "cross.%zu.u", l)
+                          : plan_add(pl, x->w, 2, x->dim, x->dim, "cross.%zu.weight", l) != NULL;
+        if (!ok || !plan_add(pl, x->bias, 1, x->dim, 0, "cross.%zu.bias", l))
+            return CTR_ENOMEM;
+    }
+    if (version >= 2 && def->arch == CTR_ARCH_DCNV2 && (rc = plan_layers(pl, "deep", dc->deep.layers, dc->deep.n)))
+        return rc;
+    for (size_t i = 0; version >= 2 && def->arch == CTR_ARCH_WUKONG && i < wk->n_layers; i++) {
+        const ctr_wukong_layer_def_t *L = &wk->layers[i];
+        uint64_t flat = (uint64_t)L->n_in * L->k;
+        char prefix[48];
+        snprintf(prefix, sizeof(prefix), "wukong.%zu.fmb", i);
+        if (!plan_add(pl, L->y, 2, L->n_in, L->k, "wukong.%zu.y", i) ||
+            (wk->fmb_ln == CTR_FMB_LN_FLAT &&
+             (!plan_add(pl, L->fmb_ln_gamma, 1, flat, 0, "wukong.%zu.fmb_ln.gamma", i) ||
+              !plan_add(pl, L->fmb_ln_beta, 1, flat, 0, "wukong.%zu.fmb_ln.beta", i))) ||
+            plan_layers(pl, prefix, L->fmb.layers, L->fmb.n) ||
+            !plan_add(pl, L->lcb, 2, L->n_l, L->n_in, "wukong.%zu.lcb", i) ||
+            (L->res && !plan_add(pl, L->res, 2, (uint64_t)L->n_f + L->n_l, L->n_in, "wukong.%zu.res", i)) ||
+            !plan_add(pl, L->ln_gamma, 1, d, 0, "wukong.%zu.ln.gamma", i) ||
+            !plan_add(pl, L->ln_beta, 1, d, 0, "wukong.%zu.ln.beta", i))
+            return CTR_ENOMEM;
+    }
+    if ((rc = plan_layers(pl, "mlp", def->layers, def->n_layers)))
+        return rc;
+    for (size_t j = 0; j < def->n_cat; j++) {
+        const ctr_cat_def_t *c = &def->cat[j];
+        if (c->shares)
+            continue;
+        wtensor_t *w = plan_add(pl, c->table, 2, (uint64_t)c->buckets + 1, c->dim, "emb.%s", c->name);
+        if (!w)
+            return CTR_ENOMEM;
+        w->cat_index = j;
+        w->dim = c->dim;
+    }
+    return 0;
 }
 
 static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
@@ -323,18 +589,22 @@ int ctr_model_write(const char *path, const ctr_model_def_t *def,
     if (rc)
         return rc;
 
-    size_t nt = 2 * def->n_layers + def->n_cat;
-    wtensor_t *t = calloc(nt, sizeof(*t));
+    unsigned version = ctr_model_def_version(def);
+    plan_t plan = {0};
+    wtensor_t *t = NULL;
+    size_t nt = 0;
     json_t *prov = NULL;
     char *header = NULL, *tmp = NULL;
     float *buf = NULL;
     size_t buf_cap = 0, header_len = 0;
     int fd = -1;
     bool created = false;
-    if (!t || !(tmp = malloc(strlen(path) + 5))) {
+    if (plan_tensors(def, version, &plan) || !(tmp = malloc(strlen(path) + 5))) {
         rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
         goto fail;
     }
+    t = plan.t;
+    nt = plan.n;
     sprintf(tmp, "%s.tmp", path);
 
     if (def->provenance_json) {
@@ -358,23 +628,6 @@ int ctr_model_write(const char *path, const ctr_model_def_t *def,
     uint64_t end = 0;
     for (size_t i = 0; i < nt; i++) {
         wtensor_t *w = &t[i];
-        if (i < 2 * def->n_layers) {
-            const ctr_layer_def_t *L = &def->layers[i / 2];
-            if (i % 2 == 0) {
-                snprintf(w->name, sizeof(w->name), "mlp.%zu.weight", i / 2);
-                w->rank = 2, w->shape[0] = L->in, w->shape[1] = L->out, w->data = L->weight;
-            } else {
-                snprintf(w->name, sizeof(w->name), "mlp.%zu.bias", i / 2);
-                w->rank = 1, w->shape[0] = L->out, w->data = L->bias;
-            }
-            w->dim = 1;
-        } else {
-            size_t j = i - 2 * def->n_layers;
-            const ctr_cat_def_t *c = &def->cat[j];
-            snprintf(w->name, sizeof(w->name), "emb.%s", c->name);
-            w->rank = 2, w->shape[0] = (uint64_t)c->buckets + 1, w->shape[1] = c->dim;
-            w->data = c->table, w->cat_index = j, w->dim = c->dim;
-        }
         uint64_t elems;
         if (!ctr__mul_u64(w->shape[0], w->rank == 2 ? w->shape[1] : 1, &elems) ||
             !ctr__mul_u64(elems, sizeof(float), &w->nbytes) || !ctr__align_up(end, &w->offset) ||
@@ -386,7 +639,7 @@ int ctr_model_write(const char *path, const ctr_model_def_t *def,
     }
 
     size_t final_len;
-    if ((rc = build_header(def, t, nt, end, prov, &header, &header_len))) {
+    if ((rc = build_header(def, version, t, nt, end, prov, &header, &header_len))) {
         rc = ctr_error(err, errlen, rc, "building the header JSON: out of memory");
         goto fail;
     }
@@ -420,7 +673,7 @@ int ctr_model_write(const char *path, const ctr_model_def_t *def,
 
     free(header);
     header = NULL;
-    if ((rc = build_header(def, t, nt, end, prov, &header, &final_len))) {
+    if ((rc = build_header(def, version, t, nt, end, prov, &header, &final_len))) {
         rc = ctr_error(err, errlen, rc, "building the header JSON: out of memory");
         goto fail;
     }
@@ -428,7 +681,7 @@ int ctr_model_write(const char *path, const ctr_model_def_t *def,
 
     preamble_t pre;
     memcpy(pre.magic, MAGIC, 8);
-    pre.version = FORMAT_VERSION;
+    pre.version = version;
     pre.flags = 0;
     pre.header_len = header_len;
     pre.data_offset = data_offset;
@@ -462,7 +715,7 @@ done:
     free(buf);
     free(header);
     free(tmp);
-    free(t);
+    free(plan.t);
     json_decref(prov);
     return rc;
 }

@@ -10,8 +10,10 @@
 # valgrind (test_valgrind.sh), binutils (objdump, nm), xz-utils (compressed
 # input, test_data), python3 (the hostile-client and fault tests),
 # python3-yaml (k8s_manifests.py, run by /usr/bin/python3 so that it sees
-# Debian's modules), clang and llvm (make fuzz, fuzz-cover), zlib1g-dev
-# (ctrd: Content-Encoding gzip/deflate), prometheus (promtool, which
+# Debian's modules), python3-torch and python3-numpy (python/ctrd_torch,
+# the PyTorch import that test_import.sh runs with /usr/bin/python3), clang
+# and llvm (make fuzz, fuzz-cover), zlib1g-dev (ctrd: Content-Encoding
+# gzip/deflate), prometheus (promtool, which
 # test_openapi.sh runs on /metrics; Debian has no smaller package with it),
 # nodejs and npm (the OpenAPI validator of test_openapi.sh: tests/openapi/,
 # its pinned version installed by `npm ci` below into the git-ignored
@@ -21,7 +23,7 @@ BUILD_PKGS="gcc make pkg-config binutils
       libjansson-dev libssl-dev libxxhash-dev libsimde-dev libopenblas-dev
       libmicrohttpd-dev liburing-dev zlib1g-dev"
 TEST_PKGS="xz-utils curl openssl wrk python3-yaml prometheus nodejs
-      python3 valgrind clang llvm slowhttptest"
+      python3 python3-torch python3-numpy valgrind clang llvm slowhttptest"
 build_only=0
 [ "${1:-}" = "--build-only" ] && build_only=1
 PKGS=$BUILD_PKGS

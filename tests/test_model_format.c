@@ -788,8 +788,11 @@ static void test_preamble(void)
     expect_open_fail("bad magic", f, g_base_len, CTR_EFORMAT, "bad magic \"XXXXXXXX\" (expected \"CTRMODEL\")");
     FRESH(); memcpy(f, "CTR\0\x01ODE", 8);
     expect_open_fail("binary magic", f, g_base_len, CTR_EFORMAT, "bad magic \"CTR\\x00\\x01ODE\"");
+    FRESH(); wr32(f + 8, 3);
+    expect_open_fail("version 3", f, g_base_len, CTR_EVERSION, "format version 3 (this build reads versions 1 to 2)");
+    /* A version-1 header behind a version-2 preamble: the two disagree. */
     FRESH(); wr32(f + 8, 2);
-    expect_open_fail("version 2", f, g_base_len, CTR_EVERSION, "version 2");
+    expect_open_fail("version 2 preamble", f, g_base_len, CTR_EFORMAT, "version: 1 does not match the preamble's version 2");
     FRESH(); wr32(f + 8, 0);
     expect_open_fail("version 0", f, g_base_len, CTR_EVERSION, "version 0");
     FRESH(); wr32(f + 8, UINT32_MAX);

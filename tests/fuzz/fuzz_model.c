@@ -3,16 +3,19 @@
  * The bytes go into a memfd opened by path (/proc/self/fd/N), so
  * ctr_model_open maps them exactly as it maps a file on disk; then
  * ctr_model_verify. A model that opens is used the way the server uses it:
- * every name looked up, the first and last element of every tensor read (a
- * bad extent faults here, not in production), and one forward pass over the
- * missing row and the last row of every table.
+ * every name looked up, the first and last element of every tensor read,
+ * version 2's graph included (a bad extent faults here, not in
+ * production), the graph's widths checked once more against each other,
+ * and, for a model the scalar MLP engine scores (version 1's kind), one
+ * forward pass over the missing row and the last row of every table.
  *
  * A custom mutator keeps the preamble consistent half of the time: it
  * mutates the JSON header alone and then rewrites header_len, data_offset
  * and the padding around it, so the fuzzer explores the header parser
  * instead of being stopped at the length check by almost every mutation.
  * Seeds: tests/fuzz/corpus/model/ (fuzz_replay_model --write-seeds DIR
- * regenerates the valid ones). Build and run: make fuzz. */
+ * regenerates the valid ones: version-1 MLPs, and a version-2 model of
+ * every architecture from tests/model_v2_defs.h). Build and run: make fuzz. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../model_v2_defs.h"
 #include "../testutil.h"
 #include "ctr/common.h"
 #include "ctr/features.h"
@@ -79,11 +83,67 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
     return (size_t)ndof + tail;
 }
 
+/* p NULL: a tensor the model does not have (a full-rank cross layer's v). */
 static void touch_floats(const float *p, size_t n)
 {
-    if (n) {
+    if (p && n) {
         g_sink += p[0];
         g_sink += p[n - 1];
+    }
+}
+
+static void touch_layers(const ctr_layer_def_t *L, size_t n)
+{
+    for (size_t l = 0; l < n; l++) {
+        if (l && L[l].in != L[l - 1].out)
+            abort();
+        touch_floats(L[l].weight, (size_t)L[l].in * L[l].out);
+        touch_floats(L[l].bias, L[l].out);
+    }
+}
+
+/* Version 2: every tensor of the interaction, and the widths the engine
+ * will size its scratch from. */
+static void touch_graph(const ctr_model_def_t *d)
+{
+    size_t dim = d->n_cat ? d->cat[0].dim : d->bottom.n ? d->bottom.layers[d->bottom.n - 1].out : 0;
+    size_t n = (d->n_dense > 0) + d->n_cat;
+    if (d->arch == CTR_ARCH_WUKONG && !(d->ln_eps > 0))
+        abort();
+    if (d->arch != CTR_ARCH_MLP)
+        for (size_t j = 0; j < d->n_cat; j++)
+            if (d->cat[j].dim != dim)
+                abort();
+    for (size_t j = 0; j < d->n_cat; j++)
+        if (d->cat[j].shares && (d->cat[j].shares > j || d->cat[j].table != d->cat[d->cat[j].shares - 1].table))
+            abort();
+    if (ctr_model_slots(d) < d->n_cat || ctr_model_slot_of(d, d->n_cat) != ctr_model_slots(d))
+        abort();
+    for (size_t l = 0; l < d->dcn.n_cross; l++) {
+        const ctr_cross_def_t *x = &d->dcn.cross[l];
+        if (x->rank > x->dim || !x->bias || !(x->rank ? x->v && x->u && !x->w : x->w && !x->v && !x->u))
+            abort();
+        touch_floats(x->w, (size_t)x->dim * x->dim);
+        touch_floats(x->v, (size_t)x->dim * x->rank);
+        touch_floats(x->u, (size_t)x->rank * x->dim);
+        touch_floats(x->bias, x->dim);
+    }
+    touch_layers(d->dcn.deep.layers, d->dcn.deep.n);
+    for (size_t i = 0; i < d->wukong.n_layers; i++) {
+        const ctr_wukong_layer_def_t *L = &d->wukong.layers[i];
+        size_t flat = (size_t)L->n_in * L->k;
+        if (L->n_in != n || !L->fmb.n || L->fmb.layers[0].in != flat ||
+            L->fmb.layers[L->fmb.n - 1].out != (size_t)L->n_f * dim || !L->ln_gamma || !L->ln_beta)
+            abort();
+        touch_floats(L->y, flat);
+        touch_floats(L->fmb_ln_gamma, flat);
+        touch_floats(L->fmb_ln_beta, flat);
+        touch_layers(L->fmb.layers, L->fmb.n);
+        touch_floats(L->lcb, (size_t)L->n_l * L->n_in);
+        touch_floats(L->res, (size_t)(L->n_f + L->n_l) * L->n_in);
+        touch_floats(L->ln_gamma, dim);
+        touch_floats(L->ln_beta, dim);
+        n = (size_t)L->n_f + L->n_l;
     }
 }
 
@@ -108,21 +168,20 @@ static void use_model(const ctr_model_t *m)
         if (ctr_model_find_feature(m, c->name, strlen(c->name)) != (long)(d->n_dense + j))
             abort();
         touch_floats(c->table, ((size_t)c->buckets + 1) * c->dim);
-        if (ctr_features_cat_row(c, "x", 1) > c->buckets)
+        /* "x" is a value only the hash mapping takes (mod wants digits). */
+        if (c->mapping == CTR_MAP_HASH && ctr_features_cat_row(c, "x", 1) > c->buckets)
             abort();
     }
     size_t in = ctr_model_input_dim(d);
     if (d->n_layers < 1 || d->layers[0].in != in || d->layers[d->n_layers - 1].out != 1)
         abort();
-    for (size_t l = 0; l < d->n_layers; l++) {
-        const ctr_layer_def_t *ly = &d->layers[l];
-        if (l && ly->in != d->layers[l - 1].out)
-            abort();
-        touch_floats(ly->weight, (size_t)ly->in * ly->out);
-        touch_floats(ly->bias, ly->out);
-    }
+    touch_layers(d->layers, d->n_layers);
+    touch_layers(d->bottom.layers, d->bottom.n);
+    touch_graph(d);
     if (d->provenance_json)
         g_sink += (float)strlen(d->provenance_json);
+    if (ctr_model_def_version(d) != 1)
+        return; /* the interaction engines are model/forward.c's to exercise once they land */
 
     /* Two examples: everything missing, and the last row of every table. */
     ctr_scratch_t *s;
@@ -177,7 +236,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 /* Valid seeds: small models of every shape the format allows (no dense or
- * no categorical features, no hidden layer, relu, every transform), so the
+ * no categorical features, no hidden layer, relu, every transform; each
+ * version-2 architecture with bags, mod mapping and shared tables), so the
  * fuzzer starts from files that parse to the end. */
 int fuzz_write_seeds(const char *dir)
 {
@@ -202,6 +262,21 @@ int fuzz_write_seeds(const char *dir)
                             shapes[i].dim, shapes[i].hidden, shapes[i].n_hidden, shapes[i].act,
                             0.5f + (float)i)) {
             fprintf(stderr, "%s: cannot write\n", path);
+            return -1;
+        }
+        n++;
+    }
+    v2_opts_t opt;
+    const char *label;
+    for (size_t i = 0; v2_example(i, &opt, &label); i++) {
+        char path[1024], err[512];
+        v2_model_t o;
+        v2_build(&o, &opt, 200 + i);
+        snprintf(path, sizeof(path), "%s/seed-v2-%02zu-%s.ctrm", dir, i, label);
+        int rc = ctr_model_write(path, &o.def, NULL, NULL, err, sizeof(err));
+        v2_free(&o);
+        if (rc) {
+            fprintf(stderr, "%s: %s\n", path, err);
             return -1;
         }
         n++;

@@ -1,8 +1,10 @@
 /* ctrtool inspect / verify - look at a .ctrm model file.
  *
  * inspect prints what a loaded model holds: the preamble as it sits on
- * disk, name, digest, schema, MLP, parameter counts, the tensor table and
- * the provenance (--json: the header JSON itself, with digest and size).
+ * disk, name, digest, schema, the architecture and its graph (one line per
+ * operation with its shapes), parameter count, MFLOP per example, the
+ * tensor table and the provenance (--json: the header JSON itself, with
+ * digest and size).
  * verify re-hashes every tensor against the header's SHA-256 values.
  * Both open the file with ctr_model_open, so a file they accept is one the
  * server accepts. Exit status: 0 ok, 1 bad model, 2 usage. */
@@ -12,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,8 +40,8 @@ static const ctr_opt_t inspect_rows[] = {
 static const ctr_opts_t inspect_spec = {
     inspect_rows, CTR_ARRAY_LEN(inspect_rows),
     "usage: ctrtool inspect [--json] MODEL\n"
-    "  prints the preamble, name, digest, schema, MLP, parameter counts,\n"
-    "  tensors and provenance\n\n",
+    "  prints the preamble, name, digest, schema, architecture and graph,\n"
+    "  parameter count, MFLOP per example, tensors and provenance\n\n",
     NULL,
 };
 
@@ -109,6 +112,169 @@ static void print_tensors(json_t *tensors)
     }
 }
 
+/* ---- counts ---------------------------------------------------------------
+ *
+ * Parameters: every float the model's tensors hold (a shared table once).
+ * MFLOP per example: 2 x the multiply-adds of every matrix product one
+ * example needs (linear layers, the dot products, cross layers, Wukong's
+ * X^T Y, X Z, LCB and learned residual), in millions; pooling, activations,
+ * LayerNorm and elementwise adds are not counted. The same formulas as
+ * model/model_stats.c of the engine; the lead keeps one at merge. */
+
+typedef struct {
+    uint64_t emb, dense;   /* parameters: tables, everything else */
+    uint64_t tensors;
+    double flop;
+} counts_t;
+
+static void count_layers(counts_t *c, const ctr_layer_def_t *L, size_t n)
+{
+    for (size_t l = 0; l < n; l++) {
+        c->dense += (uint64_t)L[l].in * L[l].out + L[l].out;
+        c->tensors += 2;
+        c->flop += 2.0 * L[l].in * L[l].out;
+    }
+}
+
+static size_t emb_dim(const ctr_model_def_t *d)
+{
+    return d->n_cat ? d->cat[0].dim : d->bottom.n ? d->bottom.layers[d->bottom.n - 1].out : 0;
+}
+
+static counts_t count_model(const ctr_model_def_t *d)
+{
+    counts_t c = {0};
+    size_t n = (d->n_dense > 0) + d->n_cat, dim = emb_dim(d);
+    for (size_t j = 0; j < d->n_cat; j++)
+        if (!d->cat[j].shares) {
+            c.emb += ((uint64_t)d->cat[j].buckets + 1) * d->cat[j].dim;
+            c.tensors++;
+        }
+    count_layers(&c, d->bottom.layers, d->bottom.n);
+    if (d->arch == CTR_ARCH_DOT) {
+        double pairs = d->dot_self ? n * (n + 1) / 2.0 : n * (n - 1) / 2.0;
+        c.flop += 2.0 * pairs * dim;
+    }
+    for (size_t l = 0; d->arch == CTR_ARCH_DCNV2 && l < d->dcn.n_cross; l++) {
+        const ctr_cross_def_t *x = &d->dcn.cross[l];
+        uint64_t w = x->rank ? 2 * (uint64_t)x->dim * x->rank : (uint64_t)x->dim * x->dim;
+        c.dense += w + x->dim;
+        c.tensors += x->rank ? 3 : 2;
+        c.flop += 2.0 * w;
+    }
+    count_layers(&c, d->dcn.deep.layers, d->dcn.deep.n);
+    for (size_t i = 0; d->arch == CTR_ARCH_WUKONG && i < d->wukong.n_layers; i++) {
+        const ctr_wukong_layer_def_t *L = &d->wukong.layers[i];
+        uint64_t flat = (uint64_t)L->n_in * L->k, n_out = (uint64_t)L->n_f + L->n_l;
+        c.dense += flat + (uint64_t)L->n_l * L->n_in + 2 * dim;
+        c.tensors += 4;
+        if (L->fmb_ln_gamma) {
+            c.dense += 2 * flat;
+            c.tensors += 2;
+        }
+        if (L->res) {
+            c.dense += n_out * L->n_in;
+            c.tensors++;
+            c.flop += 2.0 * n_out * L->n_in * dim;
+        }
+        c.flop += 2.0 * dim * flat * 2 + 2.0 * L->n_l * L->n_in * dim;  /* X^T Y, X Z; LCB */
+        count_layers(&c, L->fmb.layers, L->fmb.n);
+    }
+    count_layers(&c, d->layers, d->n_layers);
+    return c;
+}
+
+/* ---- the graph, one line per operation ------------------------------------ */
+
+static void print_layers(const char *prefix, const ctr_layer_def_t *L, size_t n, const char *act, const char *last)
+{
+    for (size_t l = 0; l < n; l++) {
+        char name[48];
+        const char *a = l + 1 < n || !last ? act : last;
+        snprintf(name, sizeof(name), "%s.%zu", prefix, l);
+        printf("    %-18s linear %" PRIu32 " -> %" PRIu32 "%s%s\n", name, L[l].in, L[l].out, a[0] ? ", " : "", a);
+    }
+}
+
+static void print_graph(const ctr_model_def_t *d)
+{
+    const char *act = ctr_activation_name(d->activation);
+    size_t n = (d->n_dense > 0) + d->n_cat, dim = emb_dim(d);
+    for (size_t j = 0; j < d->n_cat; j++)
+        if (d->cat[j].bag_max)
+            printf("    %-18s pool %s over up to %" PRIu32 " rows of %" PRIu32 "\n", d->cat[j].name,
+                   d->cat[j].pool == CTR_POOL_MEAN ? "mean" : "sum", d->cat[j].bag_max, d->cat[j].dim);
+    print_layers("bottom", d->bottom.layers, d->bottom.n, act, NULL);
+    switch (d->arch) {
+    case CTR_ARCH_MLP:
+        printf("    %-18s [%zu dense; %zu embeddings] -> %zu\n", "concat", d->n_dense, d->n_cat,
+               ctr_model_input_dim(d));
+        break;
+    case CTR_ARCH_DOT:
+        printf("    %-18s X: %zu x %zu\n", "embeddings", n, dim);
+        size_t pairs = d->dot_self ? n * (n + 1) / 2 : n * (n - 1) / 2;
+        printf("    %-18s %s triangle%s: %zu dot products of %zu -> %zu\n", "dot",
+               d->dot_order == CTR_DOT_UPPER ? "upper" : "lower", d->dot_self ? " and diagonal" : "", pairs, dim,
+               pairs);
+        if (d->n_dense)
+            printf("    %-18s [dense_emb %zu; %zu] -> %zu\n", "concat", dim, pairs, ctr_model_input_dim(d));
+        break;
+    case CTR_ARCH_DCNV2: {
+        size_t D = d->dcn.n_cross ? d->dcn.cross[0].dim : 0;
+        if (!D) {
+            D = d->bottom.n ? n * dim : d->n_dense;
+            for (size_t j = 0; !d->bottom.n && j < d->n_cat; j++)
+                D += d->cat[j].dim;
+        }
+        printf("    %-18s x_0: %zu (%s)\n", "embeddings", D,
+               d->bottom.n || !d->n_dense ? "flatten(X)" : "raw dense values, then the embeddings");
+        for (size_t l = 0; l < d->dcn.n_cross; l++) {
+            const ctr_cross_def_t *x = &d->dcn.cross[l];
+            char name[32];
+            snprintf(name, sizeof(name), "cross.%zu", l);
+            if (x->rank)
+                printf("    %-18s x_0 * (U V x + b) + x: %" PRIu32 " -> %" PRIu32 " -> %" PRIu32 " (rank %" PRIu32
+                       ")\n", name, x->dim, x->rank, x->dim, x->rank);
+            else
+                printf("    %-18s x_0 * (W x + b) + x: %" PRIu32 " x %" PRIu32 "\n", name, x->dim, x->dim);
+        }
+        if (d->dcn.structure == CTR_DCN_PARALLEL) {
+            print_layers("deep", d->dcn.deep.layers, d->dcn.deep.n, act, NULL);
+            printf("    %-18s [x_L %zu; deep %" PRIu32 "] -> %zu\n", "concat", D,
+                   d->dcn.deep.layers[d->dcn.deep.n - 1].out, ctr_model_input_dim(d));
+        }
+        break;
+    }
+    case CTR_ARCH_WUKONG: {
+        printf("    %-18s X: %zu x %zu\n", "embeddings", n, dim);
+        for (size_t i = 0; i < d->wukong.n_layers; i++) {
+            const ctr_wukong_layer_def_t *L = &d->wukong.layers[i];
+            char name[48];
+            snprintf(name, sizeof(name), "wukong.%zu.fmb", i);
+            printf("    %-18s Z = X^T Y: [%zu x %" PRIu32 "] x [%" PRIu32 " x %" PRIu32 "] -> %zu x %" PRIu32 "\n",
+                   name, dim, L->n_in, L->n_in, L->k, dim, L->k);
+            printf("    %-18s F = X Z: [%" PRIu32 " x %zu] x [%zu x %" PRIu32 "] -> %" PRIu32 " x %" PRIu32 "%s\n", "",
+                   L->n_in, dim, dim, L->k, L->n_in, L->k,
+                   d->wukong.fmb_ln == CTR_FMB_LN_FLAT ? ", flattened, LayerNorm" : ", flattened");
+            print_layers(name, L->fmb.layers, L->fmb.n, act, d->wukong.fmb_out_act ? act : "");
+            printf("    %-18s reshape -> %" PRIu32 " x %zu\n", "", L->n_f, dim);
+            snprintf(name, sizeof(name), "wukong.%zu.lcb", i);
+            printf("    %-18s W_L X: [%" PRIu32 " x %" PRIu32 "] x [%" PRIu32 " x %zu]\n", name, L->n_l, L->n_in,
+                   L->n_in, dim);
+            snprintf(name, sizeof(name), "wukong.%zu.out", i);
+            if (L->res)
+                printf("    %-18s LN_d([F; L] + res X), res [%" PRIu32 " x %" PRIu32 "] -> %" PRIu32 " x %zu\n",
+                       name, L->n_f + L->n_l, L->n_in, L->n_f + L->n_l, dim);
+            else
+                printf("    %-18s LN_d([F; L] + X) -> %" PRIu32 " x %zu\n", name, L->n_f + L->n_l, dim);
+        }
+        printf("    %-18s -> %zu\n", "flatten", ctr_model_input_dim(d));
+        break;
+    }
+    }
+    print_layers("mlp", d->layers, d->n_layers, act, "sigmoid");
+}
+
 static void print_model(const ctr_model_t *m)
 {
     const ctr_model_def_t *d = ctr_model_def(m);
@@ -122,8 +288,8 @@ static void print_model(const ctr_model_t *m)
     printf("  name         %s\n", d->name);
     printf("  digest       %s\n", ctr_model_digest(m));
 
-    printf("schema: %zu dense, %zu categorical, MLP input width %zu\n", d->n_dense, d->n_cat,
-           ctr_model_input_dim(d));
+    printf("schema: %zu dense, %zu categorical, %zu row slots, MLP input width %zu\n", d->n_dense, d->n_cat,
+           ctr_model_slots(d), ctr_model_input_dim(d));
     for (size_t i = 0; i < d->n_dense; i++) {
         const ctr_dense_def_t *x = &d->dense[i];
         if (x->transform == CTR_TRANSFORM_STANDARDIZE)
@@ -131,27 +297,37 @@ static void print_model(const ctr_model_t *m)
         else
             printf("    dense %-24s %s\n", x->name, ctr_transform_name(x->transform));
     }
-    uint64_t emb_params = 0, mlp_params = 0;
     if (d->n_cat)
-        printf("    %-30s %12s %6s %22s %12s\n", "categorical", "buckets", "dim", "seed", "table MiB");
+        printf("    %-30s %12s %6s %7s %22s %10s %12s\n", "categorical", "buckets", "dim", "mapping", "seed", "bag",
+               "table MiB");
     for (size_t j = 0; j < d->n_cat; j++) {
         const ctr_cat_def_t *c = &d->cat[j];
         uint64_t n = ((uint64_t)c->buckets + 1) * c->dim;
-        emb_params += n;
-        printf("    %-30s %12" PRIu32 " %6" PRIu32 " %22" PRIu64 " %12.2f\n", c->name, c->buckets, c->dim,
-               c->seed, mib(n * sizeof(float)));
+        char bag[24] = "-", seed[24] = "-", table[96];
+        if (c->bag_max)
+            snprintf(bag, sizeof(bag), "%s<=%" PRIu32, c->pool == CTR_POOL_MEAN ? "mean" : "sum", c->bag_max);
+        if (c->mapping == CTR_MAP_HASH)
+            snprintf(seed, sizeof(seed), "%" PRIu64, c->seed);
+        if (c->shares)
+            snprintf(table, sizeof(table), "shares %s", d->cat[c->shares - 1].name);
+        else
+            snprintf(table, sizeof(table), "%.2f", mib(n * sizeof(float)));
+        printf("    %-30s %12" PRIu32 " %6" PRIu32 " %7s %22s %10s %12s\n", c->name, c->buckets, c->dim,
+               c->mapping == CTR_MAP_MOD ? "mod" : "hash", seed, bag, table);
     }
 
-    printf("mlp: %s (beta %.9g), %zu layer%s\n", ctr_activation_name(d->activation), (double)d->beta,
-           d->n_layers, d->n_layers == 1 ? "" : "s");
-    for (size_t l = 0; l < d->n_layers; l++) {
-        const ctr_layer_def_t *L = &d->layers[l];
-        mlp_params += (uint64_t)L->in * L->out + L->out;
-        printf("    layer %-3zu %8" PRIu32 " -> %-8" PRIu32 " %s\n", l, L->in, L->out,
-               l + 1 < d->n_layers ? ctr_activation_name(d->activation) : "sigmoid");
-    }
-    printf("parameters: %" PRIu64 " (MLP %" PRIu64 ", embeddings %" PRIu64 "), %.2f MiB as f32\n",
-           mlp_params + emb_params, mlp_params, emb_params, mib((mlp_params + emb_params) * sizeof(float)));
+    printf("arch: %s", ctr_arch_name(d->arch));
+    if (d->arch == CTR_ARCH_WUKONG)
+        printf(" (LayerNorm eps %.9g, FMB LayerNorm %s, FMB output %s)", (double)d->ln_eps,
+               d->wukong.fmb_ln == CTR_FMB_LN_FLAT ? "flat" : "none",
+               d->wukong.fmb_out_act ? "activated" : "linear");
+    printf("; activation %s (beta %.9g)\n", ctr_activation_name(d->activation), (double)d->beta);
+    printf("graph:\n");
+    print_graph(d);
+    counts_t c = count_model(d);
+    printf("parameters: %" PRIu64 " (dense %" PRIu64 ", embeddings %" PRIu64 "), %.2f MiB as f32\n",
+           c.emb + c.dense, c.dense, c.emb, mib((c.emb + c.dense) * sizeof(float)));
+    printf("compute: %.6g MFLOP per example (2 x multiply-adds of the matrix products)\n", c.flop / 1e6);
 
     if (root)
         print_tensors(json_object_get(root, "tensors"));
@@ -209,14 +385,9 @@ int ctr__cmd_verify(int argc, char **argv)
         ctr_model_close(m);
         return 1;
     }
-    const ctr_model_def_t *d = ctr_model_def(m);
-    uint64_t bytes = 0;
-    for (size_t j = 0; j < d->n_cat; j++)
-        bytes += ((uint64_t)d->cat[j].buckets + 1) * d->cat[j].dim * sizeof(float);
-    for (size_t l = 0; l < d->n_layers; l++)
-        bytes += ((uint64_t)d->layers[l].in * d->layers[l].out + d->layers[l].out) * sizeof(float);
-    printf("ok: %zu tensors, %" PRIu64 " bytes verified, %s\n", d->n_cat + 2 * d->n_layers, bytes,
-           ctr_model_digest(m));
+    counts_t c = count_model(ctr_model_def(m));
+    printf("ok: %" PRIu64 " tensors, %" PRIu64 " bytes verified, %s\n", c.tensors,
+           (c.emb + c.dense) * (uint64_t)sizeof(float), ctr_model_digest(m));
     ctr_model_close(m);
     return 0;
 }
