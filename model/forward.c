@@ -67,10 +67,6 @@ static int check_common(const ctr_model_def_t *def, char *err, size_t errlen)
     if (def->layers[def->n_layers - 1].out != 1)
         return ctr_error(err, errlen, CTR_EINVAL, "mlp: the last layer has %u outputs, expected 1",
                          def->layers[def->n_layers - 1].out);
-    ctr_mlp_def_t top = {def->n_layers, def->layers};
-    int rc = ctr__check_mlp(&top, ctr_model_input_dim(def), 1, "mlp.layers", err, errlen);
-    if (rc)
-        return rc;
     for (size_t j = 0; j < def->n_cat; j++) {
         const ctr_cat_def_t *c = &def->cat[j];
         if (c->shares && (c->shares > j || def->cat[c->shares - 1].shares))
@@ -103,18 +99,24 @@ static int check_common(const ctr_model_def_t *def, char *err, size_t errlen)
     return ctr__check_mlp(&def->bottom, def->n_dense, d, "bottom.layers", err, errlen);
 }
 
+/* Inputs first, then the interaction, then the top MLP it feeds, so the
+ * message names the first field that is wrong. */
 static int check_def(const ctr_model_def_t *def, char *err, size_t errlen)
 {
     int rc = check_common(def, err, errlen);
     if (rc)
         return rc;
     switch (def->arch) {
-    case CTR_ARCH_MLP: return 0;
-    case CTR_ARCH_DOT: return ctr__check_dot(def, err, errlen);
-    case CTR_ARCH_DCNV2: return ctr__check_dcn(def, err, errlen);
-    case CTR_ARCH_WUKONG: return ctr__check_wukong(def, err, errlen);
+    case CTR_ARCH_MLP: break;
+    case CTR_ARCH_DOT: rc = ctr__check_dot(def, err, errlen); break;
+    case CTR_ARCH_DCNV2: rc = ctr__check_dcn(def, err, errlen); break;
+    case CTR_ARCH_WUKONG: rc = ctr__check_wukong(def, err, errlen); break;
+    default: return ctr_error(err, errlen, CTR_EINVAL, "unknown architecture %d", (int)def->arch);
     }
-    return ctr_error(err, errlen, CTR_EINVAL, "unknown architecture %d", (int)def->arch);
+    if (rc)
+        return rc;
+    ctr_mlp_def_t top = {def->n_layers, def->layers};
+    return ctr__check_mlp(&top, ctr_model_input_dim(def), 1, "mlp.layers", err, errlen);
 }
 
 static void plan_def(const ctr_model_def_t *def, ctr__fwd_plan_t *p)
