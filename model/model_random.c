@@ -297,7 +297,9 @@ int ctr_model_random_new(const ctr_model_random_opts_t *o, ctr_model_random_t **
     *def = (ctr_model_def_t){
         .name = o->name ? o->name : "random", .arch = o->arch, .n_dense = o->n_dense,
         .dense = dense, .n_cat = o->n_cat, .cat = cat, .activation = o->act, .beta = o->beta,
-        .dot_order = o->dot_order, .dot_self = o->dot_self,
+        /* Fields of another architecture stay zero (the writer insists). */
+        .dot_order = o->arch == CTR_ARCH_DOT ? o->dot_order : CTR_DOT_LOWER,
+        .dot_self = o->arch == CTR_ARCH_DOT ? o->dot_self : 0,
         .ln_eps = o->arch == CTR_ARCH_WUKONG ? o->ln_eps : 0.0f,
     };
     if ((rc = parse_bags(o, cat, def, err, errlen)) || (rc = parse_shared(o, cat, def, err, errlen)))
