@@ -216,6 +216,32 @@ static inline const float *table_of(const ctr_model_def_t *def, const ctr_cat_de
     return c->shares ? def->cat[c->shares - 1].table : c->table;
 }
 
+/* ctr__fwd_embeddings without bags. */
+static int single_rows(const ctr_model_def_t *def, size_t n, const uint32_t *rows,
+                       float *x, size_t ldx, size_t off)
+{
+    const size_t n_cat = def->n_cat;
+    for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < n_cat; j++) {
+            const ctr_cat_def_t *c = &def->cat[j];
+            const uint32_t row = rows[r * n_cat + j];
+            if (row > c->buckets)
+                return CTR_ERANGE;
+            const float *src = table_of(def, c) + (size_t)row * c->dim;
+            for (size_t k = 0; k < c->dim; k += 16)
+                __builtin_prefetch(src + k);
+        }
+    for (size_t r = 0; r < n; r++) {
+        float *dst = x + r * ldx + off;
+        for (size_t j = 0; j < n_cat; j++) {
+            const ctr_cat_def_t *c = &def->cat[j];
+            copy_row(dst, table_of(def, c) + (size_t)rows[r * n_cat + j] * c->dim, c->dim);
+            dst += c->dim;
+        }
+    }
+    return 0;
+}
+
 /* All row addresses are checked and prefetched first, so the cache misses
  * of a batch (tables far larger than the cache) overlap instead of
  * queueing one by one. */
@@ -223,6 +249,8 @@ int ctr__fwd_embeddings(const ctr_model_def_t *def, ctr_pool_fn pool, size_t n,
                         const uint32_t *rows, float *x, size_t ldx, size_t off)
 {
     const size_t n_cat = def->n_cat, slots = ctr_model_slots(def);
+    if (slots == n_cat) /* no bags: one row a feature, as in version 1 */
+        return single_rows(def, n, rows, x, ldx, off);
     for (size_t r = 0; r < n; r++) {
         const uint32_t *rr = rows + r * slots;
         for (size_t j = 0; j < n_cat; j++) {
