@@ -207,6 +207,8 @@ static inline void copy_row(float *dst, const float *src, size_t dim)
     case 8: memcpy(dst, src, 8 * sizeof(float)); break;
     case 16: memcpy(dst, src, 16 * sizeof(float)); break;
     case 32: memcpy(dst, src, 32 * sizeof(float)); break;
+    case 64: memcpy(dst, src, 64 * sizeof(float)); break;
+    case 128: memcpy(dst, src, 128 * sizeof(float)); break;
     default: memcpy(dst, src, dim * sizeof(float)); break;
     }
 }

@@ -273,35 +273,82 @@ INLINE void ln_affine(const float *v, float *yr, size_t w, float mean, float inv
     }
 }
 
-/* ctr_ln_rows_fn (ctr/kernels.h). The two sums run a row per lane, 8
- * rows at a time (vgatherdps), each lane's sum in ascending order as in
- * the scalar definition; a lane past the last row re-reads row 0 and is
- * dropped. The affine step goes across each row's elements. */
+/* Columns a .. a+7 of 8 rows (row i at rp[i]) into c[0..7], lane i of c[j]
+ * holding rp[i][a + j]: the 8 x 8 block loaded a row per vector (columns
+ * past w load as 0) and transposed in registers: a 4 x 4 transpose inside
+ * each 128-bit half (unpack, shuffle), then the halves exchanged. */
+INLINE void cols8(const float *const rp[VL], size_t a, lanes_t m, int full, __m256 c[VL])
+{
+    __m256 u[VL];
+#pragma GCC unroll 2
+    for (int g = 0; g < 2; g++) {
+        const __m256 r0 = full ? _mm256_loadu_ps(rp[4 * g] + a) : load_lanes(rp[4 * g] + a, m);
+        const __m256 r1 = full ? _mm256_loadu_ps(rp[4 * g + 1] + a) : load_lanes(rp[4 * g + 1] + a, m);
+        const __m256 r2 = full ? _mm256_loadu_ps(rp[4 * g + 2] + a) : load_lanes(rp[4 * g + 2] + a, m);
+        const __m256 r3 = full ? _mm256_loadu_ps(rp[4 * g + 3] + a) : load_lanes(rp[4 * g + 3] + a, m);
+        const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+        const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        u[4 * g] = _mm256_shuffle_ps(t0, t2, 0x44);
+        u[4 * g + 1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+        u[4 * g + 2] = _mm256_shuffle_ps(t1, t3, 0x44);
+        u[4 * g + 3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+    }
+    /* u[4g + j], half H: column 4H + j of rows 4g .. 4g+3. */
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        c[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        c[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+    }
+}
+
+/* ctr_ln_rows_fn (ctr/kernels.h). The two sums run a row per lane, 8 rows
+ * at a time (a lane past the last row reads row 0 and is dropped), each
+ * lane adding its row's values in ascending order as the scalar
+ * definition does; cols8 turns 8 row vectors into 8 column vectors. The
+ * affine step goes across each row's elements. */
 void ctr__ln_rows_avx2(const float *x, size_t ldx, size_t rows, size_t w,
                        const float *gamma, const float *beta, float eps, float *y,
                        size_t ldy)
 {
-    if ((VL - 1) * ldx + w > INT32_MAX) { /* lane offsets are int32 */
-        ctr__ln_rows_scalar(x, ldx, rows, w, gamma, beta, eps, y, ldy);
-        return;
-    }
     const __m256 vw = _mm256_set1_ps((float)w), veps = _mm256_set1_ps(eps);
     const __m256 one = _mm256_set1_ps(1.0f);
+    const size_t wf = w & ~(size_t)(VL - 1);
+    const lanes_t mt = lanes(w - wf);
     for (size_t r0 = 0; r0 < rows; r0 += VL) {
         const size_t nr = rows - r0 < VL ? rows - r0 : VL;
         const float *xb = x + r0 * ldx;
-        int32_t off[VL];
+        const float *rp[VL];
         for (size_t k = 0; k < VL; k++)
-            off[k] = (int32_t)((k < nr ? k : 0) * ldx);
-        const __m256i idx = _mm256_loadu_si256((const __m256i *)off);
+            rp[k] = xb + (k < nr ? k : 0) * ldx;
+        __m256 c[VL];
         __m256 sum = _mm256_setzero_ps();
-        for (size_t a = 0; a < w; a++)
-            sum = _mm256_add_ps(sum, _mm256_i32gather_ps(xb + a, idx, 4));
+        for (size_t a = 0; a < wf; a += VL) {
+            cols8(rp, a, mt, 1, c);
+#pragma GCC unroll 8
+            for (int j = 0; j < VL; j++)
+                sum = _mm256_add_ps(sum, c[j]);
+        }
+        if (wf < w) {
+            cols8(rp, wf, mt, 0, c);
+            for (size_t j = 0; j < w - wf; j++)
+                sum = _mm256_add_ps(sum, c[j]);
+        }
         const __m256 mean = _mm256_div_ps(sum, vw);
         __m256 sq = _mm256_setzero_ps();
-        for (size_t a = 0; a < w; a++) {
-            const __m256 t = _mm256_sub_ps(_mm256_i32gather_ps(xb + a, idx, 4), mean);
-            sq = _mm256_fmadd_ps(t, t, sq);
+        for (size_t a = 0; a < wf; a += VL) {
+            cols8(rp, a, mt, 1, c);
+#pragma GCC unroll 8
+            for (int j = 0; j < VL; j++) {
+                const __m256 t = _mm256_sub_ps(c[j], mean);
+                sq = _mm256_fmadd_ps(t, t, sq);
+            }
+        }
+        if (wf < w) {
+            cols8(rp, wf, mt, 0, c);
+            for (size_t j = 0; j < w - wf; j++) {
+                const __m256 t = _mm256_sub_ps(c[j], mean);
+                sq = _mm256_fmadd_ps(t, t, sq);
+            }
         }
         const __m256 var = _mm256_div_ps(sq, vw);
         const __m256 inv = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_add_ps(var, veps)));

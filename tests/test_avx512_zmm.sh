@@ -2,8 +2,8 @@
 # The per-ISA kernel objects really hold the instructions their names claim:
 # kernels_avx512.o (the native build) has FMAs on zmm registers, and
 # kernels_avx2.o has FMAs on ymm registers and none on zmm; the row-wise
-# ops (LayerNorm over rows: gathers, a square root and divisions a row per
-# lane) are vector code too. A build that lost its -m flags, or a kernel
+# ops (LayerNorm over rows: a register transpose, a square root and
+# divisions a row per lane) are vector code too. A build that lost its -m flags, or a kernel
 # the compiler quietly scalarized, fails. The SIMDe build of the AVX-512
 # source (tests/kernels_avx512_simde.o, compared bit for bit with the
 # scalar ops by test_kernels, test_forward and test_interact) holds every
@@ -34,9 +34,10 @@ check_obj "$B/model/kernels_avx512.o" 'vbroadcastss[[:space:]].*%zmm' "vbroadcas
 check_obj "$B/model/kernels_avx512.o" 'vmovups[[:space:]].*%zmm[0-9]+\{%k[1-7]\}' "masked zmm loads/stores"
 check_obj "$B/model/kernels_avx2.o" 'vfmadd[0-9]+ps[[:space:]].*%ymm' "vfmadd*ps on ymm"
 check_obj "$B/model/kernels_avx2.o" 'vmaskmovps' "vmaskmovps tails"
-check_obj "$B/model/kernels_avx512.o" 'vgatherdps[[:space:]].*%zmm' "vgatherdps to zmm (LayerNorm)"
+check_obj "$B/model/kernels_avx512.o" 'vshuff32x4[[:space:]].*%zmm' "vshuff32x4 on zmm (LayerNorm's transpose)"
 check_obj "$B/model/kernels_avx512.o" 'vsqrtps[[:space:]].*%zmm' "vsqrtps on zmm (LayerNorm)"
-check_obj "$B/model/kernels_avx2.o" 'vgatherdps[[:space:]].*%ymm' "vgatherdps to ymm (LayerNorm)"
+check_obj "$B/model/kernels_avx2.o" 'vperm2f128[[:space:]].*%ymm' "vperm2f128 on ymm (LayerNorm's transpose)"
+check_obj "$B/model/kernels_avx2.o" 'vsqrtps[[:space:]].*%ymm' "vsqrtps on ymm (LayerNorm)"
 simde="$B/tests/kernels_avx512_simde.o"
 for f in linear ln_rows pool fma add; do
     if [ ! -f "$simde" ]; then
