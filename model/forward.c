@@ -1,27 +1,147 @@
-/* forward.c - batch scoring: gather, MLP layers, sigmoid.
+/* forward.c - batch scoring: scratch, embeddings (rows and pooled bags),
+ * the MLP architecture's pass, the MLPs every architecture runs, and the
+ * dispatch to the interaction architectures (forward_dot.c,
+ * forward_dcn.c, forward_wukong.c).
  *
- * Scratch layout (one allocation, 64-byte aligned rows):
- *   x      [max_batch][ldx]   MLP input: dense then each table's row
- *   h0, h1 [max_batch][ldh]   hidden activations, ping-pong between layers
- *   logit  [max_batch]
- * Nothing is allocated per batch or per example. */
+ * Scratch layout (one allocation, each buffer 64-byte aligned): the
+ * buffers of forward_int.h, max_batch * ld[b] floats each, the all-zero
+ * bias, one example's temporary products, and the logits. The sizes come
+ * from the model description (a plan), so a batch never allocates.
+ * The MLP architecture uses X (its input: dense values then each
+ * feature's embedding) and H0/H1 (hidden activations), as in version 1. */
 #include "ctr/forward.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctr/common.h"
+#include "ctr/features.h"
 #include "detmath_int.h"
-
-struct ctr_scratch {
-    size_t max_batch;
-    size_t in_dim, ldx;      /* MLP input width and its padded stride */
-    size_t max_width, ldh;   /* widest layer output and its padded stride */
-    float *x, *h0, *h1, *logit;
-    void *mem;
-};
+#include "forward_int.h"
+#include "kernels_int.h"
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+size_t ctr__emb_dim(const ctr_model_def_t *def)
+{
+    if (def->n_cat)
+        return def->cat[0].dim;
+    if (def->bottom.n)
+        return def->bottom.layers[def->bottom.n - 1].out;
+    return 0;
+}
+
+size_t ctr__mlp_max_width(const ctr_mlp_def_t *m)
+{
+    size_t w = 0;
+    for (size_t l = 0; l < m->n; l++)
+        w = ctr__max(w, m->layers[l].out);
+    return w;
+}
+
+int ctr__check_mlp(const ctr_mlp_def_t *m, size_t in, size_t out, const char *what,
+                   char *err, size_t errlen)
+{
+    if (m->n && !m->layers)
+        return ctr_error(err, errlen, CTR_EINVAL, "%s: no layers array", what);
+    for (size_t l = 0; l < m->n; l++) {
+        const ctr_layer_def_t *L = &m->layers[l];
+        if (L->in != in)
+            return ctr_error(err, errlen, CTR_EINVAL, "%s[%zu].in is %u, the input is %zu wide",
+                             what, l, L->in, in);
+        if (!L->out || !L->weight || !L->bias)
+            return ctr_error(err, errlen, CTR_EINVAL, "%s[%zu]: no outputs, weight or bias", what, l);
+        in = L->out;
+    }
+    if (out && m->n && in != out)
+        return ctr_error(err, errlen, CTR_EINVAL, "%s ends %zu wide, expected %zu", what, in, out);
+    return 0;
+}
+
+/* The shape checks every architecture shares: the top MLP, tables, and
+ * for interaction models one embedding width and the bottom MLP. */
+static int check_common(const ctr_model_def_t *def, char *err, size_t errlen)
+{
+    if (!def->n_layers || !def->layers)
+        return ctr_error(err, errlen, CTR_EINVAL, "mlp: no layers");
+    if (def->layers[def->n_layers - 1].out != 1)
+        return ctr_error(err, errlen, CTR_EINVAL, "mlp: the last layer has %u outputs, expected 1",
+                         def->layers[def->n_layers - 1].out);
+    for (size_t j = 0; j < def->n_cat; j++) {
+        const ctr_cat_def_t *c = &def->cat[j];
+        if (c->shares && (c->shares > j || def->cat[c->shares - 1].shares))
+            return ctr_error(err, errlen, CTR_EINVAL, "categorical %zu (%s) shares the table of %u, "
+                             "which is not an owner before it", j, c->name, c->shares - 1);
+        const ctr_cat_def_t *own = c->shares ? &def->cat[c->shares - 1] : c;
+        if (!own->table)
+            return ctr_error(err, errlen, CTR_EINVAL, "categorical %zu (%s): no table", j, c->name);
+        if (c->shares && (c->dim != own->dim || c->buckets != own->buckets))
+            return ctr_error(err, errlen, CTR_EINVAL, "categorical %zu (%s) shares a table of "
+                             "another shape", j, c->name);
+        if (c->bag_max > CTR_MAX_BAG)
+            return ctr_error(err, errlen, CTR_EINVAL, "categorical %zu (%s): bag max %u is over %d",
+                             j, c->name, c->bag_max, CTR_MAX_BAG);
+    }
+    if (def->arch == CTR_ARCH_MLP)
+        return def->bottom.n ? ctr_error(err, errlen, CTR_EINVAL, "bottom: an MLP model has none") : 0;
+    size_t d = ctr__emb_dim(def);
+    if (!d)
+        return ctr_error(err, errlen, CTR_EINVAL, "%s: no embeddings", ctr_arch_name(def->arch));
+    for (size_t j = 0; j < def->n_cat; j++)
+        if (def->cat[j].dim != d)
+            return ctr_error(err, errlen, CTR_EINVAL, "categorical %zu (%s) is %u wide, the "
+                             "embeddings are %zu", j, def->cat[j].name, def->cat[j].dim, d);
+    if (def->n_dense && !def->bottom.n && def->arch != CTR_ARCH_DCNV2)
+        return ctr_error(err, errlen, CTR_EINVAL, "bottom: %s with dense features needs a bottom MLP",
+                         ctr_arch_name(def->arch));
+    if (!def->n_dense && def->bottom.n)
+        return ctr_error(err, errlen, CTR_EINVAL, "bottom: no dense features to take");
+    return ctr__check_mlp(&def->bottom, def->n_dense, d, "bottom.layers", err, errlen);
+}
+
+/* Inputs first, then the interaction, then the top MLP it feeds, so the
+ * message names the first field that is wrong. */
+static int check_def(const ctr_model_def_t *def, char *err, size_t errlen)
+{
+    int rc = check_common(def, err, errlen);
+    if (rc)
+        return rc;
+    switch (def->arch) {
+    case CTR_ARCH_MLP: break;
+    case CTR_ARCH_DOT: rc = ctr__check_dot(def, err, errlen); break;
+    case CTR_ARCH_DCNV2: rc = ctr__check_dcn(def, err, errlen); break;
+    case CTR_ARCH_WUKONG: rc = ctr__check_wukong(def, err, errlen); break;
+    default: return ctr_error(err, errlen, CTR_EINVAL, "unknown architecture %d", (int)def->arch);
+    }
+    if (rc)
+        return rc;
+    ctr_mlp_def_t top = {def->n_layers, def->layers};
+    return ctr__check_mlp(&top, ctr_model_input_dim(def), 1, "mlp.layers", err, errlen);
+}
+
+static void plan_def(const ctr_model_def_t *def, ctr__fwd_plan_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->ld[CTR__FB_X] = pad16(ctr_model_input_dim(def));
+    ctr_mlp_def_t top = {def->n_layers, def->layers};
+    size_t h = pad16(ctr__max(ctr__mlp_max_width(&top), ctr__mlp_max_width(&def->bottom)));
+    p->ld[CTR__FB_H0] = p->ld[CTR__FB_H1] = h;
+    switch (def->arch) {
+    case CTR_ARCH_DOT: ctr__plan_dot(def, p); break;
+    case CTR_ARCH_DCNV2: ctr__plan_dcn(def, p); break;
+    case CTR_ARCH_WUKONG: ctr__plan_wukong(def, p); break;
+    case CTR_ARCH_MLP:
+    default: break;
+    }
+}
+
+static int plan_fits(const ctr__fwd_plan_t *need, const ctr__fwd_plan_t *have)
+{
+    for (int b = 0; b < CTR__FB_N; b++)
+        if (need->ld[b] > have->ld[b])
+            return 0;
+    return need->zeros <= have->zeros && need->tmp <= have->tmp;
+}
 
 int ctr_scratch_new(const ctr_model_def_t *def, size_t max_batch, ctr_scratch_t **out,
                     char *err, size_t errlen)
@@ -33,28 +153,33 @@ int ctr_scratch_new(const ctr_model_def_t *def, size_t max_batch, ctr_scratch_t 
     *out = NULL;
     if (!def || !max_batch)
         return ctr_error(err, errlen, CTR_EINVAL, "ctr_scratch_new: NULL model or a zero batch bound");
+    if ((rc = check_def(def, err, errlen)))
+        return rc;
     if (!(s = calloc(1, sizeof(*s)))) {
         rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
         goto fail;
     }
     s->max_batch = max_batch;
-    s->in_dim = ctr_model_input_dim(def);
-    s->ldx = pad16(s->in_dim);
-    for (size_t l = 0; l < def->n_layers; l++)
-        if (def->layers[l].out > s->max_width)
-            s->max_width = def->layers[l].out;
-    s->ldh = pad16(s->max_width);
-    size_t floats = max_batch * (s->ldx + 2 * s->ldh) + pad16(max_batch);
+    plan_def(def, &s->plan);
+    size_t floats = pad16(s->plan.zeros) + pad16(s->plan.tmp) + pad16(max_batch);
+    for (int b = 0; b < CTR__FB_N; b++)
+        floats += pad16(max_batch * s->plan.ld[b]);
     if (posix_memalign(&s->mem, 64, floats * sizeof(float))) {
         s->mem = NULL;
         rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory (scratch for %zu examples)", max_batch);
         goto fail;
     }
     memset(s->mem, 0, floats * sizeof(float));
-    s->x = s->mem;
-    s->h0 = s->x + max_batch * s->ldx;
-    s->h1 = s->h0 + max_batch * s->ldh;
-    s->logit = s->h1 + max_batch * s->ldh;
+    float *p = s->mem;
+    for (int b = 0; b < CTR__FB_N; b++) {
+        s->buf[b] = p;
+        p += pad16(max_batch * s->plan.ld[b]);
+    }
+    s->zeros = p;
+    p += pad16(s->plan.zeros);
+    s->tmp = p;
+    p += pad16(s->plan.tmp);
+    s->logit = p;
     *out = s;
     return 0;
 fail:
@@ -70,6 +195,8 @@ void ctr_scratch_free(ctr_scratch_t *s)
     free(s);
 }
 
+/* ---- embeddings ------------------------------------------------------ */
+
 /* One embedding row. The common widths get a copy of constant size, which
  * the compiler turns into a few vector moves: a libc memcpy call per row
  * (26 per example) was 3% of the server's CPU. */
@@ -80,91 +207,205 @@ static inline void copy_row(float *dst, const float *src, size_t dim)
     case 8: memcpy(dst, src, 8 * sizeof(float)); break;
     case 16: memcpy(dst, src, 16 * sizeof(float)); break;
     case 32: memcpy(dst, src, 32 * sizeof(float)); break;
+    case 64: memcpy(dst, src, 64 * sizeof(float)); break;
+    case 128: memcpy(dst, src, 128 * sizeof(float)); break;
     default: memcpy(dst, src, dim * sizeof(float)); break;
     }
 }
 
-/* Copies each example's dense values and embedding rows into x. All row
- * addresses are prefetched first so the cache misses of a batch (tables
- * far larger than the cache) overlap instead of queueing one by one. */
-int ctr_forward_gather(const ctr_model_def_t *def, size_t n, const float *dense,
-                       const uint32_t *rows, float *x, size_t ldx)
+static inline const float *table_of(const ctr_model_def_t *def, const ctr_cat_def_t *c)
 {
-    size_t n_cat = def->n_cat;
+    return c->shares ? def->cat[c->shares - 1].table : c->table;
+}
+
+/* ctr__fwd_embeddings without bags. */
+static int single_rows(const ctr_model_def_t *def, size_t n, const uint32_t *rows,
+                       float *x, size_t ldx, size_t off)
+{
+    const size_t n_cat = def->n_cat;
     for (size_t r = 0; r < n; r++)
         for (size_t j = 0; j < n_cat; j++) {
             const ctr_cat_def_t *c = &def->cat[j];
-            uint32_t row = rows[r * n_cat + j];
+            const uint32_t row = rows[r * n_cat + j];
             if (row > c->buckets)
                 return CTR_ERANGE;
-            const float *src = c->table + (size_t)row * c->dim;
+            const float *src = table_of(def, c) + (size_t)row * c->dim;
             for (size_t k = 0; k < c->dim; k += 16)
                 __builtin_prefetch(src + k);
         }
     for (size_t r = 0; r < n; r++) {
-        float *dst = x + r * ldx;
-        if (def->n_dense)
-            memcpy(dst, dense + r * def->n_dense, def->n_dense * sizeof(float));
-        dst += def->n_dense;
+        float *dst = x + r * ldx + off;
         for (size_t j = 0; j < n_cat; j++) {
             const ctr_cat_def_t *c = &def->cat[j];
-            copy_row(dst, c->table + (size_t)rows[r * n_cat + j] * c->dim, c->dim);
+            copy_row(dst, table_of(def, c) + (size_t)rows[r * n_cat + j] * c->dim, c->dim);
             dst += c->dim;
         }
     }
     return 0;
 }
 
-static int forward_chunk(const ctr_model_def_t *def, const ctr_kernel_t *k,
-                         size_t n, const float *dense, const uint32_t *rows,
-                         float *scores, float *logits, ctr_scratch_t *s)
+/* All row addresses are checked and prefetched first, so the cache misses
+ * of a batch (tables far larger than the cache) overlap instead of
+ * queueing one by one. */
+int ctr__fwd_embeddings(const ctr_model_def_t *def, ctr_pool_fn pool, size_t n,
+                        const uint32_t *rows, float *x, size_t ldx, size_t off)
 {
-    int rc = ctr_forward_gather(def, n, dense, rows, s->x, s->ldx);
-    if (rc)
-        return rc;
-    const float *in = s->x;
-    size_t ldin = s->ldx;
-    float *bufs[2] = {s->h0, s->h1};
-    for (size_t l = 0; l < def->n_layers; l++) {
-        const ctr_layer_def_t *L = &def->layers[l];
-        int last = l + 1 == def->n_layers;
-        float *out = last ? s->logit : bufs[l & 1];
-        size_t ldout = last ? 1 : s->ldh;
-        k->linear(in, ldin, n, L->in, L->weight, L->bias, L->out, out, ldout,
-                  last ? CTR_ACT_NONE : def->activation, def->beta);
+    const size_t n_cat = def->n_cat, slots = ctr_model_slots(def);
+    if (slots == n_cat) /* no bags: one row a feature, as in version 1 */
+        return single_rows(def, n, rows, x, ldx, off);
+    for (size_t r = 0; r < n; r++) {
+        const uint32_t *rr = rows + r * slots;
+        for (size_t j = 0; j < n_cat; j++) {
+            const ctr_cat_def_t *c = &def->cat[j];
+            const float *t = table_of(def, c);
+            const size_t m = c->bag_max ? c->bag_max : 1;
+            for (size_t q = 0; q < m; q++) {
+                const uint32_t row = rr[q];
+                if (row == CTR_EMPTY_SLOT && c->bag_max)
+                    continue;
+                if (row > c->buckets)
+                    return CTR_ERANGE;
+                const float *src = t + (size_t)row * c->dim;
+                for (size_t k = 0; k < c->dim; k += 16)
+                    __builtin_prefetch(src + k);
+            }
+            rr += m;
+        }
+    }
+    for (size_t r = 0; r < n; r++) {
+        const uint32_t *rr = rows + r * slots;
+        float *dst = x + r * ldx + off;
+        for (size_t j = 0; j < n_cat; j++) {
+            const ctr_cat_def_t *c = &def->cat[j];
+            const float *t = table_of(def, c);
+            if (c->bag_max) {
+                pool(t, c->dim, rr, c->bag_max, c->pool, dst);
+                rr += c->bag_max;
+            } else {
+                copy_row(dst, t + (size_t)*rr * c->dim, c->dim);
+                rr++;
+            }
+            dst += c->dim;
+        }
+    }
+    return 0;
+}
+
+/* The widest bit-exact variant's pooling (the same bits as any other). */
+static ctr_pool_fn best_pool(void)
+{
+    static const ctr_kernel_id_t ids[] = {CTR_KERNEL_AVX512, CTR_KERNEL_AVX2};
+    for (size_t i = 0; i < CTR_ARRAY_LEN(ids); i++) {
+        const ctr_kernel_t *k = ctr_kernel_get(ids[i]);
+        if (k && k->pool)
+            return k->pool;
+    }
+    return ctr__pool_scalar;
+}
+
+int ctr_forward_gather(const ctr_model_def_t *def, size_t n, const float *dense,
+                       const uint32_t *rows, float *x, size_t ldx)
+{
+    if (def->n_dense)
+        for (size_t r = 0; r < n; r++)
+            memcpy(x + r * ldx, dense + r * def->n_dense, def->n_dense * sizeof(float));
+    return ctr__fwd_embeddings(def, best_pool(), n, rows, x, ldx, def->n_dense);
+}
+
+/* ---- MLPs ----------------------------------------------------------- */
+
+void ctr__fwd_mlp(const ctr__ops_t *o, const ctr_mlp_def_t *m, size_t n, const float *x,
+                  size_t ldx, float *h0, float *h1, size_t ldh, float *y, size_t ldy,
+                  ctr_activation_t act, float beta, int last_act)
+{
+    const float *in = x;
+    size_t ldin = ldx;
+    float *bufs[2] = {h0, h1};
+    for (size_t l = 0; l < m->n; l++) {
+        const ctr_layer_def_t *L = &m->layers[l];
+        const int last = l + 1 == m->n;
+        float *out = last ? y : bufs[l & 1];
+        const size_t ldout = last ? ldy : ldh;
+        o->linear(in, ldin, n, L->in, L->weight, L->bias, L->out, out, ldout,
+                  last && !last_act ? CTR_ACT_NONE : act, beta);
         in = out;
         ldin = ldout;
     }
-    for (size_t r = 0; r < n; r++) {
-        scores[r] = ctr_sigmoid(s->logit[r]);
-        if (logits)
-            logits[r] = s->logit[r];
-    }
+}
+
+void ctr__fwd_bottom(const ctr_model_def_t *def, const ctr__ops_t *o, size_t n,
+                     const float *dense, ctr_scratch_t *s, float *x, size_t ldx)
+{
+    ctr__fwd_mlp(o, &def->bottom, n, dense, def->n_dense, s->buf[CTR__FB_H0],
+                 s->buf[CTR__FB_H1], s->plan.ld[CTR__FB_H0], x, ldx, def->activation,
+                 def->beta, 1);
+}
+
+/* ---- passes --------------------------------------------------------- */
+
+static int forward_mlp(const ctr_model_def_t *def, const ctr__ops_t *o, size_t n,
+                       const float *dense, const uint32_t *rows, ctr_scratch_t *s)
+{
+    float *x = s->buf[CTR__FB_X];
+    const size_t ldx = s->plan.ld[CTR__FB_X];
+    if (def->n_dense)
+        for (size_t r = 0; r < n; r++)
+            memcpy(x + r * ldx, dense + r * def->n_dense, def->n_dense * sizeof(float));
+    int rc = ctr__fwd_embeddings(def, o->pool, n, rows, x, ldx, def->n_dense);
+    if (rc)
+        return rc;
+    ctr_mlp_def_t top = {def->n_layers, def->layers};
+    ctr__fwd_mlp(o, &top, n, x, ldx, s->buf[CTR__FB_H0], s->buf[CTR__FB_H1],
+                 s->plan.ld[CTR__FB_H0], s->logit, 1, def->activation, def->beta, 0);
     return 0;
+}
+
+static void resolve_ops(const ctr_kernel_t *k, ctr__ops_t *o)
+{
+    o->linear = k->linear;
+    o->ln_rows = k->ln_rows ? k->ln_rows : ctr__ln_rows_scalar;
+    o->pool = k->pool ? k->pool : ctr__pool_scalar;
+    o->fma = k->fma ? k->fma : ctr__fma_scalar;
+    o->add = k->add ? k->add : ctr__add_scalar;
 }
 
 int ctr_forward(const ctr_model_def_t *def, const ctr_kernel_t *k,
                 size_t n, const float *dense, const uint32_t *rows,
                 float *scores, float *logits, ctr_scratch_t *s)
 {
-    if (!def || !k || !s || (n && (!scores || (!dense && def->n_dense) || (!rows && def->n_cat))))
+    if (!def || !k || !k->linear || !s ||
+        (n && (!scores || (!dense && def->n_dense) || (!rows && def->n_cat))))
+        return CTR_EINVAL;
+    if (!def->n_layers || def->layers[def->n_layers - 1].out != 1)
         return CTR_EINVAL;
     /* A scratch made for another shape (say, before a reload) is refused
      * rather than overrun. */
-    if (ctr_model_input_dim(def) > s->ldx || def->layers[def->n_layers - 1].out != 1)
+    ctr__fwd_plan_t need;
+    plan_def(def, &need);
+    if (!plan_fits(&need, &s->plan))
         return CTR_EINVAL;
-    for (size_t l = 0; l < def->n_layers; l++)
-        if (def->layers[l].out > s->ldh)
-            return CTR_EINVAL;
+    ctr__ops_t o;
+    resolve_ops(k, &o);
+    const size_t slots = ctr_model_slots(def);
     for (size_t done = 0; done < n;) {
-        size_t m = n - done < s->max_batch ? n - done : s->max_batch;
-        int rc = forward_chunk(def, k, m,
-                               def->n_dense ? dense + done * def->n_dense : NULL,
-                               def->n_cat ? rows + done * def->n_cat : NULL,
-                               scores + done,
-                               logits ? logits + done : NULL, s);
+        const size_t m = n - done < s->max_batch ? n - done : s->max_batch;
+        const float *d = def->n_dense ? dense + done * def->n_dense : NULL;
+        const uint32_t *rw = def->n_cat ? rows + done * slots : NULL;
+        int rc;
+        switch (def->arch) {
+        case CTR_ARCH_DOT: rc = ctr__forward_dot(def, &o, m, d, rw, s); break;
+        case CTR_ARCH_DCNV2: rc = ctr__forward_dcn(def, &o, m, d, rw, s); break;
+        case CTR_ARCH_WUKONG: rc = ctr__forward_wukong(def, &o, m, d, rw, s); break;
+        case CTR_ARCH_MLP: rc = forward_mlp(def, &o, m, d, rw, s); break;
+        default: rc = CTR_EINVAL; break;
+        }
         if (rc)
             return rc;
+        for (size_t r = 0; r < m; r++) {
+            scores[done + r] = ctr_sigmoid(s->logit[r]);
+            if (logits)
+                logits[done + r] = s->logit[r];
+        }
         done += m;
     }
     return 0;

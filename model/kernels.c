@@ -116,14 +116,17 @@ int ctr_cpu_has_avx512(void)
 
 /* ---- the table ------------------------------------------------------- */
 
+#define OPS(sfx) ctr__ln_rows_##sfx, ctr__pool_##sfx, ctr__fma_##sfx, ctr__add_##sfx
+
+/* blas gets the widest bit-exact variant's row-wise ops in kernel_detect. */
 static ctr_kernel_t kernel_table[] = {
-    [CTR_KERNEL_SCALAR] = {"scalar", CTR_KERNEL_SCALAR, 1, ctr__linear_scalar},
-    [CTR_KERNEL_AVX2] = {"avx2", CTR_KERNEL_AVX2, 1, ctr__linear_avx2},
-    [CTR_KERNEL_AVX512] = {"avx512", CTR_KERNEL_AVX512, 1, ctr__linear_avx512},
+    [CTR_KERNEL_SCALAR] = {"scalar", CTR_KERNEL_SCALAR, 1, ctr__linear_scalar, OPS(scalar)},
+    [CTR_KERNEL_AVX2] = {"avx2", CTR_KERNEL_AVX2, 1, ctr__linear_avx2, OPS(avx2)},
+    [CTR_KERNEL_AVX512] = {"avx512", CTR_KERNEL_AVX512, 1, ctr__linear_avx512, OPS(avx512)},
 #ifdef CTR_NO_BLAS
-    [CTR_KERNEL_BLAS] = {"blas", CTR_KERNEL_BLAS, 0, NULL},  /* built with BLAS=0 */
+    [CTR_KERNEL_BLAS] = {"blas", CTR_KERNEL_BLAS, 0, NULL, OPS(scalar)},  /* built with BLAS=0 */
 #else
-    [CTR_KERNEL_BLAS] = {"blas", CTR_KERNEL_BLAS, 0, ctr__linear_blas},
+    [CTR_KERNEL_BLAS] = {"blas", CTR_KERNEL_BLAS, 0, ctr__linear_blas, OPS(scalar)},
 #endif
 };
 
@@ -137,6 +140,15 @@ static void kernel_detect(void)
     kernel_usable[CTR_KERNEL_AVX2] = ctr_cpu_has_avx2_fma();
     kernel_usable[CTR_KERNEL_AVX512] = ctr_cpu_has_avx512();
     kernel_usable[CTR_KERNEL_BLAS] = kernel_table[CTR_KERNEL_BLAS].linear != NULL;
+    for (int id = CTR_KERNEL_AVX512; id > CTR_KERNEL_SCALAR; id--)
+        if (kernel_usable[id]) {
+            ctr_kernel_t *b = &kernel_table[CTR_KERNEL_BLAS], *v = &kernel_table[id];
+            b->ln_rows = v->ln_rows;
+            b->pool = v->pool;
+            b->fma = v->fma;
+            b->add = v->add;
+            break;
+        }
 }
 
 const ctr_kernel_t *ctr_kernel_get(ctr_kernel_id_t id)

@@ -31,6 +31,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ctr/common.h"
 #include "kernels_int.h"
@@ -250,4 +251,184 @@ void ctr__linear_avx2(const float *x, size_t ldx, size_t rows, size_t in,
         return;
     }
     panels_linear(shapes, CTR_ARRAY_LEN(shapes), x, ldx, rows, in, w, bias, out, y, ldy, &a);
+}
+
+/* ---- LayerNorm over rows, bag pooling, elementwise ------------------ */
+
+/* The last step of LayerNorm on one row, across its elements. */
+INLINE void ln_affine(const float *v, float *yr, size_t w, float mean, float inv,
+                      const float *gamma, const float *beta)
+{
+    const __m256 vm = _mm256_set1_ps(mean), vi = _mm256_set1_ps(inv);
+    size_t a = 0;
+    for (; a + VL <= w; a += VL) {
+        __m256 t = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(v + a), vm), vi);
+        _mm256_storeu_ps(yr + a, _mm256_fmadd_ps(t, _mm256_loadu_ps(gamma + a),
+                                                 _mm256_loadu_ps(beta + a)));
+    }
+    if (a < w) {
+        const lanes_t m = lanes(w - a);
+        __m256 t = _mm256_mul_ps(_mm256_sub_ps(load_lanes(v + a, m), vm), vi);
+        store_lanes(yr + a, _mm256_fmadd_ps(t, load_lanes(gamma + a, m), load_lanes(beta + a, m)), m);
+    }
+}
+
+/* Columns a .. a+7 of 8 rows (row i at rp[i]) into c[0..7], lane i of c[j]
+ * holding rp[i][a + j]: the 8 x 8 block loaded a row per vector (columns
+ * past w load as 0) and transposed in registers: a 4 x 4 transpose inside
+ * each 128-bit half (unpack, shuffle), then the halves exchanged. */
+INLINE void cols8(const float *const rp[VL], size_t a, lanes_t m, int full, __m256 c[VL])
+{
+    __m256 u[VL];
+#pragma GCC unroll 2
+    for (int g = 0; g < 2; g++) {
+        const __m256 r0 = full ? _mm256_loadu_ps(rp[4 * g] + a) : load_lanes(rp[4 * g] + a, m);
+        const __m256 r1 = full ? _mm256_loadu_ps(rp[4 * g + 1] + a) : load_lanes(rp[4 * g + 1] + a, m);
+        const __m256 r2 = full ? _mm256_loadu_ps(rp[4 * g + 2] + a) : load_lanes(rp[4 * g + 2] + a, m);
+        const __m256 r3 = full ? _mm256_loadu_ps(rp[4 * g + 3] + a) : load_lanes(rp[4 * g + 3] + a, m);
+        const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+        const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        u[4 * g] = _mm256_shuffle_ps(t0, t2, 0x44);
+        u[4 * g + 1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+        u[4 * g + 2] = _mm256_shuffle_ps(t1, t3, 0x44);
+        u[4 * g + 3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+    }
+    /* u[4g + j], half H: column 4H + j of rows 4g .. 4g+3. */
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        c[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        c[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+    }
+}
+
+/* ctr_ln_rows_fn (ctr/kernels.h). The two sums run a row per lane, 8 rows
+ * at a time (a lane past the last row reads row 0 and is dropped), each
+ * lane adding its row's values in ascending order as the scalar
+ * definition does; cols8 turns 8 row vectors into 8 column vectors. The
+ * affine step goes across each row's elements. */
+void ctr__ln_rows_avx2(const float *x, size_t ldx, size_t rows, size_t w,
+                       const float *gamma, const float *beta, float eps, float *y,
+                       size_t ldy)
+{
+    const __m256 vw = _mm256_set1_ps((float)w), veps = _mm256_set1_ps(eps);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const size_t wf = w & ~(size_t)(VL - 1);
+    const lanes_t mt = lanes(w - wf);
+    for (size_t r0 = 0; r0 < rows; r0 += VL) {
+        const size_t nr = rows - r0 < VL ? rows - r0 : VL;
+        const float *xb = x + r0 * ldx;
+        const float *rp[VL];
+        for (size_t k = 0; k < VL; k++)
+            rp[k] = xb + (k < nr ? k : 0) * ldx;
+        __m256 c[VL];
+        __m256 sum = _mm256_setzero_ps();
+        for (size_t a = 0; a < wf; a += VL) {
+            cols8(rp, a, mt, 1, c);
+#pragma GCC unroll 8
+            for (int j = 0; j < VL; j++)
+                sum = _mm256_add_ps(sum, c[j]);
+        }
+        if (wf < w) {
+            cols8(rp, wf, mt, 0, c);
+            for (size_t j = 0; j < w - wf; j++)
+                sum = _mm256_add_ps(sum, c[j]);
+        }
+        const __m256 mean = _mm256_div_ps(sum, vw);
+        __m256 sq = _mm256_setzero_ps();
+        for (size_t a = 0; a < wf; a += VL) {
+            cols8(rp, a, mt, 1, c);
+#pragma GCC unroll 8
+            for (int j = 0; j < VL; j++) {
+                const __m256 t = _mm256_sub_ps(c[j], mean);
+                sq = _mm256_fmadd_ps(t, t, sq);
+            }
+        }
+        if (wf < w) {
+            cols8(rp, wf, mt, 0, c);
+            for (size_t j = 0; j < w - wf; j++) {
+                const __m256 t = _mm256_sub_ps(c[j], mean);
+                sq = _mm256_fmadd_ps(t, t, sq);
+            }
+        }
+        const __m256 var = _mm256_div_ps(sq, vw);
+        const __m256 inv = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_add_ps(var, veps)));
+        float m[VL], iv[VL];
+        _mm256_storeu_ps(m, mean);
+        _mm256_storeu_ps(iv, inv);
+        for (size_t k = 0; k < nr; k++)
+            ln_affine(xb + k * ldx, y + (r0 + k) * ldy, w, m[k], iv[k], gamma, beta);
+    }
+}
+
+/* ctr_pool_fn: across the embedding's elements, four vectors at a time
+ * (four independent chains of adds, each in slot order). */
+void ctr__pool_avx2(const float *table, size_t dim, const uint32_t *slots,
+                    size_t n_slots, ctr_pool_t pool, float *out)
+{
+    uint32_t count = 0;
+    for (size_t s = 0; s < n_slots; s++)
+        count += slots[s] != UINT32_MAX; /* CTR_EMPTY_SLOT */
+    const int mean = pool == CTR_POOL_MEAN;
+    if (mean && !count) {
+        memset(out, 0, dim * sizeof(float));
+        return;
+    }
+    const __m256 vc = _mm256_set1_ps((float)count);
+    size_t a = 0;
+    for (; a + 4 * VL <= dim; a += 4 * VL) {
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (size_t s = 0; s < n_slots; s++) {
+            if (slots[s] == UINT32_MAX)
+                continue;
+            const float *row = table + (size_t)slots[s] * dim + a;
+            s0 = _mm256_add_ps(s0, _mm256_loadu_ps(row));
+            s1 = _mm256_add_ps(s1, _mm256_loadu_ps(row + VL));
+            s2 = _mm256_add_ps(s2, _mm256_loadu_ps(row + 2 * VL));
+            s3 = _mm256_add_ps(s3, _mm256_loadu_ps(row + 3 * VL));
+        }
+        if (mean) {
+            s0 = _mm256_div_ps(s0, vc);
+            s1 = _mm256_div_ps(s1, vc);
+            s2 = _mm256_div_ps(s2, vc);
+            s3 = _mm256_div_ps(s3, vc);
+        }
+        _mm256_storeu_ps(out + a, s0);
+        _mm256_storeu_ps(out + a + VL, s1);
+        _mm256_storeu_ps(out + a + 2 * VL, s2);
+        _mm256_storeu_ps(out + a + 3 * VL, s3);
+    }
+    for (; a < dim; a += VL) {
+        const lanes_t m = lanes(dim - a);
+        __m256 s0 = _mm256_setzero_ps();
+        for (size_t s = 0; s < n_slots; s++)
+            if (slots[s] != UINT32_MAX)
+                s0 = _mm256_add_ps(s0, load_lanes(table + (size_t)slots[s] * dim + a, m));
+        if (mean)
+            s0 = _mm256_div_ps(s0, vc);
+        store_lanes(out + a, s0, m);
+    }
+}
+
+void ctr__fma_avx2(const float *a, const float *b, const float *c, float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + VL <= n; i += VL)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i),
+                                                _mm256_loadu_ps(c + i)));
+    if (i < n) {
+        const lanes_t m = lanes(n - i);
+        store_lanes(y + i, _mm256_fmadd_ps(load_lanes(a + i, m), load_lanes(b + i, m),
+                                           load_lanes(c + i, m)), m);
+    }
+}
+
+void ctr__add_avx2(const float *a, const float *b, float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + VL <= n; i += VL)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+    if (i < n) {
+        const lanes_t m = lanes(n - i);
+        store_lanes(y + i, _mm256_add_ps(load_lanes(a + i, m), load_lanes(b + i, m)), m);
+    }
 }

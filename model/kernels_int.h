@@ -9,6 +9,7 @@
 #define CTR_KERNELS_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ctr/kernels.h"
 
@@ -24,6 +25,23 @@ void ctr__linear_avx512(const float *x, size_t ldx, size_t rows, size_t in,
 void ctr__linear_blas(const float *x, size_t ldx, size_t rows, size_t in,
                       const float *w, const float *bias, size_t out,
                       float *y, size_t ldy, ctr_activation_t act, float beta);
+
+/* The row-wise and elementwise ops (ctr/kernels.h), per variant:
+ * kernels_scalar.c, kernels_avx2.c, kernels_avx512.c. */
+#define CTR__OPS_DECLARE(sfx)                                                  \
+    void ctr__ln_rows_##sfx(const float *x, size_t ldx, size_t rows, size_t w, \
+                            const float *gamma, const float *beta, float eps,  \
+                            float *y, size_t ldy);                             \
+    void ctr__pool_##sfx(const float *table, size_t dim, const uint32_t *slots, \
+                         size_t n_slots, ctr_pool_t pool, float *out);         \
+    void ctr__fma_##sfx(const float *a, const float *b, const float *c,        \
+                        float *y, size_t n);                                   \
+    void ctr__add_##sfx(const float *a, const float *b, float *y, size_t n);
+CTR__OPS_DECLARE(scalar)
+CTR__OPS_DECLARE(avx2)
+CTR__OPS_DECLARE(avx512)
+/* Test-only, like ctr__linear_avx512_simde below. */
+CTR__OPS_DECLARE(avx512_simde)
 
 /* Test-only: kernels_avx512.c compiled against SIMDe (-DCTR_AVX512_SIMDE)
  * into build/tests/kernels_avx512_simde.o, so the AVX-512 code path is

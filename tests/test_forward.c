@@ -81,7 +81,10 @@ static size_t count_diff(const float *a, const float *b, size_t n)
 }
 
 /* The AVX-512 source built against SIMDe, wrapped as a kernel variant. */
-static const ctr_kernel_t simde_avx512 = {"avx512-simde", CTR_KERNEL_AVX512, 1, ctr__linear_avx512_simde};
+static const ctr_kernel_t simde_avx512 = {
+    "avx512-simde", CTR_KERNEL_AVX512, 1, ctr__linear_avx512_simde,
+    ctr__ln_rows_avx512_simde, ctr__pool_avx512_simde, ctr__fma_avx512_simde,
+    ctr__add_avx512_simde};
 
 static size_t variants(const ctr_kernel_t **v)
 {

@@ -12,6 +12,7 @@
 #define CTR_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ctr/opts.h"
 
@@ -30,11 +31,49 @@ typedef void (*ctr_linear_fn)(const float *x, size_t ldx, size_t rows,
                               size_t out, float *y, size_t ldy,
                               ctr_activation_t act, float beta);
 
+/* The interaction architectures' elementwise and row-wise operations.
+ * Each has one scalar definition (below); a vector variant runs many of
+ * them side by side, across rows or elements, and never reorders a sum, so
+ * it gives the same bits.
+ *
+ * LayerNorm of each of `rows` rows of w floats (x + r*ldx -> y + r*ldy;
+ * y == x is allowed), eps > 0, gamma and beta [w]:
+ *     sum = 0;  for a ascending: sum += v[a];          mean = sum / (float)w
+ *     sq = 0;   for a ascending: t = v[a] - mean; sq = fmaf(t, t, sq)
+ *     var = sq / (float)w;  inv = 1.0f / sqrtf(var + eps)
+ *     y[a] = fmaf((v[a] - mean) * inv, gamma[a], beta[a])
+ * Vector variants keep one row per lane for the two sums (a row's sums
+ * stay serial) and go across elements for the last line. */
+typedef void (*ctr_ln_rows_fn)(const float *x, size_t ldx, size_t rows, size_t w,
+                               const float *gamma, const float *beta, float eps,
+                               float *y, size_t ldy);
+
+/* A bag's pooled embedding: acc = 0; for each slot s < n_slots in order
+ * whose row is not CTR_EMPTY_SLOT (UINT32_MAX): acc[a] += table[row * dim
+ * + a] (plain float adds); out = acc (sum), or acc[a] / (float)count
+ * (mean; an empty bag gives zeros). Rows are checked by the caller. */
+typedef void (*ctr_pool_fn)(const float *table, size_t dim, const uint32_t *slots,
+                            size_t n_slots, ctr_pool_t pool, float *out);
+
+/* y[i] = fmaf(a[i], b[i], c[i]) for i < n (DCNv2's x0 * t + x_l); y may be
+ * a, b or c. */
+typedef void (*ctr_fma_fn)(const float *a, const float *b, const float *c,
+                           float *y, size_t n);
+
+/* y[i] = a[i] + b[i] for i < n; y may be a or b. */
+typedef void (*ctr_add_fn)(const float *a, const float *b, float *y, size_t n);
+
+/* A variant made by hand (tests) may leave the ops after `linear` NULL:
+ * the forward pass then runs the scalar ones, which give the same bits. */
 typedef struct {
     const char *name;       /* "scalar", "avx2", "avx512", "blas" */
     ctr_kernel_id_t id;
     int bit_exact;          /* 1 for every variant but blas */
     ctr_linear_fn linear;
+    ctr_ln_rows_fn ln_rows;
+    ctr_pool_fn pool;
+    ctr_fma_fn fma;
+    ctr_add_fn add;
 } ctr_kernel_t;
 
 /* The variant, or NULL when this build or CPU cannot run it. */

@@ -1,9 +1,12 @@
-/* ctrtool synth - a random model of any size, for benchmarks and demos.
+/* ctrtool synth - a random model of any size and architecture, for
+ * benchmarks and demos.
  *
  * Tables are streamed through the writer's fill callback from a
  * counter-based generator (splitmix64 of seed, table, index), so a model
  * far larger than memory is written with bounded memory and the same
- * arguments always give the same file. */
+ * arguments always give the same file. An MLP without bags, shared tables
+ * or mod mapping is made here exactly as before (the same flags give the
+ * same bytes); every other model comes from ctr/model_random.h. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +15,8 @@
 
 #include "ctr/common.h"
 #include "ctr/model.h"
+#include "ctr/model_random.h"
+#include "ctr/model_stats.h"
 #include "ctr/opts.h"
 #include "ctr/rng.h"
 #include "ctrtool_int.h"
@@ -79,9 +84,28 @@ typedef struct {
     hidden_arg_t hidden;
     ctr_activation_t act;
     float beta;
+    /* Architectures (version 2): */
+    ctr_arch_t arch;
+    hidden_arg_t bottom, deep, fmb;
+    int no_bottom, dot_self, fmb_out_act, learned_res;
+    ctr_dot_order_t dot_order;
+    ctr_dcn_structure_t structure;
+    uint64_t n_cross, rank, n_wukong, n_f, n_l, k, max_bag;
+    ctr_fmb_ln_t fmb_ln;
+    float ln_eps;
+    const char *bags, *shared;
+    ctr_pool_t pool;
+    ctr_mapping_t mapping;
 } synth_args_t;
 
 static const ctr_opt_enum_t activations[] = {{"smelu", CTR_ACT_SMELU}, {"relu", CTR_ACT_RELU}, {NULL, 0}};
+static const ctr_opt_enum_t archs[] = {{"mlp", CTR_ARCH_MLP}, {"dot", CTR_ARCH_DOT},
+                                       {"dcnv2", CTR_ARCH_DCNV2}, {"wukong", CTR_ARCH_WUKONG}, {NULL, 0}};
+static const ctr_opt_enum_t dot_orders[] = {{"lower", CTR_DOT_LOWER}, {"upper", CTR_DOT_UPPER}, {NULL, 0}};
+static const ctr_opt_enum_t structures[] = {{"stacked", CTR_DCN_STACKED}, {"parallel", CTR_DCN_PARALLEL}, {NULL, 0}};
+static const ctr_opt_enum_t fmb_lns[] = {{"none", CTR_FMB_LN_NONE}, {"flat", CTR_FMB_LN_FLAT}, {NULL, 0}};
+static const ctr_opt_enum_t pools[] = {{"sum", CTR_POOL_SUM}, {"mean", CTR_POOL_MEAN}, {NULL, 0}};
+static const ctr_opt_enum_t mappings[] = {{"hash", CTR_MAP_HASH}, {"mod", CTR_MAP_MOD}, {NULL, 0}};
 
 #define AT(m) CTR_OPT_AT(synth_args_t, m)
 
@@ -91,11 +115,35 @@ static const ctr_opt_t synth_rows[] = {
     {"dense", NULL, CTR_OPT_UINT, 0, AT(n_dense), .def = "13", .min = 0, .max = 4096, .metavar = "N", .help = "dense features I1..IN (log1p)"},
     {"categorical", NULL, CTR_OPT_UINT, 0, AT(n_cat), .def = "26", .min = 0, .max = 4096, .metavar = "N", .help = "categorical features C1..CN"},
     {"dim", NULL, CTR_OPT_UINT, 0, AT(dim), .def = "16", .min = 1, .max = 4096, .metavar = "N", .help = "embedding width"},
-    {"hidden", NULL, CTR_OPT_CUSTOM, 0, AT(hidden), .def = "512,256", .parse = parse_hidden, .metavar = "W,W,...", .help = "hidden layer widths; '' = none"},
+    {"hidden", NULL, CTR_OPT_CUSTOM, 0, AT(hidden), .def = "512,256", .parse = parse_hidden, .metavar = "W,W,...", .help = "hidden widths of the (top) MLP; '' = none"},
     {"activation", NULL, CTR_OPT_ENUM, 0, AT(act), .def = "smelu", .enums = activations, .metavar = "A", .help = "smelu|relu"},
     {"beta", NULL, CTR_OPT_DOUBLE, CTR_OPT_MIN_EXCL, AT(beta), .def = "1.0", .dmin = 0, .dmax = INFINITY, .metavar = "B", .help = "SmeLU beta"},
     {"seed", NULL, CTR_OPT_UINT, 0, AT(seed), .def = "1", .metavar = "S", .help = "the random values"},
     {"name", NULL, CTR_OPT_STR, 0, AT(name), .def = "synth", .metavar = "NAME", .help = "model name"},
+    {"mapping", NULL, CTR_OPT_ENUM, 0, AT(mapping), .def = "hash", .enums = mappings, .metavar = "M", .help = "hash|mod: how values find their rows"},
+    {"bag-features", NULL, CTR_OPT_STR, 0, AT(bags), .def = "", .metavar = "C1,C2:mean", .help = "bag features (pooled by --pool, or :sum / :mean)"},
+    {"max-bag", NULL, CTR_OPT_UINT, 0, AT(max_bag), .def = "4", .min = 1, .max = CTR_MAX_BAG, .metavar = "N", .help = "values a bag holds at most"},
+    {"pool", NULL, CTR_OPT_ENUM, 0, AT(pool), .def = "sum", .enums = pools, .metavar = "P", .help = "sum|mean: how a bag is pooled"},
+    {"shared", NULL, CTR_OPT_STR, 0, AT(shared), .def = "", .metavar = "C3=C1,...", .help = "features reading an earlier feature's table"},
+    {NULL, NULL, CTR_OPT_HEADING, 0, 0, .help = "Architecture (--hidden is the top MLP's widths):"},
+    {"arch", NULL, CTR_OPT_ENUM, 0, AT(arch), .def = "mlp", .enums = archs, .metavar = "A", .help = "mlp|dot|dcnv2|wukong"},
+    {"bottom", NULL, CTR_OPT_CUSTOM, 0, AT(bottom), .def = "512,256", .parse = parse_hidden, .metavar = "W,W,...", .help = "dense MLP hidden widths (dot, dcnv2, wukong; a last layer of --dim is added)"},
+    {"no-bottom", NULL, CTR_OPT_BOOL, 0, AT(no_bottom), .help = "dcnv2: raw dense values in x_0, no dense MLP"},
+    {"dot-order", NULL, CTR_OPT_ENUM, 0, AT(dot_order), .def = "lower", .enums = dot_orders, .metavar = "O", .help = "dot: lower (DLRM) | upper (TorchRec) pair order"},
+    {"dot-self", NULL, CTR_OPT_BOOL, 0, AT(dot_self), .help = "dot: include each embedding with itself"},
+    {"structure", NULL, CTR_OPT_ENUM, 0, AT(structure), .def = "stacked", .enums = structures, .metavar = "S", .help = "dcnv2: stacked|parallel"},
+    {"cross", NULL, CTR_OPT_UINT, 0, AT(n_cross), .def = "3", .max = 64, .metavar = "N", .help = "dcnv2: cross layers"},
+    {"rank", NULL, CTR_OPT_UINT, 0, AT(rank), .def = "0", .max = 65536, .metavar = "R", .help = "dcnv2: low rank (0: full W)"},
+    {"deep", NULL, CTR_OPT_CUSTOM, 0, AT(deep), .def = "512,256", .parse = parse_hidden, .metavar = "W,W,...", .help = "dcnv2 parallel: the deep MLP's widths"},
+    {"layers", NULL, CTR_OPT_UINT, 0, AT(n_wukong), .def = "2", .max = 64, .metavar = "N", .help = "wukong: layers"},
+    {"nf", NULL, CTR_OPT_UINT, 0, AT(n_f), .def = "8", .max = 4096, .metavar = "N", .help = "wukong: FMB embeddings a layer"},
+    {"nl", NULL, CTR_OPT_UINT, 0, AT(n_l), .def = "8", .max = 4096, .metavar = "N", .help = "wukong: LCB embeddings a layer"},
+    {"k", NULL, CTR_OPT_UINT, 0, AT(k), .def = "24", .min = 1, .max = 4096, .metavar = "N", .help = "wukong: columns of Y (the FM's rank)"},
+    {"fmb", NULL, CTR_OPT_CUSTOM, 0, AT(fmb), .def = "512,512", .parse = parse_hidden, .metavar = "W,W,...", .help = "wukong: FMB MLP hidden widths (a last layer of nf x dim is added)"},
+    {"fmb-ln", NULL, CTR_OPT_ENUM, 0, AT(fmb_ln), .def = "none", .enums = fmb_lns, .metavar = "L", .help = "wukong: none|flat LayerNorm before the FMB MLP"},
+    {"fmb-out-act", NULL, CTR_OPT_BOOL, 0, AT(fmb_out_act), .help = "wukong: activation after the FMB MLP's last layer"},
+    {"learned-res", NULL, CTR_OPT_BOOL, 0, AT(learned_res), .help = "wukong: a learned residual even where the identity fits"},
+    {"ln-eps", NULL, CTR_OPT_DOUBLE, CTR_OPT_MIN_EXCL, AT(ln_eps), .def = "1e-5", .dmin = 0, .dmax = 1, .metavar = "E", .help = "wukong: LayerNorm epsilon"},
 };
 
 static const ctr_opts_t synth_spec = {
@@ -104,6 +152,80 @@ static const ctr_opts_t synth_spec = {
     "Table size: categorical x (rows+1) x dim x 4 bytes; rows may be\n"
     "large enough that the file exceeds RAM (it is streamed).\n",
 };
+
+static void copy_widths(ctr_widths_t *to, const hidden_arg_t *from)
+{
+    to->n = from->n;
+    memcpy(to->w, from->w, from->n * sizeof(uint32_t));
+}
+
+/* Every model but the plain MLP: ctr/model_random.h builds it, tables
+ * streamed by ctr_model_random_fill. */
+static int synth_v2(const synth_args_t *a)
+{
+    ctr_model_random_opts_t o;
+    ctr_model_random_defaults(&o, a->arch);
+    o.name = a->name;
+    o.n_dense = a->n_dense;
+    o.n_cat = a->n_cat;
+    o.d = (uint32_t)a->dim;
+    o.rows = (uint32_t)a->rows;
+    o.mapping = a->mapping;
+    o.act = a->act;
+    o.beta = a->beta;
+    copy_widths(&o.top, &a->hidden);
+    copy_widths(&o.bottom, &a->bottom);
+    o.no_bottom = a->no_bottom;
+    o.dot_order = a->dot_order;
+    o.dot_self = a->dot_self;
+    o.dcn_structure = a->structure;
+    o.n_cross = a->n_cross;
+    o.rank = (uint32_t)a->rank;
+    copy_widths(&o.deep, &a->deep);
+    o.n_wukong = a->n_wukong;
+    o.n_f = (uint32_t)a->n_f;
+    o.n_l = (uint32_t)a->n_l;
+    o.k = (uint32_t)a->k;
+    copy_widths(&o.fmb, &a->fmb);
+    o.fmb_ln = a->fmb_ln;
+    o.fmb_out_act = a->fmb_out_act;
+    o.learned_res = a->learned_res;
+    o.ln_eps = a->ln_eps;
+    o.bag_features = a->bags;
+    o.max_bag = (uint32_t)a->max_bag;
+    o.pool = a->pool;
+    o.shared = a->shared;
+    o.no_tables = 1;
+    o.seed = a->seed;
+    char err[512];
+    ctr_model_random_t *m = NULL;
+    if (ctr_model_random_new(&o, &m, err, sizeof err)) {
+        fprintf(stderr, "ctrtool synth: %s\n", err);
+        return 2;
+    }
+    char prov[320];
+    snprintf(prov, sizeof(prov),
+             "{\"tool\":\"ctrtool synth\",\"seed\":%llu,\"rows_per_table\":%llu,\"arch\":\"%s\"}",
+             (unsigned long long)a->seed, (unsigned long long)a->rows, ctr_arch_name(a->arch));
+    ctr_model_def_t def = *ctr_model_random_def(m);
+    def.provenance_json = prov;
+    ctr_model_stats_t st;
+    ctr_model_stats(&def, &st);
+    int status = 1;
+    if (ctr_model_write(a->out, &def, ctr_model_random_fill, m, err, sizeof(err))) {
+        fprintf(stderr, "ctrtool synth: %s: %s\n", a->out, err);
+    } else {
+        printf("wrote %s: %s, %llu dense, %llu categorical x %llu rows x %llu dim, %zu slots, "
+               "%.3gM parameters + %.3gM in tables, %.3g MFLOP/example\n",
+               a->out, ctr_arch_name(a->arch), (unsigned long long)a->n_dense,
+               (unsigned long long)a->n_cat, (unsigned long long)a->rows + 1,
+               (unsigned long long)a->dim, ctr_model_slots(&def), (double)st.params / 1e6,
+               (double)st.emb_params / 1e6, (double)st.flops / 1e6);
+        status = 0;
+    }
+    ctr_model_random_free(m);
+    return status;
+}
 
 int ctr__cmd_synth(int argc, char **argv)
 {
@@ -116,6 +238,8 @@ int ctr__cmd_synth(int argc, char **argv)
         fprintf(stderr, "ctrtool synth: --dense and --categorical are both 0: no features\n");
         return 2;
     }
+    if (a.arch != CTR_ARCH_MLP || *a.bags || *a.shared || a.mapping != CTR_MAP_HASH)
+        return synth_v2(&a);
     const char *out = a.out, *name = a.name, *hidden_s = a.hidden.text;
     unsigned long long rows = a.rows, seed = a.seed;
     unsigned long n_dense = (unsigned long)a.n_dense, n_cat = (unsigned long)a.n_cat, dim = (unsigned long)a.dim;
