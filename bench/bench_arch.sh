@@ -53,9 +53,9 @@ for m in $names; do
 done
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-    targs=(--batches 1,64 --reps 3 --seconds 0.05 --check 256)
+    targs=(--batches "1,64" --reps 3 --seconds 0.05 --check 256)
 else
-    targs=(--batches 1,16,64,256 --reps "${ARCH_REPS:-5}" --seconds "${ARCH_SECONDS:-0.3}" --check 512)
+    targs=(--batches "1,16,64,256" --reps "${ARCH_REPS:-5}" --seconds "${ARCH_SECONDS:-0.3}" --check 512)
 fi
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(date -u +%FT%TZ)"
 "$PY" bench/torch_arch.py --bench "$B/bench/bench_interact" "${args[@]}" "${targs[@]}" --json "$out/arch.json"
