@@ -551,6 +551,57 @@ def main():
             "SCALE_RUNS; big models are written to SCALE_DIR and deleted after use)."]
     sections.append("\n".join(sec))
 
+    # --- part 7: architectures --------------------------------------------------------
+    aj = load_json(P("arch.json"))
+    sec = ["## 7. Architectures: ctrd against PyTorch on the same model", ""]
+    if aj and aj.get("models"):
+        pk = aj.get("peak_gflops")
+        tv = "torch %s" % aj.get("torch", "?")
+        sec += ["Each model is one `.ctrm` file (`ctrtool synth`, ReLU) read by both sides: ctrd's "
+                "loader (`bench_interact --model`) and python/ctrd_torch's reader and reference modules "
+                "(Debian's %s, `torch.set_num_threads(1)`, `inference_mode`, float32). Both score the "
+                "same pool of encoded random examples (dense values transformed, table rows), embedding "
+                "lookups included, one thread; ctrd on thread CPU time, torch on process CPU time (%d "
+                "thread(s) in its process). Medians of %d repetitions of %s s, ctrd and torch "
+                "interleaved; GFLOP/s from `ctr_model_stats`' count for both; the FMA peak is the median "
+                "of the measurements made beside the models (%s GFLOP/s)." % (
+                    tv, aj.get("process_threads", 0), aj.get("reps", 0), aj.get("seconds", "?"), num(pk)),
+                ""]
+        rows, full = [], []
+        for m in aj["models"]:
+            c = m.get("check", {})
+            for r in m["batches"]:
+                b = r["batch"]
+                tg = 5.0 if b == 1 else 1.5 if b == 64 else None
+                hl = m["name"].startswith("wukong") and b in (1, 64)
+                if tg is not None:
+                        rows.append(Row("%s (%s MFLOP/ex), batch %d" % (m["name"], num(m["mflop"]), b),
+                                    (r["ctrd_eps"], "examples/s"), "%s, same file" % tv,
+                                    (r["torch_eps"], "examples/s"), target=tg if c.get("same") else None,
+                                    rerun="B=build bench/bench_arch.sh", headline=hl))
+                full.append([m["name"], num(m["mflop"]), b, num(r["ctrd_eps"]), num(r["torch_eps"]),
+                             num(r["ratio"]) + "x", num(r["ctrd_gflops"]), num(r["torch_gflops"]),
+                             "%.0f%%" % (100 * r["ctrd_peak_frac"]) if r.get("ctrd_peak_frac") else "-",
+                             "%.0f%%" % (100 * r["torch_peak_frac"]) if r.get("torch_peak_frac") else "-"])
+                if m["name"] == "wukong-large" and b == 64 and pk:
+                    rows.append(Row("wukong-large, batch 64, GFLOP/s", (r["ctrd_gflops"], "GFLOP/s"),
+                                    "measured FMA peak, 1 core", (pk, "GFLOP/s"), target=0.70,
+                                    rerun="B=build bench/bench_arch.sh", headline=True))
+        headline += [r for r in rows if r.headline]
+        sec += ["The targets (issue 15), then every batch size:", "", table(rows), "",
+                table(full, head=("model", "MFLOP/ex", "batch", "ctrd ex/s", "torch ex/s", "ratio",
+                                  "ctrd GFLOP/s", "torch GFLOP/s", "ctrd % peak", "torch % peak")), ""]
+        sec += ["Same model check (%d examples each): " % aj["models"][0].get("check", {}).get("n", 0) +
+                "; ".join("%s max |score diff| %.2g%s" % (
+                    m["name"], m["check"]["max_score_diff"],
+                    "" if m["check"]["same"] else " **DIFFERENT: its ratios are not comparable**")
+                    for m in aj["models"] if m.get("check")) + " (tolerance 1e-5)."]
+    else:
+        sec.append("_not run_ (needs /usr/bin/python3 with torch)")
+    sec += ["", "Rerun: `B=build bench/bench_arch.sh` (ARCH_MODELS, ARCH_REPS, ARCH_SECONDS; "
+            "BENCH_QUICK=1); ctrd alone: `build/bench/bench_interact` (`--model FILE`)."]
+    sections.append("\n".join(sec))
+
     # --- plots -------------------------------------------------------------------------
     plots = []
     os.makedirs(a.plots, exist_ok=True)
@@ -603,7 +654,8 @@ def main():
 
     if a.readme and os.path.exists(a.readme):
         keep = ("batch >= 16", "kernel GFLOP/s", "1 example/request, requests/s", "audit on (durability write)",
-                "scores agree", "highest rate with p99", "peak throughput", "tables ", "/readyz, largest")
+                "scores agree", "highest rate with p99", "peak throughput", "tables ", "/readyz, largest",
+                "wukong-large (", "wukong-large, batch 64")
         short = []
         for r in headline:
             if not any(k in r.what for k in keep):

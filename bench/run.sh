@@ -15,6 +15,9 @@
 #   part 6  scale: MLP width, tables up to 32 GB (Zipf hot set, and uniform
 #           random rows on the largest), request size, threads, memory,
 #           start-up time (bench_scale.sh)
+#   part 7  architectures: MLP, DLRM, DCNv2, two Wukongs, ctrd vs torch on
+#           the same .ctrm, batches 1-256, one thread, beside the measured
+#           FMA peak (bench_arch.sh, bench/torch_arch.py)
 #   then    BENCHMARKS.md and README's headline table (bench/report.py)
 # GATHER_GB sets the size of the gather model (default 2, above this
 # machine's 480 MiB last-level cache). BENCH_QUICK=1 (make bench-quick):
@@ -46,7 +49,8 @@ quick mode (make bench-quick): a smoke test of every part, not figures to quote.
   rates each, 0.5 s per rate; part 5 measures closed-loop peaks and p99 at
   one rate only (no open-loop search; no score check on the demo model),
   0.5 s per run; part 6 uses tables of 0.1 and 0.25 GB only (the uniform-rows
-  run on the 0.25 GB one), request sizes 1, 64 and 512, 0.5 s per run.
+  run on the 0.25 GB one), request sizes 1, 64 and 512, 0.5 s per run;
+  part 7 times batches 1 and 64 only, 3 repetitions of 0.05 s.
 EOF
     echo
 else
@@ -102,6 +106,12 @@ if [ -x bench/bench_scale.sh ]; then
     echo
     echo "== [$(( $(date +%s) - T0 )) s] part 6: scale (MLP width, table size, request size, threads, memory, start-up)"
     B="$B" bench/bench_scale.sh || failed="$failed 6"
+fi
+
+if [ -x bench/bench_arch.sh ] && [ -x "$B/bench/bench_interact" ]; then
+    echo
+    echo "== [$(( $(date +%s) - T0 )) s] part 7: architectures, ctrd vs torch on the same model, one thread"
+    B="$B" bench/bench_arch.sh | tee "$out/arch.txt" || failed="$failed 7"
 fi
 
 printf 'load_end=%s\nwall_s=%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(( $(date +%s) - T0 ))" >>"$out/meta.txt"
