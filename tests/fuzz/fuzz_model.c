@@ -6,8 +6,8 @@
  * every name looked up, the first and last element of every tensor read,
  * version 2's graph included (a bad extent faults here, not in
  * production), the graph's widths checked once more against each other,
- * and, for a model the scalar MLP engine scores (version 1's kind), one
- * forward pass over the missing row and the last row of every table.
+ * and one forward pass (scalar kernels, every architecture) over the
+ * missing row (empty bags) and the last row of every table in every slot.
  *
  * A custom mutator keeps the preamble consistent half of the time: it
  * mutates the JSON header alone and then rewrites header_len, data_offset
@@ -180,18 +180,25 @@ static void use_model(const ctr_model_t *m)
     touch_graph(d);
     if (d->provenance_json)
         g_sink += (float)strlen(d->provenance_json);
-    if (ctr_model_def_version(d) != 1)
-        return; /* the interaction engines are model/forward.c's to exercise once they land */
-
-    /* Two examples: everything missing, and the last row of every table. */
-    ctr_scratch_t *s;
-    ctr_scratch_new(d, 2, &s, NULL, 0);  /* NULL on failure */
+    /* Two examples: everything missing (bags empty), and the last row of
+     * every table in every slot. A model the reader accepts must be one
+     * the engine accepts: a shape refusal here (CTR_EINVAL) is a bug. */
+    ctr_scratch_t *s = NULL;
+    if (ctr_scratch_new(d, 2, &s, NULL, 0) == CTR_EINVAL)
+        abort();
+    size_t slots = ctr_model_slots(d);
     float *dense = calloc(2 * d->n_dense + 1, sizeof(float));
-    uint32_t *rows = calloc(2 * d->n_cat + 1, sizeof(uint32_t));
+    uint32_t *rows = calloc(2 * slots + 1, sizeof(uint32_t));
     if (s && dense && rows) {
         float scores[2];
-        for (size_t j = 0; j < d->n_cat; j++)
-            rows[d->n_cat + j] = d->cat[j].buckets;
+        for (size_t j = 0; j < d->n_cat; j++) {
+            const ctr_cat_def_t *c = &d->cat[j];
+            size_t first = ctr_model_slot_of(d, j), width = c->bag_max ? c->bag_max : 1;
+            for (size_t k = 0; k < width; k++) {
+                rows[first + k] = c->bag_max ? CTR_EMPTY_SLOT : CTR_MISSING_ROW;
+                rows[slots + first + k] = c->buckets;
+            }
+        }
         if (ctr_forward(d, ctr_kernel_get(CTR_KERNEL_SCALAR), 2, dense, rows, scores, NULL, s))
             abort();
         g_sink += scores[0] + scores[1];
