@@ -105,6 +105,13 @@ static int check_cats(chk_t *c)
 #undef OWNER
 #undef AT
     }
+    /* An audit record holds at most 65,535 categorical columns, one a
+     * slot (include/ctr/audit.h): a model with more could be served but
+     * never logged or replayed. */
+    size_t slots = ctr_model_slots(def);
+    if (slots > CTR_MAX_SLOTS)
+        return fail(c, "schema.categorical", "the features take %zu row slots (one each, bag.max for a bag), "
+                    "over the limit of %d", slots, CTR_MAX_SLOTS);
     return 0;
 }
 

@@ -348,6 +348,29 @@ static void expect_write_fail(const char *label, const ctr_model_def_t *def, con
 
 enum { MLP_BMS = 0, DOT = 2, DOT_SELF = 3, DOT_NODENSE = 4, DCN_RAW = 5, DCN_PAR = 6, WK = 8, WK_FLAT = 9 };
 
+/* 64 bags of 1,024 values take 65,536 row slots, one over what an audit
+ * record can hold: refused by the writer (and so by the reader, which runs
+ * the same check), naming the schema. */
+static void test_slot_limit(void)
+{
+    enum { NC = 64 };
+    static ctr_cat_def_t cat[NC];
+    static char names[NC][8];
+    static float table[2], w[NC], b[1];
+    for (size_t j = 0; j < NC; j++) {
+        snprintf(names[j], sizeof names[j], "C%zu", j + 1);
+        cat[j] = (ctr_cat_def_t){.name = names[j], .buckets = 1, .dim = 1, .seed = j, .table = table,
+                                 .bag_max = CTR_MAX_BAG};
+    }
+    ctr_layer_def_t top = {NC, 1, w, b};
+    ctr_model_def_t def = {.name = "slots", .n_cat = NC, .cat = cat, .n_layers = 1, .layers = &top,
+                           .activation = CTR_ACT_RELU, .beta = 1.0f};
+    expect_write_fail("65,536 slots", &def, "schema.categorical: the features take 65536 row slots");
+    cat[NC - 1].bag_max = CTR_MAX_BAG - 1;   /* 65,535: allowed */
+    char err[256];
+    CHECK_EQ_INT(ctr_model_write(tpath("slots.ctrm"), &def, NULL, NULL, err, sizeof err), 0);
+}
+
 static void test_writer_refusals(void)
 {
     static float junk[64];
@@ -961,6 +984,7 @@ int main(void)
     test_version_choice();
     test_streamed_shared();
     test_writer_refusals();
+    test_slot_limit();
     test_reader_refusals();
     test_unreferenced_table();
     test_v1_and_hand_written_v2();

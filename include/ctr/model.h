@@ -74,6 +74,7 @@ typedef struct {
 } ctr_cat_def_t;
 
 #define CTR_MAX_BAG 1024
+#define CTR_MAX_SLOTS 65535   /* row slots a model may take (the audit record's bound) */
 
 /* y[o] = act(bias[o] + sum_i x[i] * weight[i * out + o]): weight is [in][out]. */
 typedef struct {
@@ -185,8 +186,11 @@ typedef int (*ctr_table_fill_fn)(void *ctx, size_t cat_index,
                                  float *out);
 
 /* Writes def to path (via path.tmp + rename, so readers never see a half
- * file). Validates def first: names unique and non-empty, shapes chained
- * (layer 0 in == n_dense + sum of dims), last layer out == 1. */
+ * file): version 1 when ctr_model_def_version(def) says so (byte-identical
+ * to a version-1 writer), else version 2. Validates def first with the
+ * reader's own graph rules (model/model_check.c): names unique and
+ * non-empty, every shape chained for its architecture, last layer out ==
+ * 1, only the fields of def->arch set, at most CTR_MAX_SLOTS row slots. */
 int ctr_model_write(const char *path, const ctr_model_def_t *def,
                     ctr_table_fill_fn fill, void *fill_ctx,
                     char *err, size_t errlen);
