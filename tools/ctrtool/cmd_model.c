@@ -20,6 +20,7 @@
 
 #include "ctr/common.h"
 #include "ctr/model.h"
+#include "ctr/model_stats.h"
 #include "ctr/opts.h"
 #include "ctrtool_int.h"
 
@@ -112,76 +113,27 @@ static void print_tensors(json_t *tensors)
     }
 }
 
-/* ---- counts ---------------------------------------------------------------
- *
- * Parameters: every float the model's tensors hold (a shared table once).
- * MFLOP per example: 2 x the multiply-adds of every matrix product one
- * example needs (linear layers, the dot products, cross layers, Wukong's
- * X^T Y, X Z, LCB and learned residual), in millions; pooling, activations,
- * LayerNorm and elementwise adds are not counted. The same formulas as
- * model/model_stats.c of the engine; the lead keeps one at merge. */
-
-typedef struct {
-    uint64_t emb, dense;   /* parameters: tables, everything else */
-    uint64_t tensors;
-    double flop;
-} counts_t;
-
-static void count_layers(counts_t *c, const ctr_layer_def_t *L, size_t n)
+/* Tensors in the file: one per owned table and per weight, bias, gamma
+ * and beta of the graph (what `verify` checked). Parameters and FLOPs come
+ * from ctr_model_stats (ctr/model_stats.h), the engine's own count. */
+static uint64_t count_tensors(const ctr_model_def_t *d)
 {
-    for (size_t l = 0; l < n; l++) {
-        c->dense += (uint64_t)L[l].in * L[l].out + L[l].out;
-        c->tensors += 2;
-        c->flop += 2.0 * L[l].in * L[l].out;
+    uint64_t t = 2 * ((uint64_t)d->bottom.n + d->dcn.deep.n + d->n_layers);
+    for (size_t j = 0; j < d->n_cat; j++)
+        t += !d->cat[j].shares;
+    for (size_t l = 0; d->arch == CTR_ARCH_DCNV2 && l < d->dcn.n_cross; l++)
+        t += d->dcn.cross[l].rank ? 3 : 2;
+    for (size_t i = 0; d->arch == CTR_ARCH_WUKONG && i < d->wukong.n_layers; i++) {
+        const ctr_wukong_layer_def_t *L = &d->wukong.layers[i];
+        t += 4 + 2 * (uint64_t)L->fmb.n + (L->fmb_ln_gamma ? 2 : 0) + (L->res != NULL);
     }
+    return t;
 }
 
+/* The width d every embedding has in an interaction model. */
 static size_t emb_dim(const ctr_model_def_t *d)
 {
     return d->n_cat ? d->cat[0].dim : d->bottom.n ? d->bottom.layers[d->bottom.n - 1].out : 0;
-}
-
-static counts_t count_model(const ctr_model_def_t *d)
-{
-    counts_t c = {0};
-    size_t n = (d->n_dense > 0) + d->n_cat, dim = emb_dim(d);
-    for (size_t j = 0; j < d->n_cat; j++)
-        if (!d->cat[j].shares) {
-            c.emb += ((uint64_t)d->cat[j].buckets + 1) * d->cat[j].dim;
-            c.tensors++;
-        }
-    count_layers(&c, d->bottom.layers, d->bottom.n);
-    if (d->arch == CTR_ARCH_DOT) {
-        double pairs = d->dot_self ? n * (n + 1) / 2.0 : n * (n - 1) / 2.0;
-        c.flop += 2.0 * pairs * dim;
-    }
-    for (size_t l = 0; d->arch == CTR_ARCH_DCNV2 && l < d->dcn.n_cross; l++) {
-        const ctr_cross_def_t *x = &d->dcn.cross[l];
-        uint64_t w = x->rank ? 2 * (uint64_t)x->dim * x->rank : (uint64_t)x->dim * x->dim;
-        c.dense += w + x->dim;
-        c.tensors += x->rank ? 3 : 2;
-        c.flop += 2.0 * w;
-    }
-    count_layers(&c, d->dcn.deep.layers, d->dcn.deep.n);
-    for (size_t i = 0; d->arch == CTR_ARCH_WUKONG && i < d->wukong.n_layers; i++) {
-        const ctr_wukong_layer_def_t *L = &d->wukong.layers[i];
-        uint64_t flat = (uint64_t)L->n_in * L->k, n_out = (uint64_t)L->n_f + L->n_l;
-        c.dense += flat + (uint64_t)L->n_l * L->n_in + 2 * dim;
-        c.tensors += 4;
-        if (L->fmb_ln_gamma) {
-            c.dense += 2 * flat;
-            c.tensors += 2;
-        }
-        if (L->res) {
-            c.dense += n_out * L->n_in;
-            c.tensors++;
-            c.flop += 2.0 * n_out * L->n_in * dim;
-        }
-        c.flop += 2.0 * dim * flat * 2 + 2.0 * L->n_l * L->n_in * dim;  /* X^T Y, X Z; LCB */
-        count_layers(&c, L->fmb.layers, L->fmb.n);
-    }
-    count_layers(&c, d->layers, d->n_layers);
-    return c;
 }
 
 /* ---- the graph, one line per operation ------------------------------------ */
@@ -324,10 +276,12 @@ static void print_model(const ctr_model_t *m)
     printf("; activation %s (beta %.9g)\n", ctr_activation_name(d->activation), (double)d->beta);
     printf("graph:\n");
     print_graph(d);
-    counts_t c = count_model(d);
+    ctr_model_stats_t st;
+    ctr_model_stats(d, &st);
     printf("parameters: %" PRIu64 " (dense %" PRIu64 ", embeddings %" PRIu64 "), %.2f MiB as f32\n",
-           c.emb + c.dense, c.dense, c.emb, mib((c.emb + c.dense) * sizeof(float)));
-    printf("compute: %.6g MFLOP per example (2 x multiply-adds of the matrix products)\n", c.flop / 1e6);
+           st.emb_params + st.params, st.params, st.emb_params, mib((st.emb_params + st.params) * sizeof(float)));
+    printf("compute: %.6g MFLOP per example (2 x multiply-adds of the matrix products; %.6g with "
+           "activations, pooling, LayerNorm and adds)\n", 2.0 * st.macs / 1e6, st.flops / 1e6);
 
     if (root)
         print_tensors(json_object_get(root, "tensors"));
@@ -385,9 +339,10 @@ int ctr__cmd_verify(int argc, char **argv)
         ctr_model_close(m);
         return 1;
     }
-    counts_t c = count_model(ctr_model_def(m));
-    printf("ok: %" PRIu64 " tensors, %" PRIu64 " bytes verified, %s\n", c.tensors,
-           (c.emb + c.dense) * (uint64_t)sizeof(float), ctr_model_digest(m));
+    ctr_model_stats_t sizes;
+    ctr_model_stats(ctr_model_def(m), &sizes);
+    printf("ok: %" PRIu64 " tensors, %" PRIu64 " bytes verified, %s\n", count_tensors(ctr_model_def(m)),
+           (sizes.emb_params + sizes.params) * (uint64_t)sizeof(float), ctr_model_digest(m));
     ctr_model_close(m);
     return 0;
 }
