@@ -173,7 +173,7 @@ static void mlp_forward(const mlp_t *m, ctr_linear_fn fn, size_t batch, int only
         size_t wi = widths[l], wo = widths[l + 1];
         ctr_activation_t act = l + 1 < n_layers ? CTR_ACT_SMELU : CTR_ACT_NONE;
         if (only_layer < 0 || only_layer == l)
-            fn(in, wi, batch, wi, m->w[l], m->b[l], wo, m->h[l], wo, act, 1.0f);
+            fn(in, wi, batch, wi, m->w[l], wo, m->b[l], wo, m->h[l], wo, act, 1.0f);
         in = m->h[l];
     }
 }

@@ -326,7 +326,8 @@ void ctr__fwd_mlp(const ctr__ops_t *o, const ctr_mlp_def_t *m, size_t n, const f
         const int last = l + 1 == m->n;
         float *out = last ? y : bufs[l & 1];
         const size_t ldout = last ? ldy : ldh;
-        o->linear(in, ldin, n, L->in, L->weight, L->bias, L->out, out, ldout,
+        o->linear(in, ldin, n, L->in, L->weight, L->ldw ? L->ldw : L->out, L->bias, L->out,
+                  out, ldout,
                   last && !last_act ? CTR_ACT_NONE : act, beta);
         in = out;
         ldin = ldout;

@@ -96,10 +96,10 @@ int ctr__forward_dcn(const ctr_model_def_t *def, const ctr__ops_t *o, size_t n,
         const float *in = l ? xl : x0;
         const size_t ldin = l ? ldx : D;
         if (c->rank) {
-            o->linear(in, ldin, n, D, c->v, s->zeros, c->rank, v, ldv, CTR_ACT_NONE, def->beta);
-            o->linear(v, ldv, n, c->rank, c->u, c->bias, D, t, ldt, CTR_ACT_NONE, def->beta);
+            o->linear(in, ldin, n, D, c->v, c->rank, s->zeros, c->rank, v, ldv, CTR_ACT_NONE, def->beta);
+            o->linear(v, ldv, n, c->rank, c->u, D, c->bias, D, t, ldt, CTR_ACT_NONE, def->beta);
         } else {
-            o->linear(in, ldin, n, D, c->w, c->bias, D, t, ldt, CTR_ACT_NONE, def->beta);
+            o->linear(in, ldin, n, D, c->w, D, c->bias, D, t, ldt, CTR_ACT_NONE, def->beta);
         }
         for (size_t r = 0; r < n; r++)
             o->fma(x0 + r * D, t + r * ldt, in + r * ldin, xl + r * ldx, D);

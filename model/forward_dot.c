@@ -56,7 +56,7 @@ int ctr__forward_dot(const ctr_model_def_t *def, const ctr__ops_t *o, size_t n,
         for (size_t i = 0; i < ne; i++)
             for (size_t a = 0; a < d; a++)
                 xt[a * ne + i] = x[i * d + a];
-        o->linear(x, d, ne, d, xt, s->zeros, ne, g, ne, CTR_ACT_NONE, def->beta);
+        o->linear(x, d, ne, d, xt, ne, s->zeros, ne, g, ne, CTR_ACT_NONE, def->beta);
         float *t = T + r * ldt;
         if (has_dense) {
             memcpy(t, x, d * sizeof(float));

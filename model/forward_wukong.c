@@ -111,9 +111,9 @@ static void fmb(const ctr_model_def_t *def, const ctr__ops_t *o, const ctr_wukon
             for (size_t a = 0; a < d; a++)
                 t[a * n_in + m] = x[m * d + a];
     }
-    o->linear(xt, n_in, n * d, n_in, L->y, s->zeros, k, z, k, CTR_ACT_NONE, def->beta);
+    o->linear(xt, n_in, n * d, n_in, L->y, k, s->zeros, k, z, k, CTR_ACT_NONE, def->beta);
     for (size_t r = 0; r < n; r++)
-        o->linear(cur + r * ldc, d, n_in, d, z + r * d * k, s->zeros, k, f + r * ldf, k,
+        o->linear(cur + r * ldc, d, n_in, d, z + r * d * k, k, s->zeros, k, f + r * ldf, k,
                   CTR_ACT_NONE, def->beta);
     if (def->wukong.fmb_ln == CTR_FMB_LN_FLAT)
         o->ln_rows(f, ldf, n, ldf, L->fmb_ln_gamma, L->fmb_ln_beta, def->ln_eps, f, ldf);
@@ -147,12 +147,12 @@ int ctr__forward_wukong(const ctr_model_def_t *def, const ctr__ops_t *o, size_t 
             fmb(def, o, L, n, cur, nxt, ldn, s);
         if (L->n_l)
             for (size_t r = 0; r < n; r++)
-                o->linear(L->lcb, n_in, L->n_l, n_in, cur + r * ldc, s->zeros, d,
+                o->linear(L->lcb, n_in, L->n_l, n_in, cur + r * ldc, d, s->zeros, d,
                           nxt + r * ldn + (size_t)L->n_f * d, d, CTR_ACT_NONE, def->beta);
         if (L->res) {
             float *R = s->buf[CTR__FB_X];
             for (size_t r = 0; r < n; r++)
-                o->linear(L->res, n_in, n_out, n_in, cur + r * ldc, s->zeros, d, R + r * ldn, d,
+                o->linear(L->res, n_in, n_out, n_in, cur + r * ldc, d, s->zeros, d, R + r * ldn, d,
                           CTR_ACT_NONE, def->beta);
             o->add(nxt, R, nxt, n * ldn);
         } else { /* n_out == n_in: the rows line up */

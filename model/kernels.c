@@ -25,7 +25,7 @@
  * float stored and reloaded is exact, but w is read in order. y must not
  * overlap x, w or bias (true of every caller: layers ping-pong buffers). */
 void ctr__linear_scalar(const float *x, size_t ldx, size_t rows, size_t in,
-                        const float *w, const float *bias, size_t out,
+                        const float *w, size_t ldw, const float *bias, size_t out,
                         float *y, size_t ldy, ctr_activation_t act, float beta)
 {
     float c = ctr__smelu_scale(beta);
@@ -36,7 +36,7 @@ void ctr__linear_scalar(const float *x, size_t ldx, size_t rows, size_t in,
             yr[o] = bias[o];
         for (size_t i = 0; i < in; i++) {
             const float xi = xr[i];
-            const float *wi = w + i * out;
+            const float *wi = w + i * ldw;
             for (size_t o = 0; o < out; o++)
                 yr[o] = fmaf(xi, wi[o], yr[o]);
         }

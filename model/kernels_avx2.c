@@ -239,7 +239,7 @@ static void out1(const float *x, size_t ldx, size_t rows, size_t in,
 /* ---- entry ---------------------------------------------------------- */
 
 void ctr__linear_avx2(const float *x, size_t ldx, size_t rows, size_t in,
-                      const float *w, const float *bias, size_t out, float *y,
+                      const float *w, size_t ldw, const float *bias, size_t out, float *y,
                       size_t ldy, ctr_activation_t act, float beta)
 {
     act_t a;
@@ -250,7 +250,8 @@ void ctr__linear_avx2(const float *x, size_t ldx, size_t rows, size_t in,
         out1(x, ldx, rows, in, w, bias, y, ldy, &a);
         return;
     }
-    panels_linear(shapes, CTR_ARRAY_LEN(shapes), x, ldx, rows, in, w, bias, out, y, ldy, &a);
+    panels_linear(shapes, CTR_ARRAY_LEN(shapes), x, ldx, rows, in, w, ldw, bias, out, y, ldy,
+                  &a);
 }
 
 /* ---- LayerNorm over rows, bag pooling, elementwise ------------------ */

@@ -297,7 +297,7 @@ static void out1(const float *x, size_t ldx, size_t rows, size_t in,
 /* ---- entry ---------------------------------------------------------- */
 
 void CTR__AVX512_FN(ctr__linear_avx512)(const float *x, size_t ldx, size_t rows,
-                                        size_t in, const float *w,
+                                        size_t in, const float *w, size_t ldw,
                                         const float *bias, size_t out, float *y,
                                         size_t ldy, ctr_activation_t act,
                                         float beta)
@@ -310,7 +310,8 @@ void CTR__AVX512_FN(ctr__linear_avx512)(const float *x, size_t ldx, size_t rows,
         out1(x, ldx, rows, in, w, bias, y, ldy, &a);
         return;
     }
-    panels_linear(shapes, CTR_ARRAY_LEN(shapes), x, ldx, rows, in, w, bias, out, y, ldy, &a);
+    panels_linear(shapes, CTR_ARRAY_LEN(shapes), x, ldx, rows, in, w, ldw, bias, out, y, ldy,
+                  &a);
 }
 
 /* ---- LayerNorm over rows, bag pooling, elementwise ------------------ */

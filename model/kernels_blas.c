@@ -13,7 +13,7 @@
 #include "kernels_int.h"
 
 void ctr__linear_blas(const float *x, size_t ldx, size_t rows, size_t in,
-                      const float *w, const float *bias, size_t out, float *y,
+                      const float *w, size_t ldw, const float *bias, size_t out, float *y,
                       size_t ldy, ctr_activation_t act, float beta)
 {
     if (rows == 0 || out == 0)
@@ -24,14 +24,14 @@ void ctr__linear_blas(const float *x, size_t ldx, size_t rows, size_t in,
     if (in > 0) {
         if (rows == 1) /* y[1][out] += x[1][in] * w[in][out]: w^T x */
             cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)in, (blasint)out, 1.0f,
-                        w, (blasint)out, x, 1, 1.0f, y, 1);
+                        w, (blasint)ldw, x, 1, 1.0f, y, 1);
         else if (out == 1) /* y[rows] (stride ldy) += x[rows][in] * w[in] */
             cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)rows, (blasint)in, 1.0f,
-                        x, (blasint)ldx, w, 1, 1.0f, y, (blasint)ldy);
+                        x, (blasint)ldx, w, 1, 1.0f, y, (blasint)ldy); /* w: a column */
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows,
                         (blasint)out, (blasint)in, 1.0f, x, (blasint)ldx, w,
-                        (blasint)out, 1.0f, y, (blasint)ldy);
+                        (blasint)ldw, 1.0f, y, (blasint)ldy);
     }
     if (act != CTR_ACT_NONE) {
         float c = ctr__smelu_scale(beta);

@@ -14,16 +14,16 @@
 #include "ctr/kernels.h"
 
 void ctr__linear_scalar(const float *x, size_t ldx, size_t rows, size_t in,
-                        const float *w, const float *bias, size_t out,
+                        const float *w, size_t ldw, const float *bias, size_t out,
                         float *y, size_t ldy, ctr_activation_t act, float beta);
 void ctr__linear_avx2(const float *x, size_t ldx, size_t rows, size_t in,
-                      const float *w, const float *bias, size_t out,
+                      const float *w, size_t ldw, const float *bias, size_t out,
                       float *y, size_t ldy, ctr_activation_t act, float beta);
 void ctr__linear_avx512(const float *x, size_t ldx, size_t rows, size_t in,
-                        const float *w, const float *bias, size_t out,
+                        const float *w, size_t ldw, const float *bias, size_t out,
                         float *y, size_t ldy, ctr_activation_t act, float beta);
 void ctr__linear_blas(const float *x, size_t ldx, size_t rows, size_t in,
-                      const float *w, const float *bias, size_t out,
+                      const float *w, size_t ldw, const float *bias, size_t out,
                       float *y, size_t ldy, ctr_activation_t act, float beta);
 
 /* The row-wise and elementwise ops (ctr/kernels.h), per variant:
@@ -47,7 +47,7 @@ CTR__OPS_DECLARE(avx512_simde)
  * into build/tests/kernels_avx512_simde.o, so the AVX-512 code path is
  * checked bit for bit on CPUs without AVX-512. Not part of libctr. */
 void ctr__linear_avx512_simde(const float *x, size_t ldx, size_t rows,
-                              size_t in, const float *w, const float *bias,
+                              size_t in, const float *w, size_t ldw, const float *bias,
                               size_t out, float *y, size_t ldy,
                               ctr_activation_t act, float beta);
 

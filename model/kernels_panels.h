@@ -127,9 +127,9 @@ static void pass(const shape_t *shapes, size_t n_shapes, blk_t *b, const float *
 
 static void linear_blocked(const shape_t *shapes, size_t n_shapes, blk_t *b,
                            const float *x, size_t rows, size_t in, const float *w,
-                           const float *bias, float *y, const act_t *a)
+                           const float *bias, size_t out, float *y, const act_t *a)
 {
-    const size_t out = b->out;
+    const size_t ldw = b->out; /* out: outputs; ldw: w's row stride */
     act_t partial = *a;
     partial.act = CTR_ACT_NONE;
     /* 429 inputs run as 108 + 107 + 107 + 107, not 128 x 3 + 45 */
@@ -143,7 +143,7 @@ static void linear_blocked(const shape_t *shapes, size_t n_shapes, blk_t *b,
              * next panel's first (none after the last panel). */
             const size_t nk0 = last ? 0 : k0 + n, no0 = last ? o1 : o0;
             const size_t no1 = out - no0 > OW ? no0 + OW : out;
-            b->pf = w + nk0 * out + no0;
+            b->pf = w + nk0 * ldw + no0;
             b->pf_rows = no0 < out ? (in - nk0 < kc ? in - nk0 : kc) : 0;
             b->pf_lines = ((no1 - no0) * sizeof(float) + 63) / 64;
             pass(shapes, n_shapes, b, x, rows, k0, n, w, first ? bias : y,
@@ -156,14 +156,14 @@ static void linear_blocked(const shape_t *shapes, size_t n_shapes, blk_t *b,
  * passes beyond. */
 static void panels_linear(const shape_t *shapes, size_t n_shapes, const float *x,
                           size_t ldx, size_t rows, size_t in, const float *w,
-                          const float *bias, size_t out, float *y, size_t ldy,
-                          const act_t *a)
+                          size_t ldw, const float *bias, size_t out, float *y,
+                          size_t ldy, const act_t *a)
 {
-    blk_t b = {.ldx = ldx, .out = out, .ldy = ldy};
+    blk_t b = {.ldx = ldx, .out = ldw, .ldy = ldy};
     if (in * out * sizeof(float) <= BLOCK_MIN_BYTES)
         pass(shapes, n_shapes, &b, x, rows, 0, in, w, bias, 0, y, 0, out, a);
     else
-        linear_blocked(shapes, n_shapes, &b, x, rows, in, w, bias, y, a);
+        linear_blocked(shapes, n_shapes, &b, x, rows, in, w, bias, out, y, a);
 }
 
 /* ---- out == 1 ------------------------------------------------------- */

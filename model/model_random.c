@@ -98,7 +98,7 @@ static int make_mlp(ctr_model_random_t *m, uint32_t in, const ctr_widths_t *hidd
         float *b = values(m, o, stream0 + 2 * i + 1, 0.0f, 0.1f);
         if (!w || !b)
             return CTR_ENOMEM;
-        L[i] = (ctr_layer_def_t){in, o, w, b};
+        L[i] = (ctr_layer_def_t){in, o, w, b, 0};
         in = o;
     }
     *out = (ctr_mlp_def_t){n, L};

@@ -288,7 +288,7 @@ static void phase_a_chunk(step_ctx_t *c, size_t b0, size_t b1)
     for (size_t l = 0; l < L; l++) {
         uint32_t in = net->dims[l], out = net->dims[l + 1];
         float *a = net->A[l] + b0 * in, *z = net->Z[l] + b0 * out;
-        k->linear(a, in, n, in, net->W[l], net->W[l] + (size_t)in * out, out, z, out,
+        k->linear(a, in, n, in, net->W[l], out, net->W[l] + (size_t)in * out, out, z, out,
                   CTR_ACT_NONE, net->beta);
         if (l + 1 < L) {
             float *an = net->A[l + 1] + b0 * out;
@@ -318,7 +318,7 @@ static void phase_a_chunk(step_ctx_t *c, size_t b0, size_t b1)
         if (l == 0 && nc == 0)
             break;
         float *dst = (l > 0 ? net->dZ[l - 1] : net->dA0) + b0 * in;
-        k->linear(net->dZ[l] + b0 * out, out, n, out, net->WT[l], net->zeros, in, dst, in,
+        k->linear(net->dZ[l] + b0 * out, out, n, out, net->WT[l], in, net->zeros, in, dst, in,
                   CTR_ACT_NONE, net->beta);
         if (l > 0) {
             const float *z = net->Z[l - 1] + b0 * in;
@@ -423,7 +423,7 @@ static void update_weights(step_ctx_t *c, size_t l, uint32_t r0, uint32_t r1)
     uint32_t out = net->dims[l + 1];
     float *gw = net->gW[l] + (size_t)r0 * out;
     /* gW[r][o] = sum_b AT[r][b] dZ[b][o]; row `in` of AT is all ones. */
-    c->k->linear(net->AT[l] + (size_t)r0 * bn, bn, r1 - r0, bn, net->dZ[l], net->zeros, out,
+    c->k->linear(net->AT[l] + (size_t)r0 * bn, bn, r1 - r0, bn, net->dZ[l], out, net->zeros, out,
                  gw, out, CTR_ACT_NONE, net->beta);
     if (!c->update)
         return;

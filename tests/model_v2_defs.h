@@ -69,7 +69,7 @@ static inline float *v2_buf(v2_model_t *o, size_t n)
 
 static inline ctr_layer_def_t v2_layer(v2_model_t *o, uint32_t in, uint32_t out)
 {
-    return (ctr_layer_def_t){in, out, v2_buf(o, (size_t)in * out), v2_buf(o, out)};
+    return (ctr_layer_def_t){in, out, v2_buf(o, (size_t)in * out), v2_buf(o, out), 0};
 }
 
 /* Positive values near 1 (LayerNorm gains). */

@@ -304,7 +304,7 @@ static int check_same_bits(const case_t *c, const float *y, const float *ref, co
 
 static void run(ctr_linear_fn fn, const case_t *c, float *y)
 {
-    fn(c->x, c->ldx, c->rows, c->in, c->w, c->bias, c->out, y, c->ldy, c->act, c->beta);
+    fn(c->x, c->ldx, c->rows, c->in, c->w, c->out, c->bias, c->out, y, c->ldy, c->act, c->beta);
 }
 
 /* The same chain without fusing: a*b rounded, then added. Exists only to
@@ -524,7 +524,7 @@ static void test_row_invariance(void)
                 continue;
             float *alone = y_new(&c, &galone, 0);
             for (size_t r = 0; r < maxb; r++)
-                variants[v].fn(c.x + r * c.ldx, c.ldx, 1, c.in, c.w, c.bias, c.out,
+                variants[v].fn(c.x + r * c.ldx, c.ldx, 1, c.in, c.w, c.out, c.bias, c.out,
                                alone + r * c.ldy, c.ldy, c.act, c.beta);
             for (size_t k = 0; k < CTR_ARRAY_LEN(batches); k++) {
                 size_t nb = batches[k];
@@ -562,7 +562,7 @@ static void *half_run(void *arg)
 {
     half_t *h = arg;
     const case_t *c = h->c;
-    h->fn(c->x + h->r0 * c->ldx, c->ldx, h->r1 - h->r0, c->in, c->w, c->bias, c->out,
+    h->fn(c->x + h->r0 * c->ldx, c->ldx, h->r1 - h->r0, c->in, c->w, c->out, c->bias, c->out,
           h->y + h->r0 * c->ldy, c->ldy, c->act, c->beta);
     return NULL;
 }

@@ -132,7 +132,7 @@ static void own_init(own_t *o, uint64_t seed)
             w[k] = test_rng_uniform(&rng, -1, 1);
         for (size_t k = 0; k < widths[l]; k++)
             b[k] = test_rng_uniform(&rng, -1, 1);
-        o->layers[l] = (ctr_layer_def_t){in, widths[l], w, b};
+        o->layers[l] = (ctr_layer_def_t){in, widths[l], w, b, 0};
         in = widths[l];
     }
     o->def = (ctr_model_def_t){
@@ -465,7 +465,7 @@ static void test_streamed_large(void)
     float w[2] = {0.5f, -0.25f}, bias[1] = {0.125f};
     ctr_dense_def_t dense[1] = {{"x", CTR_TRANSFORM_IDENTITY, 0, 1}};
     ctr_cat_def_t cat[1] = {{.name = "big", .buckets = buckets, .dim = dim, .seed = 9}};
-    ctr_layer_def_t layer[1] = {{1 + dim, 1, NULL, bias}};
+    ctr_layer_def_t layer[1] = {{1 + dim, 1, NULL, bias, 0}};
     float wfull[5] = {w[0], w[1], 0.25f, 1, -1};
     layer[0].weight = wfull;
     ctr_model_def_t def = {.name = "big", .n_dense = 1, .dense = dense, .n_cat = 1, .cat = cat,

@@ -362,7 +362,7 @@ static void test_slot_limit(void)
         cat[j] = (ctr_cat_def_t){.name = names[j], .buckets = 1, .dim = 1, .seed = j, .table = table,
                                  .bag_max = CTR_MAX_BAG};
     }
-    ctr_layer_def_t top = {NC, 1, w, b};
+    ctr_layer_def_t top = {NC, 1, w, b, 0};
     ctr_model_def_t def = {.name = "slots", .n_cat = NC, .cat = cat, .n_layers = 1, .layers = &top,
                            .activation = CTR_ACT_RELU, .beta = 1.0f};
     expect_write_fail("65,536 slots", &def, "schema.categorical: the features take 65536 row slots");

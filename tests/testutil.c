@@ -211,7 +211,7 @@ int test_make_model(const char *path, uint64_t seed, size_t n_dense,
             w[k] = test_rng_uniform(&rng, -1.0f, 1.0f) * scale * 1.7f;
         for (size_t k = 0; k < out; k++)
             b[k] = test_rng_uniform(&rng, -0.2f, 0.2f);
-        layers[l] = (ctr_layer_def_t){in, out, w, b};
+        layers[l] = (ctr_layer_def_t){in, out, w, b, 0};
         in = out;
     }
     ctr_model_def_t def = {

@@ -2,8 +2,11 @@
  *
  * Every variant computes, for each row r < rows and output o < out,
  *     y[r*ldy + o] = act(acc)   where acc starts at bias[o] and then
- *     acc = fmaf(x[r*ldx + i], w[i*out + o], acc)   for i = 0, 1, ..., in-1
- * i.e. one fused multiply-add chain per output in ascending i. Vector code
+ *     acc = fmaf(x[r*ldx + i], w[i*ldw + o], acc)   for i = 0, 1, ..., in-1
+ * i.e. one fused multiply-add chain per output in ascending i. ldw >= out is
+ * w's row stride in floats (out when w is packed; the model reader pads
+ * rows of some widths, see model/model_pad.c); when out == 1, w is read as
+ * a column of `in` consecutive floats and ldw must be 1. Vector code
  * runs many such chains side by side (across outputs and rows) and never
  * splits one, so scalar, AVX2 and AVX-512 give the same bits at any batch
  * size and position. The BLAS variant (OpenBLAS sgemm) is the opt-in
@@ -27,7 +30,7 @@ typedef enum {
 } ctr_kernel_id_t;
 
 typedef void (*ctr_linear_fn)(const float *x, size_t ldx, size_t rows,
-                              size_t in, const float *w, const float *bias,
+                              size_t in, const float *w, size_t ldw, const float *bias,
                               size_t out, float *y, size_t ldy,
                               ctr_activation_t act, float beta);
 

@@ -76,11 +76,14 @@ typedef struct {
 #define CTR_MAX_BAG 1024
 #define CTR_MAX_SLOTS 65535   /* row slots a model may take (the audit record's bound) */
 
-/* y[o] = act(bias[o] + sum_i x[i] * weight[i * out + o]): weight is [in][out]. */
+/* y[o] = act(bias[o] + sum_i x[i] * weight[i * ldw + o]): weight is
+ * [in][out] with a row stride of ldw floats (0 means out: packed). A
+ * loaded model pads the rows of some widths (model/model_pad.c). */
 typedef struct {
     uint32_t in, out;
     const float *weight;
     const float *bias;
+    uint32_t ldw; /* row stride of weight in floats; 0 = out */
 } ctr_layer_def_t;
 
 /* The interaction architectures (docs/MODEL_FORMAT.md, version 2, gives

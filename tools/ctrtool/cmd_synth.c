@@ -279,7 +279,7 @@ int ctr__cmd_synth(int argc, char **argv)
             w[i] = synth_value(seed, 2 * l, i, 1.0f) * scale * 1.7f;
         for (size_t i = 0; i < o; i++)
             b[i] = synth_value(seed, 2 * l + 1, i, 0.1f);
-        layers[l] = (ctr_layer_def_t){in, o, w, b};
+        layers[l] = (ctr_layer_def_t){in, o, w, b, 0};
         in = o;
     }
     char prov[256];
