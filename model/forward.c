@@ -51,6 +51,9 @@ int ctr__check_mlp(const ctr_mlp_def_t *m, size_t in, size_t out, const char *wh
                              what, l, L->in, in);
         if (!L->out || !L->weight || !L->bias)
             return ctr_error(err, errlen, CTR_EINVAL, "%s[%zu]: no outputs, weight or bias", what, l);
+        if (L->ldw && (L->ldw < L->out || (L->out == 1 && L->ldw != 1)))
+            return ctr_error(err, errlen, CTR_EINVAL, "%s[%zu]: row stride %u is under out %u (or out is 1)",
+                             what, l, L->ldw, L->out);
         in = L->out;
     }
     if (out && m->n && in != out)

@@ -54,6 +54,9 @@ static int check_stack(chk_t *c, const char *path, const ctr_layer_def_t *L, siz
         snprintf(at, sizeof(at), "%s[%zu]", path, l);
         if (!L[l].in || !L[l].out || !L[l].weight || !L[l].bias)
             return fail(c, at, "in and out must be > 0, weight and bias non-NULL");
+        if (L[l].ldw && (L[l].ldw < L[l].out || (L[l].out == 1 && L[l].ldw != 1)))
+            return fail(c, at, "ldw %" PRIu32 " is under out %" PRIu32 " (or out is 1 and ldw is not)",
+                        L[l].ldw, L[l].out);
         uint64_t want = l ? L[l - 1].out : first_in;
         if (L[l].in != want) {
             snprintf(at, sizeof(at), "%s[%zu].in", path, l);

@@ -25,19 +25,27 @@ const char *ctr__hp_strdup(struct ctr_model *m, const char *s, size_t len)
     return p;
 }
 
-void *ctr__model_calloc(struct ctr_model *m, size_t n, size_t size)
+int ctr__model_own(struct ctr_model *m, void *p)
 {
     if (m->n_owned == m->owned_cap) {
         size_t cap = m->owned_cap ? 2 * m->owned_cap : 8;
         void **o = realloc(m->owned, cap * sizeof(*o));
         if (!o)
-            return NULL;
+            return CTR_ENOMEM;
         m->owned = o;
         m->owned_cap = cap;
     }
+    m->owned[m->n_owned++] = p;
+    return 0;
+}
+
+void *ctr__model_calloc(struct ctr_model *m, size_t n, size_t size)
+{
     void *p = calloc(n ? n : 1, size);
-    if (p)
-        m->owned[m->n_owned++] = p;
+    if (p && ctr__model_own(m, p)) {
+        free(p);
+        return NULL;
+    }
     return p;
 }
 

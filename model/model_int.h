@@ -138,13 +138,16 @@ struct ctr_model {
     size_t strings_used, strings_cap;
     char *provenance;
     ctr__name_index_t features;
-    void **owned;   /* the version-2 graph's arrays (ctr__model_calloc) */
+    void **owned;   /* the version-2 graph's arrays (ctr__model_calloc) and
+                     * the padded weight copies (model_pad.c) */
     size_t n_owned, owned_cap;
 };
 
 /* calloc(n, size) (at least one byte) freed by ctr_model_close; NULL when
  * out of memory. */
 void *ctr__model_calloc(struct ctr_model *m, size_t n, size_t size);
+/* Adds p (a malloc'd block) to what ctr_model_close frees: 0 or CTR_ENOMEM. */
+int ctr__model_own(struct ctr_model *m, void *p);
 
 /* Parses and checks m->header (m->header_len bytes; the preamble said
  * `version`) against the mapping: fills m->def, its arrays, the tensor

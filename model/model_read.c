@@ -97,6 +97,7 @@
 #include "ctr/model.h"
 #include "ctr/sha256.h"
 #include "model_int.h"
+#include "model_pad.h"
 
 static int check_preamble(struct ctr_model *m, preamble_t *pre, char *err, size_t errlen)
 {
@@ -151,6 +152,11 @@ static void advise(const struct ctr_model *m)
         else if (!t->is_table)
             (void)madvise((void *)start, end - start, MADV_WILLNEED);
     }
+}
+
+static int keep_copy(void *m, void *p)
+{
+    return ctr__model_own(m, p);
 }
 
 int ctr_model_open(const char *path, ctr_model_t **out, char *err, size_t errlen)
@@ -215,6 +221,12 @@ int ctr_model_open(const char *path, ctr_model_t **out, char *err, size_t errlen
     if ((rc = ctr__model_parse_header(m, pre.version, err, errlen)))
         goto fail;
     advise(m);
+    /* Layers of the widths whose rows alias in the caches run from a
+     * padded copy (model_pad.c says why); the mapping stays as it is. */
+    if (ctr__pad_weights(&m->def, keep_copy, m)) {
+        rc = ctr_error(err, errlen, CTR_ENOMEM, "%s: out of memory padding the weight rows", path);
+        goto fail;
+    }
     *out = m;
     return 0;
 fail:

@@ -37,6 +37,8 @@ typedef struct {
     uint64_t shape[2];
     uint64_t offset, nbytes;
     const float *data; /* NULL: streamed through the fill callback */
+    uint64_t ld;       /* data's row stride in floats when > shape[1] (a
+                        * padded layer weight, ctr_layer_def_t.ldw), else 0 */
     size_t cat_index;  /* for streamed tables */
     uint32_t dim;
     char sha[SHA_HEX + 1];
@@ -416,10 +418,15 @@ static wtensor_t *plan_add(plan_t *pl, const float *data, int rank, uint64_t d0,
 
 static int plan_layers(plan_t *pl, const char *prefix, const ctr_layer_def_t *L, size_t n)
 {
-    for (size_t l = 0; l < n; l++)
-        if (!plan_add(pl, L[l].weight, 2, L[l].in, L[l].out, "%s.%zu.weight", prefix, l) ||
-            !plan_add(pl, L[l].bias, 1, L[l].out, 0, "%s.%zu.bias", prefix, l))
+    for (size_t l = 0; l < n; l++) {
+        wtensor_t *w = plan_add(pl, L[l].weight, 2, L[l].in, L[l].out, "%s.%zu.weight", prefix, l);
+        if (!w)
             return CTR_ENOMEM;
+        if (L[l].ldw > L[l].out) /* padded rows: the file holds them packed */
+            w->ld = L[l].ldw;
+        if (!plan_add(pl, L[l].bias, 1, L[l].out, 0, "%s.%zu.bias", prefix, l))
+            return CTR_ENOMEM;
+    }
     return 0;
 }
 
@@ -501,8 +508,9 @@ static int write_tensor(int fd, uint64_t base, wtensor_t *t, ctr_table_fill_fn f
         rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory (SHA-256 context)");
         goto out;
     }
-    /* Whole rows per chunk so the fill callback sees row ranges. */
-    uint64_t row_floats = t->data ? 1 : t->dim;
+    /* Whole rows per chunk so the fill callback sees row ranges, and so a
+     * padded weight's rows can be packed into buf. */
+    uint64_t row_floats = t->data && !t->ld ? 1 : t->data ? t->shape[1] : t->dim;
     uint64_t total = t->nbytes / sizeof(float);
     uint64_t step = CHUNK_BYTES / sizeof(float) / row_floats;
     if (!step)
@@ -511,7 +519,7 @@ static int write_tensor(int fd, uint64_t base, wtensor_t *t, ctr_table_fill_fn f
     for (uint64_t done = 0; done < total; done += step) {
         uint64_t n = total - done < step ? total - done : step;
         const float *src;
-        if (t->data) {
+        if (t->data && !t->ld) {
             src = t->data + done;
         } else {
             if (*buf_cap < n) {
@@ -524,7 +532,14 @@ static int write_tensor(int fd, uint64_t base, wtensor_t *t, ctr_table_fill_fn f
                     goto out;
                 }
             }
-            rc = fill(fill_ctx, t->cat_index, done / row_floats, n / row_floats, *buf);
+            if (t->data) { /* packs rows done / row_floats .. of a padded weight */
+                for (uint64_t r = 0; r < n / row_floats; r++)
+                    memcpy(*buf + r * row_floats, t->data + (done / row_floats + r) * t->ld,
+                           row_floats * sizeof(float));
+                rc = 0;
+            } else {
+                rc = fill(fill_ctx, t->cat_index, done / row_floats, n / row_floats, *buf);
+            }
             if (rc) {
                 rc = ctr_error(err, errlen, rc < 0 ? rc : CTR_EIO,
                                "tensor \"%s\": fill callback failed at row %" PRIu64 " (%s)", t->name,

@@ -236,6 +236,7 @@ void ctr__net_export(const ctr__net_t *net, ctr_layer_def_t *layers, ctr_cat_def
         layers[l].in = net->dims[l];
         layers[l].out = net->dims[l + 1];
         layers[l].weight = net->W[l];
+        layers[l].ldw = 0; /* packed */
         layers[l].bias = net->W[l] + (size_t)net->dims[l] * net->dims[l + 1];
     }
     for (size_t j = 0; j < net->n_cat; j++) {

@@ -263,7 +263,7 @@ static void ref_layer(const ctr_layer_def_t *L, const double *x, double *y, int 
     for (uint32_t o = 0; o < L->out; o++) {
         double acc = L->bias[o];
         for (uint32_t i = 0; i < L->in; i++)
-            acc += x[i] * L->weight[(size_t)i * L->out + o];
+            acc += x[i] * L->weight[(size_t)i * (L->ldw ? L->ldw : L->out) + o];
         y[o] = act ? ref_act(acc, def) : acc;
     }
 }

@@ -148,6 +148,11 @@ static void own_free(own_t *o)
         free(o->bufs[i]);
 }
 
+static size_t ldw_of(const ctr_layer_def_t *L)
+{
+    return L->ldw ? L->ldw : L->out;
+}
+
 static bool floats_equal(const float *a, const float *b, size_t n)
 {
     return !memcmp(a, b, n * sizeof(float));
@@ -181,7 +186,8 @@ static void compare_def(const ctr_model_def_t *w, const ctr_model_def_t *r)
     for (size_t l = 0; l < w->n_layers; l++) {
         const ctr_layer_def_t *a = &w->layers[l], *b = &r->layers[l];
         CHECK(a->in == b->in && a->out == b->out);
-        CHECK(floats_equal(a->weight, b->weight, (size_t)a->in * a->out));
+        for (size_t i = 0; i < a->in; i++) /* a loaded layer's rows may be padded */
+            CHECK(floats_equal(a->weight + i * ldw_of(a), b->weight + i * ldw_of(b), a->out));
         CHECK(floats_equal(a->bias, b->bias, a->out));
         CHECK(((uintptr_t)b->weight & 63) == 0 && ((uintptr_t)b->bias & 63) == 0);
     }
@@ -1194,8 +1200,9 @@ static double touch_model(const ctr_model_t *m)
     for (size_t i = 0; i < d->n_dense; i++)
         CHECK(ctr_model_find_feature(m, d->dense[i].name, strlen(d->dense[i].name)) == (long)i);
     for (size_t l = 0; l < d->n_layers; l++) {
-        for (size_t k = 0; k < (size_t)d->layers[l].in * d->layers[l].out; k++)
-            s += d->layers[l].weight[k];
+        for (size_t i = 0; i < d->layers[l].in; i++)
+            for (size_t k = 0; k < d->layers[l].out; k++)
+                s += d->layers[l].weight[i * ldw_of(&d->layers[l]) + k];
         for (size_t k = 0; k < d->layers[l].out; k++)
             s += d->layers[l].bias[k];
     }

@@ -87,6 +87,21 @@ static bool same_floats(const float *a, const float *b, size_t n)
 
 static bool aligned(const float *p) { return !p || ((uintptr_t)p & 63) == 0; }
 
+static size_t ldw_of(const ctr_layer_def_t *L)
+{
+    return L->ldw ? L->ldw : L->out;
+}
+
+/* The weights of two layers in out x in, row by row (a loaded layer's rows
+ * may be padded: ldw). */
+static bool same_weights(const ctr_layer_def_t *a, const ctr_layer_def_t *b)
+{
+    for (size_t i = 0; i < a->in; i++)
+        if (!same_floats(a->weight + i * ldw_of(a), b->weight + i * ldw_of(b), a->out))
+            return false;
+    return true;
+}
+
 static void cmp_layers(const char *what, const ctr_layer_def_t *a, size_t na, const ctr_layer_def_t *b, size_t nb)
 {
     CHECKF(na == nb, "%s: %zu layers read back as %zu", what, na, nb);
@@ -95,7 +110,7 @@ static void cmp_layers(const char *what, const ctr_layer_def_t *a, size_t na, co
                PRIu32 "x%" PRIu32, what, l, a[l].in, a[l].out, b[l].in, b[l].out);
         if (a[l].in != b[l].in || a[l].out != b[l].out)
             continue;
-        CHECKF(same_floats(a[l].weight, b[l].weight, (size_t)a[l].in * a[l].out), "%s[%zu].weight", what, l);
+        CHECKF(same_weights(&a[l], &b[l]), "%s[%zu].weight", what, l);
         CHECKF(same_floats(a[l].bias, b[l].bias, a[l].out), "%s[%zu].bias", what, l);
         CHECK(aligned(b[l].weight) && aligned(b[l].bias));
     }
@@ -894,7 +909,11 @@ static double sum_layers(const ctr_layer_def_t *L, size_t n)
 {
     double s = 0;
     for (size_t l = 0; l < n; l++)
-        s += sum_floats(L[l].weight, (size_t)L[l].in * L[l].out) + sum_floats(L[l].bias, L[l].out);
+    {
+        for (size_t i = 0; i < L[l].in; i++)
+            s += sum_floats(L[l].weight + i * ldw_of(&L[l]), L[l].out);
+        s += sum_floats(L[l].bias, L[l].out);
+    }
     return s;
 }
 

@@ -295,10 +295,12 @@ static int same_tensors(const ctr_model_def_t *a, const ctr_model_def_t *b)
             return 0;
     for (size_t l = 0; l < a->n_layers; l++) {
         const ctr_layer_def_t *x = &a->layers[l], *y = &b->layers[l];
-        if (x->in != y->in || x->out != y->out ||
-            memcmp(x->weight, y->weight, (size_t)x->in * x->out * sizeof(float)) ||
-            memcmp(x->bias, y->bias, x->out * sizeof(float)))
+        if (x->in != y->in || x->out != y->out || memcmp(x->bias, y->bias, x->out * sizeof(float)))
             return 0;
+        for (size_t i = 0; i < x->in; i++) /* a loaded layer's rows may be padded */
+            if (memcmp(x->weight + i * (x->ldw ? x->ldw : x->out), y->weight + i * (y->ldw ? y->ldw : y->out),
+                       x->out * sizeof(float)))
+                return 0;
     }
     return 1;
 }

@@ -97,7 +97,8 @@ static void touch_layers(const ctr_layer_def_t *L, size_t n)
     for (size_t l = 0; l < n; l++) {
         if (l && L[l].in != L[l - 1].out)
             abort();
-        touch_floats(L[l].weight, (size_t)L[l].in * L[l].out);
+        for (size_t i = 0; i < L[l].in; i++) /* rows may be padded (ldw) */
+            touch_floats(L[l].weight + i * (L[l].ldw ? L[l].ldw : L[l].out), L[l].out);
         touch_floats(L[l].bias, L[l].out);
     }
 }
