@@ -7,6 +7,8 @@
  * AVX-512 source compiled against SIMDe everywhere). */
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "ctr/common.h"
 #include "ctr/features.h"
@@ -207,6 +209,109 @@ static void check_model(const char *path, size_t n_examples, const size_t *batch
     ctr_model_close(m);
 }
 
+static bool same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    while (same) {
+        int ca = getc(fa), cb = getc(fb);
+        same = ca == cb;
+        if (ca == EOF)
+            break;
+    }
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    return same;
+}
+
+/* A model with 1024- and 256-wide layers: the reader pads their rows
+ * (ldw = out + 16, model_pad.c), and the loaded model scores the same
+ * bits as the in-memory def it was written from, with every variant at
+ * several batch sizes; rewritten, it gives the same file bytes. */
+static void test_padded_layers(void)
+{
+    enum { ND = 13, NC = 4, DIM = 8, BUCKETS = 100 };
+    static const uint32_t widths[] = {ND + NC * DIM, 1024, 256, 1};
+    test_rng_t rng = {77};
+    ctr_dense_def_t dense[ND];
+    ctr_cat_def_t cat[NC];
+    ctr_layer_def_t layers[3];
+    float *bufs[NC + 6];
+    size_t nb = 0;
+    static const char *const dnames[ND] = {"I1", "I2", "I3", "I4", "I5", "I6", "I7",
+                                           "I8", "I9", "I10", "I11", "I12", "I13"};
+    static const char *const cnames[NC] = {"C1", "C2", "C3", "C4"};
+    for (size_t j = 0; j < ND; j++)
+        dense[j] = (ctr_dense_def_t){.name = dnames[j], .transform = CTR_TRANSFORM_LOG1P};
+    for (size_t j = 0; j < NC; j++) {
+        size_t n = (size_t)(BUCKETS + 1) * DIM;
+        float *t = bufs[nb++] = malloc(n * sizeof(float));
+        for (size_t k = 0; k < n; k++)
+            t[k] = test_rng_uniform(&rng, -0.5f, 0.5f);
+        cat[j] = (ctr_cat_def_t){.name = cnames[j], .buckets = BUCKETS, .dim = DIM, .seed = 50 + j,
+                                 .table = t};
+    }
+    for (size_t l = 0; l < 3; l++) {
+        size_t in = widths[l], out = widths[l + 1];
+        float *w = bufs[nb++] = malloc(in * out * sizeof(float));
+        float *b = bufs[nb++] = malloc(out * sizeof(float));
+        for (size_t k = 0; k < in * out; k++)
+            w[k] = test_rng_uniform(&rng, -1.0f, 1.0f) * 3.4f / (float)in;
+        for (size_t k = 0; k < out; k++)
+            b[k] = test_rng_uniform(&rng, -0.2f, 0.2f);
+        layers[l] = (ctr_layer_def_t){.in = (uint32_t)in, .out = (uint32_t)out, .weight = w, .bias = b};
+    }
+    const ctr_model_def_t mem = {.name = "padded", .n_dense = ND, .dense = dense, .n_cat = NC,
+                                 .cat = cat, .n_layers = 3, .layers = layers,
+                                 .activation = CTR_ACT_SMELU, .beta = 1.0f};
+    char path[512], path2[512], err[256];
+    snprintf(path, sizeof path, "%s/padded.ctrm", test_tmpdir());
+    snprintf(path2, sizeof path2, "%s/padded2.ctrm", test_tmpdir());
+    ctr_model_t *m = NULL;
+    CHECKF(ctr_model_write(path, &mem, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    CHECKF(ctr_model_open(path, &m, err, sizeof err) == 0, "%s", err);
+    if (!m)
+        goto out;
+    const ctr_model_def_t *def = ctr_model_def(m);
+    CHECK_EQ_UINT(def->layers[0].ldw, 1040u);
+    CHECK_EQ_UINT(def->layers[1].ldw, 272u);
+    CHECK_EQ_UINT(def->layers[2].ldw, 0u);
+    CHECK(((uintptr_t)def->layers[0].weight & 63) == 0 && ((uintptr_t)def->layers[1].weight & 63) == 0);
+    CHECKF(ctr_model_verify(m, err, sizeof err) == 0, "%s", err);
+    CHECKF(ctr_model_write(path2, def, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    CHECKF(same_file(path, path2), "%s rewritten from its padded load differs from the original", path);
+
+    enum { N = 70 };
+    examples_t ex;
+    make_examples(&mem, N, 5, &ex);
+    size_t idx[N];
+    for (size_t i = 0; i < N; i++)
+        idx[i] = i;
+    const ctr_kernel_t *v[8];
+    size_t nv = variants(v);
+    static const size_t batches[] = {1, 7, 64};
+    float want[N], got[N];
+    for (size_t i = 0; i < nv; i++)
+        for (size_t b = 0; b < CTR_ARRAY_LEN(batches); b++) {
+            examples_t e = ex;
+            CHECK(score_batched(&e, v[i], idx, N, batches[b], 64, want) == 0);
+            e.def = def;
+            CHECK(score_batched(&e, v[i], idx, N, batches[b], 64, got) == 0);
+            CHECKF(count_diff(want, got, N) == 0, "%s batch %zu: %zu of %d scores differ loaded vs in memory",
+                   v[i]->name, batches[b], count_diff(want, got, N), N);
+        }
+    printf("padded layers: ldw 1040 / 272, %zu variants x %zu batch sizes the same bits as in memory\n",
+           nv, CTR_ARRAY_LEN(batches));
+    free(ex.dense);
+    free(ex.rows);
+out:
+    ctr_model_close(m);
+    for (size_t i = 0; i < nb; i++)
+        free(bufs[i]);
+}
+
 int main(void)
 {
     char path[512];
@@ -229,6 +334,7 @@ int main(void)
     snprintf(path, sizeof(path), "%s/ref.ctrm", test_tmpdir());
     CHECK(test_make_model(path, 4, 13, 26, 1000, 16, hidden_ref, 2, CTR_ACT_SMELU, 1.0f) == 0);
     check_model(path, 520, ref_batches, CTR_ARRAY_LEN(ref_batches));
+    test_padded_layers();
 
     /* A scratch sized for a small model refuses a bigger one. */
     ctr_model_t *small = NULL, *big = NULL;

@@ -458,6 +458,80 @@ static void test_wide(void)
            outputs_checked - outputs);
 }
 
+/* ---- a padded weight row stride ---------------------------------------- */
+
+/* ldw = out + 16 (what the model reader gives 256k-wide layers): every
+ * variant gives the bits it gives with the packed w (ldw = out), one pass
+ * and cache-blocked (1024 x 1024 is 4 MB), at several batch sizes. The
+ * padding holds NaNs, and the padded w ends at a guard page: a variant
+ * that read a padding float as a weight, or strode by out, would show. */
+static void test_ldw(void)
+{
+    static const size_t shapes[][2] = {{64, 256}, {429, 256}, {129, 1024}, {1024, 1024}, {300, 512}};
+    static const size_t rows_list[] = {1, 5, 16, 64};
+    test_rng_t rng = {1515};
+    long checked = 0;
+    for (size_t s = 0; s < CTR_ARRAY_LEN(shapes); s++) {
+        case_t c = {.rows = 64, .in = shapes[s][0], .out = shapes[s][1]};
+        c.ldx = c.in + 1;
+        c.ldy = c.out;
+        case_fill(&c, &rng, 1, 6);
+        const size_t ldw = c.out + 16;
+        gbuf_t gp = gbuf_new(c.in * ldw, 1, 0);
+        for (size_t i = 0; i < c.in; i++) {
+            memcpy(gp.p + i * ldw, c.w + i * c.out, c.out * sizeof(float));
+            for (size_t o = c.out; o < ldw; o++)
+                gp.p[i * ldw + o] = bitsf(SENTINEL);
+        }
+        for (size_t k = 0; k < CTR_ARRAY_LEN(rows_list); k++) {
+            case_t cr = c;
+            cr.rows = rows_list[k];
+            cr.act = (ctr_activation_t)(k % 3);
+            cr.beta = 1.0f;
+            for (size_t v = 0; v < n_variants; v++) {
+                gbuf_t g0, g1;
+                float *y0 = y_new(&cr, &g0, 1), *y1 = y_new(&cr, &g1, 1);
+                variants[v].fn(cr.x, cr.ldx, cr.rows, cr.in, cr.w, cr.out, cr.bias, cr.out, y0,
+                               cr.ldy, cr.act, cr.beta);
+                variants[v].fn(cr.x, cr.ldx, cr.rows, cr.in, gp.p, ldw, cr.bias, cr.out, y1,
+                               cr.ldy, cr.act, cr.beta);
+                char who[64];
+                snprintf(who, sizeof who, "%s ldw %zu vs ldw out", variants[v].name, ldw);
+                check_same_bits(&cr, y1, y0, who, "ldw");
+                checked += (long)(cr.rows * cr.out);
+                gbuf_free(&g0);
+                gbuf_free(&g1);
+            }
+#ifndef CTR_NO_BLAS
+            /* sgemm's ldb: not bit-exact, so within a few rounding errors
+             * (a NaN read from the padding or a wrong stride is far off) */
+            const ctr_kernel_t *kb = ctr_kernel_get(CTR_KERNEL_BLAS);
+            if (kb) {
+                gbuf_t g0, g1;
+                float *y0 = y_new(&cr, &g0, 1), *y1 = y_new(&cr, &g1, 1);
+                kb->linear(cr.x, cr.ldx, cr.rows, cr.in, cr.w, cr.out, cr.bias, cr.out, y0, cr.ldy,
+                           cr.act, cr.beta);
+                kb->linear(cr.x, cr.ldx, cr.rows, cr.in, gp.p, ldw, cr.bias, cr.out, y1, cr.ldy,
+                           cr.act, cr.beta);
+                int close = 1;
+                for (size_t r = 0; r < cr.rows; r++)
+                    for (size_t o = 0; o < cr.out; o++) {
+                        float a = y0[r * cr.ldy + o], b = y1[r * cr.ldy + o];
+                        close &= isfinite(a) == isfinite(b) &&
+                                 (!isfinite(a) || fabsf(a - b) <= 1e-3f * (1.0f + fabsf(a)));
+                    }
+                CHECKF(close, "blas ldw %zu vs ldw out: %zu x %zu, %zu rows", ldw, cr.in, cr.out, cr.rows);
+                gbuf_free(&g0);
+                gbuf_free(&g1);
+            }
+#endif
+        }
+        gbuf_free(&gp);
+        case_free(&c);
+    }
+    printf("ldw: %ld outputs, every variant the same bits with rows out + 16 apart\n", checked);
+}
+
 /* ---- activation edge values through every variant --------------------- */
 
 /* in = 0, so y = act(bias) exactly: feed the activation -0, NaN, +-beta
@@ -772,6 +846,7 @@ int main(void)
     test_act_specials();
     test_bit_exact();
     test_wide();
+    test_ldw();
     test_row_invariance();
     test_thread_invariance();
     test_blas();
