@@ -1,7 +1,7 @@
 /* bench_interact.c - the forward pass of every architecture, one thread.
  *
  *     bench_interact [--quick] [--kernel K] [--models NAME,...] [--batches B,...]
- *                    [--reps N] [--seconds S] [--no-peak] [--tsv] [--json FILE]
+ *                    [--reps N] [--seconds S] [--no-peak] [--no-pad] [--tsv] [--json FILE]
  *     bench_interact --model FILE [--name NAME] [--dump FILE [--dump-n N]] [same options]
  *
  * --model times a .ctrm file instead of the in-memory models (what
@@ -26,7 +26,10 @@
  * about 0.3 s (thread CPU time, so time spent descheduled on a shared
  * machine is not counted), over a pool of 4,096 random examples; the FMA
  * peak (12 independent vfmadd chains, on zmm for the avx512 kernel, else
- * ymm) is measured in the same run. Lines starting with "tsv\t" (--tsv) and the
+ * ymm) is measured in the same run. The in-memory models' layers whose
+ * out is a multiple of 256 run from row-padded copies, as a loaded model's
+ * do (model/model_pad.c); --no-pad keeps them packed (what a model ran as
+ * before the padding: before/after in one binary). Lines starting with "tsv\t" (--tsv) and the
  * --json file are for reports. */
 #include <immintrin.h>
 #include <stdint.h>
@@ -42,6 +45,7 @@
 #include "ctr/model.h"
 #include "ctr/model_random.h"
 #include "ctr/model_stats.h"
+#include "model_pad.h"
 
 #define MAX_REPS 64
 #define POOL 4096
@@ -361,10 +365,31 @@ static int bench_def(const char *name, const ctr_model_def_t *def, const bench_o
     return 0;
 }
 
+/* The padded copies of the in-memory model's weights. */
+typedef struct {
+    void **p;
+    size_t n, cap;
+} copies_t;
+
+static int keep_copy(void *ctx, void *p)
+{
+    copies_t *c = ctx;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 16;
+        void **q = realloc(c->p, cap * sizeof(*q));
+        if (!q)
+            return CTR_ENOMEM;
+        c->p = q;
+        c->cap = cap;
+    }
+    c->p[c->n++] = p;
+    return 0;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_interact [--quick] [--kernel K] [--models NAME,...] [--batches B,...]\n"
-                    "                      [--reps N] [--seconds S] [--no-peak] [--tsv] [--json FILE]\n"
+                    "                      [--reps N] [--seconds S] [--no-peak] [--no-pad] [--tsv] [--json FILE]\n"
                     "       bench_interact --model FILE [--name NAME] [--dump FILE [--dump-n N]] [options]\n");
     return 2;
 }
@@ -373,7 +398,7 @@ int main(int argc, char **argv)
 {
     const char *kname = "auto", *only = NULL, *json = NULL, *model = NULL, *label = NULL;
     size_t batches[MAX_BATCHES] = {1, 16, 64, 256}, nb = 4;
-    int tsv = 0, no_peak = 0;
+    int tsv = 0, no_peak = 0, no_pad = 0;
     bench_opts_t b = {.dump_n = 512};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
@@ -382,6 +407,8 @@ int main(int argc, char **argv)
             tsv = 1;
         else if (!strcmp(argv[i], "--no-peak"))
             no_peak = 1;
+        else if (!strcmp(argv[i], "--no-pad"))
+            no_pad = 1;
         else if (!strcmp(argv[i], "--kernel") && i + 1 < argc)
             kname = argv[++i];
         else if (!strcmp(argv[i], "--models") && i + 1 < argc)
@@ -484,9 +511,17 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench_interact: %s: %s\n", models[mi].name, err);
                 return 1;
             }
+            copies_t copies = {0};
+            if (!no_pad && ctr__pad_weights(ctr_model_random_def(rm), keep_copy, &copies)) {
+                fprintf(stderr, "bench_interact: %s: out of memory padding the weights\n", models[mi].name);
+                return 1;
+            }
             rc = bench_def(models[mi].name, ctr_model_random_def(rm), &b, first_model) ? 1 : 0;
             first_model = 0;
             ctr_model_random_free(rm);
+            for (size_t i = 0; i < copies.n; i++)
+                free(copies.p[i]);
+            free(copies.p);
         }
     }
     if (jf) {

@@ -3,6 +3,7 @@
  *
  *     bench_kernels [--quick] [--json FILE] [--tsv] [--layers]
  *                   [--shape W0,W1,...] [--batches B,...] [--kernels K,...]
+ *                   [--pad P]
  *
  * Reference shape: 429 -> 512 -> 256 -> 1 (SmeLU beta 1 on the hidden
  * layers), random weights, batches 1, 4, 16, 64, 256, one thread (OpenBLAS
@@ -24,7 +25,9 @@
  * reference shape and are only judged on it. --kernels K,... measures
  * only the variants named (e.g. avx2: the scalar kernel takes seconds a
  * pass on wide shapes) besides the default kernel and blas, which the
- * ratios always need. */
+ * ratios always need. --pad P gives every layer with out > 1 a weight row
+ * stride (ldw) of out + P floats, as the model reader does with 16 for
+ * widths that are a multiple of 256 (model/model_pad.c); default 0. */
 #include <cblas.h>
 #include <immintrin.h>
 #include <stdint.h>
@@ -148,16 +151,23 @@ static float *falloc(size_t n)
     return p;
 }
 
+static size_t pad_floats; /* --pad */
+
+static size_t ldw_of(size_t out)
+{
+    return out > 1 ? out + pad_floats : out;
+}
+
 static void mlp_init(mlp_t *m, size_t max_batch)
 {
     for (int l = 0; l < n_layers; l++) {
-        size_t in = widths[l], out = widths[l + 1];
-        m->w[l] = falloc(in * out);
+        size_t in = widths[l], out = widths[l + 1], ldw = ldw_of(out);
+        m->w[l] = falloc(in * ldw);
         m->b[l] = falloc(out);
         m->h[l] = falloc(max_batch * out);
         float s = 2.0f / (float)in * 1.7f;
-        for (size_t k = 0; k < in * out; k++)
-            m->w[l][k] = rnd(-1.0f, 1.0f) * s;
+        for (size_t k = 0; k < in * ldw; k++)
+            m->w[l][k] = k % ldw < out ? rnd(-1.0f, 1.0f) * s : 0.0f;
         for (size_t k = 0; k < out; k++)
             m->b[l][k] = rnd(-0.2f, 0.2f);
     }
@@ -173,7 +183,7 @@ static void mlp_forward(const mlp_t *m, ctr_linear_fn fn, size_t batch, int only
         size_t wi = widths[l], wo = widths[l + 1];
         ctr_activation_t act = l + 1 < n_layers ? CTR_ACT_SMELU : CTR_ACT_NONE;
         if (only_layer < 0 || only_layer == l)
-            fn(in, wi, batch, wi, m->w[l], wo, m->b[l], wo, m->h[l], wo, act, 1.0f);
+            fn(in, wi, batch, wi, m->w[l], ldw_of(wo), m->b[l], wo, m->h[l], wo, act, 1.0f);
         in = m->h[l];
     }
 }
@@ -281,9 +291,11 @@ int main(int argc, char **argv)
             reference = 0;
         } else if (!strcmp(argv[a], "--kernels") && a + 1 < argc)
             only = argv[++a];
+        else if (!strcmp(argv[a], "--pad") && a + 1 < argc)
+            pad_floats = strtoul(argv[++a], NULL, 10);
         else {
             fprintf(stderr, "usage: %s [--quick] [--json FILE] [--tsv] [--layers] "
-                    "[--shape W0,W1,...] [--batches B,...] [--kernels K,...]\n", argv[0]);
+                    "[--shape W0,W1,...] [--batches B,...] [--kernels K,...] [--pad P]\n", argv[0]);
             return 2;
         }
     }
