@@ -229,8 +229,32 @@ struct model_slot {
     ctr_scratch_t *scratch;
     uint64_t records, examples;
 };
-static int load_model(const char *cmd, const char *path, model_slot_t *s);
-static void unload_model(model_slot_t *s);
+
+/* Opens a model for dump --requests (names) and for re-scoring. */
+static int load_model(const char *cmd, const char *path, model_slot_t *s)
+{
+    char err[1024];
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    int rc = ctr_model_open(path, &s->m, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "ctrtool audit %s: %s: %s\n", cmd, path, err);
+        return -1;
+    }
+    s->def = ctr_model_def(s->m);
+    if (ctr_audit_digest_parse(ctr_model_digest(s->m), s->digest) ||
+        ctr_scratch_new(s->def, 256, &s->scratch, NULL, 0)) {
+        fprintf(stderr, "ctrtool audit %s: %s: cannot prepare the model\n", cmd, path);
+        return -1;
+    }
+    return 0;
+}
+
+static void unload_model(model_slot_t *s)
+{
+    ctr_scratch_free(s->scratch);
+    ctr_model_close(s->m);
+}
 
 typedef struct {
     int values;
@@ -476,7 +500,6 @@ static int cmd_dump(int argc, char **argv)
 
 /* ---- re-scoring --------------------------------------------------------- */
 
-
 typedef struct {
     const ctr_kernel_t *kernel;
     float *dense;
@@ -484,31 +507,6 @@ typedef struct {
     float *scores;
     size_t cap;                   /* examples the buffers hold */
 } rescore_t;
-
-static int load_model(const char *cmd, const char *path, model_slot_t *s)
-{
-    char err[1024];
-    memset(s, 0, sizeof *s);
-    s->path = path;
-    int rc = ctr_model_open(path, &s->m, err, sizeof err);
-    if (rc) {
-        fprintf(stderr, "ctrtool audit %s: %s: %s\n", cmd, path, err);
-        return -1;
-    }
-    s->def = ctr_model_def(s->m);
-    if (ctr_audit_digest_parse(ctr_model_digest(s->m), s->digest) ||
-        ctr_scratch_new(s->def, 256, &s->scratch, NULL, 0)) {
-        fprintf(stderr, "ctrtool audit %s: %s: cannot prepare the model\n", cmd, path);
-        return -1;
-    }
-    return 0;
-}
-
-static void unload_model(model_slot_t *s)
-{
-    ctr_scratch_free(s->scratch);
-    ctr_model_close(s->m);
-}
 
 /* The row of logged column k, feature c's slot: its value through the
  * mapping, else row 0 (single-valued, missing) or an empty bag slot, as
