@@ -24,48 +24,6 @@
 
 static char g_path[512], g_mut[512];
 
-static const char *tpath(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", test_tmpdir(), name);
-    return p;
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf = NULL;
-    *len = 0;
-    if (!f)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        rewind(f);
-        buf = malloc(n > 0 ? (size_t)n : 1);
-        if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n)
-            *len = (size_t)n;
-        else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
-/* Unlinks first: on ext4, truncating a file that has data forces it to
- * disk (auto_da_alloc), which made the mutation loops 10x slower. */
-static void spit(const char *path, const void *buf, size_t len)
-{
-    unlink(path);
-    FILE *f = fopen(path, "wb");
-    CTR_ASSERT(f);
-    CTR_ASSERT(fwrite(buf, 1, len, f) == len);
-    CTR_ASSERT(fclose(f) == 0);
-}
-
 static bool file_exists(const char *path)
 {
     struct stat st;
@@ -202,10 +160,10 @@ static void test_round_trip(void)
     own_t o;
     own_init(&o, 7);
     char err[512] = "";
-    const char *path = tpath("own.ctrm");
+    const char *path = test_path("own.ctrm");
     int rc = ctr_model_write(path, &o.def, NULL, NULL, err, sizeof(err));
     CHECKF(rc == 0, "write: %s", err);
-    CHECK(!file_exists(tpath("own.ctrm.tmp")));
+    CHECK(!file_exists(test_path("own.ctrm.tmp")));
 
     ctr_model_t *m = NULL;
     rc = ctr_model_open(path, &m, err, sizeof(err));
@@ -221,7 +179,7 @@ static void test_round_trip(void)
 
     /* The digest is the SHA-256 of the header bytes as they sit in the file. */
     size_t flen, hlen;
-    unsigned char *file = slurp(path, &flen);
+    unsigned char *file = test_slurp(path, &flen);
     const char *hjson = ctr_model_header_json(m, &hlen);
     CHECK(file && ctr_model_file_size(m) == flen);
     CHECK(!memcmp(file, "CTRMODEL", 8));
@@ -255,10 +213,10 @@ static void test_round_trip(void)
     ctr_model_close(m);
 
     /* Same def, same bytes (the trainer promises byte-identical files). */
-    const char *path2 = tpath("own2.ctrm");
+    const char *path2 = test_path("own2.ctrm");
     CHECK(ctr_model_write(path2, &o.def, NULL, NULL, err, sizeof(err)) == 0);
     size_t l1, l2;
-    unsigned char *a = slurp(path, &l1), *b = slurp(path2, &l2);
+    unsigned char *a = test_slurp(path, &l1), *b = test_slurp(path2, &l2);
     CHECK(a && b && l1 == l2 && !memcmp(a, b, l1));
     free(a);
     free(b);
@@ -286,7 +244,7 @@ static void test_round_trip_variants(void)
     o.dense[2].mean = 1e300;
     o.dense[2].std = 5e-324; /* the smallest subnormal: still > 0 */
     char err[512] = "";
-    const char *path = tpath("variant.ctrm");
+    const char *path = test_path("variant.ctrm");
     CHECKF(ctr_model_write(path, &o.def, NULL, NULL, err, sizeof(err)) == 0, "%s", err);
     ctr_model_t *m = NULL;
     CHECKF(ctr_model_open(path, &m, err, sizeof(err)) == 0, "%s", err);
@@ -302,11 +260,11 @@ static void test_round_trip_variants(void)
 static void test_testutil_models(void)
 {
     static const uint32_t hidden[] = {32, 16};
-    const char *a = tpath("tu_a.ctrm"), *b = tpath("tu_b.ctrm");
+    const char *a = test_path("tu_a.ctrm"), *b = test_path("tu_b.ctrm");
     CHECK(test_make_model(a, 3, 13, 26, 100, 8, hidden, 2, CTR_ACT_SMELU, 1.0f) == 0);
     CHECK(test_make_model(b, 3, 13, 26, 100, 8, hidden, 2, CTR_ACT_SMELU, 1.0f) == 0);
     size_t la, lb;
-    unsigned char *fa = slurp(a, &la), *fb = slurp(b, &lb);
+    unsigned char *fa = test_slurp(a, &la), *fb = test_slurp(b, &lb);
     CHECK(fa && fb && la == lb && !memcmp(fa, fb, la));
     free(fa);
     free(fb);
@@ -409,7 +367,7 @@ static void test_streamed(void)
     own_t o;
     own_init(&o, 21);
     char err[512] = "";
-    const char *a = tpath("mem.ctrm"), *b = tpath("stream.ctrm");
+    const char *a = test_path("mem.ctrm"), *b = test_path("stream.ctrm");
     CHECK(ctr_model_write(a, &o.def, NULL, NULL, err, sizeof(err)) == 0);
     /* Tables 0 and 2 streamed, table 1 from memory: same bytes. */
     ctr_cat_def_t cat[3];
@@ -421,7 +379,7 @@ static void test_streamed(void)
     CHECKF(ctr_model_write(b, &def, fill_cb, &ctx, err, sizeof(err)) == 0, "%s", err);
     CHECK(ctx.calls == 2 && !ctx.gaps && ctx.next_row[0] == 11 && ctx.next_row[2] == 2);
     size_t la, lb;
-    unsigned char *fa = slurp(a, &la), *fb = slurp(b, &lb);
+    unsigned char *fa = test_slurp(a, &la), *fb = test_slurp(b, &lb);
     CHECK(fa && fb && la == lb && !memcmp(fa, fb, la));
     free(fa);
     free(fb);
@@ -436,7 +394,7 @@ static void test_streamed(void)
     int rc = ctr_model_write(b, &def, fill_cb, &fctx, err, sizeof(err));
     CHECKF(rc == CTR_EIO && strstr(err, "emb.C3 x") && strstr(err, "fill"), "rc %d: %s", rc, err);
     CHECK(!file_exists(b));
-    CHECK(!file_exists(tpath("stream.ctrm.tmp")));
+    CHECK(!file_exists(test_path("stream.ctrm.tmp")));
 
     /* A callback that produces NaN is refused like an in-memory NaN. */
     float saved = o.bufs[0][5];
@@ -477,7 +435,7 @@ static void test_streamed_large(void)
     ctr_model_def_t def = {.name = "big", .n_dense = 1, .dense = dense, .n_cat = 1, .cat = cat,
                            .n_layers = 1, .layers = layer, .activation = CTR_ACT_SMELU, .beta = 1};
     char err[512] = "";
-    const char *a = tpath("big_stream.ctrm"), *b = tpath("big_mem.ctrm");
+    const char *a = test_path("big_stream.ctrm"), *b = test_path("big_mem.ctrm");
     fill_ctx_t ctx = {.dim = dim};
     CHECKF(ctr_model_write(a, &def, fill_cb, &ctx, err, sizeof(err)) == 0, "%s", err);
     CHECKF(ctx.calls == 2 && !ctx.gaps && ctx.next_row[0] == (uint64_t)buckets + 1, "calls %" PRIu64, ctx.calls);
@@ -486,7 +444,7 @@ static void test_streamed_large(void)
     CHECK(ctr_model_write(b, &def, NULL, NULL, err, sizeof(err)) == 0);
     free(table);
     size_t la, lb;
-    unsigned char *fa = slurp(a, &la), *fb = slurp(b, &lb);
+    unsigned char *fa = test_slurp(a, &la), *fb = test_slurp(b, &lb);
     CHECK(fa && fb && la == lb && !memcmp(fa, fb, la));
     free(fa);
     free(fb);
@@ -507,7 +465,7 @@ static void test_streamed_large(void)
 static void expect_write_fail(const char *label, const ctr_model_def_t *def, int code, const char *substr)
 {
     char err[512] = "";
-    const char *path = tpath("invalid.ctrm");
+    const char *path = test_path("invalid.ctrm");
     int rc = ctr_model_write(path, def, NULL, NULL, err, sizeof(err));
     CHECKF(rc == code, "%s: write returned %d (%s), want %d", label, rc, err, code);
     CHECKF(strstr(err, substr) != NULL, "%s: message \"%s\" does not mention \"%s\"", label, err, substr);
@@ -546,8 +504,8 @@ static void test_writer_validation(void)
     RESET(); dense[0].name = long_name;   /* 64 bytes is fine */
     {
         char err[256];
-        CHECK(ctr_model_write(tpath("ok64.ctrm"), &d, NULL, NULL, err, sizeof(err)) == 0);
-        unlink(tpath("ok64.ctrm"));
+        CHECK(ctr_model_write(test_path("ok64.ctrm"), &d, NULL, NULL, err, sizeof(err)) == 0);
+        unlink(test_path("ok64.ctrm"));
     }
     RESET(); dense[2].std = 0;            expect_write_fail("std 0", &d, CTR_EINVAL, "I3");
     RESET(); dense[2].mean = NAN;         expect_write_fail("mean NaN", &d, CTR_EINVAL, "I3");
@@ -607,11 +565,11 @@ static void base_init(void)
     own_t o;
     own_init(&o, 99);
     char err[512] = "";
-    snprintf(g_path, sizeof(g_path), "%s", tpath("base.ctrm"));
-    snprintf(g_mut, sizeof(g_mut), "%s", tpath("mut.ctrm"));
+    snprintf(g_path, sizeof(g_path), "%s", test_path("base.ctrm"));
+    snprintf(g_mut, sizeof(g_mut), "%s", test_path("mut.ctrm"));
     CTR_ASSERT(ctr_model_write(g_path, &o.def, NULL, NULL, err, sizeof(err)) == 0);
     own_free(&o);
-    g_base = slurp(g_path, &g_base_len);
+    g_base = test_slurp(g_path, &g_base_len);
     CTR_ASSERT(g_base);
     g_hlen = rd64(g_base + 16);
     g_doff = rd64(g_base + 24);
@@ -644,7 +602,7 @@ static void base_free(void)
 /* Writes buf as the mutated file and opens it: returns the code, fills err. */
 static int open_bytes(const void *buf, size_t len, char *err, size_t errlen, ctr_model_t **keep)
 {
-    spit(g_mut, buf, len);
+    test_spit(g_mut, buf, len);
     ctr_model_t *m = NULL;
     err[0] = '\0';
     int rc = ctr_model_open(g_mut, &m, err, errlen);
@@ -841,7 +799,7 @@ static void test_preamble(void)
 
     char err[512];
     ctr_model_t *m = (ctr_model_t *)1;
-    int rc = ctr_model_open(tpath("does-not-exist.ctrm"), &m, err, sizeof(err));
+    int rc = ctr_model_open(test_path("does-not-exist.ctrm"), &m, err, sizeof(err));
     CHECKF(rc == CTR_EIO && m == NULL && strstr(err, "does-not-exist.ctrm") && strstr(err, "No such file"),
            "rc %d: %s", rc, err);
     rc = ctr_model_open(test_tmpdir(), &m, err, sizeof(err));

@@ -22,46 +22,6 @@
 #include "model_v2_defs.h"
 #include "testutil.h"
 
-static const char *tpath(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", test_tmpdir(), name);
-    return p;
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf = NULL;
-    *len = 0;
-    if (!f)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        rewind(f);
-        buf = malloc(n > 0 ? (size_t)n : 1);
-        if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n)
-            *len = (size_t)n;
-        else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
-static void spit(const char *path, const void *buf, size_t len)
-{
-    unlink(path);
-    FILE *f = fopen(path, "wb");
-    CTR_ASSERT(f);
-    CTR_ASSERT(fwrite(buf, 1, len, f) == len);
-    CTR_ASSERT(fclose(f) == 0);
-}
-
 static uint32_t rd32(const unsigned char *p)
 {
     uint32_t v;
@@ -194,7 +154,7 @@ static void test_round_trips(void)
     for (size_t e = 0; v2_example(e, &opt, &label); e++) {
         v2_model_t o;
         v2_build(&o, &opt, 100 + e);
-        const char *path = tpath("rt.ctrm"), *path2 = tpath("rt2.ctrm");
+        const char *path = test_path("rt.ctrm"), *path2 = test_path("rt2.ctrm");
         CHECKF(ctr_model_def_version(&o.def) == 2, "%s: version %u", label, ctr_model_def_version(&o.def));
         int rc = ctr_model_write(path, &o.def, NULL, NULL, err, sizeof(err));
         CHECKF(rc == 0, "%s: write: %s", label, err);
@@ -232,7 +192,7 @@ static void test_round_trips(void)
         /* Same def, same bytes; the preamble says version 2. */
         CHECK(ctr_model_write(path2, &o.def, NULL, NULL, err, sizeof(err)) == 0);
         size_t la, lb;
-        unsigned char *a = slurp(path, &la), *b = slurp(path2, &lb);
+        unsigned char *a = test_slurp(path, &la), *b = test_slurp(path2, &lb);
         CHECKF(a && b && la == lb && !memcmp(a, b, la), "%s: not byte-identical", label);
         CHECKF(a && la > 32 && rd32(a + 8) == 2, "%s: preamble version", label);
         CHECKF(la < 64 * 1024, "%s: %zu bytes (the fuzz seeds are these files)", label, la);
@@ -252,10 +212,10 @@ static void test_version_choice(void)
     v2_build(&o, &opt, 1);
     CHECK(ctr_model_def_version(&o.def) == 1);
     char err[512];
-    const char *path = tpath("v1.ctrm");
+    const char *path = test_path("v1.ctrm");
     CHECK(ctr_model_write(path, &o.def, NULL, NULL, err, sizeof(err)) == 0);
     size_t len;
-    unsigned char *f = slurp(path, &len);
+    unsigned char *f = test_slurp(path, &len);
     CHECK(f && rd32(f + 8) == 1 && memmem(f, len, "\"version\":1,\"name\":\"v2 test\",\"schema\"", 37));
     CHECK(f && !memmem(f, len, "mapping", 7) && !memmem(f, len, "arch", 4));
     free(f);
@@ -267,7 +227,7 @@ static void test_version_choice(void)
     o.cat[1].seed = 0;
     CHECK(ctr_model_def_version(&o.def) == 2);
     CHECK(ctr_model_write(path, &o.def, NULL, NULL, err, sizeof(err)) == 0);
-    f = slurp(path, &len);
+    f = test_slurp(path, &len);
     CHECK(f && rd32(f + 8) == 2 && memmem(f, len, "\"arch\":\"mlp\"", 12) && memmem(f, len, "\"mapping\":\"mod\"", 15));
     free(f);
     unlink(path);
@@ -300,7 +260,7 @@ static void test_streamed_shared(void)
     v2_model_t o;
     v2_build(&o, &opt, 5);
     char err[512];
-    const char *a = tpath("mem.ctrm"), *b = tpath("stream.ctrm");
+    const char *a = test_path("mem.ctrm"), *b = test_path("stream.ctrm");
     CHECK(ctr_model_write(a, &o.def, NULL, NULL, err, sizeof(err)) == 0);
     ctr_cat_def_t cat[V2_MAX_FEAT];
     memcpy(cat, o.cat, sizeof(cat));
@@ -316,7 +276,7 @@ static void test_streamed_shared(void)
         CHECKF(f.rows[j] == (owner ? o.cat[j].buckets + 1u : 0u), "table %zu: %" PRIu64 " rows", j, f.rows[j]);
     }
     size_t la, lb;
-    unsigned char *fa = slurp(a, &la), *fb = slurp(b, &lb);
+    unsigned char *fa = test_slurp(a, &la), *fb = test_slurp(b, &lb);
     CHECK(fa && fb && la == lb && !memcmp(fa, fb, la));
     free(fa);
     free(fb);
@@ -336,7 +296,7 @@ static void test_streamed_shared(void)
 static void expect_write_fail(const char *label, const ctr_model_def_t *def, const char *substr)
 {
     char err[512] = "";
-    const char *path = tpath("refused.ctrm");
+    const char *path = test_path("refused.ctrm");
     int rc = ctr_model_write(path, def, NULL, NULL, err, sizeof(err));
     CHECKF(rc == CTR_EINVAL, "%s: write returned %d (%s)", label, rc, err);
     CHECKF(strstr(err, substr) != NULL, "%s: message \"%s\" does not mention \"%s\"", label, err, substr);
@@ -383,7 +343,7 @@ static void test_slot_limit(void)
     expect_write_fail("65,536 slots", &def, "schema.categorical: the features take 65536 row slots");
     cat[NC - 1].bag_max = CTR_MAX_BAG - 1;   /* 65,535: allowed */
     char err[256];
-    CHECK_EQ_INT(ctr_model_write(tpath("slots.ctrm"), &def, NULL, NULL, err, sizeof err), 0);
+    CHECK_EQ_INT(ctr_model_write(test_path("slots.ctrm"), &def, NULL, NULL, err, sizeof err), 0);
 }
 
 static void test_writer_refusals(void)
@@ -473,9 +433,9 @@ typedef struct {
 static void base_write(base_t *b, const ctr_model_def_t *def)
 {
     char err[512];
-    const char *path = tpath("base.ctrm");
+    const char *path = test_path("base.ctrm");
     CTR_ASSERT(ctr_model_write(path, def, NULL, NULL, err, sizeof(err)) == 0);
-    b->bytes = slurp(path, &b->len);
+    b->bytes = test_slurp(path, &b->len);
     CTR_ASSERT(b->bytes && b->len >= 32);
     b->hlen = rd64(b->bytes + 16);
     b->doff = rd64(b->bytes + 24);
@@ -519,8 +479,8 @@ static unsigned char *with_header(const base_t *b, const char *h, uint32_t ver, 
 
 static int open_bytes(const unsigned char *f, size_t len, char *err, size_t errlen, ctr_model_t **keep)
 {
-    const char *path = tpath("mut.ctrm");
-    spit(path, f, len);
+    const char *path = test_path("mut.ctrm");
+    test_spit(path, f, len);
     ctr_model_t *m = NULL;
     err[0] = '\0';
     int rc = ctr_model_open(path, &m, err, errlen);
@@ -1008,7 +968,7 @@ int main(void)
     test_unreferenced_table();
     test_v1_and_hand_written_v2();
     test_random_mutations();
-    unlink(tpath("mut.ctrm"));
+    unlink(test_path("mut.ctrm"));
     rmdir(test_tmpdir());
     return test_main_end();
 }

@@ -247,3 +247,45 @@ const char *test_tmpdir(void)
     }
     return dir;
 }
+
+const char *test_path(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, 512, "%s/%s", test_tmpdir(), name);
+    return p;
+}
+
+unsigned char *test_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    *len = 0;
+    if (!f)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        rewind(f);
+        buf = malloc(n > 0 ? (size_t)n : 1);
+        if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n)
+            *len = (size_t)n;
+        else {
+            free(buf);
+            buf = NULL;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Unlinks first: on ext4, truncating a file that has data forces it to
+ * disk (auto_da_alloc), which made the mutation loops 10x slower. */
+void test_spit(const char *path, const void *buf, size_t len)
+{
+    unlink(path);
+    FILE *f = fopen(path, "wb");
+    CTR_ASSERT(f);
+    CTR_ASSERT(fwrite(buf, 1, len, f) == len);
+    CTR_ASSERT(fclose(f) == 0);
+}

@@ -124,5 +124,11 @@ int test_make_model(const char *path, uint64_t seed, size_t n_dense,
 
 /* A fresh directory under $TMPDIR (or /tmp) for this test's files. */
 const char *test_tmpdir(void);
+/* test_tmpdir()/name, in one of 4 rotating buffers (so a call can take two). */
+const char *test_path(const char *name);
+/* A whole file into malloc'd memory (*len bytes), or NULL. */
+unsigned char *test_slurp(const char *path, size_t *len);
+/* Writes len bytes to path (a new file: unlinked first); asserts success. */
+void test_spit(const char *path, const void *buf, size_t len);
 
 #endif
