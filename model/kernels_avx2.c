@@ -197,17 +197,44 @@ static const shape_t shapes[] = {
                      mk_1x11_m, mk_1x12_m}},
 };
 
+/* ---- 8 x 8 transpose in registers ---------------------------------- */
+
+/* Columns a .. a+7 of 8 rows (row i at rp[i]) into c[0..7], lane i of c[j]
+ * holding rp[i][a + j]: the 8 x 8 block loaded a row per vector (columns
+ * past w load as 0) and transposed in registers: a 4 x 4 transpose inside
+ * each 128-bit half (unpack, shuffle), then the halves exchanged. */
+INLINE void cols8(const float *const rp[VL], size_t a, lanes_t m, int full, __m256 c[VL])
+{
+    __m256 u[VL];
+#pragma GCC unroll 2
+    for (int g = 0; g < 2; g++) {
+        const __m256 r0 = full ? _mm256_loadu_ps(rp[4 * g] + a) : load_lanes(rp[4 * g] + a, m);
+        const __m256 r1 = full ? _mm256_loadu_ps(rp[4 * g + 1] + a) : load_lanes(rp[4 * g + 1] + a, m);
+        const __m256 r2 = full ? _mm256_loadu_ps(rp[4 * g + 2] + a) : load_lanes(rp[4 * g + 2] + a, m);
+        const __m256 r3 = full ? _mm256_loadu_ps(rp[4 * g + 3] + a) : load_lanes(rp[4 * g + 3] + a, m);
+        const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+        const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        u[4 * g] = _mm256_shuffle_ps(t0, t2, 0x44);
+        u[4 * g + 1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+        u[4 * g + 2] = _mm256_shuffle_ps(t1, t3, 0x44);
+        u[4 * g + 3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+    }
+    /* u[4g + j], half H: column 4H + j of rows 4g .. 4g+3. */
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        c[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        c[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+    }
+}
+
 /* ---- out == 1: rows across lanes ------------------------------------ */
 
-/* The final layer (in -> 1): a lane per row, w[i] broadcast. x is read a
- * tile at a time: TI inputs of each of the 8 rows copied, transposed, into
- * xt, so that xt[i] holds input i of every lane (a gather down the column
- * makes rows that lie a multiple of 4 KB apart evict each other from L1;
- * see kernels_avx512.c). The copy, not the FMA chain, bounds the loop, so
- * one group of rows at a time is as fast as two side by side. Rows left
- * over run out1_scalar. */
-#define TI 64 /* inputs a tile: 8 x 64 floats = 2 KB on the stack */
-
+/* The final layer (in -> 1): a lane per row, w[i] broadcast, so each lane
+ * runs its row's chain in the scalar order. cols8 turns 8 inputs of 8 rows
+ * into 8 column vectors in registers (a tile copied transposed through
+ * memory a float at a time bounded the loop; a gather down the column
+ * makes rows a multiple of 4 KB apart evict each other from L1: see
+ * kernels_avx512.c). Rows left over, fewer than 8, run out1_scalar. */
 INLINE void store_col(float *y, size_t ldy, __m256 v)
 {
     float t[VL];
@@ -220,16 +247,25 @@ static void out1(const float *x, size_t ldx, size_t rows, size_t in,
                  const float *w, const float *bias, float *y, size_t ldy,
                  const act_t *a)
 {
-    float xt[TI * VL] __attribute__((aligned(32)));
+    const size_t inf = in & ~(size_t)(VL - 1);
+    const lanes_t mt = lanes(in - inf);
     size_t r = 0;
     for (; r + VL <= rows; r += VL) {
+        const float *rp[VL];
+        for (size_t k = 0; k < VL; k++)
+            rp[k] = x + (r + k) * ldx;
+        __m256 c[VL];
         __m256 s = _mm256_set1_ps(bias[0]);
-        for (size_t i0 = 0; i0 < in; i0 += TI) {
-            const size_t n = in - i0 < TI ? in - i0 : TI;
-            transpose_tile(xt, x + r * ldx, ldx, i0, n);
-            for (size_t i = 0; i < n; i++)
-                s = _mm256_fmadd_ps(_mm256_load_ps(xt + i * VL),
-                                    _mm256_broadcast_ss(w + i0 + i), s);
+        for (size_t i = 0; i < inf; i += VL) {
+            cols8(rp, i, mt, 1, c);
+#pragma GCC unroll 8
+            for (int j = 0; j < VL; j++)
+                s = _mm256_fmadd_ps(c[j], _mm256_broadcast_ss(w + i + j), s);
+        }
+        if (inf < in) {
+            cols8(rp, inf, mt, 0, c);
+            for (size_t j = 0; j < in - inf; j++)
+                s = _mm256_fmadd_ps(c[j], _mm256_broadcast_ss(w + inf + j), s);
         }
         store_col(y + r * ldy, ldy, act_apply(s, a));
     }
@@ -271,34 +307,6 @@ INLINE void ln_affine(const float *v, float *yr, size_t w, float mean, float inv
         const lanes_t m = lanes(w - a);
         __m256 t = _mm256_mul_ps(_mm256_sub_ps(load_lanes(v + a, m), vm), vi);
         store_lanes(yr + a, _mm256_fmadd_ps(t, load_lanes(gamma + a, m), load_lanes(beta + a, m)), m);
-    }
-}
-
-/* Columns a .. a+7 of 8 rows (row i at rp[i]) into c[0..7], lane i of c[j]
- * holding rp[i][a + j]: the 8 x 8 block loaded a row per vector (columns
- * past w load as 0) and transposed in registers: a 4 x 4 transpose inside
- * each 128-bit half (unpack, shuffle), then the halves exchanged. */
-INLINE void cols8(const float *const rp[VL], size_t a, lanes_t m, int full, __m256 c[VL])
-{
-    __m256 u[VL];
-#pragma GCC unroll 2
-    for (int g = 0; g < 2; g++) {
-        const __m256 r0 = full ? _mm256_loadu_ps(rp[4 * g] + a) : load_lanes(rp[4 * g] + a, m);
-        const __m256 r1 = full ? _mm256_loadu_ps(rp[4 * g + 1] + a) : load_lanes(rp[4 * g + 1] + a, m);
-        const __m256 r2 = full ? _mm256_loadu_ps(rp[4 * g + 2] + a) : load_lanes(rp[4 * g + 2] + a, m);
-        const __m256 r3 = full ? _mm256_loadu_ps(rp[4 * g + 3] + a) : load_lanes(rp[4 * g + 3] + a, m);
-        const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-        const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-        u[4 * g] = _mm256_shuffle_ps(t0, t2, 0x44);
-        u[4 * g + 1] = _mm256_shuffle_ps(t0, t2, 0xEE);
-        u[4 * g + 2] = _mm256_shuffle_ps(t1, t3, 0x44);
-        u[4 * g + 3] = _mm256_shuffle_ps(t1, t3, 0xEE);
-    }
-    /* u[4g + j], half H: column 4H + j of rows 4g .. 4g+3. */
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        c[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
-        c[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
     }
 }
 

@@ -253,68 +253,7 @@ static const shape_t shapes[] = {
                      mk_1x16_m}},
 };
 
-/* ---- out == 1: rows across lanes ------------------------------------ */
-
-/* The final layer (in -> 1): a lane per row, w[i] broadcast. x is read a
- * tile at a time: TI inputs of each of the 16 rows copied, transposed,
- * into xt, so that xt[i] holds input i of every lane. Gathering down the
- * column instead ran at 0.8 GFLOP/s for 2048 -> 1 (rows 8 KB apart all
- * fall in one L1 set and evict each other); the copy reads each row
- * contiguously. The copy, not the FMA chain, bounds the loop, so one
- * group of rows at a time is as fast as two side by side (measured: 4-5
- * GFLOP/s either way for 256 -> 1 and 2048 -> 1). Rows left over run
- * out1_scalar. */
-#define TI 64 /* inputs a tile: 16 x 64 floats = 4 KB on the stack */
-
-INLINE void store_col(float *y, size_t ldy, __m512 v)
-{
-    float t[VL];
-    _mm512_storeu_ps(t, v);
-    for (int k = 0; k < VL; k++)
-        y[(size_t)k * ldy] = t[k];
-}
-
-static void out1(const float *x, size_t ldx, size_t rows, size_t in,
-                 const float *w, const float *bias, float *y, size_t ldy,
-                 const act_t *a)
-{
-    float xt[TI * VL] __attribute__((aligned(64)));
-    size_t r = 0;
-    for (; r + VL <= rows; r += VL) {
-        __m512 s = _mm512_set1_ps(bias[0]);
-        for (size_t i0 = 0; i0 < in; i0 += TI) {
-            const size_t n = in - i0 < TI ? in - i0 : TI;
-            transpose_tile(xt, x + r * ldx, ldx, i0, n);
-            for (size_t i = 0; i < n; i++)
-                s = _mm512_fmadd_ps(_mm512_load_ps(xt + i * VL),
-                                    _mm512_set1_ps(w[i0 + i]), s);
-        }
-        store_col(y + r * ldy, ldy, act_apply(s, a));
-    }
-    out1_scalar(x + r * ldx, ldx, rows - r, in, w, bias[0], y + r * ldy, ldy, a);
-}
-
-/* ---- entry ---------------------------------------------------------- */
-
-void CTR__AVX512_FN(ctr__linear_avx512)(const float *x, size_t ldx, size_t rows,
-                                        size_t in, const float *w, size_t ldw,
-                                        const float *bias, size_t out, float *y,
-                                        size_t ldy, ctr_activation_t act,
-                                        float beta)
-{
-    act_t a;
-    act_init(&a, act, beta);
-    if (out == 0 || rows == 0)
-        return;
-    if (out == 1) {
-        out1(x, ldx, rows, in, w, bias, y, ldy, &a);
-        return;
-    }
-    panels_linear(shapes, CTR_ARRAY_LEN(shapes), x, ldx, rows, in, w, ldw, bias, out, y, ldy,
-                  &a);
-}
-
-/* ---- LayerNorm over rows, bag pooling, elementwise ------------------ */
+/* ---- 16 x 16 transpose in registers -------------------------------- */
 
 /* Columns a .. a+15 of 16 rows (row i at rp[i]) into c[0..15], lane i of
  * c[j] holding rp[i][a + j]: the 16 x 16 block loaded a row per vector
@@ -356,6 +295,75 @@ INLINE void cols16(const float *const rp[VL], size_t a, lanes_t m, int full, __m
         c[12 + j] = SHUF128(vhi, whi, 0xDD);
     }
 }
+
+/* ---- out == 1: rows across lanes ------------------------------------ */
+
+/* The final layer (in -> 1): a lane per row, w[i] broadcast, so each lane
+ * runs its row's chain in the scalar order. cols16 turns 16 inputs of 16
+ * rows into 16 column vectors in registers. Copying a tile transposed
+ * through memory a float at a time ran at 5.2 GFLOP/s for 256 -> 1 at
+ * batch 64 (the copy, not the chain, bounded it: 2.6% of the whole MLP's
+ * time for 0.07% of its FLOPs); gathering down the column, at 0.8 for
+ * 2048 -> 1 (rows 8 KB apart fall in one L1 set). Rows left over, fewer
+ * than 16, run out1_scalar. */
+INLINE void store_col(float *y, size_t ldy, __m512 v)
+{
+    float t[VL];
+    _mm512_storeu_ps(t, v);
+    for (int k = 0; k < VL; k++)
+        y[(size_t)k * ldy] = t[k];
+}
+
+static void out1(const float *x, size_t ldx, size_t rows, size_t in,
+                 const float *w, const float *bias, float *y, size_t ldy,
+                 const act_t *a)
+{
+    const size_t inf = in & ~(size_t)(VL - 1);
+    const lanes_t mt = lanes(in - inf);
+    size_t r = 0;
+    for (; r + VL <= rows; r += VL) {
+        const float *rp[VL];
+        for (size_t k = 0; k < VL; k++)
+            rp[k] = x + (r + k) * ldx;
+        __m512 c[VL];
+        __m512 s = _mm512_set1_ps(bias[0]);
+        for (size_t i = 0; i < inf; i += VL) {
+            cols16(rp, i, mt, 1, c);
+#pragma GCC unroll 16
+            for (int j = 0; j < VL; j++)
+                s = _mm512_fmadd_ps(c[j], _mm512_set1_ps(w[i + j]), s);
+        }
+        if (inf < in) {
+            cols16(rp, inf, mt, 0, c);
+            for (size_t j = 0; j < in - inf; j++)
+                s = _mm512_fmadd_ps(c[j], _mm512_set1_ps(w[inf + j]), s);
+        }
+        store_col(y + r * ldy, ldy, act_apply(s, a));
+    }
+    out1_scalar(x + r * ldx, ldx, rows - r, in, w, bias[0], y + r * ldy, ldy, a);
+}
+
+/* ---- entry ---------------------------------------------------------- */
+
+void CTR__AVX512_FN(ctr__linear_avx512)(const float *x, size_t ldx, size_t rows,
+                                        size_t in, const float *w, size_t ldw,
+                                        const float *bias, size_t out, float *y,
+                                        size_t ldy, ctr_activation_t act,
+                                        float beta)
+{
+    act_t a;
+    act_init(&a, act, beta);
+    if (out == 0 || rows == 0)
+        return;
+    if (out == 1) {
+        out1(x, ldx, rows, in, w, bias, y, ldy, &a);
+        return;
+    }
+    panels_linear(shapes, CTR_ARRAY_LEN(shapes), x, ldx, rows, in, w, ldw, bias, out, y, ldy,
+                  &a);
+}
+
+/* ---- LayerNorm over rows, bag pooling, elementwise ------------------ */
 
 /* The last step of LayerNorm on one row, across its elements. */
 INLINE void ln_affine(const float *v, float *yr, size_t w, float mean, float inv,

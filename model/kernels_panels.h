@@ -168,17 +168,6 @@ static void panels_linear(const shape_t *shapes, size_t n_shapes, const float *x
 
 /* ---- out == 1 ------------------------------------------------------- */
 
-/* The lane-wise path reads x a tile at a time, copied transposed:
- * xt[i * VL + k] = x[k * ldx + i0 + i] for k < VL, i < n. */
-static inline void transpose_tile(float *xt, const float *x, size_t ldx, size_t i0, size_t n)
-{
-    for (size_t k = 0; k < VL; k++) {
-        const float *xk = x + k * ldx + i0;
-        for (size_t i = 0; i < n; i++)
-            xt[i * VL + k] = xk[i];
-    }
-}
-
 /* Rows the lane-wise out == 1 path leaves: scalar chains (fmaf compiles
  * to one vfmadd here), four rows interleaved. */
 static void out1_scalar(const float *x, size_t ldx, size_t rows, size_t in,

@@ -431,7 +431,7 @@ static void test_bit_exact(void)
  * serves every batch size. */
 static void test_wide(void)
 {
-    /* ... and wide final layers: out == 1 copies x in tiles of 64 inputs */
+    /* ... and wide final layers: out == 1 transposes x 16 (AVX2: 8) inputs at a time */
     static const size_t shapes[][2] = {{4096, 2048}, {429, 4096}, {600, 2047},
                                        {300, 1000},  {100, 4099}, {1031, 1030},
                                        {2048, 1},    {129, 1},    {65, 1}};
