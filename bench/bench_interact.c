@@ -326,8 +326,10 @@ typedef struct {
     size_t n, cap;
 } copies_t;
 
-static int keep_copy(void *ctx, void *p)
+static int keep_copy(void *ctx, void *p, const float *orig, size_t n)
 {
+    (void)orig; /* the random model's own array: freed with it */
+    (void)n;
     copies_t *c = ctx;
     if (c->n == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 16;

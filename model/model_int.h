@@ -118,6 +118,8 @@ typedef struct {
     unsigned char sha[CTR_SHA256_LEN];
     unsigned refs;
     bool is_table;
+    bool padded;   /* a weight served from a padded copy (model_pad.c): its
+                    * mapped pages are dropped after each read (model_read.c) */
 } ctr__rtensor_t;
 
 struct ctr_model {

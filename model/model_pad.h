@@ -11,9 +11,11 @@
 #define CTR__PAD_ALIAS 256
 #define CTR__PAD_EXTRA 16
 
-/* Takes a padded copy (free() releases it): 0, or nonzero when it could
- * not (the copy is then freed by ctr__pad_weights). */
-typedef int (*ctr__pad_keep_fn)(void *ctx, void *p);
+/* Takes a padded copy (free() releases it) of the n floats at orig, which
+ * the layer stops using (a loaded model drops their mapped pages): 0, or
+ * nonzero when it could not (the copy is then freed by ctr__pad_weights
+ * and the layer keeps orig). */
+typedef int (*ctr__pad_keep_fn)(void *ctx, void *copy, const float *orig, size_t n);
 
 /* The row stride a layer `out` wide gets: out + CTR__PAD_EXTRA for the
  * aliasing widths, else out. */

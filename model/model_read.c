@@ -154,9 +154,38 @@ static void advise(const struct ctr_model *m)
     }
 }
 
-static int keep_copy(void *m, void *p)
+/* Drops the pages wholly inside t's extent from the process: on this
+ * read-only shared mapping MADV_DONTNEED unmaps them, and touching them
+ * again reads them back from the file. */
+static void drop_pages(const struct ctr_model *m, const ctr__rtensor_t *t)
 {
-    return ctr__model_own(m, p);
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0)
+        return;
+    uintptr_t a = (uintptr_t)(m->map + m->data_offset + t->offset), e = a + t->nbytes;
+    uintptr_t start = (a + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t end = e & ~(uintptr_t)(page - 1);
+    if (end > start)
+        (void)madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
+/* A padded layer runs from its copy, so the mapped original is marked and
+ * its pages dropped (again after ctr_model_verify reads them): the
+ * weights are not resident twice. */
+static int keep_copy(void *mv, void *copy, const float *orig, size_t n)
+{
+    struct ctr_model *m = mv;
+    if (ctr__model_own(m, copy))
+        return CTR_ENOMEM;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        ctr__rtensor_t *t = &m->tensors[i];
+        if ((const void *)(m->map + m->data_offset + t->offset) == (const void *)orig &&
+            t->nbytes == n * sizeof(float)) {
+            t->padded = true;
+            drop_pages(m, t);
+        }
+    }
+    return 0;
 }
 
 int ctr_model_open(const char *path, ctr_model_t **out, char *err, size_t errlen)
@@ -295,6 +324,8 @@ int ctr_model_verify(const ctr_model_t *m, char *err, size_t errlen)
         if (bad_at < n)
             return ctr_error(err, errlen, CTR_EFORMAT, "tensor \"%s\": element %zu is %g (values must be finite)",
                              t->name, bad_at, (double)((const float *)data)[bad_at]);
+        if (t->padded)
+            drop_pages(m, t);
     }
     return 0;
 }
