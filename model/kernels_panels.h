@@ -122,8 +122,13 @@ static void pass(const shape_t *shapes, size_t n_shapes, blk_t *b, const float *
  * went from 31 / 36 / 40 to 43 / 68 / 77, KC 32..128 x OW 512..1024 all
  * within 10% of each other. */
 #define BLOCK_MIN_BYTES ((size_t)1 << 20)
+/* -DKC=.. -DOW=.. (CFLAGS) build a variant to measure others. */
+#ifndef KC
 #define KC 128   /* inputs a block, at most; passes are split evenly */
+#endif
+#ifndef OW
 #define OW 1024  /* outputs a block: a multiple of every panel width */
+#endif
 
 static void linear_blocked(const shape_t *shapes, size_t n_shapes, blk_t *b,
                            const float *x, size_t rows, size_t in, const float *w,
