@@ -199,6 +199,19 @@ typedef struct {
     ctr__graph_shape_t sh;
 } case_t;
 
+/* The trainer's initialisation, then non-zero biases, so that the bias
+ * rows are tested off their initial zeros. */
+static void init_params(ctr__graph_t *g)
+{
+    ctr__graph_init_params(g, 7, 0.2f, 0.8f);
+    test_rng_t rng = {5};
+    for (size_t i = 0; i < g->n_lin; i++) {
+        ctr__glin_t *L = &g->lin[i];
+        for (uint32_t o = 0; L->bias && o < L->out; o++)
+            L->W[(size_t)L->in * L->out + o] = test_rng_uniform(&rng, -0.4f, 0.4f);
+    }
+}
+
 static void export_def(ctr__graph_t *g, ctr_model_def_t *def, ctr_cat_def_t *cat, ctr_dense_def_t *dn)
 {
     static const char *names[ND] = {"x", "y", "z"};
@@ -249,14 +262,7 @@ static void grad_check(const case_t *tc)
         CHECKF(0, "%s: %s", tc->name, err);
         return;
     }
-    ctr__graph_init_params(&g, 7, 0.2f, 0.8f);
-    /* Non-zero biases, so that the bias rows are tested off their init. */
-    test_rng_t rng = {5};
-    for (size_t i = 0; i < g.n_lin; i++) {
-        ctr__glin_t *L = &g.lin[i];
-        for (uint32_t o = 0; L->bias && o < L->out; o++)
-            L->W[(size_t)L->in * L->out + o] = test_rng_uniform(&rng, -0.4f, 0.4f);
-    }
+    init_params(&g);
     double loss = ctr__graph_step(&g, K, NULL, BN, dense, rows, y, 0) / BN;
     check_serving(&g, tc->name, dense, rows);
 
@@ -389,7 +395,76 @@ static void check_invariance(const case_t *tc)
     free(c);
 }
 
-int main(void)
+static void swap_params(ctr__graph_t *g)
+{
+    for (size_t i = 0; i < g->n_lin; i++) {
+        float *t = g->lin[i].W;
+        g->lin[i].W = g->lin[i].gW;
+        g->lin[i].gW = t;
+    }
+    for (size_t j = 0; j < NC; j++) {
+        float *t = g->table[j];
+        g->table[j] = g->gT[j];
+        g->gT[j] = t;
+    }
+}
+
+/* For tests/test_train_torch.sh: each case's initial model (model.ctrm),
+ * its gradients on the batch of make_batch written as a model of the same
+ * shape (grad.ctrm: every tensor holds dloss/d that tensor, untouched
+ * table rows 0) and the batch (batch.bin: dense f32 [BN][ND], rows i64
+ * [BN][SLOTS] with -1 for an empty slot, labels u8 [BN]). */
+static int torch_dump(const char *dir, const case_t *cases, size_t n_cases)
+{
+    float dense[BN * ND];
+    uint32_t rows[BN * SLOTS];
+    uint8_t y[BN];
+    make_batch(dense, rows, y);
+    char err[256], path[1024];
+    for (size_t i = 0; i < n_cases; i++) {
+        ctr__graph_shape_t sh = cases[i].sh;
+        sh.n_dense = ND;
+        sh.n_cat = NC;
+        sh.cat = CATS;
+        ctr__graph_t g;
+        if (ctr__graph_init(&g, &sh, BN, 1, 1, err, sizeof(err))) {
+            fprintf(stderr, "%s: %s\n", cases[i].name, err);
+            return 1;
+        }
+        init_params(&g);
+        ctr__graph_step(&g, K, NULL, BN, dense, rows, y, 0);
+        ctr_model_def_t def;
+        ctr_cat_def_t cat[NC];
+        ctr_dense_def_t dn[ND];
+        int rc = 0;
+        for (int pass = 0; pass < 2 && !rc; pass++) {
+            if (pass)
+                swap_params(&g);
+            export_def(&g, &def, cat, dn);
+            snprintf(path, sizeof(path), "%s/case%zu.%s.ctrm", dir, i, pass ? "grad" : "model");
+            rc = ctr_model_write(path, &def, NULL, NULL, err, sizeof(err));
+        }
+        ctr__graph_free(&g);
+        if (rc) {
+            fprintf(stderr, "%s: %s\n", path, err);
+            return 1;
+        }
+        printf("case%zu %s\n", i, cases[i].name);
+    }
+    int64_t r64[BN * SLOTS];
+    for (size_t i = 0; i < BN * SLOTS; i++)
+        r64[i] = rows[i] == CTR_EMPTY_SLOT ? -1 : (int64_t)rows[i];
+    snprintf(path, sizeof(path), "%s/batch.bin", dir);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(dense, sizeof(dense), 1, f) != 1 || fwrite(r64, sizeof(r64), 1, f) != 1 ||
+        fwrite(y, sizeof(y), 1, f) != 1 || fclose(f)) {
+        fprintf(stderr, "%s: write failed\n", path);
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     char err[256];
     K = ctr_kernel_select(CTR_KERNEL_AUTO, err, sizeof(err));
@@ -415,6 +490,8 @@ int main(void)
                                    BASE}},
         {"dcnv2 no cross layers", {.arch = CTR_ARCH_DCNV2, .act = CTR_ACT_SMELU, BASE}},
     };
+    if (argc == 3 && !strcmp(argv[1], "--torch-dump"))
+        return torch_dump(argv[2], cases, CTR_ARRAY_LEN(cases));
     for (size_t i = 0; i < CTR_ARRAY_LEN(cases); i++) {
         grad_check(&cases[i]);
         check_invariance(&cases[i]);
