@@ -383,8 +383,8 @@ static void sync_transpose(ctr__glin_t *L, uint32_t r0, uint32_t r1)
 {
     if (r1 > L->in)
         r1 = L->in;
-    for (uint32_t r = r0; r < r1; r++)
-        for (uint32_t o = 0; o < L->out; o++)
+    for (uint32_t o = 0; o < L->out; o++) /* a run of r1 - r0 writes per output */
+        for (uint32_t r = r0; r < r1; r++)
             L->WT[(size_t)o * L->in + r] = L->W[(size_t)r * L->out + o];
 }
 
@@ -499,13 +499,16 @@ static const float *lin_fwd(const step_ctx_t *c, ctr__glin_t *L, const float *x,
     float *z = L->Z + b0 * out;
     c->linear(x, ldx, n, in, L->W, out, L->bias ? L->W + in * out : g->zeros, out, z, out,
               CTR_ACT_NONE, g->sh.beta);
-    for (size_t b = 0; b < n; b++) {
-        const float *xr = x + b * ldx;
-        for (size_t i = 0; i < in; i++)
-            L->AT[i * bn + b0 + b] = xr[i];
-        if (L->bias)
-            L->AT[in * bn + b0 + b] = 1.0f;
+    /* Input by input, so each AT row takes the chunk's n values in a run
+     * (the chunk's rows of x stay in cache meanwhile). */
+    for (size_t i = 0; i < in; i++) {
+        float *at = L->AT + i * bn + b0;
+        for (size_t b = 0; b < n; b++)
+            at[b] = x[b * ldx + i];
     }
+    if (L->bias)
+        for (size_t b = 0; b < n; b++)
+            L->AT[in * bn + b0 + b] = 1.0f;
     if (!L->act)
         return z;
     float *h = L->H + b0 * out;
