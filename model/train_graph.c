@@ -718,10 +718,11 @@ static void phase_a_chunk(step_ctx_t *c, size_t b0, size_t b1, unsigned tid)
         for (size_t b = b0; b < b1; b++)
             memcpy(g->X + b * ldx, c->dense + b * nd, nd * sizeof(float));
     }
-    if (g->sh.arch == CTR_ARCH_DOT)
-        fwd_dot(c, b0, b1, tid);
-    else
-        fwd_dcn(c, b0, b1);
+    switch (g->sh.arch) { /* the interaction: X -> the top input T */
+    case CTR_ARCH_DOT: fwd_dot(c, b0, b1, tid); break;
+    case CTR_ARCH_DCNV2: fwd_dcn(c, b0, b1); break;
+    default: CTR_ASSERT(!"architecture not trained here");
+    }
     const float *logit = mlp_fwd(c, &g->top, g->T + b0 * tin, tin, b0, n);
     ctr__glin_t *out = &g->lin[g->top.first + g->top.n - 1];
     /* d(mean BCE)/dz = (sigmoid(z) - y) / bn, as train_net.c */
@@ -735,10 +736,11 @@ static void phase_a_chunk(step_ctx_t *c, size_t b0, size_t b1, unsigned tid)
         g->loss[b] = (float)(y > 0.5f ? -log(pc) : -log1p(-pc));
     }
     mlp_bwd(c, &g->top, b0, n, g->dT + b0 * tin, tin);
-    if (g->sh.arch == CTR_ARCH_DOT)
-        bwd_dot(c, b0, b1, tid);
-    else
-        bwd_dcn(c, b0, b1);
+    switch (g->sh.arch) { /* and back: dT -> dX */
+    case CTR_ARCH_DOT: bwd_dot(c, b0, b1, tid); break;
+    case CTR_ARCH_DCNV2: bwd_dcn(c, b0, b1); break;
+    default: CTR_ASSERT(!"architecture not trained here");
+    }
     if (g->has_bottom) {
         ctr__glin_t *last = &g->lin[g->bottom.first + g->bottom.n - 1];
         for (size_t b = b0; b < b1; b++)

@@ -19,11 +19,19 @@
  * embedding table (every touched row's gradient summed over the batch in
  * example order, slot order within an example, then row-wise Adagrad).
  *
- * Adding an architecture (Wukong next): give the shape its fields, append
- * its lins in build (its MLPs as runs, its matrices as lins whose input
- * is the example's own matrix, or as blocks whose gradient is a sum of
- * per-example gradients), a forward and a backward per chunk in the two
- * switches of train_graph.c, and its part of the export. */
+ * Adding an architecture (Wukong next): give the shape its fields; in
+ * build_lins append its lins (its MLPs as runs) and set ldx, emb_off and
+ * tin (X's width, where the embeddings start in it, the top input's
+ * width); add its forward (X -> T) and backward (dT -> dX) per chunk to
+ * the two switches of phase_a_chunk, with per-thread room in tmp; and its
+ * part of ctr__graph_export. A weight applied to several rows of one
+ * example (Wukong's Y, the LCB and residual matrices, LayerNorm's gamma
+ * and beta) still has a gradient of the form A^T dZ, with that example's
+ * rows one after another in A and dZ: a lin with a rows-per-example
+ * count instead of 1 (AT [(in + bias)][bn * rows]) keeps the kernel
+ * product and its fixed order. Elementwise ones (gamma, beta) sum
+ * per-example gradient rows G over the batch: the kernel product
+ * ones^T G gives that sum in batch order too. */
 #ifndef CTR_TRAIN_GRAPH_H
 #define CTR_TRAIN_GRAPH_H
 
