@@ -1,8 +1,9 @@
 /* cmd_train.c - ctrtool train: a model from a data file (ctr_train_run).
  *
  * The flags land straight in ctr_train_opts_t where the types fit; the
- * comma lists (--hidden, --buckets, --transform, --dense, --categorical)
- * are parsed here and pointed at from it. */
+ * comma lists (--hidden, --bottom, --deep, --buckets, --transform,
+ * --dense, --categorical) are parsed here and copied or pointed at from
+ * it. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,14 +136,14 @@ static const ctr_opt_t train_rows[] = {
     {"hash-seed", NULL, CTR_OPT_UINT, 0, AT(o.hash_seed), .metavar = "S", .help = "categorical hash seed; table j uses S + j"},
     {"name", NULL, CTR_OPT_STR, 0, AT(o.name), .metavar = "NAME", .help = "model name"},
     H("architecture (with dot or dcnv2, --hidden is the top MLP's widths):"),
-    {"arch", NULL, CTR_OPT_ENUM, 0, AT(o.arch), .enums = archs, .help = "mlp|dot|dcnv2 [mlp]"},
+    {"arch", NULL, CTR_OPT_ENUM, 0, AT(o.arch), .enums = archs, .help = "the architecture: an MLP, DLRM's dot interaction, DCNv2"},
     {"bottom", NULL, CTR_OPT_CUSTOM, 0, AT(bottom), .parse = parse_hidden, .metavar = "W,W,..", .help = "dense MLP hidden widths (dot, dcnv2; a last layer of --dim is added) [64]"},
     {"no-bottom", NULL, CTR_OPT_BOOL, 0, AT(o.no_bottom), .help = "dcnv2: raw dense values in x_0, no dense MLP"},
-    {"dot-order", NULL, CTR_OPT_ENUM, 0, AT(o.dot_order), .enums = dot_orders, .help = "dot: lower (DLRM) | upper (TorchRec) pair order [lower]"},
+    {"dot-order", NULL, CTR_OPT_ENUM, 0, AT(o.dot_order), .enums = dot_orders, .help = "dot: lower (DLRM) | upper (TorchRec) pair order"},
     {"dot-self", NULL, CTR_OPT_BOOL, 0, AT(o.dot_self), .help = "dot: include each embedding with itself"},
-    {"structure", NULL, CTR_OPT_ENUM, 0, AT(o.dcn_structure), .enums = structures, .help = "dcnv2: stacked|parallel [stacked]"},
-    {"cross", NULL, CTR_OPT_UINT, 0, AT(o.n_cross), .min = 0, .max = 64, .metavar = "N", .help = "dcnv2: cross layers [3]"},
-    {"rank", NULL, CTR_OPT_UINT, 0, AT(o.rank), .min = 0, .max = 65536, .metavar = "R", .help = "dcnv2: low rank (0: full W) [0]"},
+    {"structure", NULL, CTR_OPT_ENUM, 0, AT(o.dcn_structure), .enums = structures, .help = "dcnv2: the top MLP over x_L, or over [x_L; deep(x_0)]"},
+    {"cross", NULL, CTR_OPT_UINT, 0, AT(o.n_cross), .min = 0, .max = 64, .metavar = "N", .help = "dcnv2: cross layers"},
+    {"rank", NULL, CTR_OPT_UINT, 0, AT(o.rank), .min = 0, .max = 65536, .metavar = "R", .help = "dcnv2: low rank (0: full W)"},
     {"deep", NULL, CTR_OPT_CUSTOM, 0, AT(deep), .parse = parse_hidden, .metavar = "W,W,..", .help = "dcnv2 parallel: the deep MLP's widths [256,128]"},
     H("optimisation:"),
     {"epochs", NULL, CTR_OPT_UINT, 0, AT(o.epochs), .min = 0, .max = 100000, .metavar = "N", .help = "passes over the training rows"},
