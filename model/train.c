@@ -15,6 +15,7 @@
 #include "ctr/rng.h"
 #include "ctr/sha256.h"
 #include "score_int.h"
+#include "train_graph.h"
 #include "train_int.h"
 
 /* ---- random numbers: splitmix64 (rng.h), the same on every platform ---- */
@@ -57,6 +58,12 @@ void ctr_train_opts_init(ctr_train_opts_t *o)
     o->emb_init = 0.05;
     o->optimizer = CTR_OPTIM_ADAM;
     o->seed = 1;
+    o->n_bottom = 1;
+    o->bottom[0] = 64;
+    o->n_cross = 3;
+    o->n_deep = 2;
+    o->deep[0] = 256;
+    o->deep[1] = 128;
 }
 
 /* ---- provenance: how the model was made, stored in its file ---- */
@@ -70,6 +77,35 @@ static json_t *metrics_json(const ctr_metrics_t *m)
     json_object_set_new(j, "mean_pred", isnan(m->mean_pred) ? json_null() : json_real(m->mean_pred));
     json_object_set_new(j, "pos_rate", isnan(m->pos_rate) ? json_null() : json_real(m->pos_rate));
     return j;
+}
+
+static json_t *widths_json(size_t n, const uint32_t *w)
+{
+    json_t *a = json_array();
+    for (size_t l = 0; l < n; l++)
+        json_array_append_new(a, json_integer(w[l]));
+    return a;
+}
+
+/* An interaction model's architecture and sizes (`hidden` is its top MLP). */
+static void arch_provenance(const ctr_train_opts_t *o, json_t *h)
+{
+    json_object_set_new(h, "arch", json_string(ctr_arch_name(o->arch)));
+    if (o->no_bottom)
+        json_object_set_new(h, "no_bottom", json_true());
+    else
+        json_object_set_new(h, "bottom", widths_json(o->n_bottom, o->bottom));
+    if (o->arch == CTR_ARCH_DOT) {
+        json_object_set_new(h, "dot_order", json_string(o->dot_order == CTR_DOT_UPPER ? "upper" : "lower"));
+        json_object_set_new(h, "dot_self", json_boolean(o->dot_self));
+    } else if (o->arch == CTR_ARCH_DCNV2) {
+        int par = o->dcn_structure == CTR_DCN_PARALLEL;
+        json_object_set_new(h, "structure", json_string(par ? "parallel" : "stacked"));
+        json_object_set_new(h, "cross", json_integer(o->n_cross));
+        json_object_set_new(h, "rank", json_integer(o->rank));
+        if (par)
+            json_object_set_new(h, "deep", widths_json(o->n_deep, o->deep));
+    }
 }
 
 /* The provenance JSON (caller frees): the tool and version, the data
@@ -128,6 +164,8 @@ static char *provenance(const ctr_train_opts_t *o, const ctr_model_def_t *def,
     json_object_set_new(h, "emb_lr", json_real(o->emb_lr));
     json_object_set_new(h, "emb_l2", json_real(o->emb_l2));
     json_object_set_new(h, "emb_init", json_real(o->emb_init));
+    if (o->arch != CTR_ARCH_MLP) /* an MLP's provenance stays as it was */
+        arch_provenance(o, h);
     json_object_set_new(root, "hyperparameters", h);
 
     json_t *m = json_object();
@@ -235,6 +273,8 @@ typedef struct {
     ctr__pool_t *pool;
     ctr__net_t net;
     int net_ok;
+    ctr__graph_t graph;        /* instead of net: arch dot or dcnv2 */
+    int graph_ok;
     float *bd;                 /* one mini-batch: [batch][nd] */
     uint32_t *br;              /* [batch][nc] */
     uint8_t *bl;               /* [batch] */
@@ -249,6 +289,8 @@ static void run_free(run_t *r)
     free(r->bl);
     if (r->net_ok)
         ctr__net_free(&r->net);
+    if (r->graph_ok)
+        ctr__graph_free(&r->graph);
     ctr__pool_free(r->pool);
     subset_free(&r->tr);
     subset_free(&r->va);
@@ -443,6 +485,34 @@ static int load_data(run_t *r, char *err, size_t errlen)
     return 0;
 }
 
+/* An interaction model (train_graph.c) instead of the MLP network: the
+ * shape from the options, its parameters from the seed, def over them. */
+static int build_graph(run_t *r, unsigned threads, char *err, size_t errlen)
+{
+    const ctr_train_opts_t *o = r->o;
+    const ctr__graph_shape_t sh = {
+        .arch = o->arch, .n_dense = r->nd, .n_cat = r->nc, .cat = r->cat,
+        .act = o->activation, .beta = (float)o->beta,
+        .n_bottom = o->n_bottom, .bottom = o->bottom, .no_bottom = o->no_bottom,
+        .n_top = o->n_hidden, .top = o->hidden,
+        .dot_order = o->dot_order, .dot_self = o->dot_self,
+        .structure = o->dcn_structure, .n_cross = o->n_cross, .rank = o->rank,
+        .n_deep = o->n_deep, .deep = o->deep,
+    };
+    int rc = ctr__graph_init(&r->graph, &sh, o->batch, threads, 0, err, errlen);
+    if (rc)
+        return rc;
+    r->graph_ok = 1;
+    r->graph.opt = o->optimizer;
+    r->graph.lr = (float)o->lr;
+    r->graph.emb_lr = (float)o->emb_lr;
+    r->graph.emb_l2 = (float)o->emb_l2;
+    double pr = r->pos_rate;
+    ctr__graph_init_params(&r->graph, o->seed, (float)log(pr / (1.0 - pr)), (float)o->emb_init);
+    ctr__graph_export(&r->graph, &r->def, r->cat);
+    return 0;
+}
+
 /* The layer shapes and r->def, the thread pool, the network with its
  * parameters initialised from the seed (the output bias at the training
  * rows' log-odds) and the mini-batch buffers. From here on def's layers
@@ -468,6 +538,11 @@ static int build_network(run_t *r, char *err, size_t errlen)
     unsigned threads = ctr__pool_threads(o->threads);
     if ((rc = ctr__pool_new(threads, &r->pool, err, errlen)))
         return rc;
+    if (o->arch != CTR_ARCH_MLP) {
+        if ((rc = build_graph(r, threads, err, errlen)))
+            return rc;
+        goto batch;
+    }
     if (ctr__net_init(&r->net, &r->def, o->batch, threads, 0))
         return ctr_error(err, errlen, CTR_ENOMEM, "out of memory for the network");
     r->net_ok = 1;
@@ -479,6 +554,7 @@ static int build_network(run_t *r, char *err, size_t errlen)
     ctr__net_init_params(&r->net, o->seed, (float)log(pr / (1.0 - pr)), (float)o->emb_init);
     ctr__net_export(&r->net, r->layers, r->cat);
 
+batch:
     if (!(r->bd = malloc(o->batch * (r->nd + 1) * sizeof(float))) ||
         !(r->br = malloc(o->batch * (r->nc + 1) * sizeof(uint32_t))) || !(r->bl = malloc(o->batch)))
         return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
@@ -526,10 +602,11 @@ static int run_epochs(run_t *r, char *err, size_t errlen)
             if (o->lr_decay) {
                 /* Linear decay to 0 at the last step, from integers only. */
                 double f = 1.0 - (double)done / (double)total;
-                r->net.lr = (float)(o->lr * f);
-                r->net.emb_lr = (float)(o->emb_lr * f);
+                r->net.lr = r->graph.lr = (float)(o->lr * f);
+                r->net.emb_lr = r->graph.emb_lr = (float)(o->emb_lr * f);
             }
-            ep_loss += ctr__net_step(&r->net, r->k, r->pool, bn, r->bd, r->br, r->bl, 1);
+            ep_loss += r->graph_ok ? ctr__graph_step(&r->graph, r->k, r->pool, bn, r->bd, r->br, r->bl, 1)
+                                   : ctr__net_step(&r->net, r->k, r->pool, bn, r->bd, r->br, r->bl, 1);
             ep_rows += bn;
             done += bn;
             double t = now_s();

@@ -4,7 +4,10 @@
  * The model: each dense feature is transformed (features.h), each
  * categorical feature looks up a row of its own hashed embedding table, the
  * concatenation feeds an MLP (hidden layers with SmeLU or ReLU, last layer
- * one output, sigmoid). No hidden layers = logistic regression.
+ * one output, sigmoid). No hidden layers = logistic regression. With
+ * arch DOT or DCNV2 the embeddings (and the dense features through the
+ * bottom MLP) meet in DLRM's pairwise dot products or DCNv2's cross layers
+ * before the top MLP (docs/MODEL_FORMAT.md, version 2).
  *
  * Training: mini-batch binary cross-entropy (mean over the batch); Adam (or
  * Adagrad) for the MLP's weights and biases; row-wise Adagrad for the
@@ -57,6 +60,19 @@ typedef struct {
     size_t n_transforms;           /* 0 (format default), 1 or n_dense */
     const ctr_transform_t *transforms;
     uint64_t hash_seed;            /* table j hashes with hash_seed + j */
+    /* Interaction architectures (ctrtool synth's names); with any but MLP,
+     * `hidden` is the top MLP's hidden widths and `dim` every table's. */
+    ctr_arch_t arch;               /* MLP (default), DOT or DCNV2 */
+    size_t n_bottom;               /* dense MLP hidden widths; a last layer of */
+    uint32_t bottom[CTR_TRAIN_MAX_HIDDEN]; /* dim is added: 64 */
+    int no_bottom;                 /* DCNV2: raw dense values in x_0 */
+    ctr_dot_order_t dot_order;     /* DOT: LOWER (DLRM) or UPPER (TorchRec) */
+    int dot_self;                  /* DOT: each embedding with itself too */
+    ctr_dcn_structure_t dcn_structure; /* DCNV2: STACKED or PARALLEL */
+    uint32_t n_cross;              /* DCNV2: cross layers: 3 */
+    uint32_t rank;                 /* DCNV2: 0 full rank, else U V of rank */
+    size_t n_deep;                 /* DCNV2 parallel: deep MLP widths: 256,128 */
+    uint32_t deep[CTR_TRAIN_MAX_HIDDEN];
 
     /* optimisation */
     unsigned epochs;
@@ -88,7 +104,8 @@ typedef struct {
 
 /* Defaults: criteo format, valid_frac 0.1, split_seed 1, SmeLU beta 1,
  * hidden 512,256, dim 16, 65536 buckets, 1 epoch, batch 256, lr 1e-3,
- * emb_lr 0.1, linear lr decay, emb_init 0.05, seed 1. */
+ * emb_lr 0.1, linear lr decay, emb_init 0.05, seed 1; arch mlp (bottom 64,
+ * 3 full-rank cross layers, deep 256,128 when asked for). */
 void ctr_train_opts_init(ctr_train_opts_t *o);
 
 /* Trains and writes the model to out_path. rep may be NULL. */

@@ -1,8 +1,9 @@
 /* cmd_train.c - ctrtool train: a model from a data file (ctr_train_run).
  *
  * The flags land straight in ctr_train_opts_t where the types fit; the
- * comma lists (--hidden, --buckets, --transform, --dense, --categorical)
- * are parsed here and pointed at from it. */
+ * comma lists (--hidden, --bottom, --deep, --buckets, --transform,
+ * --dense, --categorical) are parsed here and copied or pointed at from
+ * it. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ typedef struct {
     ctr_train_opts_t o;
     const char *out;
     const char *dense, *categorical;  /* comma lists of column names; "" = none */
-    u32_list_t hidden, buckets;
+    u32_list_t hidden, buckets, bottom, deep;
     transform_list_t transforms;
     int quiet;
 } train_args_t;
@@ -105,6 +106,10 @@ static int parse_transforms(const char *text, void *field, char *err, size_t err
 static const ctr_opt_enum_t activations[] = {{"smelu", CTR_ACT_SMELU}, {"relu", CTR_ACT_RELU}, {NULL, 0}};
 static const ctr_opt_enum_t optimizers[] = {{"adam", CTR_OPTIM_ADAM}, {"adagrad", CTR_OPTIM_ADAGRAD}, {NULL, 0}};
 static const ctr_opt_enum_t decays[] = {{"linear", 1}, {"none", 0}, {NULL, 0}};
+/* The architectures ctrtool train builds (ctrtool synth's names). */
+static const ctr_opt_enum_t archs[] = {{"mlp", CTR_ARCH_MLP}, {"dot", CTR_ARCH_DOT}, {"dcnv2", CTR_ARCH_DCNV2}, {NULL, 0}};
+static const ctr_opt_enum_t dot_orders[] = {{"lower", CTR_DOT_LOWER}, {"upper", CTR_DOT_UPPER}, {NULL, 0}};
+static const ctr_opt_enum_t structures[] = {{"stacked", CTR_DCN_STACKED}, {"parallel", CTR_DCN_PARALLEL}, {NULL, 0}};
 
 #define AT(m) CTR_OPT_AT(train_args_t, m)
 #define H(text) {.type = CTR_OPT_HEADING, .help = text}
@@ -130,6 +135,16 @@ static const ctr_opt_t train_rows[] = {
     {"transform", NULL, CTR_OPT_CUSTOM, 0, AT(transforms), .parse = parse_transforms, .metavar = "T[,T..]", .help = "identity|log1p|standardize [criteo: log1p, csv: standardize]"},
     {"hash-seed", NULL, CTR_OPT_UINT, 0, AT(o.hash_seed), .metavar = "S", .help = "categorical hash seed; table j uses S + j"},
     {"name", NULL, CTR_OPT_STR, 0, AT(o.name), .metavar = "NAME", .help = "model name"},
+    H("architecture (with dot or dcnv2, --hidden is the top MLP's widths):"),
+    {"arch", NULL, CTR_OPT_ENUM, 0, AT(o.arch), .enums = archs, .help = "the architecture: an MLP, DLRM's dot interaction, DCNv2"},
+    {"bottom", NULL, CTR_OPT_CUSTOM, 0, AT(bottom), .parse = parse_hidden, .metavar = "W,W,..", .help = "dense MLP hidden widths (dot, dcnv2; a last layer of --dim is added) [64]"},
+    {"no-bottom", NULL, CTR_OPT_BOOL, 0, AT(o.no_bottom), .help = "dcnv2: raw dense values in x_0, no dense MLP"},
+    {"dot-order", NULL, CTR_OPT_ENUM, 0, AT(o.dot_order), .enums = dot_orders, .help = "dot: lower (DLRM) | upper (TorchRec) pair order"},
+    {"dot-self", NULL, CTR_OPT_BOOL, 0, AT(o.dot_self), .help = "dot: include each embedding with itself"},
+    {"structure", NULL, CTR_OPT_ENUM, 0, AT(o.dcn_structure), .enums = structures, .help = "dcnv2: the top MLP over x_L, or over [x_L; deep(x_0)]"},
+    {"cross", NULL, CTR_OPT_UINT, 0, AT(o.n_cross), .min = 0, .max = 64, .metavar = "N", .help = "dcnv2: cross layers"},
+    {"rank", NULL, CTR_OPT_UINT, 0, AT(o.rank), .min = 0, .max = 65536, .metavar = "R", .help = "dcnv2: low rank (0: full W)"},
+    {"deep", NULL, CTR_OPT_CUSTOM, 0, AT(deep), .parse = parse_hidden, .metavar = "W,W,..", .help = "dcnv2 parallel: the deep MLP's widths [256,128]"},
     H("optimisation:"),
     {"epochs", NULL, CTR_OPT_UINT, 0, AT(o.epochs), .min = 0, .max = 100000, .metavar = "N", .help = "passes over the training rows"},
     {"batch", NULL, CTR_OPT_UINT, 0, AT(o.batch), .min = 0, .max = 65536, .metavar = "N", .help = "examples per step"},
@@ -238,7 +253,15 @@ int ctr__cmd_train(int argc, char **argv)
         o->n_transforms = a->transforms.n;
         o->transforms = a->transforms.v;
     }
-    if (ctr_opts_from(&res, "dim") != CTR_OPT_FROM_FLAG && o->n_hidden == 0)
+    if (ctr_opts_from(&res, "bottom") == CTR_OPT_FROM_FLAG) {
+        o->n_bottom = a->bottom.n;
+        memcpy(o->bottom, a->bottom.v, a->bottom.n * sizeof *a->bottom.v);
+    }
+    if (ctr_opts_from(&res, "deep") == CTR_OPT_FROM_FLAG) {
+        o->n_deep = a->deep.n;
+        memcpy(o->deep, a->deep.v, a->deep.n * sizeof *a->deep.v);
+    }
+    if (ctr_opts_from(&res, "dim") != CTR_OPT_FROM_FLAG && o->n_hidden == 0 && o->arch == CTR_ARCH_MLP)
         o->dim = 1;
     if (a->quiet)
         o->log = NULL;

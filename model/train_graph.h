@@ -1,0 +1,161 @@
+/* train_graph.h - the trainer of the interaction architectures (DLRM's
+ * dot interaction and DCNv2; train_graph.c), shared by the training run
+ * (train.c) and exposed for tests (gradient checks). The MLP architecture
+ * keeps its own network (train_int.h).
+ *
+ * The parameters are dense blocks and embedding tables. Every dense block
+ * is one linear map, "lin": weight rows [in][out] and, with a bias, the
+ * bias as one more row, in one array (as in train_int.h), so its gradient
+ * is A^T dZ over the batch with a constant-1 column in A for the bias.
+ * An MLP is a run of consecutive lins; a full-rank cross layer is one lin
+ * (W with bias b), a low-rank one two (V without bias, then U with b).
+ *
+ * Determinism: the two phases of train_net.c. Phase A runs per fixed
+ * chunk of examples (the forward pass exactly as the serving pass computes
+ * it, the loss gradient and the backward pass down to each example's
+ * embeddings): each example's values depend on that example only. Phase B
+ * runs per task: a chunk of rows of one lin (gradient A^T dZ as a kernel
+ * product over the batch rows in order, then the optimizer), or one owned
+ * embedding table (every touched row's gradient summed over the batch in
+ * example order, slot order within an example, then row-wise Adagrad).
+ *
+ * Adding an architecture (Wukong next): give the shape its fields; in
+ * build_lins append its lins (its MLPs as runs) and set ldx, emb_off and
+ * tin (X's width, where the embeddings start in it, the top input's
+ * width); add its forward (X -> T) and backward (dT -> dX) per chunk to
+ * the two switches of phase_a_chunk, with per-thread room in tmp; and its
+ * part of ctr__graph_export. A weight applied to several rows of one
+ * example (Wukong's Y, the LCB and residual matrices, LayerNorm's gamma
+ * and beta) still has a gradient of the form A^T dZ, with that example's
+ * rows one after another in A and dZ: a lin with a rows-per-example
+ * count instead of 1 (AT [(in + bias)][bn * rows]) keeps the kernel
+ * product and its fixed order. Elementwise ones (gamma, beta) sum
+ * per-example gradient rows G over the batch: the kernel product
+ * ones^T G gives that sum in batch order too. */
+#ifndef CTR_TRAIN_GRAPH_H
+#define CTR_TRAIN_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ctr/kernels.h"
+#include "ctr/model.h"
+#include "ctr/train.h"
+#include "pool_int.h"
+
+/* What to build. The widths lists are hidden widths: the bottom MLP gets
+ * a last layer of d (the embedding width), the top MLP one of 1. */
+typedef struct {
+    ctr_arch_t arch;               /* CTR_ARCH_DOT or CTR_ARCH_DCNV2 */
+    size_t n_dense, n_cat;
+    const ctr_cat_def_t *cat;      /* buckets, dim (one d for all), bag_max,
+                                    * pool, shares; name etc. not used */
+    ctr_activation_t act;
+    float beta;
+    size_t n_bottom;               /* bottom MLP hidden widths */
+    const uint32_t *bottom;
+    int no_bottom;                 /* DCNv2: raw dense values in x_0 */
+    size_t n_top;                  /* top MLP hidden widths */
+    const uint32_t *top;
+    ctr_dot_order_t dot_order;     /* DOT */
+    int dot_self;
+    ctr_dcn_structure_t structure; /* DCNv2 */
+    size_t n_cross;
+    uint32_t rank;                 /* 0: full rank */
+    size_t n_deep;                 /* parallel: the deep MLP's widths (act
+                                    * after every layer, no width added) */
+    const uint32_t *deep;
+} ctr__graph_shape_t;
+
+/* One linear map and everything the trainer keeps for it. */
+typedef struct {
+    uint32_t in, out;
+    int bias;                /* 1: the bias is row `in` of W */
+    int act;                 /* 1: the model's activation follows */
+    uint64_t stream;         /* its initialisation stream */
+    float init_a;            /* uniform in [-init_a, init_a) */
+    float *W;                /* [(in + bias) * out] */
+    float *WT;               /* [out * in]: the weight rows transposed */
+    float *gW, *m, *v;       /* gradient and optimizer state, W's shape */
+    float *AT;               /* [(in + bias) * bn]: the inputs of the batch,
+                                transposed, a row of ones for the bias */
+    float *Z;                /* [max_batch * out]: outputs before act */
+    float *H;                /* [max_batch * out]: after act (act only) */
+    float *dZ;               /* [max_batch * out]: dloss/dZ */
+} ctr__glin_t;
+
+/* A run of lins: lin[first .. first + n). */
+typedef struct {
+    size_t first, n;
+} ctr__gmlp_t;
+
+typedef struct {
+    ctr__graph_shape_t sh;
+    uint32_t d;                    /* embedding width */
+    size_t slots;                  /* row slots per example */
+    size_t ne;                     /* DOT: rows of X */
+    size_t ldx;                    /* X's width: DOT ne * d, DCNv2 D */
+    size_t emb_off;                /* where the first embedding starts in X */
+    size_t tin;                    /* the top MLP's input width */
+    int has_bottom;
+
+    size_t n_lin;
+    ctr__glin_t *lin;
+    ctr__gmlp_t bottom, top, deep;
+    size_t *cross;                 /* per cross layer: its first lin */
+
+    /* Tables: feature j reads owner[j]'s table; only owners hold one. */
+    size_t *owner, *slot0, *slot_feat;
+    float **table, **acc, **gT;    /* gT: keep_grads only (tests) */
+
+    ctr_optimizer_t opt;
+    float lr, emb_lr, emb_l2;
+    uint64_t step;
+    double b1t, b2t;
+
+    size_t max_batch;
+    unsigned n_threads;
+    float *X, *dX, *T, *dT;        /* [B][ldx], [B][ldx], [B][tin], [B][tin] */
+    float **xl;                    /* DCNv2: x_1 .. x_L, [B][D] each */
+    float *dbk, *dx0;              /* DCNv2: [B][D] each */
+    uint32_t *cnt;                 /* [B][n_cat]: a bag's non-empty slots */
+    float *zeros, *loss;
+    float **tmp;                   /* per thread: DOT's X^T, G and dG */
+    uint64_t **keys;               /* per thread: table gradient sort keys */
+    float **gbuf;                  /* per thread: one row's gradient */
+    size_t n_tasks;
+    uint32_t *task_lin, *task_r0, *task_r1;
+
+    /* The description the export fills. */
+    ctr_layer_def_t *layer_defs;   /* one per lin of the MLPs */
+    ctr_cross_def_t *cross_defs;
+} ctr__graph_t;
+
+/* Checks a shape: CTR_EINVAL naming the first bad field. */
+int ctr__graph_check(const ctr__graph_shape_t *sh, char *err, size_t errlen);
+
+/* Allocates every buffer for batches of up to max_batch (sh is copied;
+ * the arrays it points at must outlive g). keep_grads allocates gT. 0,
+ * CTR_EINVAL (a bad shape, named in err) or CTR_ENOMEM. */
+int ctr__graph_init(ctr__graph_t *g, const ctr__graph_shape_t *sh, size_t max_batch,
+                    unsigned n_threads, int keep_grads, char *err, size_t errlen);
+void ctr__graph_free(ctr__graph_t *g);
+
+/* Every parameter from seed (train_graph.c gives the streams and
+ * ranges); the top MLP's output bias to out_bias, tables uniform in
+ * [-emb_scale, emb_scale). */
+void ctr__graph_init_params(ctr__graph_t *g, uint64_t seed, float out_bias, float emb_scale);
+
+/* One mini-batch of bn <= max_batch examples (dense [bn][n_dense], rows
+ * [bn][slots], labels 0/1): forward, backward into every gW (and gT), and
+ * with update one optimizer step. Returns the batch's summed logloss. */
+double ctr__graph_step(ctr__graph_t *g, const ctr_kernel_t *k, ctr__pool_t *pool,
+                       size_t bn, const float *dense, const uint32_t *rows,
+                       const uint8_t *labels, int update);
+
+/* Points def's architecture fields, layers and the tables of cat[n_cat]
+ * (names etc. set by the caller) at the parameters; def keeps its name,
+ * schema and provenance. */
+void ctr__graph_export(ctr__graph_t *g, ctr_model_def_t *def, ctr_cat_def_t *cat);
+
+#endif
