@@ -20,19 +20,20 @@
  * embedding table (every touched row's gradient summed over the batch in
  * example order, slot order within an example, then row-wise Adagrad).
  *
- * Adding an architecture (Wukong next): give the shape its fields; in
- * build_lins append its lins (its MLPs as runs) and set ldx, emb_off and
- * tin (X's width, where the embeddings start in it, the top input's
- * width); add its forward (X -> T) and backward (dT -> dX) per chunk to
- * the two switches of phase_a_chunk, with per-thread room in tmp; and its
- * part of ctr__graph_export. A weight applied to several rows of one
- * example (Wukong's Y, the LCB and residual matrices, LayerNorm's gamma
- * and beta) still has a gradient of the form A^T dZ, with that example's
- * rows one after another in A and dZ: a lin with a rows-per-example
- * count instead of 1 (AT [(in + bias)][bn * rows]) keeps the kernel
- * product and its fixed order. Elementwise ones (gamma, beta) sum
- * per-example gradient rows G over the batch: the kernel product
- * ones^T G gives that sum in batch order too. */
+ * Adding an architecture (as Wukong was, train_wukong.c): give the shape
+ * its fields; in build_lins append its lins (its MLPs as runs) and set
+ * ldx, emb_off and tin (X's width, where the embeddings start in it, the
+ * top input's width); add its forward (X -> T) and backward (dT -> dX)
+ * per chunk to the two switches of phase_a_chunk, with per-thread room in
+ * tmp; and its part of ctr__graph_export. A weight applied to several
+ * rows of one example (Wukong's Y, the LCB and residual matrices) still
+ * has a gradient of the form A^T dZ, with that example's rows one after
+ * another in A and dZ: a lin with a rows-per-example count (`rows`; AT
+ * [(in + bias)][bn * rows]) keeps the kernel product and its fixed
+ * order. Elementwise ones (LayerNorm's gamma and beta) sum per-example
+ * gradient rows G over the batch: a lin with in 0 whose bias row is the
+ * parameters (`ln`), AT a row of ones, so the kernel product ones^T G
+ * gives that sum in batch order too. */
 #ifndef CTR_TRAIN_GRAPH_H
 #define CTR_TRAIN_GRAPH_H
 
