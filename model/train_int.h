@@ -18,9 +18,10 @@
 #include "pool_int.h"
 
 /* The trainer's independent random streams: a splitmix64 state for
- * (seed, stream). In use: from the seed, 1 + l (layer l's weights),
- * 1000 + j (table j) and 0xe90c0000 + epoch (the shuffle order); from the
- * split seed, 0x5b117 (the hold-out split). */
+ * (seed, stream). In use: from the init seed, 1 + l (layer l's weights)
+ * and 1000 + j (table j); from the order seed, 0xe90c0000 + epoch (the
+ * shuffle order); from the split seed, 0x5b117 (the hold-out split). The
+ * init and order seeds are both --seed unless given apart (train.h). */
 static inline uint64_t ctr__train_rng_stream(uint64_t seed, uint64_t stream)
 {
     uint64_t s = seed ^ (stream * 0xd1342543de82ef95ull);
@@ -34,6 +35,10 @@ typedef struct {
     uint32_t *cat_dim;       /* per table */
     uint32_t *cat_buckets;   /* per table; the table has buckets + 1 rows */
     size_t *cat_off;         /* where table j's slice starts in the input */
+    uint32_t *cat_bag;       /* per table: bag_max, 0 = single-valued */
+    ctr_pool_t *cat_pool;    /* per table: a bag's pooling */
+    size_t *cat_slot;        /* per table: its first row slot (ctr_model_slot_of) */
+    size_t slots;            /* row slots per example: the stride of rows */
     ctr_activation_t act;
     float beta;
 
@@ -54,14 +59,17 @@ typedef struct {
     unsigned n_threads;
     float **A, **Z, **dZ, **AT;
     float *dA0, *zeros, *loss;
-    uint64_t **keys;         /* per thread: sort keys for embedding updates */
+    uint64_t **keys;         /* per thread: sort keys for embedding updates,
+                                max_batch * max(1, bag_max) */
+    uint32_t **cnt;          /* per thread: each example's bag size (mean) */
     float **gbuf;            /* per thread: one row's gradient */
     size_t n_tasks;          /* update tasks: weight row chunks, then tables */
     uint32_t *task_layer, *task_r0, *task_r1;
 } ctr__net_t;
 
-/* Shapes from def: n_dense, n_cat, cat[].buckets/dim, layers[].in/out (the
- * pointers in def are not used). keep_grads allocates gT (tests). */
+/* Shapes from def: n_dense, n_cat, cat[].buckets/dim/bag_max/pool,
+ * layers[].in/out (the pointers in def are not used). keep_grads
+ * allocates gT (tests). */
 int ctr__net_init(ctr__net_t *net, const ctr_model_def_t *def, size_t max_batch,
                   unsigned n_threads, int keep_grads);
 void ctr__net_free(ctr__net_t *net);
@@ -70,8 +78,12 @@ void ctr__net_free(ctr__net_t *net);
 void ctr__net_init_params(ctr__net_t *net, uint64_t seed, float out_bias, float emb_scale);
 
 /* One mini-batch of bn <= max_batch examples (dense [bn][n_dense], rows
- * [bn][n_cat], labels 0/1): forward, backward into gW (and gT), and, with
- * update, one optimizer step. Returns the batch's summed logloss. */
+ * [bn][slots] as features.h encodes them, labels 0/1): forward, backward
+ * into gW (and gT), and, with update, one optimizer step. A bag's
+ * embedding is pooled by the serving op (kernels.h ctr_pool_fn); its
+ * gradient goes to each of its rows (mean: divided by the bag's size),
+ * summed per row in (example, slot) order. Returns the batch's summed
+ * logloss. */
 double ctr__net_step(ctr__net_t *net, const ctr_kernel_t *k, ctr__pool_t *pool,
                      size_t bn, const float *dense, const uint32_t *rows,
                      const uint8_t *labels, int update);

@@ -2,14 +2,18 @@
  * is score.h).
  *
  * The model: each dense feature is transformed (features.h), each
- * categorical feature looks up a row of its own hashed embedding table, the
- * concatenation feeds an MLP (hidden layers with SmeLU or ReLU, last layer
+ * categorical feature looks up a row of its own hashed embedding table (a
+ * bag feature, a column named in data.bags, pools the rows of its values
+ * by sum or mean), the concatenation feeds an MLP (hidden layers with SmeLU or ReLU, last layer
  * one output, sigmoid). No hidden layers = logistic regression.
  *
  * Training: mini-batch binary cross-entropy (mean over the batch); Adam (or
  * Adagrad) for the MLP's weights and biases; row-wise Adagrad for the
  * embedding tables, updating only the rows a batch touched. Examples are
- * shuffled every epoch, and weights initialised, from the seed.
+ * shuffled every epoch from the order seed, and weights and tables
+ * initialised from the init seed; both are the seed unless given apart
+ * (has_init_seed, has_order_seed), so the two sources of retraining
+ * disagreement can be told apart.
  *
  * Determinism: the same data, options and seed give a byte-identical model
  * file, whatever the thread count. Every float sum has one fixed order:
@@ -40,7 +44,8 @@ typedef enum {
 typedef struct {
     /* data */
     const char *data_path;
-    ctr_data_opts_t data;          /* format and columns; criteo: all 39 */
+    ctr_data_opts_t data;          /* format and columns; criteo: all 39;
+                                      data.bags: the bag features */
     int skip_bad;                  /* count and skip bad rows, else stop */
     double valid_frac;             /* rows held out for validation [0, 0.9] */
     uint64_t split_seed;           /* which rows are held out */
@@ -57,6 +62,7 @@ typedef struct {
     size_t n_transforms;           /* 0 (format default), 1 or n_dense */
     const ctr_transform_t *transforms;
     uint64_t hash_seed;            /* table j hashes with hash_seed + j */
+    ctr_pool_t pool;               /* every bag feature's pooling [sum] */
 
     /* optimisation */
     unsigned epochs;
@@ -68,6 +74,10 @@ typedef struct {
     int lr_decay;                  /* 1: both rates fall linearly to 0 over the run */
     ctr_optimizer_t optimizer;
     uint64_t seed;                 /* initialisation and shuffle order */
+    int has_init_seed;             /* 1: init_seed drives initialisation */
+    uint64_t init_seed;
+    int has_order_seed;            /* 1: order_seed drives the shuffles */
+    uint64_t order_seed;
     unsigned threads;              /* 0 = online CPUs, at most 16 */
 
     /* reporting */
