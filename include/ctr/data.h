@@ -183,11 +183,21 @@ int ctr_data_encode_row(const ctr_model_def_t *def, const ctr_data_row_t *row,
  * click probability is a logistic function of per-value effects, dense
  * effects and a few pairwise interactions. The hidden model depends only on
  * model_seed; the rows on seed, so files with the same model_seed and
- * different seeds are train/test draws of the same task. */
+ * different seeds are train/test draws of the same task.
+ *
+ * With bag_features N > 0 the output is a CSV (comma-separated, a header
+ * row label,I1..I13,C1..C26,B1..BN) whose bag columns B1..BN each hold
+ * 0..max_bag values joined by CTR_GENDATA_BAG_SEP; the sum of the values'
+ * hidden effects adds to the logit (read them with --bag Bk:|:max_bag,
+ * pooling sum). The Criteo columns of each row stay what they are
+ * without bags. */
+#define CTR_GENDATA_BAG_SEP '|'
 typedef struct {
     uint64_t rows;
     uint64_t seed;        /* rows */
     uint64_t model_seed;  /* hidden model */
+    uint32_t bag_features; /* bag columns, 0..64; 0 = Criteo TSV as always */
+    uint32_t max_bag;     /* most values in a bag, 1..CTR_MAX_BAG */
 } ctr_gendata_opts_t;
 
 typedef struct {
