@@ -57,6 +57,7 @@ void ctr_train_opts_init(ctr_train_opts_t *o)
     o->emb_init = 0.05;
     o->optimizer = CTR_OPTIM_ADAM;
     o->seed = 1;
+    o->init_seed = o->order_seed = 1; /* used only with has_init_seed / has_order_seed */
 }
 
 static uint64_t init_seed(const ctr_train_opts_t *o)

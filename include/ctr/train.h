@@ -98,7 +98,8 @@ typedef struct {
 
 /* Defaults: criteo format, valid_frac 0.1, split_seed 1, SmeLU beta 1,
  * hidden 512,256, dim 16, 65536 buckets, 1 epoch, batch 256, lr 1e-3,
- * emb_lr 0.1, linear lr decay, emb_init 0.05, seed 1. */
+ * emb_lr 0.1, linear lr decay, emb_init 0.05, seed 1 (init and order seeds
+ * not set apart), pool sum. */
 void ctr_train_opts_init(ctr_train_opts_t *o);
 
 /* Trains and writes the model to out_path. rep may be NULL. */
