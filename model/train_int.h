@@ -8,8 +8,12 @@
 #ifndef CTR_TRAIN_INT_H
 #define CTR_TRAIN_INT_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifdef __SSE2__
+#include <immintrin.h>
+#endif
 
 #include "ctr/kernels.h"
 #include "ctr/model.h"
@@ -27,6 +31,42 @@ static inline uint64_t ctr__train_rng_stream(uint64_t seed, uint64_t stream)
     uint64_t s = seed ^ (stream * 0xd1342543de82ef95ull);
     ctr_splitmix64_next(&s);
     return s;
+}
+
+#define CTR__ADAM_B1 0.9
+#define CTR__ADAM_B2 0.999
+#define CTR__ADAM_EPS 1e-8f
+
+/* Adam on n parameters. Each element goes through the same IEEE
+ * operations (no fusion, correctly rounded sqrt and division) in the
+ * 4-wide SSE path and the scalar tail, so the bits do not depend on where
+ * a task's rows start. Shared by every trainer (train_net.c and the
+ * interaction architectures'), so they update alike. */
+static inline void ctr__adam_update(float *restrict w, float *restrict m, float *restrict v,
+                                    const float *restrict g, size_t n, float lr_t)
+{
+    const float b1 = (float)CTR__ADAM_B1, b2 = (float)CTR__ADAM_B2;
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1),
+                 vc2 = _mm_set1_ps(c2), vlr = _mm_set1_ps(lr_t), veps = _mm_set1_ps(CTR__ADAM_EPS);
+    for (; i + 4 <= n; i += 4) {
+        __m128 gi = _mm_loadu_ps(g + i);
+        __m128 mi = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(m + i)), _mm_mul_ps(vc1, gi));
+        __m128 vi = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)),
+                               _mm_mul_ps(_mm_mul_ps(vc2, gi), gi));
+        __m128 step = _mm_div_ps(_mm_mul_ps(vlr, mi), _mm_add_ps(_mm_sqrt_ps(vi), veps));
+        _mm_storeu_ps(m + i, mi);
+        _mm_storeu_ps(v + i, vi);
+        _mm_storeu_ps(w + i, _mm_sub_ps(_mm_loadu_ps(w + i), step));
+    }
+#endif
+    for (; i < n; i++) {
+        m[i] = b1 * m[i] + c1 * g[i];
+        v[i] = b2 * v[i] + c2 * g[i] * g[i];
+        w[i] -= lr_t * m[i] / (sqrtf(v[i]) + CTR__ADAM_EPS);
+    }
 }
 
 typedef struct {
