@@ -345,6 +345,8 @@ static int check_opts(run_t *r, char *err, size_t errlen)
         return ctr_error(err, errlen, CTR_EINVAL, "pool must be sum or mean");
     for (size_t i = 0; i < o->data.n_bags; i++) {
         /* The reader checks the rest (a categorical column, the separator). */
+        if (!o->data.bags[i].column)
+            return ctr_error(err, errlen, CTR_EINVAL, "--bag: no column named");
         if (o->data.bags[i].max < 1 || o->data.bags[i].max > CTR_MAX_BAG)
             return ctr_error(err, errlen, CTR_EINVAL, "--bag %s: at most 1..%d values",
                              o->data.bags[i].column, CTR_MAX_BAG);
