@@ -66,6 +66,7 @@ for m in $ARCHS; do
     [ -n "${SIZES[$m]:-}" ] || { echo "bench_train: unknown architecture $m" >&2; exit 2; }
 done
 
+failed=0
 data="$dir/rows-$ROWS-s$DATA_SEED.tsv"
 if [ ! -s "$data" ]; then
     "$B/ctrtool" gen-data --rows "$ROWS" --seed "$DATA_SEED" --out "$data"
@@ -74,6 +75,8 @@ cache="${data%.tsv}.npz"
 # shellcheck disable=SC2086
 "$PY" bench/torch_train.py --encode-only --data "$data" --cache "$cache" $COMMON
 
+"$PY" bench/torch_train.py --self-test || failed=1
+
 runs="$dir/runs.tsv"
 notes="$dir/notes.tsv"
 : >"$runs"
@@ -81,7 +84,6 @@ notes="$dir/notes.tsv"
 rm -f "$dir"/check-*.json
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(date -u +%FT%TZ); $ROWS rows, $RUNS run(s) a figure, threads: $THREADS"
-failed=0
 for m in $ARCHS; do
     # shellcheck disable=SC2206
     flags=($COMMON ${SIZES[$m]})

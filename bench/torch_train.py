@@ -7,6 +7,7 @@ runs it beside ctrtool train and prints the table).
                    [--threads T] [--json OUT]
     torch_train.py --encode-only --data FILE --cache FILE.npz [--buckets N] [--hash-seed S]
     torch_train.py --check MODEL.ctrm --ctrtool build/ctrtool --data FILE [model flags]
+    torch_train.py --self-test
 
 The model and optimizer flags are `ctrtool train`'s, with its names,
 defaults and meanings (the size flags are `ctrtool synth`'s): --arch
@@ -68,6 +69,9 @@ in MODEL.ctrm (what `ctrtool train` wrote with the same flags), then loads
 MODEL.ctrm into the reference modules (python/ctrd_torch's .ctrm reader),
 scores the first --check-rows rows of FILE encoded here, and compares with
 `ctrtool score` on the same rows: max |score diff| <= 1e-5 or it fails.
+
+--self-test: the row-wise Adagrad above against the rule written out row
+by row in float64 (repeated rows in a batch, L2 on, two steps).
 """
 
 import argparse
@@ -78,7 +82,9 @@ import sys
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(prog="torch_train.py", description=__doc__.split("\n")[0])
-    ap.add_argument("--data", required=True, help="Criteo TSV rows (ctrtool gen-data)")
+    ap.add_argument("--data", help="Criteo TSV rows (ctrtool gen-data)")
+    ap.add_argument("--self-test", action="store_true",
+                    help="check the row-wise Adagrad against a per-row loop and stop")
     ap.add_argument("--cache", help="encoded rows (.npz), written when missing or stale")
     ap.add_argument("--encode-only", action="store_true", help="write --cache and stop")
     ap.add_argument("--json", help="the result as JSON")
@@ -124,6 +130,8 @@ def parse_args(argv):
     ap.add_argument("--valid-frac", type=float, default=0.0,
                     help="only 0 here (every row is trained on); accepted so the flags match")
     a = ap.parse_args(argv)
+    if not a.data and not a.self_test:
+        ap.error("--data is needed")
     if a.valid_frac != 0:
         ap.error("--valid-frac: only 0 (train on every row, as bench_train.sh runs ctrtool train)")
     if a.threads < 1:
@@ -390,7 +398,34 @@ def check(a, cfg):
             "why": "" if diff <= 1e-5 else "scores differ by %.3g (> 1e-5)" % diff}
 
 
+def self_test():
+    """rowwise_adagrad on a sparse gradient with repeated rows (two steps,
+    L2 on) against the rule written out row by row in float64."""
+    g = torch.Generator().manual_seed(3)
+    w = torch.nn.Parameter(torch.randn(10, 4, generator=g))
+    acc = torch.zeros(10)
+    w_ref, acc_ref = w.detach().double().clone(), torch.zeros(10, dtype=torch.float64)
+    for step in range(2):
+        idx = torch.tensor([3, 7, 3, 0, 9, 3] if step == 0 else [7, 1, 1])
+        up = torch.randn(len(idx), 4, generator=g)
+        w.grad = torch.sparse_coo_tensor(idx.unsqueeze(0), up, w.shape)
+        lr, l2 = 0.1 * (step + 1), 0.01
+        for r in sorted(set(idx.tolist())):
+            gr = up[idx == r].double().sum(0) + l2 * w_ref[r]
+            acc_ref[r] += (gr * gr).mean()
+            w_ref[r] -= lr / (acc_ref[r].sqrt() + ADAGRAD_EPS) * gr
+        rowwise_adagrad([w], [acc], lr, l2)
+    dw = float((w.detach().double() - w_ref).abs().max())
+    da = float((acc.double() - acc_ref).abs().max())
+    ok = dw < 1e-5 and da < 1e-5 and w.grad is None
+    print("self-test: row-wise Adagrad %s (max |w diff| %.2g, |acc diff| %.2g)" % (
+        "ok" if ok else "FAILED", dw, da))
+    return 0 if ok else 1
+
+
 def main():
+    if a.self_test:
+        return self_test()
     torch.set_num_threads(a.threads)
     try:
         torch.set_num_interop_threads(1)
