@@ -39,9 +39,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <immintrin.h>
-#endif
 
 #include "ctr/common.h"
 #include "ctr/features.h"
@@ -53,9 +50,6 @@
 
 #define FWD_CHUNK 32      /* examples per phase-A task, as train_net.c */
 #define ROW_CHUNK 16      /* weight rows per phase-B task */
-#define ADAM_B1 0.9
-#define ADAM_B2 0.999
-#define ADAM_EPS 1e-8f
 #define ADAGRAD_EPS 1e-8f
 #define MAX_WIDTH 65536u
 
@@ -838,36 +832,6 @@ static void update_table(step_ctx_t *c, size_t j, unsigned tid)
     }
 }
 
-/* Adam on n parameters: train_net.c's adam_update, operation for
- * operation (the same IEEE operations in the 4-wide SSE path and the
- * scalar tail, so a task's starting row changes no bits). */
-static void adam_update(float *restrict w, float *restrict m, float *restrict v,
-                        const float *restrict gr, size_t n, float lr_t)
-{
-    const float b1 = (float)ADAM_B1, b2 = (float)ADAM_B2;
-    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
-    size_t i = 0;
-#ifdef __SSE2__
-    const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1),
-                 vc2 = _mm_set1_ps(c2), vlr = _mm_set1_ps(lr_t), veps = _mm_set1_ps(ADAM_EPS);
-    for (; i + 4 <= n; i += 4) {
-        __m128 gi = _mm_loadu_ps(gr + i);
-        __m128 mi = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(m + i)), _mm_mul_ps(vc1, gi));
-        __m128 vi = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)),
-                               _mm_mul_ps(_mm_mul_ps(vc2, gi), gi));
-        __m128 step = _mm_div_ps(_mm_mul_ps(vlr, mi), _mm_add_ps(_mm_sqrt_ps(vi), veps));
-        _mm_storeu_ps(m + i, mi);
-        _mm_storeu_ps(v + i, vi);
-        _mm_storeu_ps(w + i, _mm_sub_ps(_mm_loadu_ps(w + i), step));
-    }
-#endif
-    for (; i < n; i++) {
-        m[i] = b1 * m[i] + c1 * gr[i];
-        v[i] = b2 * v[i] + c2 * gr[i] * gr[i];
-        w[i] -= lr_t * m[i] / (sqrtf(v[i]) + ADAM_EPS);
-    }
-}
-
 static void update_lin(step_ctx_t *c, ctr__glin_t *L, uint32_t r0, uint32_t r1)
 {
     const ctr__graph_t *g = c->g;
@@ -882,7 +846,7 @@ static void update_lin(step_ctx_t *c, ctr__glin_t *L, uint32_t r0, uint32_t r1)
     size_t n = (size_t)(r1 - r0) * out;
     float *w = L->W + (size_t)r0 * out, *m = L->m + (size_t)r0 * out, *v = L->v + (size_t)r0 * out;
     if (g->opt == CTR_OPTIM_ADAM)
-        adam_update(w, m, v, gw, n, c->lr_t);
+        ctr__adam_update(w, m, v, gw, n, c->lr_t);
     else
         for (size_t i = 0; i < n; i++) {
             v[i] += gw[i] * gw[i];
@@ -916,8 +880,8 @@ double ctr__graph_step(ctr__graph_t *g, const ctr_kernel_t *k, ctr__pool_t *pool
                     bn, dense, rows, labels, update, 0.0f, 0};
     if (update) {
         g->step++;
-        g->b1t *= ADAM_B1;
-        g->b2t *= ADAM_B2;
+        g->b1t *= CTR__ADAM_B1;
+        g->b2t *= CTR__ADAM_B2;
         c.lr_t = (float)(g->lr * sqrt(1.0 - g->b2t) / (1.0 - g->b1t));
     }
     ctr__pool_run(pool, phase_a, &c);
