@@ -602,6 +602,71 @@ def main():
             "BENCH_QUICK=1); ctrd alone: `build/bench/bench_interact` (`--model FILE`)."]
     sections.append("\n".join(sec))
 
+    # --- part 8: training ----------------------------------------------------------------
+    tj = load_json(P("train.json"))
+    sec = ["## 8. Training: ctrtool train against PyTorch on the same rows", ""]
+    if tj and tj.get("results"):
+        tv = "torch %s" % tj.get("torch", "?")
+        sec += ["`ctrtool train` and bench/torch_train.py (Debian's %s training python/ctrd_torch's "
+                "reference modules) train one epoch over the same %s synthetic Criteo rows (`ctrtool "
+                "gen-data`), encoded the way ctrd encodes them (torch: the package's feature code), "
+                "batch 256, Adam on the dense weights and row-wise Adagrad on the tables (written for "
+                "torch: one accumulator per row), linear rate decay, the same thread count (torch: "
+                "`set_num_threads`, OpenMP wait policy %s). Each side's rows/s counts the epochs only "
+                "(no loading, encoding or evaluation). Medians of %d run(s) a figure, the two sides "
+                "alternating. Common flags: `%s`." % (
+                    tv, "{:,}".format(tj.get("rows", 0)), tj.get("omp_wait_policy", "?"),
+                    tj.get("runs", 0), tj.get("common_flags", "")), ""]
+        rows, full = [], []
+        for r in tj["results"]:
+            ck = r.get("check") or {}
+            what = "train %s, %d thread%s" % (r["arch"], r["threads"], "" if r["threads"] == 1 else "s")
+            same = bool(ck.get("ok"))
+            if r.get("note"):
+                cval = (r["note"], "")
+            else:
+                cval = (r.get("ctrtool_rows_per_s"), "rows/s")
+            rows.append(Row(what, cval, "%s, same rows" % tv, (r.get("torch_rows_per_s"), "rows/s"),
+                            r=r.get("ratio"), target=1.0 if same else None,
+                            rerun="B=build TRAIN_ARCHS=%s bench/bench_train.sh" % r["arch"],
+                            headline=r["threads"] == 1 and same))
+            if r.get("note"):
+                cks = "-"
+            elif not ck:
+                cks = "not run"
+            elif ck.get("ok"):
+                cks = "same (%.1g)" % ck["max_score_diff"]
+            else:
+                cks = "**DIFFERENT**: %s" % ck.get("why", "")
+            full.append([r["arch"], "`%s`" % r.get("flags", ""), r["threads"],
+                         ", ".join(num(x) for x in r.get("ctrtool_runs", [])) or r.get("note") or "-",
+                         ", ".join(num(x) for x in r.get("torch_runs", [])) or "-",
+                         (num(r["ratio"]) + "x") if r.get("ratio") else "-", cks])
+        headline += [r for r in rows if r.headline]
+        sec += ["The target (issue 16): ctrtool train >= 1x torch's rows/s, per architecture and "
+                "thread count:", "", table(rows), "",
+                table(full, head=("arch", "sizes", "threads", "ctrtool rows/s (each run)",
+                                  "torch rows/s (each run)", "ratio of medians", "same model")), "",
+                "Same model: `torch_train.py --check` builds the reference model from the same flags, "
+                "checks that its config (mappings, hash seeds, buckets, transforms, every width) is the "
+                "one in the model ctrtool train wrote, loads that model into the reference modules and "
+                "scores its first 256 rows, encoded by torch_train.py, against `ctrtool score` "
+                "(max |score diff|, tolerance 1e-5): both sides train the same model on the same "
+                "encoded rows. A target is set only where that holds.", "",
+                "On this machine (%s cores, shared; load average %s at the start of the part, %s at "
+                "the end) the 2-thread figures mostly measure how the scheduler treats two busy threads "
+                "beside other jobs; read them as indicative." % (
+                    mach["cores"], tj.get("load_start", "?"), tj.get("load_end", "?"))]
+        if any(r.get("why") for r in tj["results"]):
+            sec += ["", "Not yet supported: " + "; ".join(sorted(set(
+                "%s (%s)" % (r["arch"], r["why"]) for r in tj["results"] if r.get("why")))) + "."]
+    else:
+        sec.append("_not run_ (needs /usr/bin/python3 with torch)")
+    sec += ["", "Rerun: `B=build bench/bench_train.sh` (TRAIN_ARCHS, TRAIN_THREADS, TRAIN_RUNS, "
+            "TRAIN_ROWS, TRAIN_OMP_WAIT_POLICY; BENCH_QUICK=1); torch alone: `/usr/bin/python3 "
+            "bench/torch_train.py --help`."]
+    sections.append("\n".join(sec))
+
     # --- plots -------------------------------------------------------------------------
     plots = []
     os.makedirs(a.plots, exist_ok=True)

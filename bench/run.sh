@@ -18,6 +18,9 @@
 #   part 7  architectures: MLP, DLRM, DCNv2, two Wukongs, ctrd vs torch on
 #           the same .ctrm, batches 1-256, one thread, beside the measured
 #           FMA peak (bench_arch.sh, bench/torch_arch.py)
+#   part 8  training: ctrtool train rows/s against torch training the
+#           reference modules on the same rows, same optimizers, threads 1
+#           and 2, per architecture (bench_train.sh, bench/torch_train.py)
 #   then    BENCHMARKS.md and README's headline table (bench/report.py)
 # GATHER_GB sets the size of the gather model (default 2, above this
 # machine's 480 MiB last-level cache). BENCH_QUICK=1 (make bench-quick):
@@ -50,7 +53,8 @@ quick mode (make bench-quick): a smoke test of every part, not figures to quote.
   one rate only (no open-loop search; no score check on the demo model),
   0.5 s per run; part 6 uses tables of 0.1 and 0.25 GB only (the uniform-rows
   run on the 0.25 GB one), request sizes 1, 64 and 512, 0.5 s per run;
-  part 7 times batches 1 and 64 only, 3 repetitions of 0.05 s.
+  part 7 times batches 1 and 64 only, 3 repetitions of 0.05 s;
+  part 8 trains on 20,000 rows, one run per figure.
 EOF
     echo
 else
@@ -112,6 +116,12 @@ if [ -x bench/bench_arch.sh ] && [ -x "$B/bench/bench_interact" ]; then
     echo
     echo "== [$(( $(date +%s) - T0 )) s] part 7: architectures, ctrd vs torch on the same model, one thread"
     B="$B" bench/bench_arch.sh | tee "$out/arch.txt" || failed="$failed 7"
+fi
+
+if [ -x bench/bench_train.sh ]; then
+    echo
+    echo "== [$(( $(date +%s) - T0 )) s] part 8: training, ctrtool train vs torch on the same rows, same threads"
+    B="$B" bench/bench_train.sh | tee "$out/train.txt" || failed="$failed 8"
 fi
 
 printf 'load_end=%s\nwall_s=%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(( $(date +%s) - T0 ))" >>"$out/meta.txt"

@@ -8,11 +8,16 @@
  * than the buffer is reported and skipped up to its newline. Compressed
  * input is piped through `xz -dc` / `gzip -dc`, spawned without a shell;
  * the decompressor's exit status is checked at end of file, so a truncated
- * or corrupt archive is an error, never a silently short data set. */
+ * or corrupt archive is an error, never a silently short data set.
+ *
+ * Bag columns are split without copying either: their values point into
+ * the field, whose own text (cat[j]) stays whole. The value arrays hold
+ * sum over columns of max(1, bag max) entries, sized at open. */
 #include "ctr/data.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <math.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -53,6 +58,11 @@ struct ctr_data_reader {
     double *dense;
     const char **cat;
     size_t *cat_len;
+    char *bag_sep;         /* [n_cat]: 0 = one value; else the separator */
+    uint32_t *bag_max;     /* [n_cat]: a bag's most values */
+    size_t *val_off;       /* [n_cat + 1] */
+    const char **val;      /* sum of max(1, bag_max[j]) entries */
+    size_t *val_len;
     ctr_data_row_t row;
 };
 
@@ -81,6 +91,9 @@ void ctr_data_opts_for_model(ctr_data_opts_t *o, const ctr_model_def_t *def,
     o->dense = names;
     o->n_cat = def->n_cat;
     o->cat = names + def->n_dense;
+    o->n_bags = 0;
+    o->bags = NULL;
+    o->bag_model = def;
 }
 
 /* ---- raw input: file, stdin or decompressor pipe ---- */
@@ -465,6 +478,78 @@ static int open_csv(ctr_data_reader_t *r, const ctr_data_opts_t *o, char *err, s
     return 0;
 }
 
+/* Categorical column index of name, or -1. */
+static long cat_index(const ctr_data_reader_t *r, const char *name)
+{
+    for (size_t j = 0; j < r->n_cat; j++)
+        if (!strcmp(r->names[r->n_dense + j], name))
+            return (long)j;
+    return -1;
+}
+
+static int set_bag(ctr_data_reader_t *r, const char *column, char sep, uint64_t max,
+                   const char *source, char *err, size_t errlen)
+{
+    long j = cat_index(r, column);
+    if (j < 0)
+        return ctr_error(err, errlen, CTR_EINVAL,
+                         "%s: bag column '%s' is not one of the categorical columns", source, column);
+    if (r->bag_sep[j])
+        return ctr_error(err, errlen, CTR_EINVAL, "%s: bag column '%s' is named twice", source, column);
+    if (max < 1 || max > CTR_MAX_BAG)
+        return ctr_error(err, errlen, CTR_EINVAL, "%s: bag column '%s': at most %llu values; must be 1..%d",
+                         source, column, (unsigned long long)max, CTR_MAX_BAG);
+    if (sep == '\0' || sep == '\n' || sep == '\r' || sep == '"' ||
+        (r->format == CTR_DATA_CRITEO && sep == '\t'))
+        return ctr_error(err, errlen, CTR_EINVAL,
+                         "%s: bag column '%s': separator 0x%02x cannot be used%s", source, column,
+                         (unsigned char)sep, r->format == CTR_DATA_CRITEO && sep == '\t'
+                                                 ? " (the tab separates criteo's fields)" : "");
+    r->bag_sep[j] = sep;
+    r->bag_max[j] = (uint32_t)max;
+    return 0;
+}
+
+/* The model's bag features whose separator its provenance records
+ * ({"data":{"bags":[{"column":..,"sep":..,"max":..}]}}, ctrtool train):
+ * each a bag column of at most bag_max values, unless opts named it. A
+ * provenance that is not JSON or records no bags gives none. */
+static int model_bags(ctr_data_reader_t *r, const ctr_model_def_t *def, char *err, size_t errlen)
+{
+    if (!def->provenance_json)
+        return 0;
+    json_t *root = json_loads(def->provenance_json, 0, NULL);
+    json_t *bags = json_object_get(json_object_get(root, "data"), "bags");
+    int rc = 0;
+    for (size_t i = 0; !rc && i < json_array_size(bags); i++) {
+        json_t *b = json_array_get(bags, i);
+        const char *col = json_string_value(json_object_get(b, "column"));
+        const char *sep = json_string_value(json_object_get(b, "sep"));
+        if (!col || !sep || strlen(sep) != 1)
+            continue;
+        long j = cat_index(r, col);
+        if (j < 0 || r->bag_sep[j])
+            continue;
+        for (size_t f = 0; f < def->n_cat; f++)
+            if (def->cat[f].bag_max && !strcmp(def->cat[f].name, col)) {
+                rc = set_bag(r, col, sep[0], def->cat[f].bag_max, "model", err, errlen);
+                break;
+            }
+    }
+    json_decref(root);
+    return rc;
+}
+
+static int resolve_bags(ctr_data_reader_t *r, const ctr_data_opts_t *o, char *err, size_t errlen)
+{
+    int rc;
+    for (size_t i = 0; i < o->n_bags; i++)
+        if ((rc = set_bag(r, o->bags[i].column ? o->bags[i].column : "", o->bags[i].sep,
+                          o->bags[i].max, r->path, err, errlen)))
+            return rc;
+    return o->bag_model ? model_bags(r, o->bag_model, err, errlen) : 0;
+}
+
 int ctr_data_open(const char *path, const ctr_data_opts_t *o, ctr_data_reader_t **out,
                   char *err, size_t errlen)
 {
@@ -517,13 +602,30 @@ int ctr_data_open(const char *path, const ctr_data_opts_t *o, ctr_data_reader_t 
     r->dense = calloc(r->n_dense + 1, sizeof(double));
     r->cat = calloc(r->n_cat + 1, sizeof(char *));
     r->cat_len = calloc(r->n_cat + 1, sizeof(size_t));
-    if (!r->dense || !r->cat || !r->cat_len) {
+    r->bag_sep = calloc(r->n_cat + 1, 1);
+    r->bag_max = calloc(r->n_cat + 1, sizeof(uint32_t));
+    r->val_off = calloc(r->n_cat + 1, sizeof(size_t));
+    if (!r->dense || !r->cat || !r->cat_len || !r->bag_sep || !r->bag_max || !r->val_off) {
+        rc = CTR_ENOMEM;
+        goto fail;
+    }
+    if ((rc = resolve_bags(r, o, err, errlen)))
+        goto fail;
+    size_t n_val = 0;
+    for (size_t j = 0; j < r->n_cat; j++)
+        n_val += r->bag_sep[j] ? r->bag_max[j] : 1;
+    r->val = calloc(n_val + 1, sizeof(char *));
+    r->val_len = calloc(n_val + 1, sizeof(size_t));
+    if (!r->val || !r->val_len) {
         rc = CTR_ENOMEM;
         goto fail;
     }
     r->row.dense = r->dense;
     r->row.cat = r->cat;
     r->row.cat_len = r->cat_len;
+    r->row.val_off = r->val_off;
+    r->row.val = r->val;
+    r->row.val_len = r->val_len;
     *out = r;
     return 0;
 fail:
@@ -556,6 +658,11 @@ void ctr_data_close(ctr_data_reader_t *r)
     free(r->dense);
     free(r->cat);
     free(r->cat_len);
+    free(r->bag_sep);
+    free(r->bag_max);
+    free(r->val_off);
+    free(r->val);
+    free(r->val_len);
     free(r->buf);
     free(r->path);
     free(r);
@@ -675,39 +782,86 @@ int ctr_data_next(ctr_data_reader_t *r, const ctr_data_row_t **row, char *err, s
         }
     }
 
+    size_t nv = 0;
     for (size_t j = 0; j < r->n_cat; j++) {
         size_t c = r->cat_col[j] - shift;
+        const char *f = r->fs[c];
         size_t fl = r->fl[c];
-        if (fl > CTR_MAX_CAT_BYTES)
-            return ctr_error(err, errlen, CTR_EFORMAT,
-                             "%s:%llu: %s: value of %zu bytes is over the %d-byte limit ('%s')",
-                             r->path, ln, r->names[r->n_dense + j], fl, CTR_MAX_CAT_BYTES,
-                             show(r->fs[c], fl, show_buf, sizeof(show_buf)));
-        r->cat[j] = fl ? r->fs[c] : NULL;
+        const char *col = r->names[r->n_dense + j];
+        r->cat[j] = fl ? f : NULL;
         r->cat_len[j] = fl;
+        r->val_off[j] = nv;
+        if (!r->bag_sep[j]) {
+            if (fl > CTR_MAX_CAT_BYTES)
+                return ctr_error(err, errlen, CTR_EFORMAT,
+                                 "%s:%llu: %s: value of %zu bytes is over the %d-byte limit ('%s')",
+                                 r->path, ln, col, fl, CTR_MAX_CAT_BYTES,
+                                 show(f, fl, show_buf, sizeof(show_buf)));
+            if (fl) {
+                r->val[nv] = f;
+                r->val_len[nv++] = fl;
+            }
+            continue;
+        }
+        /* A bag: the values between separators, every one non-empty. */
+        const char *p = f, *end = f + fl;
+        const char sep = r->bag_sep[j];
+        for (size_t k = 0; fl; k++) {
+            const char *q = memchr(p, sep, (size_t)(end - p));
+            if (!q)
+                q = end;
+            size_t vl = (size_t)(q - p);
+            if (vl == 0)
+                return ctr_error(err, errlen, CTR_EFORMAT,
+                                 "%s:%llu: %s: value %zu of the bag is empty ('%s', separator '%c')",
+                                 r->path, ln, col, k + 1, show(f, fl, show_buf, sizeof(show_buf)),
+                                 sep);
+            if (k == r->bag_max[j])
+                return ctr_error(err, errlen, CTR_EFORMAT,
+                                 "%s:%llu: %s: more than %u values in the bag (its limit)",
+                                 r->path, ln, col, r->bag_max[j]);
+            if (vl > CTR_MAX_CAT_BYTES)
+                return ctr_error(err, errlen, CTR_EFORMAT,
+                                 "%s:%llu: %s: value %zu of the bag, of %zu bytes, is over the "
+                                 "%d-byte limit ('%s')",
+                                 r->path, ln, col, k + 1, vl, CTR_MAX_CAT_BYTES,
+                                 show(p, vl, show_buf, sizeof(show_buf)));
+            r->val[nv] = p;
+            r->val_len[nv++] = vl;
+            if (q == end)
+                break;
+            p = q + 1;
+        }
     }
+    r->val_off[r->n_cat] = nv;
     *row = &r->row;
     return 1;
 }
 
 /* ---- encoding ---- */
 
-/* Categorical column j's value (or none) into its feature's slots. */
-static int encode_cat(const ctr_cat_def_t *c, const char *v, size_t len, uint32_t *slots)
+/* Categorical column j's values (none, one, or a bag's) into its
+ * feature's slots. Returns 0, or CTR_EINVAL / CTR_ERANGE (see
+ * ctr_features_encode_values) with the message in err. */
+static int encode_cat(const ctr_cat_def_t *c, const ctr_data_row_t *row, size_t j,
+                      uint32_t *slots, char *err, size_t errlen)
 {
-    size_t m = v != NULL;
-    return ctr_features_encode_values(c, &v, &len, m, slots, NULL);
-}
-
-static int bad_value(char *err, size_t errlen, uint64_t line, const ctr_cat_def_t *c,
-                     const char *v, size_t len)
-{
-    char shown[64];
-    return ctr_error(err, errlen, CTR_EFORMAT,
-                     "line %llu: %s: '%s' is not a value of this feature (mapping mod: 1 to %d hex "
-                     "digits)",
-                     (unsigned long long)line, c->name, show(v, len, shown, sizeof(shown)),
-                     CTR_MOD_HEX_MAX);
+    size_t a = row->val_off[j], m = row->val_off[j + 1] - a, bad = 0;
+    int rc = ctr_features_encode_values(c, row->val + a, row->val_len + a, m, slots, &bad);
+    if (rc == CTR_ERANGE)
+        return ctr_error(err, errlen, CTR_ERANGE,
+                         "line %llu: %s: %zu values, but the feature takes at most %zu",
+                         (unsigned long long)row->line, c->name, m, ctr_features_width(c));
+    if (rc) {
+        char shown[64];
+        return ctr_error(err, errlen, CTR_EINVAL,
+                         "line %llu: %s: '%s' is not a value of this feature (mapping mod: 1 to "
+                         "%d hex digits)",
+                         (unsigned long long)row->line, c->name,
+                         show(row->val[a + bad], row->val_len[a + bad], shown, sizeof(shown)),
+                         CTR_MOD_HEX_MAX);
+    }
+    return 0;
 }
 
 int ctr_data_encode_row(const ctr_model_def_t *def, const ctr_data_row_t *row,
@@ -717,10 +871,8 @@ int ctr_data_encode_row(const ctr_model_def_t *def, const ctr_data_row_t *row,
         dense[k] = isnan(row->dense[k]) ? ctr_features_dense_missing(&def->dense[k])
                                         : ctr_features_dense(&def->dense[k], row->dense[k]);
     for (size_t j = 0, s = 0; j < def->n_cat; s += ctr_features_width(&def->cat[j]), j++)
-        if (encode_cat(&def->cat[j], row->cat[j], row->cat_len[j], rows + s)) {
-            bad_value(err, errlen, row->line, &def->cat[j], row->cat[j], row->cat_len[j]);
+        if (encode_cat(&def->cat[j], row, j, rows + s, err, errlen))
             return CTR_EINVAL;
-        }
     return 0;
 }
 
@@ -775,8 +927,21 @@ int ctr_dataset_load(const char *path, const ctr_data_opts_t *o,
     if (rc)
         return rc;
     size_t nd = r->n_dense, nc = r->n_cat, cap = 0, ns = 0;
-    for (size_t j = 0; j < nc; j++)
+    for (size_t j = 0; j < nc; j++) {
         ns += ctr_features_width(&cats[j]);
+        /* A bag column the feature cannot hold would make most rows bad. */
+        if (r->bag_sep[j] && r->bag_max[j] > cats[j].bag_max) {
+            char takes[32] = "one value";
+            if (cats[j].bag_max)
+                snprintf(takes, sizeof takes, "at most %u", cats[j].bag_max);
+            rc = ctr_error(err, errlen, CTR_EINVAL,
+                           "%s: column '%s' is read as a bag of up to %u values, but its feature "
+                           "takes %s",
+                           path, r->names[nd + j], r->bag_max[j], takes);
+            ctr_data_close(r);
+            return rc;
+        }
+    }
     ds->n_dense = nd;
     ds->n_cat = nc;
     ds->slots = ns;
@@ -812,10 +977,10 @@ int ctr_dataset_load(const char *path, const ctr_data_opts_t *o,
          * the row bad before anything of it is kept. */
         size_t i = ds->n, bad = nc;
         for (size_t j = 0, s = 0; j < nc && bad == nc; s += ctr_features_width(&cats[j]), j++)
-            if (encode_cat(&cats[j], row->cat[j], row->cat_len[j], ds->rows + i * ns + s))
+            if ((rc = encode_cat(&cats[j], row, j, ds->rows + i * ns + s, msg, sizeof msg)))
                 bad = j;
         if (bad < nc) {
-            rc = bad_value(msg, sizeof msg, row->line, &cats[bad], row->cat[bad], row->cat_len[bad]);
+            rc = CTR_EFORMAT;
             if (!skip_bad) {
                 ctr_error(err, errlen, rc, "%s: %s", path, msg);
                 goto fail;

@@ -64,6 +64,23 @@ void ctr_train_opts_init(ctr_train_opts_t *o)
     o->n_deep = 2;
     o->deep[0] = 256;
     o->deep[1] = 128;
+    o->n_wukong = 2;
+    o->n_f = o->n_l = 8;
+    o->k = 24;
+    o->n_fmb = 1;
+    o->fmb[0] = 256;
+    o->ln_eps = 1e-5;
+    o->init_seed = o->order_seed = 1; /* used only with has_init_seed / has_order_seed */
+}
+
+static uint64_t init_seed(const ctr_train_opts_t *o)
+{
+    return o->has_init_seed ? o->init_seed : o->seed;
+}
+
+static uint64_t order_seed(const ctr_train_opts_t *o)
+{
+    return o->has_order_seed ? o->order_seed : o->seed;
 }
 
 /* ---- provenance: how the model was made, stored in its file ---- */
@@ -105,6 +122,15 @@ static void arch_provenance(const ctr_train_opts_t *o, json_t *h)
         json_object_set_new(h, "rank", json_integer(o->rank));
         if (par)
             json_object_set_new(h, "deep", widths_json(o->n_deep, o->deep));
+    } else if (o->arch == CTR_ARCH_WUKONG) {
+        json_object_set_new(h, "layers", json_integer(o->n_wukong));
+        json_object_set_new(h, "nf", json_integer(o->n_f));
+        json_object_set_new(h, "nl", json_integer(o->n_l));
+        json_object_set_new(h, "k", json_integer(o->k));
+        json_object_set_new(h, "fmb", widths_json(o->n_fmb, o->fmb));
+        json_object_set_new(h, "fmb_ln", json_string(o->fmb_ln == CTR_FMB_LN_FLAT ? "flat" : "none"));
+        json_object_set_new(h, "fmb_out_act", json_boolean(o->fmb_out_act));
+        json_object_set_new(h, "ln_eps", json_real(o->ln_eps));
     }
 }
 
@@ -135,8 +161,28 @@ static char *provenance(const ctr_train_opts_t *o, const ctr_model_def_t *def,
     json_object_set_new(data, "split_seed", json_integer((json_int_t)o->split_seed));
     json_object_set_new(data, "train_rows", json_integer((json_int_t)rep->n_train));
     json_object_set_new(data, "valid_rows", json_integer((json_int_t)rep->n_valid));
+    if (o->data.n_bags) {
+        /* Read back by ctr_data_opts_for_model: how to split the bags. */
+        json_t *bags = json_array();
+        for (size_t i = 0; i < o->data.n_bags; i++) {
+            const ctr_data_bag_t *b = &o->data.bags[i];
+            char sep[2] = {b->sep, '\0'};
+            json_t *jb = json_object();
+            json_object_set_new(jb, "column", json_string(b->column));
+            json_object_set_new(jb, "sep", json_string(sep));
+            json_object_set_new(jb, "max", json_integer(b->max));
+            json_array_append_new(bags, jb);
+        }
+        json_object_set_new(data, "bags", bags);
+    }
     json_object_set_new(root, "data", data);
     json_object_set_new(root, "seed", json_integer((json_int_t)o->seed));
+    /* Only when one differs from the seed: a run with --seed alone (or the
+     * same value thrice) writes the same file as before the split. */
+    if (init_seed(o) != o->seed || order_seed(o) != o->seed) {
+        json_object_set_new(root, "init_seed", json_integer((json_int_t)init_seed(o)));
+        json_object_set_new(root, "order_seed", json_integer((json_int_t)order_seed(o)));
+    }
 
     json_t *h = json_object();
     json_object_set_new(h, "activation", json_string(ctr_activation_name(o->activation)));
@@ -155,6 +201,8 @@ static char *provenance(const ctr_train_opts_t *o, const ctr_model_def_t *def,
         json_array_append_new(tr, json_string(ctr_transform_name(def->dense[k].transform)));
     json_object_set_new(h, "transforms", tr);
     json_object_set_new(h, "hash_seed", json_integer((json_int_t)o->hash_seed));
+    if (o->data.n_bags)
+        json_object_set_new(h, "pool", json_string(o->pool == CTR_POOL_MEAN ? "mean" : "sum"));
     json_object_set_new(h, "epochs", json_integer(o->epochs));
     json_object_set_new(h, "batch", json_integer((json_int_t)o->batch));
     json_object_set_new(h, "optimizer", json_string(o->optimizer == CTR_OPTIM_ADAM ? "adam" : "adagrad"));
@@ -182,9 +230,9 @@ static char *provenance(const ctr_train_opts_t *o, const ctr_model_def_t *def,
 /* ---- what the run works on ---- */
 
 /* Rows of the dataset, encoded, in the order they were taken: the
- * training rows or the validation rows. */
+ * training rows or the validation rows. rows has ns slots per example. */
 typedef struct {
-    size_t n, nd, nc;
+    size_t n, nd, ns;
     float *dense;
     uint32_t *rows;
     uint8_t *labels;
@@ -201,15 +249,15 @@ static int subset_take(subset_t *s, const ctr_dataset_t *ds, const uint32_t *idx
 {
     s->n = n;
     s->nd = ds->n_dense;
-    s->nc = ds->n_cat;
+    s->ns = ds->slots;
     s->dense = malloc(n * s->nd * sizeof(float) + 1);
-    s->rows = malloc(n * s->nc * sizeof(uint32_t) + 1);
+    s->rows = malloc(n * s->ns * sizeof(uint32_t) + 1);
     s->labels = malloc(n + 1);
     if (!s->dense || !s->rows || !s->labels)
         return CTR_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         memcpy(s->dense + i * s->nd, ds->dense + (size_t)idx[i] * s->nd, s->nd * sizeof(float));
-        memcpy(s->rows + i * s->nc, ds->rows + (size_t)idx[i] * s->nc, s->nc * sizeof(uint32_t));
+        memcpy(s->rows + i * s->ns, ds->rows + (size_t)idx[i] * s->ns, s->ns * sizeof(uint32_t));
         s->labels[i] = ds->labels[idx[i]];
     }
     return 0;
@@ -273,10 +321,10 @@ typedef struct {
     ctr__pool_t *pool;
     ctr__net_t net;
     int net_ok;
-    ctr__graph_t graph;        /* instead of net: arch dot or dcnv2 */
+    ctr__graph_t graph;        /* instead of net: arch dot, dcnv2 or wukong */
     int graph_ok;
     float *bd;                 /* one mini-batch: [batch][nd] */
-    uint32_t *br;              /* [batch][nc] */
+    uint32_t *br;              /* [batch][slots] */
     uint8_t *bl;               /* [batch] */
     char *prov;                /* the provenance JSON */
 } run_t;
@@ -350,6 +398,16 @@ static int check_opts(run_t *r, char *err, size_t errlen)
         return ctr_error(err, errlen, CTR_EINVAL, "valid-frac must be in [0, 0.9]");
     if (!(o->lr > 0) || !(o->emb_lr > 0) || !(o->emb_l2 >= 0) || !(o->emb_init >= 0))
         return ctr_error(err, errlen, CTR_EINVAL, "learning rates must be > 0, emb-l2 and emb-init >= 0");
+    if (o->pool != CTR_POOL_SUM && o->pool != CTR_POOL_MEAN)
+        return ctr_error(err, errlen, CTR_EINVAL, "pool must be sum or mean");
+    for (size_t i = 0; i < o->data.n_bags; i++) {
+        /* The reader checks the rest (a categorical column, the separator). */
+        if (!o->data.bags[i].column)
+            return ctr_error(err, errlen, CTR_EINVAL, "--bag: no column named");
+        if (o->data.bags[i].max < 1 || o->data.bags[i].max > CTR_MAX_BAG)
+            return ctr_error(err, errlen, CTR_EINVAL, "--bag %s: at most 1..%d values",
+                             o->data.bags[i].column, CTR_MAX_BAG);
+    }
     return 0;
 }
 
@@ -375,6 +433,11 @@ static int define_features(run_t *r, char *err, size_t errlen)
         c->buckets = o->buckets ? o->buckets[o->n_buckets == 1 ? 0 : j] : 65536;
         c->dim = o->dim;
         c->seed = o->hash_seed + j;
+        for (size_t i = 0; i < o->data.n_bags; i++)
+            if (!strcmp(o->data.bags[i].column, c->name)) {
+                c->bag_max = o->data.bags[i].max;
+                c->pool = o->pool;
+            }
         if (c->buckets == 0 || c->buckets > (1u << 30))
             return ctr_error(err, errlen, CTR_EINVAL, "%s: buckets must be 1..2^30", c->name);
     }
@@ -498,6 +561,8 @@ static int build_graph(run_t *r, unsigned threads, char *err, size_t errlen)
         .dot_order = o->dot_order, .dot_self = o->dot_self,
         .structure = o->dcn_structure, .n_cross = o->n_cross, .rank = o->rank,
         .n_deep = o->n_deep, .deep = o->deep,
+        .n_wk = o->n_wukong, .n_f = o->n_f, .n_l = o->n_l, .k = o->k, .n_fmb = o->n_fmb, .fmb = o->fmb,
+        .fmb_ln = o->fmb_ln, .fmb_out_act = o->fmb_out_act, .ln_eps = (float)o->ln_eps,
     };
     int rc = ctr__graph_init(&r->graph, &sh, o->batch, threads, 0, err, errlen);
     if (rc)
@@ -508,13 +573,13 @@ static int build_graph(run_t *r, unsigned threads, char *err, size_t errlen)
     r->graph.emb_lr = (float)o->emb_lr;
     r->graph.emb_l2 = (float)o->emb_l2;
     double pr = r->pos_rate;
-    ctr__graph_init_params(&r->graph, o->seed, (float)log(pr / (1.0 - pr)), (float)o->emb_init);
+    ctr__graph_init_params(&r->graph, init_seed(o), (float)log(pr / (1.0 - pr)), (float)o->emb_init);
     ctr__graph_export(&r->graph, &r->def, r->cat);
     return 0;
 }
 
 /* The layer shapes and r->def, the thread pool, the network with its
- * parameters initialised from the seed (the output bias at the training
+ * parameters initialised from the init seed (the output bias at the training
  * rows' log-odds) and the mini-batch buffers. From here on def's layers
  * and tables point into the network. */
 static int build_network(run_t *r, char *err, size_t errlen)
@@ -551,12 +616,12 @@ static int build_network(run_t *r, char *err, size_t errlen)
     r->net.emb_lr = (float)o->emb_lr;
     r->net.emb_l2 = (float)o->emb_l2;
     double pr = r->pos_rate;
-    ctr__net_init_params(&r->net, o->seed, (float)log(pr / (1.0 - pr)), (float)o->emb_init);
+    ctr__net_init_params(&r->net, init_seed(o), (float)log(pr / (1.0 - pr)), (float)o->emb_init);
     ctr__net_export(&r->net, r->layers, r->cat);
 
 batch:
     if (!(r->bd = malloc(o->batch * (r->nd + 1) * sizeof(float))) ||
-        !(r->br = malloc(o->batch * (r->nc + 1) * sizeof(uint32_t))) || !(r->bl = malloc(o->batch)))
+        !(r->br = malloc(o->batch * (r->tr.ns + 1) * sizeof(uint32_t))) || !(r->bl = malloc(o->batch)))
         return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
     return 0;
 }
@@ -564,16 +629,16 @@ batch:
 /* Copies training rows idx[b0 .. b0+bn) into the mini-batch buffers. */
 static void fill_batch(run_t *r, size_t b0, size_t bn)
 {
-    size_t nd = r->nd, nc = r->nc;
+    size_t nd = r->nd, ns = r->tr.ns;
     for (size_t q = 0; q < bn; q++) {
         uint32_t i = r->idx[b0 + q];
         memcpy(r->bd + q * nd, r->tr.dense + (size_t)i * nd, nd * sizeof(float));
-        memcpy(r->br + q * nc, r->tr.rows + (size_t)i * nc, nc * sizeof(uint32_t));
+        memcpy(r->br + q * ns, r->tr.rows + (size_t)i * ns, ns * sizeof(uint32_t));
         r->bl[q] = r->tr.labels[i];
     }
 }
 
-/* The epochs. Each shuffles the training rows from the seed and the epoch
+/* The epochs. Each shuffles the training rows from the order seed and the epoch
  * number and takes one optimizer step per mini-batch, the rates falling
  * linearly to 0 over the whole run with lr_decay. On the log: a progress
  * line (on a terminal or with o->progress) and, when there are validation
@@ -592,7 +657,7 @@ static int run_epochs(run_t *r, char *err, size_t errlen)
     for (unsigned ep = 0; ep < o->epochs; ep++) {
         for (size_t i = 0; i < nt; i++)
             r->idx[i] = (uint32_t)i;
-        uint64_t s = ctr__train_rng_stream(o->seed, 0xe90c0000ull + ep);
+        uint64_t s = ctr__train_rng_stream(order_seed(o), 0xe90c0000ull + ep);
         shuffle(r->idx, nt, &s);
         double ep_loss = 0;
         size_t ep_rows = 0;

@@ -8,8 +8,12 @@
 #ifndef CTR_TRAIN_INT_H
 #define CTR_TRAIN_INT_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifdef __SSE2__
+#include <immintrin.h>
+#endif
 
 #include "ctr/kernels.h"
 #include "ctr/model.h"
@@ -18,14 +22,51 @@
 #include "pool_int.h"
 
 /* The trainer's independent random streams: a splitmix64 state for
- * (seed, stream). In use: from the seed, 1 + l (layer l's weights),
- * 1000 + j (table j) and 0xe90c0000 + epoch (the shuffle order); from the
- * split seed, 0x5b117 (the hold-out split). */
+ * (seed, stream). In use: from the init seed, 1 + l (layer l's weights)
+ * and 1000 + j (table j); from the order seed, 0xe90c0000 + epoch (the
+ * shuffle order); from the split seed, 0x5b117 (the hold-out split). The
+ * init and order seeds are both --seed unless given apart (train.h). */
 static inline uint64_t ctr__train_rng_stream(uint64_t seed, uint64_t stream)
 {
     uint64_t s = seed ^ (stream * 0xd1342543de82ef95ull);
     ctr_splitmix64_next(&s);
     return s;
+}
+
+#define CTR__ADAM_B1 0.9
+#define CTR__ADAM_B2 0.999
+#define CTR__ADAM_EPS 1e-8f
+
+/* Adam on n parameters. Each element goes through the same IEEE
+ * operations (no fusion, correctly rounded sqrt and division) in the
+ * 4-wide SSE path and the scalar tail, so the bits do not depend on where
+ * a task's rows start. Shared by every trainer (train_net.c and the
+ * interaction architectures'), so they update alike. */
+static inline void ctr__adam_update(float *restrict w, float *restrict m, float *restrict v,
+                                    const float *restrict g, size_t n, float lr_t)
+{
+    const float b1 = (float)CTR__ADAM_B1, b2 = (float)CTR__ADAM_B2;
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1),
+                 vc2 = _mm_set1_ps(c2), vlr = _mm_set1_ps(lr_t), veps = _mm_set1_ps(CTR__ADAM_EPS);
+    for (; i + 4 <= n; i += 4) {
+        __m128 gi = _mm_loadu_ps(g + i);
+        __m128 mi = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(m + i)), _mm_mul_ps(vc1, gi));
+        __m128 vi = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)),
+                               _mm_mul_ps(_mm_mul_ps(vc2, gi), gi));
+        __m128 step = _mm_div_ps(_mm_mul_ps(vlr, mi), _mm_add_ps(_mm_sqrt_ps(vi), veps));
+        _mm_storeu_ps(m + i, mi);
+        _mm_storeu_ps(v + i, vi);
+        _mm_storeu_ps(w + i, _mm_sub_ps(_mm_loadu_ps(w + i), step));
+    }
+#endif
+    for (; i < n; i++) {
+        m[i] = b1 * m[i] + c1 * g[i];
+        v[i] = b2 * v[i] + c2 * g[i] * g[i];
+        w[i] -= lr_t * m[i] / (sqrtf(v[i]) + CTR__ADAM_EPS);
+    }
 }
 
 typedef struct {
@@ -34,6 +75,10 @@ typedef struct {
     uint32_t *cat_dim;       /* per table */
     uint32_t *cat_buckets;   /* per table; the table has buckets + 1 rows */
     size_t *cat_off;         /* where table j's slice starts in the input */
+    uint32_t *cat_bag;       /* per table: bag_max, 0 = single-valued */
+    ctr_pool_t *cat_pool;    /* per table: a bag's pooling */
+    size_t *cat_slot;        /* per table: its first row slot (ctr_model_slot_of) */
+    size_t slots;            /* row slots per example: the stride of rows */
     ctr_activation_t act;
     float beta;
 
@@ -54,14 +99,17 @@ typedef struct {
     unsigned n_threads;
     float **A, **Z, **dZ, **AT;
     float *dA0, *zeros, *loss;
-    uint64_t **keys;         /* per thread: sort keys for embedding updates */
+    uint64_t **keys;         /* per thread: sort keys for embedding updates,
+                                max_batch * max(1, bag_max) */
+    uint32_t **cnt;          /* per thread: each example's bag size (mean) */
     float **gbuf;            /* per thread: one row's gradient */
     size_t n_tasks;          /* update tasks: weight row chunks, then tables */
     uint32_t *task_layer, *task_r0, *task_r1;
 } ctr__net_t;
 
-/* Shapes from def: n_dense, n_cat, cat[].buckets/dim, layers[].in/out (the
- * pointers in def are not used). keep_grads allocates gT (tests). */
+/* Shapes from def: n_dense, n_cat, cat[].buckets/dim/bag_max/pool,
+ * layers[].in/out (the pointers in def are not used). keep_grads
+ * allocates gT (tests). */
 int ctr__net_init(ctr__net_t *net, const ctr_model_def_t *def, size_t max_batch,
                   unsigned n_threads, int keep_grads);
 void ctr__net_free(ctr__net_t *net);
@@ -70,8 +118,12 @@ void ctr__net_free(ctr__net_t *net);
 void ctr__net_init_params(ctr__net_t *net, uint64_t seed, float out_bias, float emb_scale);
 
 /* One mini-batch of bn <= max_batch examples (dense [bn][n_dense], rows
- * [bn][n_cat], labels 0/1): forward, backward into gW (and gT), and, with
- * update, one optimizer step. Returns the batch's summed logloss. */
+ * [bn][slots] as features.h encodes them, labels 0/1): forward, backward
+ * into gW (and gT), and, with update, one optimizer step. A bag's
+ * embedding is pooled by the serving op (kernels.h ctr_pool_fn); its
+ * gradient goes to each of its rows (mean: divided by the bag's size),
+ * summed per row in (example, slot) order. Returns the batch's summed
+ * logloss. */
 double ctr__net_step(ctr__net_t *net, const ctr_kernel_t *k, ctr__pool_t *pool,
                      size_t bn, const float *dense, const uint32_t *rows,
                      const uint8_t *labels, int update);

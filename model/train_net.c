@@ -14,26 +14,26 @@
  *     those rows: Adam or Adagrad), or one whole embedding table (sum each
  *     touched row's gradient over the batch in example order, then
  *     row-wise Adagrad).
+ * A bag feature is pooled in phase A by the serving op (the same bits as
+ * ctr_forward); in phase B each of its rows gets the pooled gradient
+ * (mean: divided by the bag's size), its contributions summed in
+ * (example, slot) order, so a row twice in one bag counts twice.
  * Every float lands in one place computed by one fixed chain of
  * operations, so threads change speed, never bits. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <immintrin.h>
-#endif
 
 #include "ctr/common.h"
 #include "ctr/forward.h"
 #include "ctr/kernels.h"
+#include "ctr/features.h"
 #include "ctr/rng.h"
+#include "kernels_int.h"
 #include "train_int.h"
 
 #define FWD_CHUNK 32      /* examples per phase-A task */
 #define ROW_CHUNK 16      /* weight rows per phase-B task */
-#define ADAM_B1 0.9
-#define ADAM_B2 0.999
-#define ADAM_EPS 1e-8f
 #define ADAGRAD_EPS 1e-8f
 
 static float rng_sym(uint64_t *s, float a) /* uniform in [-a, a) */
@@ -70,6 +70,8 @@ void ctr__net_free(ctr__net_t *net)
             free(net->keys[t]);
         if (net->gbuf)
             free(net->gbuf[t]);
+        if (net->cnt)
+            free(net->cnt[t]);
     }
     free(net->table);
     free(net->acc);
@@ -85,6 +87,7 @@ void ctr__net_free(ctr__net_t *net)
     free(net->AT);
     free(net->keys);
     free(net->gbuf);
+    free(net->cnt);
     free(net->dA0);
     free(net->zeros);
     free(net->loss);
@@ -92,6 +95,9 @@ void ctr__net_free(ctr__net_t *net)
     free(net->cat_dim);
     free(net->cat_buckets);
     free(net->cat_off);
+    free(net->cat_bag);
+    free(net->cat_pool);
+    free(net->cat_slot);
     free(net->task_layer);
     free(net->task_r0);
     free(net->task_r1);
@@ -116,15 +122,24 @@ int ctr__net_init(ctr__net_t *net, const ctr_model_def_t *def, size_t max_batch,
     if (!(net->dims = calloc(L + 1, sizeof(uint32_t))) ||
         !(net->cat_dim = calloc(nc + 1, sizeof(uint32_t))) ||
         !(net->cat_buckets = calloc(nc + 1, sizeof(uint32_t))) ||
-        !(net->cat_off = calloc(nc + 1, sizeof(size_t))))
+        !(net->cat_off = calloc(nc + 1, sizeof(size_t))) ||
+        !(net->cat_bag = calloc(nc + 1, sizeof(uint32_t))) ||
+        !(net->cat_pool = calloc(nc + 1, sizeof(ctr_pool_t))) ||
+        !(net->cat_slot = calloc(nc + 1, sizeof(size_t))))
         goto fail;
-    size_t off = def->n_dense;
+    size_t off = def->n_dense, slot = 0, maxw = 1;
     for (size_t j = 0; j < nc; j++) {
         net->cat_dim[j] = def->cat[j].dim;
         net->cat_buckets[j] = def->cat[j].buckets;
         net->cat_off[j] = off;
         off += def->cat[j].dim;
+        net->cat_bag[j] = def->cat[j].bag_max;
+        net->cat_pool[j] = def->cat[j].pool;
+        net->cat_slot[j] = slot;
+        slot += ctr_features_width(&def->cat[j]);
+        maxw = ctr_features_width(&def->cat[j]) > maxw ? ctr_features_width(&def->cat[j]) : maxw;
     }
+    net->slots = slot;
     for (size_t l = 0; l < L; l++)
         net->dims[l] = def->layers[l].in;
     net->dims[L] = def->layers[L - 1].out;
@@ -138,7 +153,7 @@ int ctr__net_init(ctr__net_t *net, const ctr_model_def_t *def, size_t max_batch,
     if (!ARR(table, nc) || !ARR(acc, nc) || (keep_grads && !ARR(gT, nc)) ||
         !ARR(W, L) || !ARR(WT, L) || !ARR(gW, L) || !ARR(m, L) || !ARR(v, L) ||
         !ARR(A, L) || !ARR(Z, L) || !ARR(dZ, L) || !ARR(AT, L) ||
-        !ARR(keys, net->n_threads) || !ARR(gbuf, net->n_threads))
+        !ARR(keys, net->n_threads) || !ARR(gbuf, net->n_threads) || !ARR(cnt, net->n_threads))
         goto fail;
 #undef ARR
     for (size_t j = 0; j < nc; j++) {
@@ -162,7 +177,8 @@ int ctr__net_init(ctr__net_t *net, const ctr_model_def_t *def, size_t max_batch,
     for (size_t j = 0; j < nc; j++)
         maxdim = net->cat_dim[j] > maxdim ? net->cat_dim[j] : maxdim;
     for (unsigned t = 0; t < net->n_threads; t++)
-        if (!(net->keys[t] = calloc(B, sizeof(uint64_t))) || !(net->gbuf[t] = falloc(maxdim)))
+        if (!(net->keys[t] = calloc(B * maxw, sizeof(uint64_t))) || !(net->gbuf[t] = falloc(maxdim)) ||
+            !(net->cnt[t] = calloc(B, sizeof(uint32_t))))
             goto fail;
     if (!(net->dA0 = falloc(B * net->dims[0])) || !(net->zeros = falloc(maxd)) ||
         !(net->loss = falloc(B)))
@@ -277,13 +293,19 @@ static void phase_a_chunk(step_ctx_t *c, size_t b0, size_t b1)
     ctr__net_t *net = c->net;
     const ctr_kernel_t *k = c->k;
     size_t bn = c->bn, n = b1 - b0, L = net->n_layers, nd = net->n_dense, nc = net->n_cat;
+    size_t ns = net->slots;
     uint32_t in0 = net->dims[0];
+    ctr_pool_fn pool = k->pool ? k->pool : ctr__pool_scalar;
     for (size_t b = b0; b < b1; b++) {
         float *x = net->A[0] + b * in0;
         memcpy(x, c->dense + b * nd, nd * sizeof(float));
         for (size_t j = 0; j < nc; j++) {
-            uint32_t r = c->rows[b * nc + j], d = net->cat_dim[j];
-            memcpy(x + net->cat_off[j], net->table[j] + (size_t)r * d, d * sizeof(float));
+            const uint32_t *rs = c->rows + b * ns + net->cat_slot[j];
+            uint32_t d = net->cat_dim[j];
+            if (net->cat_bag[j])
+                pool(net->table[j], d, rs, net->cat_bag[j], net->cat_pool[j], x + net->cat_off[j]);
+            else
+                memcpy(x + net->cat_off[j], net->table[j] + (size_t)rs[0] * d, d * sizeof(float));
         }
     }
     for (size_t l = 0; l < L; l++) {
@@ -349,24 +371,49 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Table j's touched rows: each row's gradient summed over the batch in
+ * (example, slot) order, then row-wise Adagrad. A key is row << 32 |
+ * example * width + slot (width = the feature's slots; bn * width < 2^26),
+ * so one sort gives that order; a single-valued feature's keys are row <<
+ * 32 | example, as before bags. */
 static void update_table(step_ctx_t *c, size_t j, unsigned tid)
 {
     ctr__net_t *net = c->net;
-    size_t bn = c->bn, nc = net->n_cat;
-    uint32_t d = net->cat_dim[j], in0 = net->dims[0];
+    size_t bn = c->bn, ns = net->slots, nk = 0;
+    uint32_t d = net->cat_dim[j], in0 = net->dims[0], bag = net->cat_bag[j];
+    uint32_t width = bag ? bag : 1;
     uint64_t *keys = net->keys[tid];
+    uint32_t *cnt = net->cnt[tid];
+    int mean = bag && net->cat_pool[j] == CTR_POOL_MEAN;
     float *g = net->gbuf[tid];
-    for (size_t b = 0; b < bn; b++)
-        keys[b] = (uint64_t)c->rows[b * nc + j] << 32 | b;
-    qsort(keys, bn, sizeof(uint64_t), cmp_u64);
+    for (size_t b = 0; b < bn; b++) {
+        const uint32_t *rs = c->rows + b * ns + net->cat_slot[j];
+        uint32_t m = 0;
+        for (uint32_t q = 0; q < width; q++) {
+            if (bag && rs[q] == CTR_EMPTY_SLOT)
+                continue;
+            keys[nk++] = (uint64_t)rs[q] << 32 | (b * width + q);
+            m++;
+        }
+        cnt[b] = m;
+    }
+    qsort(keys, nk, sizeof(uint64_t), cmp_u64);
     const float *da = net->dA0 + net->cat_off[j];
-    for (size_t i = 0; i < bn;) {
+    for (size_t i = 0; i < nk;) {
         uint32_t row = (uint32_t)(keys[i] >> 32);
         memset(g, 0, d * sizeof(float));
-        for (; i < bn && (uint32_t)(keys[i] >> 32) == row; i++) {
-            const float *src = da + (size_t)(uint32_t)keys[i] * in0;
-            for (uint32_t e = 0; e < d; e++)
-                g[e] += src[e];
+        for (; i < nk && (uint32_t)(keys[i] >> 32) == row; i++) {
+            size_t b = (uint32_t)keys[i] / width;
+            const float *src = da + b * in0;
+            if (mean) {
+                /* d(acc / count) / d acc: the pooled gradient over count. */
+                const float m = (float)cnt[b];
+                for (uint32_t e = 0; e < d; e++)
+                    g[e] += src[e] / m;
+            } else {
+                for (uint32_t e = 0; e < d; e++)
+                    g[e] += src[e];
+            }
         }
         float *w = net->table[j] + (size_t)row * d;
         if (net->gT)
@@ -386,37 +433,6 @@ static void update_table(step_ctx_t *c, size_t j, unsigned tid)
     }
 }
 
-/* Adam on n parameters. Each element goes through the same IEEE
- * operations (no fusion, correctly rounded sqrt and division) in the
- * 4-wide SSE path and the scalar tail, so the bits do not depend on where
- * a task's rows start. */
-static void adam_update(float *restrict w, float *restrict m, float *restrict v,
-                        const float *restrict g, size_t n, float lr_t)
-{
-    const float b1 = (float)ADAM_B1, b2 = (float)ADAM_B2;
-    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
-    size_t i = 0;
-#ifdef __SSE2__
-    const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1),
-                 vc2 = _mm_set1_ps(c2), vlr = _mm_set1_ps(lr_t), veps = _mm_set1_ps(ADAM_EPS);
-    for (; i + 4 <= n; i += 4) {
-        __m128 gi = _mm_loadu_ps(g + i);
-        __m128 mi = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(m + i)), _mm_mul_ps(vc1, gi));
-        __m128 vi = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)),
-                               _mm_mul_ps(_mm_mul_ps(vc2, gi), gi));
-        __m128 step = _mm_div_ps(_mm_mul_ps(vlr, mi), _mm_add_ps(_mm_sqrt_ps(vi), veps));
-        _mm_storeu_ps(m + i, mi);
-        _mm_storeu_ps(v + i, vi);
-        _mm_storeu_ps(w + i, _mm_sub_ps(_mm_loadu_ps(w + i), step));
-    }
-#endif
-    for (; i < n; i++) {
-        m[i] = b1 * m[i] + c1 * g[i];
-        v[i] = b2 * v[i] + c2 * g[i] * g[i];
-        w[i] -= lr_t * m[i] / (sqrtf(v[i]) + ADAM_EPS);
-    }
-}
-
 static void update_weights(step_ctx_t *c, size_t l, uint32_t r0, uint32_t r1)
 {
     ctr__net_t *net = c->net;
@@ -432,7 +448,7 @@ static void update_weights(step_ctx_t *c, size_t l, uint32_t r0, uint32_t r1)
     float *w = net->W[l] + (size_t)r0 * out, *m = net->m[l] + (size_t)r0 * out,
           *v = net->v[l] + (size_t)r0 * out;
     if (net->opt == CTR_OPTIM_ADAM)
-        adam_update(w, m, v, gw, n, c->lr_t);
+        ctr__adam_update(w, m, v, gw, n, c->lr_t);
     else
         for (size_t i = 0; i < n; i++) {
             v[i] += gw[i] * gw[i];
@@ -465,8 +481,8 @@ double ctr__net_step(ctr__net_t *net, const ctr_kernel_t *k, ctr__pool_t *pool,
     step_ctx_t c = {net, k, bn, dense, rows, labels, update, 0.0f, 0};
     if (update) {
         net->step++;
-        net->b1t *= ADAM_B1;
-        net->b2t *= ADAM_B2;
+        net->b1t *= CTR__ADAM_B1;
+        net->b2t *= CTR__ADAM_B2;
         c.lr_t = (float)(net->lr * sqrt(1.0 - net->b2t) / (1.0 - net->b1t));
     }
     ctr__pool_run(pool, phase_a, &c);

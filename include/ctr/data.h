@@ -14,8 +14,16 @@
  * read with a bounded buffer; empty lines are ignored; a trailing \r is
  * dropped.
  *
+ * Bag columns: a categorical column named in opts.bags holds a list of
+ * values separated by one byte (`a|b|c`), at most `max` of them. The list
+ * is split after the CSV unquoting, so a quoted field may hold the CSV
+ * delimiter as its separator ("a,b,c"). An empty field is an empty bag;
+ * an empty element (`a||b`, `a|`, `|a`), more than `max` values, or an
+ * element over CTR_MAX_CAT_BYTES make the row bad. A column that is not a
+ * bag holds one value (its field whole, separators and all).
+ *
  * A bad row (wrong field count, a non-number in a dense column, an
- * over-long categorical value, a bad label, an over-long line) makes
+ * over-long categorical value, a bad label, an over-long line, a bad bag) makes
  * ctr_data_next return CTR_EFORMAT with "FILE:LINE: what was wrong" in err;
  * the reader is then positioned at the next line, so a caller may count it
  * and carry on (--skip-bad) or stop. */
@@ -41,6 +49,14 @@ typedef enum {
 extern const char *const ctr_criteo_dense_names[CTR_CRITEO_N_DENSE];
 extern const char *const ctr_criteo_cat_names[CTR_CRITEO_N_CAT];
 
+/* A categorical column holding a list of values (a bag feature's data). */
+typedef struct {
+    const char *column;    /* one of the categorical columns (opts.cat) */
+    char sep;              /* the byte between values: not NUL, CR, LF or
+                              '"'; with criteo not a tab */
+    uint32_t max;          /* most values a row may hold, 1..CTR_MAX_BAG */
+} ctr_data_bag_t;
+
 typedef struct {
     ctr_data_format_t format;
     const char *label;               /* label column; NULL = "label" */
@@ -53,17 +69,30 @@ typedef struct {
     const char *const *cat;          /* NULL with format criteo: C1..C26 */
     char delimiter;                  /* CSV only; 0 = ',' */
     size_t max_line;                 /* bytes; 0 = CTR_DATA_MAX_LINE_DEFAULT */
+    size_t n_bags;                   /* bag columns, each named once */
+    const ctr_data_bag_t *bags;
+    /* Set by ctr_data_opts_for_model: the model's bag features whose
+     * separator its provenance records (data.bags, written by ctrtool
+     * train --bag) are read as bags of at most bag_max values; a bag
+     * feature without a recorded separator reads its field as one value.
+     * Columns in bags above take precedence. NULL: none. */
+    const ctr_model_def_t *bag_model;
 } ctr_data_opts_t;
 
 /* One parsed row; its arrays belong to the reader and are overwritten by
- * the next call. cat[j] points at the value's bytes (not NUL-terminated),
- * or is NULL for a missing value. */
+ * the next call. cat[j] points at categorical column j's field (not
+ * NUL-terminated; a bag column's whole list), or is NULL when it is
+ * empty. val[val_off[j] .. val_off[j+1]) are column j's values: none or
+ * one for a plain column (its field), 0..max for a bag, in order. */
 typedef struct {
     uint64_t line;        /* 1-based line number in the (decompressed) file */
     int label;            /* 0 or 1; -1 if the row has none (label_optional) */
     const double *dense;  /* [n_dense]; NaN = missing */
     const char *const *cat;
     const size_t *cat_len;
+    const size_t *val_off; /* [n_cat + 1] */
+    const char *const *val;
+    const size_t *val_len;
 } ctr_data_row_t;
 
 typedef struct ctr_data_reader ctr_data_reader_t;
@@ -87,9 +116,10 @@ int ctr_data_parse_format(const char *s);
 const char *ctr_data_format_name(ctr_data_format_t f);
 
 /* Points opts' column lists at the model's feature names (dense then
- * categorical, in model order), keeping format, label and delimiter.
- * names (caller's, n_dense + n_cat entries) holds the lists; the strings
- * stay in def. */
+ * categorical, in model order), keeping format, label and delimiter, and
+ * sets bag_model = def (n_bags 0): bag features are read with the
+ * separators the model records. names (caller's, n_dense + n_cat
+ * entries) holds the lists; the strings stay in def. */
 void ctr_data_opts_for_model(ctr_data_opts_t *opts, const ctr_model_def_t *def,
                              const char **names);
 
@@ -100,9 +130,10 @@ void ctr_data_opts_for_model(ctr_data_opts_t *opts, const ctr_model_def_t *def,
  *                           slots start at ctr_model_slot_of; slots ==
  *                           n_cat without bags)
  *   labels[i]               0, 1, or 255 when the row has no label.
- * A data file has one value per categorical column: a bag feature's value
- * is a bag of one (its other slots empty), an empty field an empty bag.
- * raw_dense (double, NaN = missing) is kept only when asked for, so a
+ * A bag feature's slots hold the rows of its column's values (a bag column
+ * of the reader, see opts.bags) in order, the rest CTR_EMPTY_SLOT; a bag
+ * feature whose column the reader does not split takes its field as a bag
+ * of one, an empty field as an empty bag. raw_dense (double, NaN = missing) is kept only when asked for, so a
  * trainer can compute standardisation statistics before encoding. */
 typedef struct {
     size_t n, n_dense, n_cat;
@@ -118,7 +149,9 @@ typedef struct {
 
 /* Loads every row of path. cats (n_cat = opts->n_cat entries) gives the
  * mapping (and bag width) of each categorical column; a value the mapping
- * refuses (`mod` and not hex) makes the row bad. dense (opts->n_dense
+ * refuses (`mod` and not hex), or more values than the feature takes (a
+ * bag column whose max is over the feature's bag_max, or any bag column
+ * read into a single-valued feature), makes the row bad. dense (opts->n_dense
  * entries) the
  * transforms, or NULL to keep raw_dense only (encode later with
  * ctr_dataset_encode_dense). With skip_bad, bad rows are reported on log
@@ -137,7 +170,8 @@ void ctr_dataset_free(ctr_dataset_t *ds);
 /* Encodes one parsed row (columns in model order) into the model's inputs:
  * dense[n_dense] floats and rows[ctr_model_slots(def)] row slots. 0, or
  * CTR_EINVAL when a value is one its feature's mapping refuses (`mod`:
- * not 1..16 hex digits), with err naming the column. */
+ * not 1..16 hex digits) or a column has more values than its feature
+ * takes, with err naming the column. */
 int ctr_data_encode_row(const ctr_model_def_t *def, const ctr_data_row_t *row,
                         float *dense, uint32_t *rows, char *err, size_t errlen);
 
@@ -149,11 +183,21 @@ int ctr_data_encode_row(const ctr_model_def_t *def, const ctr_data_row_t *row,
  * click probability is a logistic function of per-value effects, dense
  * effects and a few pairwise interactions. The hidden model depends only on
  * model_seed; the rows on seed, so files with the same model_seed and
- * different seeds are train/test draws of the same task. */
+ * different seeds are train/test draws of the same task.
+ *
+ * With bag_features N > 0 the output is a CSV (comma-separated, a header
+ * row label,I1..I13,C1..C26,B1..BN) whose bag columns B1..BN each hold
+ * 0..max_bag values joined by CTR_GENDATA_BAG_SEP; the sum of the values'
+ * hidden effects adds to the logit (read them with --bag Bk:|:max_bag,
+ * pooling sum). The Criteo columns of each row stay what they are
+ * without bags. */
+#define CTR_GENDATA_BAG_SEP '|'
 typedef struct {
     uint64_t rows;
     uint64_t seed;        /* rows */
     uint64_t model_seed;  /* hidden model */
+    uint32_t bag_features; /* bag columns, 0..64; 0 = Criteo TSV as always */
+    uint32_t max_bag;     /* most values in a bag, 1..CTR_MAX_BAG */
 } ctr_gendata_opts_t;
 
 typedef struct {

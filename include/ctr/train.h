@@ -2,17 +2,22 @@
  * is score.h).
  *
  * The model: each dense feature is transformed (features.h), each
- * categorical feature looks up a row of its own hashed embedding table, the
- * concatenation feeds an MLP (hidden layers with SmeLU or ReLU, last layer
- * one output, sigmoid). No hidden layers = logistic regression. With
- * arch DOT or DCNV2 the embeddings (and the dense features through the
- * bottom MLP) meet in DLRM's pairwise dot products or DCNv2's cross layers
- * before the top MLP (docs/MODEL_FORMAT.md, version 2).
+ * categorical feature looks up a row of its own hashed embedding table (a
+ * bag feature, a column named in data.bags, pools the rows of its values
+ * by sum or mean), the concatenation feeds an MLP (hidden layers with
+ * SmeLU or ReLU, last layer one output, sigmoid). No hidden layers =
+ * logistic regression. With arch DOT, DCNV2 or WUKONG the embeddings
+ * (and the dense features through the bottom MLP) meet in DLRM's pairwise
+ * dot products, DCNv2's cross layers or Wukong's layers before the top
+ * MLP (docs/MODEL_FORMAT.md, version 2).
  *
  * Training: mini-batch binary cross-entropy (mean over the batch); Adam (or
  * Adagrad) for the MLP's weights and biases; row-wise Adagrad for the
  * embedding tables, updating only the rows a batch touched. Examples are
- * shuffled every epoch, and weights initialised, from the seed.
+ * shuffled every epoch from the order seed, and weights and tables
+ * initialised from the init seed; both are the seed unless given apart
+ * (has_init_seed, has_order_seed), so the two sources of retraining
+ * disagreement can be told apart.
  *
  * Determinism: the same data, options and seed give a byte-identical model
  * file, whatever the thread count. Every float sum has one fixed order:
@@ -43,7 +48,8 @@ typedef enum {
 typedef struct {
     /* data */
     const char *data_path;
-    ctr_data_opts_t data;          /* format and columns; criteo: all 39 */
+    ctr_data_opts_t data;          /* format and columns; criteo: all 39;
+                                      data.bags: the bag features */
     int skip_bad;                  /* count and skip bad rows, else stop */
     double valid_frac;             /* rows held out for validation [0, 0.9] */
     uint64_t split_seed;           /* which rows are held out */
@@ -60,9 +66,10 @@ typedef struct {
     size_t n_transforms;           /* 0 (format default), 1 or n_dense */
     const ctr_transform_t *transforms;
     uint64_t hash_seed;            /* table j hashes with hash_seed + j */
+    ctr_pool_t pool;               /* every bag feature's pooling [sum] */
     /* Interaction architectures (ctrtool synth's names); with any but MLP,
      * `hidden` is the top MLP's hidden widths and `dim` every table's. */
-    ctr_arch_t arch;               /* MLP (default), DOT or DCNV2 */
+    ctr_arch_t arch;               /* MLP (default), DOT, DCNV2 or WUKONG */
     size_t n_bottom;               /* dense MLP hidden widths; a last layer of */
     uint32_t bottom[CTR_TRAIN_MAX_HIDDEN]; /* dim is added: 64 */
     int no_bottom;                 /* DCNV2: raw dense values in x_0 */
@@ -73,6 +80,13 @@ typedef struct {
     uint32_t rank;                 /* DCNV2: 0 full rank, else U V of rank */
     size_t n_deep;                 /* DCNV2 parallel: deep MLP widths: 256,128 */
     uint32_t deep[CTR_TRAIN_MAX_HIDDEN];
+    uint32_t n_wukong;             /* WUKONG: layers: 2 */
+    uint32_t n_f, n_l, k;          /* WUKONG: FMB, LCB outputs, Y's columns: 8, 8, 24 */
+    size_t n_fmb;                  /* WUKONG: FMB MLP hidden widths (a last */
+    uint32_t fmb[CTR_TRAIN_MAX_HIDDEN]; /* layer of n_f * dim is added): 256 */
+    ctr_fmb_ln_t fmb_ln;           /* WUKONG: NONE or FLAT */
+    int fmb_out_act;               /* WUKONG: act after the FMB's last layer */
+    double ln_eps;                 /* WUKONG: LayerNorm epsilon: 1e-5 */
 
     /* optimisation */
     unsigned epochs;
@@ -84,6 +98,10 @@ typedef struct {
     int lr_decay;                  /* 1: both rates fall linearly to 0 over the run */
     ctr_optimizer_t optimizer;
     uint64_t seed;                 /* initialisation and shuffle order */
+    int has_init_seed;             /* 1: init_seed drives initialisation */
+    uint64_t init_seed;
+    int has_order_seed;            /* 1: order_seed drives the shuffles */
+    uint64_t order_seed;
     unsigned threads;              /* 0 = online CPUs, at most 16 */
 
     /* reporting */
@@ -104,8 +122,10 @@ typedef struct {
 
 /* Defaults: criteo format, valid_frac 0.1, split_seed 1, SmeLU beta 1,
  * hidden 512,256, dim 16, 65536 buckets, 1 epoch, batch 256, lr 1e-3,
- * emb_lr 0.1, linear lr decay, emb_init 0.05, seed 1; arch mlp (bottom 64,
- * 3 full-rank cross layers, deep 256,128 when asked for). */
+ * emb_lr 0.1, linear lr decay, emb_init 0.05, seed 1 (init and order seeds
+ * not set apart), pool sum; arch mlp (bottom 64, 3 full-rank cross layers,
+ * deep 256,128, Wukong 2 layers of nf 8, nl 8, k 24, fmb 256, no FMB LN,
+ * ln_eps 1e-5 when asked for). */
 void ctr_train_opts_init(ctr_train_opts_t *o);
 
 /* Trains and writes the model to out_path. rep may be NULL. */

@@ -24,21 +24,27 @@ static const ctr_opt_t gen_rows[] = {
     {"out", NULL, CTR_OPT_STR, CTR_OPT_REQUIRED, AT(out), .metavar = "FILE|-", .help = "where the rows go (- = stdout)"},
     {"seed", NULL, CTR_OPT_UINT, 0, AT(o.seed), .metavar = "S", .help = "picks the rows"},
     {"model-seed", NULL, CTR_OPT_UINT, 0, AT(o.model_seed), .metavar = "M", .help = "picks the hidden model"},
+    {"bag-features", NULL, CTR_OPT_UINT, 0, AT(o.bag_features), .min = 0, .max = 64, .metavar = "N", .help = "add bag columns B1..BN (the output is then a CSV with a header)"},
+    {"max-bag", NULL, CTR_OPT_UINT, 0, AT(o.max_bag), .min = 1, .max = CTR_MAX_BAG, .metavar = "M", .help = "values per bag: 0..M, joined by '|'"},
     {"json", NULL, CTR_OPT_BOOL, 0, AT(json), .help = "the report on stderr as one JSON object"},
 };
 
 static const ctr_opts_t gen_spec = {
     gen_rows, CTR_ARRAY_LEN(gen_rows),
-    "usage: ctrtool gen-data --rows N --out FILE|- [--seed S] [--model-seed M] [--json]\n"
+    "usage: ctrtool gen-data --rows N --out FILE|- [--seed S] [--model-seed M]\n"
+    "                        [--bag-features N [--max-bag M]] [--json]\n"
     "Synthetic Criteo-shaped TSV rows (label, I1..I13, C1..C26) drawn from a hidden\n"
     "model fixed by --model-seed; --seed picks the rows (use another seed with the\n"
-    "same model seed for a test set). Reports the hidden model's own AUC on the rows.\n\n",
+    "same model seed for a test set). Reports the hidden model's own AUC on the rows.\n"
+    "With --bag-features N: a CSV with a header and bag columns B1..BN of 0..M values\n"
+    "joined by '|', whose summed effects drive the label (train with --format csv\n"
+    "--bag B1:|:M ...).\n\n",
     NULL,
 };
 
 int ctr__cmd_gen_data(int argc, char **argv)
 {
-    gen_args_t a = {.o = {.rows = 0, .seed = 1, .model_seed = 1}};
+    gen_args_t a = {.o = {.rows = 0, .seed = 1, .model_seed = 1, .max_bag = 10}};
     ctr_opts_result_t res;
     int st = ctr__tool_args("gen-data", &gen_spec, &a, sizeof a, argc, argv, &res);
     if (st >= 0)

@@ -2,8 +2,8 @@
  *
  * The flags land straight in ctr_train_opts_t where the types fit; the
  * comma lists (--hidden, --bottom, --deep, --buckets, --transform,
- * --dense, --categorical) are parsed here and copied or pointed at from
- * it. */
+ * --dense, --categorical) and the repeatable --bag COL:SEP:MAX are parsed
+ * here and copied or pointed at from it. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,11 +28,21 @@ typedef struct {
     ctr_transform_t v[MAX_LIST];
 } transform_list_t;
 
+#define MAX_BAGS 256
+
+/* --bag COL:SEP:MAX, once per bag column; the names live in text. */
+typedef struct {
+    size_t n;
+    ctr_data_bag_t v[MAX_BAGS];
+    char text[MAX_BAGS][128];
+} bag_list_t;
+
 typedef struct {
     ctr_train_opts_t o;
+    bag_list_t bags;
     const char *out;
     const char *dense, *categorical;  /* comma lists of column names; "" = none */
-    u32_list_t hidden, buckets, bottom, deep;
+    u32_list_t hidden, buckets, bottom, deep, fmb;
     transform_list_t transforms;
     int quiet;
 } train_args_t;
@@ -103,11 +113,36 @@ static int parse_transforms(const char *text, void *field, char *err, size_t err
     }
 }
 
+/* COL:SEP:MAX, read from the right so that a column name may hold ':'. */
+static int parse_bag(const char *text, void *field, char *err, size_t errlen)
+{
+    bag_list_t *l = field;
+    const char *c = strrchr(text, ':');
+    uint64_t max;
+    if (!c || c - text < 3 || c[-2] != ':' || ctr_opts_parse_u64(c + 1, &max) || max < 1 ||
+        max > CTR_MAX_BAG)
+        return ctr_error(err, errlen, CTR_EINVAL,
+                         "expected COL:SEP:MAX (a column, one separator character, 1..%d values)",
+                         CTR_MAX_BAG);
+    size_t len = (size_t)(c - 2 - text);
+    if (l->n == MAX_BAGS)
+        return ctr_error(err, errlen, CTR_ERANGE, "at most %d bag columns", MAX_BAGS);
+    if (len >= sizeof l->text[0])
+        return ctr_error(err, errlen, CTR_EINVAL, "column name too long");
+    memcpy(l->text[l->n], text, len);
+    l->text[l->n][len] = '\0';
+    l->v[l->n] = (ctr_data_bag_t){l->text[l->n], c[-1], (uint32_t)max};
+    l->n++;
+    return 0;
+}
+
+static const ctr_opt_enum_t pools[] = {{"sum", CTR_POOL_SUM}, {"mean", CTR_POOL_MEAN}, {NULL, 0}};
 static const ctr_opt_enum_t activations[] = {{"smelu", CTR_ACT_SMELU}, {"relu", CTR_ACT_RELU}, {NULL, 0}};
 static const ctr_opt_enum_t optimizers[] = {{"adam", CTR_OPTIM_ADAM}, {"adagrad", CTR_OPTIM_ADAGRAD}, {NULL, 0}};
 static const ctr_opt_enum_t decays[] = {{"linear", 1}, {"none", 0}, {NULL, 0}};
 /* The architectures ctrtool train builds (ctrtool synth's names). */
-static const ctr_opt_enum_t archs[] = {{"mlp", CTR_ARCH_MLP}, {"dot", CTR_ARCH_DOT}, {"dcnv2", CTR_ARCH_DCNV2}, {NULL, 0}};
+static const ctr_opt_enum_t archs[] = {{"mlp", CTR_ARCH_MLP}, {"dot", CTR_ARCH_DOT}, {"dcnv2", CTR_ARCH_DCNV2}, {"wukong", CTR_ARCH_WUKONG}, {NULL, 0}};
+static const ctr_opt_enum_t fmb_lns[] = {{"none", CTR_FMB_LN_NONE}, {"flat", CTR_FMB_LN_FLAT}, {NULL, 0}};
 static const ctr_opt_enum_t dot_orders[] = {{"lower", CTR_DOT_LOWER}, {"upper", CTR_DOT_UPPER}, {NULL, 0}};
 static const ctr_opt_enum_t structures[] = {{"stacked", CTR_DCN_STACKED}, {"parallel", CTR_DCN_PARALLEL}, {NULL, 0}};
 
@@ -123,6 +158,7 @@ static const ctr_opt_t train_rows[] = {
     {"dense", NULL, CTR_OPT_STR, 0, AT(dense), .metavar = "C,..", .help = "dense columns (csv; criteo: a subset of I1..I13)"},
     {"categorical", NULL, CTR_OPT_STR, 0, AT(categorical), .metavar = "C,..", .help = "categorical columns (csv; criteo: a subset of C1..C26)"},
     {"delimiter", NULL, CTR_OPT_CUSTOM, 0, AT(o.data.delimiter), .parse = ctr__tool_parse_delim, .metavar = "C", .help = "csv field separator, 'tab' for a tab [,]"},
+    {"bag", NULL, CTR_OPT_CUSTOM, 0, AT(bags), .parse = parse_bag, .metavar = "COL:SEP:MAX", .help = "categorical column COL holds up to MAX values separated by SEP (repeatable)"},
     {"skip-bad", NULL, CTR_OPT_BOOL, 0, AT(o.skip_bad), .help = "count and skip malformed rows (default: stop)"},
     {"valid-frac", NULL, CTR_OPT_DOUBLE, 0, AT(o.valid_frac), .metavar = "F", .help = "rows held out for validation"},
     {"split-seed", NULL, CTR_OPT_UINT, 0, AT(o.split_seed), .metavar = "S", .help = "which rows are held out"},
@@ -134,10 +170,11 @@ static const ctr_opt_t train_rows[] = {
     {"buckets", NULL, CTR_OPT_CUSTOM, 0, AT(buckets), .parse = parse_buckets, .metavar = "N[,N..]", .help = "hash buckets per table, one or one per feature [65536]"},
     {"transform", NULL, CTR_OPT_CUSTOM, 0, AT(transforms), .parse = parse_transforms, .metavar = "T[,T..]", .help = "identity|log1p|standardize [criteo: log1p, csv: standardize]"},
     {"hash-seed", NULL, CTR_OPT_UINT, 0, AT(o.hash_seed), .metavar = "S", .help = "categorical hash seed; table j uses S + j"},
+    {"pool", NULL, CTR_OPT_ENUM, 0, AT(o.pool), .enums = pools, .help = "how every bag feature pools its rows"},
     {"name", NULL, CTR_OPT_STR, 0, AT(o.name), .metavar = "NAME", .help = "model name"},
-    H("architecture (with dot or dcnv2, --hidden is the top MLP's widths):"),
-    {"arch", NULL, CTR_OPT_ENUM, 0, AT(o.arch), .enums = archs, .help = "the architecture: an MLP, DLRM's dot interaction, DCNv2"},
-    {"bottom", NULL, CTR_OPT_CUSTOM, 0, AT(bottom), .parse = parse_hidden, .metavar = "W,W,..", .help = "dense MLP hidden widths (dot, dcnv2; a last layer of --dim is added) [64]"},
+    H("architecture (with dot, dcnv2 or wukong, --hidden is the top MLP's widths):"),
+    {"arch", NULL, CTR_OPT_ENUM, 0, AT(o.arch), .enums = archs, .help = "the architecture: an MLP, DLRM's dot interaction, DCNv2, Wukong"},
+    {"bottom", NULL, CTR_OPT_CUSTOM, 0, AT(bottom), .parse = parse_hidden, .metavar = "W,W,..", .help = "dense MLP hidden widths (dot, dcnv2, wukong; a last layer of --dim is added) [64]"},
     {"no-bottom", NULL, CTR_OPT_BOOL, 0, AT(o.no_bottom), .help = "dcnv2: raw dense values in x_0, no dense MLP"},
     {"dot-order", NULL, CTR_OPT_ENUM, 0, AT(o.dot_order), .enums = dot_orders, .help = "dot: lower (DLRM) | upper (TorchRec) pair order"},
     {"dot-self", NULL, CTR_OPT_BOOL, 0, AT(o.dot_self), .help = "dot: include each embedding with itself"},
@@ -145,10 +182,20 @@ static const ctr_opt_t train_rows[] = {
     {"cross", NULL, CTR_OPT_UINT, 0, AT(o.n_cross), .min = 0, .max = 64, .metavar = "N", .help = "dcnv2: cross layers"},
     {"rank", NULL, CTR_OPT_UINT, 0, AT(o.rank), .min = 0, .max = 65536, .metavar = "R", .help = "dcnv2: low rank (0: full W)"},
     {"deep", NULL, CTR_OPT_CUSTOM, 0, AT(deep), .parse = parse_hidden, .metavar = "W,W,..", .help = "dcnv2 parallel: the deep MLP's widths [256,128]"},
+    {"layers", NULL, CTR_OPT_UINT, 0, AT(o.n_wukong), .min = 0, .max = 64, .metavar = "N", .help = "wukong: layers"},
+    {"nf", NULL, CTR_OPT_UINT, 0, AT(o.n_f), .min = 1, .max = 4096, .metavar = "N", .help = "wukong: FMB embeddings a layer"},
+    {"nl", NULL, CTR_OPT_UINT, 0, AT(o.n_l), .min = 1, .max = 4096, .metavar = "N", .help = "wukong: LCB embeddings a layer"},
+    {"k", NULL, CTR_OPT_UINT, 0, AT(o.k), .min = 1, .max = 4096, .metavar = "N", .help = "wukong: columns of Y (the FM's rank)"},
+    {"fmb", NULL, CTR_OPT_CUSTOM, 0, AT(fmb), .parse = parse_hidden, .metavar = "W,W,..", .help = "wukong: FMB MLP hidden widths (a last layer of nf x dim is added) [256]"},
+    {"fmb-ln", NULL, CTR_OPT_ENUM, 0, AT(o.fmb_ln), .enums = fmb_lns, .metavar = "L", .help = "wukong: none|flat LayerNorm before the FMB MLP"},
+    {"fmb-out-act", NULL, CTR_OPT_BOOL, 0, AT(o.fmb_out_act), .help = "wukong: activation after the FMB MLP's last layer"},
+    {"ln-eps", NULL, CTR_OPT_DOUBLE, CTR_OPT_MIN_EXCL, AT(o.ln_eps), .dmin = 0, .dmax = 1, .metavar = "E", .help = "wukong: LayerNorm epsilon"},
     H("optimisation:"),
     {"epochs", NULL, CTR_OPT_UINT, 0, AT(o.epochs), .min = 0, .max = 100000, .metavar = "N", .help = "passes over the training rows"},
     {"batch", NULL, CTR_OPT_UINT, 0, AT(o.batch), .min = 0, .max = 65536, .metavar = "N", .help = "examples per step"},
     {"seed", NULL, CTR_OPT_UINT, 0, AT(o.seed), .metavar = "S", .help = "initialisation and shuffle order"},
+    {"init-seed", NULL, CTR_OPT_UINT, 0, AT(o.init_seed), .metavar = "S", .help = "initialisation of weights and tables (not given: --seed)"},
+    {"order-seed", NULL, CTR_OPT_UINT, 0, AT(o.order_seed), .metavar = "S", .help = "the shuffle order of every epoch (not given: --seed)"},
     {"threads", NULL, CTR_OPT_UINT, 0, AT(o.threads), .min = 0, .max = 256, .metavar = "N", .help = "0 = online CPUs"},
     {"optimizer", NULL, CTR_OPT_ENUM, 0, AT(o.optimizer), .enums = optimizers, .help = "for the MLP"},
     {"lr", NULL, CTR_OPT_DOUBLE, 0, AT(o.lr), .metavar = "X", .help = "MLP learning rate"},
@@ -261,6 +308,14 @@ int ctr__cmd_train(int argc, char **argv)
         o->n_deep = a->deep.n;
         memcpy(o->deep, a->deep.v, a->deep.n * sizeof *a->deep.v);
     }
+    if (ctr_opts_from(&res, "fmb") == CTR_OPT_FROM_FLAG) {
+        o->n_fmb = a->fmb.n;
+        memcpy(o->fmb, a->fmb.v, a->fmb.n * sizeof *a->fmb.v);
+    }
+    o->has_init_seed = ctr_opts_from(&res, "init-seed") == CTR_OPT_FROM_FLAG;
+    o->has_order_seed = ctr_opts_from(&res, "order-seed") == CTR_OPT_FROM_FLAG;
+    o->data.n_bags = a->bags.n;
+    o->data.bags = a->bags.v;
     if (ctr_opts_from(&res, "dim") != CTR_OPT_FROM_FLAG && o->n_hidden == 0 && o->arch == CTR_ARCH_MLP)
         o->dim = 1;
     if (a->quiet)
