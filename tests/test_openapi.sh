@@ -213,14 +213,17 @@ open(sys.argv[2], 'wb').write(head + b'\r\n\r\n')
 open(sys.argv[3], 'wb').write(body)
 EOF
 }
+# All three ask at once: a connection left idle while the others' answers
+# are read can pass --header-timeout-ms (5 s from accept) on a loaded
+# machine, and ctrd then closes it (seen: a broken pipe on fd 5).
 printf 'GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n' >&3
-raw_answer 3
-validate "GET /v2/health/ready while draining" 503 GET /v2/health/ready
 printf 'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n' >&4
-raw_answer 4
-validate "GET /readyz while draining" 503 GET /readyz
 printf 'POST /v2/models/e2e/versions/%s/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
     "$SHORT" "${#V2BODY}" "$V2BODY" >&5
+raw_answer 3
+validate "GET /v2/health/ready while draining" 503 GET /v2/health/ready
+raw_answer 4
+validate "GET /readyz while draining" 503 GET /readyz
 raw_answer 5
 validate "versioned infer while draining" 503 POST "$VI"
 printf '%s' "${SLOW:10}" >&6
