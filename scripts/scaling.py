@@ -15,13 +15,20 @@ first set's fit at the grid's geometric mean. ref-* points (the MLP,
 logistic regression) are horizontal lines, not fitted; on the synthetic
 figure the hidden model's own logloss on the held-out rows is the floor.
 Prints the fits, then every trained point with its training-rows logloss
-(from the trainer's log: the overfitting gap), as Markdown tables.
+(from the trainer's log: the overfitting gap), as Markdown tables; then,
+where the held-out rows are still in $WORK (/tmp/ctrd-scaling), the test-
+set noise: each seed-1 model scored per row (`ctrtool score`, $CTRTOOL,
+build/ctrtool; cached beside the model), and its logloss minus w1's with
+the paired standard error of that difference (sd of the per-row loss
+differences / sqrt(rows)): what a single test set can resolve. Sets:
+$PAIRED_SETS ("criteo syn").
 """
 import csv
 import json
 import math
 import os
 import re
+import subprocess
 import sys
 
 import matplotlib
@@ -175,5 +182,46 @@ def main():
               f"{int(r1['rows_per_s']):,} | {fmt('auc', 4)} | {fmt('logloss', 4)} | {fmt('train_logloss', 4)} | `{r1['flags']}` |")
 
 
+def paired(rows, path):
+    """Seed-1 models against w1 on the same held-out rows (see the docstring)."""
+    work = os.environ.get("WORK", "/tmp/ctrd-scaling")
+    tool = os.environ.get("CTRTOOL", "build/ctrtool")
+    outdir = os.path.dirname(path)
+    print()
+    print("| set | point | test logloss (seed 1) | minus w1 | paired s.e. |")
+    print("|-----|-------|-----------------------|----------|-------------|")
+    # syn100k shares syn's held-out rows; scoring its models too would add
+    # minutes for the same noise estimate.
+    for s in os.environ.get("PAIRED_SETS", "criteo syn").split():
+        test = os.path.join(work, f"{s}_test.tsv")
+        if not os.path.exists(test) or not os.path.exists(tool):
+            continue
+        labels = [int(line.split("\t", 1)[0]) for line in open(test)]
+        losses = {}
+        for r in rows:
+            if r["set"] != s or r["seed"] != "1":
+                continue
+            model = os.path.join(outdir, f"{s}-{r['point']}-s1.ctrm")
+            scores = model[:-5] + ".scores"
+            if not os.path.exists(model):
+                continue
+            if not os.path.exists(scores) or os.path.getmtime(scores) < os.path.getmtime(model):
+                subprocess.run([tool, "score", "--model", model, "--data", test, "--out", scores + ".tmp"], check=True)
+                os.replace(scores + ".tmp", scores)
+            ps = [float(line) for line in open(scores)]
+            losses[r["point"]] = [-math.log(q) if y else -math.log(1 - q) for q, y in zip(ps, labels)]
+        if "w1" not in losses:
+            continue
+        n = len(labels)
+        base = losses["w1"]
+        for p, lo in sorted(losses.items(), key=lambda kv: (kv[0].startswith("ref-"), kv[0])):
+            d = [a - b for a, b in zip(lo, base)]
+            m = sum(d) / n
+            se = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1) / n)
+            print(f"| {s} | {p} | {sum(lo) / n:.5f} | {m:+.5f} | {se:.5f} |")
+
+
 if __name__ == "__main__":
     main()
+    paired(load(sys.argv[1] if len(sys.argv) > 1 else "build/scaling/results.tsv"),
+           sys.argv[1] if len(sys.argv) > 1 else "build/scaling/results.tsv")
