@@ -114,6 +114,14 @@ def main():
             nseed = max(len(e) for e in each)
             print(f"| {s} | {', '.join(f'{t:,}' for t in trows)} | {len(names)} | {nseed} | "
                   f"{min(mf):.3g}-{max(mf):.3g} | {b:+.5f} +- {se:.5f} | {100 * rel:+.3f}% | -0.1% |")
+            # The same over the points up to the best one: the part of the
+            # curve where compute still buys something (favours a law).
+            best = ll.index(min(ll))
+            if best >= 2:
+                a2, b2, se2 = fit(l4[:best + 1], ll[:best + 1])
+                r2 = b2 / (a2 + b2 * sum(l4[:best + 1]) / (best + 1))
+                print(f"| {s}, {names[0]}-{names[best]} only | | {best + 1} | {nseed} | "
+                      f"{mf[0]:.3g}-{mf[best]:.3g} | {b2:+.5f} +- {se2:.5f} | {100 * r2:+.3f}% | -0.1% |")
             c = f"C{2 * i}"
             for x, e in zip(mf, each):
                 if len(e) > 1:
