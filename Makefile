@@ -187,7 +187,7 @@ repro: $(B)/ctrtool
 
 # Wukong's scaling law in miniature: logloss against MFLOP/example on the
 # Criteo sample and gen-data rows, plots in docs/ (docs/SCALING.md; about
-# 45 minutes on 2 cores; resumable).
+# 50 minutes on 2 cores; resumable).
 .PHONY: scaling
 scaling: $(B)/ctrtool
 	@B=$(B) CRITEO=$(CRITEO) scripts/scaling.sh && /usr/bin/python3 scripts/scaling.py build/scaling/results.tsv docs
