@@ -187,6 +187,13 @@ demo-criteo: $(B)/ctrtool
 repro: $(B)/ctrtool
 	@B=$(B) CRITEO=$(CRITEO) scripts/repro.sh
 
+# Wukong's scaling law in miniature: logloss against MFLOP/example on the
+# Criteo sample and gen-data rows, plots in docs/ (docs/SCALING.md; about
+# 50 minutes on 2 cores; resumable).
+.PHONY: scaling
+scaling: $(B)/ctrtool
+	@B=$(B) CRITEO=$(CRITEO) scripts/scaling.sh && /usr/bin/python3 scripts/scaling.py build/scaling/results.tsv docs
+
 # Serves the demo model on :8080 in the foreground (Ctrl-C drains and exits).
 # Score an example from another shell:
 #   curl -s -H 'Content-Type: application/json' \
