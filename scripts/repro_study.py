@@ -47,6 +47,8 @@ LR_OPTS = {
     "hidden": "none", "dim": "1", "buckets": "65536", "epochs": "1", "batch": "256",
     "lr": "1e-2", "emb-lr": "0.1", "lr-decay": "none",
 }
+# The same with the rates decaying linearly to 0, as the MLP's do.
+LRLIN_OPTS = dict(LR_OPTS, **{"lr-decay": "linear"})
 
 # A configuration: name -> (options over BASE, data set, seeds, label).
 # Data sets: "real" (the 90% of the Criteo sample), "realq" (its first
@@ -73,15 +75,17 @@ GROUPS = {
     "betas": [("base", a, "both") for a in ["relu"] + ["b" + b for b in BETAS]],
     "lr": [("lr", "lr", m) for m in ("both", "init", "order")],
     "sources": [("base", a, m) for a in ("relu", "b1") for m in ("init", "order")],
-    "emb0": [("emb0", a, m) for a in ("relu", "b1") for m in ("both", "order")],
+    "lrlin": [("lrlin", "lr", m) for m in ("both", "init", "order")],
+    "betas_init": [("base", "b" + b, "init") for b in BETAS if b != "1"],
+    "emb0": [("emb0", a, m) for a in ("relu", "b1") for m in ("both", "order", "init")],
     "knobs": [(c, a, "both") for c in ("const", "h128", "d4", "d32", "realq", "syn100k", "ep2")
               for a in ("relu", "b1")],
     "dcn": [("dcn", a, "both") for a in ("relu", "b1", "b4")],
+    "sources4": [("base", "b4", "order")],
     "knobs2": [(c, a, "both") for c in ("ep3", "h1024", "syn1m") for a in ("relu", "b1")],
-    "sources4": [("base", "b4", m) for m in ("init", "order")],
     "wukong": [("wukong", a, "both") for a in ("relu", "b1", "b4")],
 }
-DEFAULT_GROUPS = "betas,lr,sources,emb0,knobs,dcn,knobs2,sources4"
+DEFAULT_GROUPS = "betas,lr,sources,lrlin,betas_init,emb0,knobs,dcn,sources4,knobs2"
 FIXED = 1  # the seed held fixed when only the other source varies
 
 
@@ -146,7 +150,7 @@ def train(args, res, cfg, act, init, order):
     path = os.path.join(args.work, "models", name + ".ctrm")
     train_tsv, test_tsv = data_files(args.work, data)
     if not os.path.exists(path):
-        opts = dict(LR_OPTS if cfg == "lr" else BASE)
+        opts = dict({"lr": LR_OPTS, "lrlin": LRLIN_OPTS}.get(cfg, BASE))
         opts.update(opts_over)
         opts.update(act_opts(act))
         cmd = [args.tool, "train", "--data", train_tsv, "--out", path + ".part.ctrm",
@@ -174,8 +178,8 @@ def run(args):
     os.makedirs(os.path.join(args.work, "models"), exist_ok=True)
     for g in args.groups.split(","):
         for cfg, act, mode in GROUPS[g]:
-            seeds = SEEDS8 if cfg == "lr" else CONFIGS[cfg][2]
-            test_tsv = data_files(args.work, "real" if cfg == "lr" else CONFIGS[cfg][1])[1]
+            seeds = SEEDS8 if cfg in ("lr", "lrlin") else CONFIGS[cfg][2]
+            test_tsv = data_files(args.work, "real" if cfg in ("lr", "lrlin") else CONFIGS[cfg][1])[1]
             paths = {}
             for s in seeds:
                 init, order = seeds_for(mode, s)
@@ -328,15 +332,18 @@ def report(args):
                 fmt_ci(st["pd"], *st["pd_ci"]), st["flip"], cmp))
         w("")
 
-    relu_base = lambda cfg, act, mode: None if act in ("relu", "lr") else (cfg, "relu", mode)
+    def relu_base(cfg, act, mode):
+        return None if act in ("relu", "lr") else (cfg, "relu", mode)
     acts = ["relu"] + ["b" + b for b in BETAS]
     table("SmeLU beta against ReLU (MLP, 8 seeds, init and order both vary)",
           [("base", a, "both") for a in acts], SEEDS8, boot8, relu_base)
     table("Sources of disagreement (8 seeds; 'init': order seed fixed at 1, 'order': init seed fixed at 1)",
-          [(c, a, m) for c, a in (("lr", "lr"), ("base", "relu"), ("base", "b1"), ("base", "b4"),
-                                  ("emb0", "relu"), ("emb0", "b1"))
-           for m in ("both", "init", "order") if not (c == "emb0" and m == "init")],
+          [(c, a, m) for c, a in (("lr", "lr"), ("lrlin", "lr"), ("base", "relu"), ("base", "b1"),
+                                  ("base", "b4"), ("emb0", "relu"), ("emb0", "b1"))
+           for m in ("both", "init", "order")],
           SEEDS8, boot8, relu_base)
+    table("SmeLU beta against ReLU when only the initialisation differs (8 seeds, order seed 1)",
+          [("base", a, "init") for a in acts], SEEDS8, boot8, relu_base)
     table("Architectures (8 seeds)",
           [(c, a, "both") for c in ("base", "dcn", "wukong") for a in ("relu", "b1", "b4")],
           SEEDS8, boot8, relu_base)
@@ -367,47 +374,59 @@ def plot(args, get, boot8, boot4):
         print("report: no matplotlib (apt-get install python3-matplotlib); no plots", file=sys.stderr)
         return
     acts = ["relu"] + ["b" + b for b in BETAS]
-    # MLP: the beta sweep (8 seeds) and the knobs (4 seeds), PD against logloss.
-    fig, ax = plt.subplots(figsize=(8, 6))
-    pts = [(a, get("base", a, "both", SEEDS8, boot8)) for a in acts]
-    pts = [(a, s) for a, s in pts if s]
-    if pts:
+    # MLP, left: the activation sweep per source of disagreement (8 seeds);
+    # right: one knob at a time, ReLU -> SmeLU beta 1 (4 seeds).
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5.5))
+    for k, (cfg, mode, lab) in enumerate((("base", "both", "init and order differ"),
+                                          ("base", "init", "only init differs"),
+                                          ("base", "order", "only order differs"),
+                                          ("emb0", "both", "tables start at 0, init and order"),
+                                          ("emb0", "order", "tables start at 0, only order"),
+                                          ("emb0", "init", "tables start at 0, only init"))):
+        pts = [(a, get(cfg, a, mode, SEEDS8, boot8)) for a in acts]
+        pts = [(a, s) for a, s in pts if s]
+        if not pts:
+            continue
         xs = [s["ll"] for _, s in pts]
         ys = [s["pd"] for _, s in pts]
         err = [[s["pd"] - s["pd_ci"][0] for _, s in pts], [s["pd_ci"][1] - s["pd"] for _, s in pts]]
-        ax.errorbar(xs, ys, yerr=err, fmt="o-", color="C0", capsize=3, label="activation sweep (8 seeds)")
+        ax.errorbar(xs, ys, yerr=err, fmt="o-" if cfg == "base" else "^--", color="C%d" % k, capsize=3,
+                    ms=4, label=lab)
         for a, s in pts:
-            ax.annotate(act_label(a).replace("SmeLU beta", "β"), (s["ll"], s["pd"]), textcoords="offset points",
-                        xytext=(5, 5), fontsize=8, color="C0")
-    for k, (cfg, lab) in enumerate([("ep2", "2 epochs"), ("ep3", "3 epochs"), ("const", "constant lr"),
-                                    ("h128", "128-64"), ("h1024", "1024-512"), ("d4", "dim 4"),
-                                    ("d32", "dim 32"), ("realq", "26k rows")]):
+            ax.annotate(act_label(a).replace("SmeLU beta ", "β"), (s["ll"], s["pd"]),
+                        textcoords="offset points", xytext=(4, 3), fontsize=7, color="C%d" % k)
+    for cfg, mode, txt in (("lrlin", "order", "logistic regression, only order"),
+                           ("lrlin", "init", "logistic regression, only init")):
+        lr = get(cfg, "lr", mode, SEEDS8, boot8)
+        if lr:
+            ax.axhline(lr["pd"], color="k", ls=":", lw=1)
+            ax.annotate("%s: PD %.3f (logloss %.4f)" % (txt, lr["pd"], lr["ll"]),
+                        (ax.get_xlim()[0], lr["pd"]), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    ax.set_xlabel("test logloss (mean over 8 seeds)")
+    ax.set_ylabel("relative PD between seeds (mean over 28 pairs, 95% CI)")
+    ax.set_title("MLP: ReLU and SmeLU β 0.25-4, by source")
+    ax.legend(fontsize=7, loc="upper right")
+    ax.grid(alpha=0.3)
+    for k, (cfg, lab) in enumerate([("base", "base (seeds 1-4)"), ("ep2", "2 epochs"), ("ep3", "3 epochs"),
+                                    ("const", "constant lr"), ("h128", "128-64"), ("h1024", "1024-512"),
+                                    ("d4", "dim 4"), ("d32", "dim 32"), ("realq", "26k rows")]):
         r = get(cfg, "relu", "both", SEEDS4, boot4)
         s = get(cfg, "b1", "both", SEEDS4, boot4)
         if not r or not s:
             continue
-        col = "C%d" % (k + 1)
-        ax.plot([r["ll"], s["ll"]], [r["pd"], s["pd"]], "-", color=col)
-        ax.plot([r["ll"]], [r["pd"]], "s", color=col, label=lab + " (4 seeds; □ ReLU, ● β 1)")
-        ax.plot([s["ll"]], [s["pd"]], "o", color=col)
-    for cfg, mode, mk, lab in (("emb0", "both", "^", "tables init 0"), ("base", "order", "v", "order only"),
-                               ("base", "init", "<", "init only")):
-        r = get(cfg, "relu", mode, SEEDS8, boot8)
-        s = get(cfg, "b1", mode, SEEDS8, boot8)
-        if r and s:
-            ax.plot([r["ll"], s["ll"]], [r["pd"], s["pd"]], mk + "--", color="gray", label=lab + " (8 seeds)")
-    lr = get("lr", "lr", "both", SEEDS8, boot8)
-    if lr:
-        ax.axhline(lr["pd"], color="k", ls=":", lw=1)
-        ax.annotate("logistic regression PD %.3f (logloss %.4f)" % (lr["pd"], lr["ll"]),
-                    (ax.get_xlim()[0], lr["pd"]), textcoords="offset points", xytext=(3, 3), fontsize=8)
-    ax.set_xlabel("test logloss (mean over seeds)")
-    ax.set_ylabel("relative PD between seeds (mean over pairs)")
-    ax.set_title("MLP on the Criteo sample: PD against logloss")
-    ax.legend(fontsize=7, loc="best")
-    ax.grid(alpha=0.3)
+        col = "C%d" % k
+        ax2.annotate("", (s["ll"], s["pd"]), (r["ll"], r["pd"]),
+                     arrowprops=dict(arrowstyle="->", color=col))
+        ax2.plot([r["ll"]], [r["pd"]], "s", color=col, ms=5, label=lab)
+        ax2.plot([s["ll"]], [s["pd"]], "o", color=col, ms=2)  # so that the axes hold the arrow head
+        ax2.annotate(lab, (r["ll"], r["pd"]), textcoords="offset points", xytext=(4, 3), fontsize=7, color=col)
+    ax2.set_xlabel("test logloss (mean over 4 seeds)")
+    ax2.set_ylabel("relative PD between seeds (mean over 6 pairs)")
+    ax2.set_title("MLP: one knob at a time, ReLU (square) -> SmeLU β 1 (arrow head)")
+    ax2.legend(fontsize=7, loc="best")
+    ax2.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(os.path.join(args.plots, "repro_pd_logloss_mlp.png"), dpi=110)
+    fig.savefig(os.path.join(args.plots, "repro_pd_logloss_mlp.png"), dpi=100)
     plt.close(fig)
     # Every architecture with results: activations at 8 seeds.
     archs = [(c, lab) for c, lab in (("base", "MLP"), ("dcn", "DCNv2"), ("wukong", "Wukong"))
