@@ -102,6 +102,12 @@ static float *falloc(size_t n)
 }
 
 static size_t pad_floats; /* --pad */
+static size_t xpad_floats; /* --xpad: activation rows out + xpad apart */
+
+static size_t ldh_of(size_t out)
+{
+    return out > 1 ? out + xpad_floats : out;
+}
 
 static size_t ldw_of(size_t out)
 {
@@ -114,7 +120,7 @@ static void mlp_init(mlp_t *m, size_t max_batch)
         size_t in = widths[l], out = widths[l + 1], ldw = ldw_of(out);
         m->w[l] = falloc(in * ldw);
         m->b[l] = falloc(out);
-        m->h[l] = falloc(max_batch * out);
+        m->h[l] = falloc(max_batch * ldh_of(out));
         float s = 2.0f / (float)in * 1.7f;
         for (size_t k = 0; k < in * ldw; k++)
             m->w[l][k] = k % ldw < out ? rnd(-1.0f, 1.0f) * s : 0.0f;
@@ -129,12 +135,14 @@ static void mlp_init(mlp_t *m, size_t max_batch)
 static void mlp_forward(const mlp_t *m, ctr_linear_fn fn, size_t batch, int only_layer)
 {
     const float *in = m->x;
+    size_t ldin = widths[0];
     for (int l = 0; l < n_layers; l++) {
         size_t wi = widths[l], wo = widths[l + 1];
         ctr_activation_t act = l + 1 < n_layers ? CTR_ACT_SMELU : CTR_ACT_NONE;
         if (only_layer < 0 || only_layer == l)
-            fn(in, wi, batch, wi, m->w[l], ldw_of(wo), m->b[l], wo, m->h[l], wo, act, 1.0f);
+            fn(in, ldin, batch, wi, m->w[l], ldw_of(wo), m->b[l], wo, m->h[l], ldh_of(wo), act, 1.0f);
         in = m->h[l];
+        ldin = ldh_of(wo);
     }
 }
 
@@ -243,9 +251,11 @@ int main(int argc, char **argv)
             only = argv[++a];
         else if (!strcmp(argv[a], "--pad") && a + 1 < argc)
             pad_floats = strtoul(argv[++a], NULL, 10);
+        else if (!strcmp(argv[a], "--xpad") && a + 1 < argc)
+            xpad_floats = strtoul(argv[++a], NULL, 10);
         else {
             fprintf(stderr, "usage: %s [--quick] [--json FILE] [--tsv] [--layers] "
-                    "[--shape W0,W1,...] [--batches B,...] [--kernels K,...] [--pad P]\n", argv[0]);
+                    "[--shape W0,W1,...] [--batches B,...] [--kernels K,...] [--pad P] [--xpad P]\n", argv[0]);
             return 2;
         }
     }

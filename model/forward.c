@@ -19,6 +19,7 @@
 #include "detmath_int.h"
 #include "forward_int.h"
 #include "kernels_int.h"
+#include "model_pad.h"
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
@@ -136,6 +137,12 @@ static void plan_def(const ctr_model_def_t *def, ctr__fwd_plan_t *p)
     case CTR_ARCH_MLP:
     default: break;
     }
+    /* Rows of activations a multiple of 1 KB (256 floats) apart put the
+     * rows a micro-kernel broadcasts from in the same L1 set, as
+     * power-of-two weight rows do (model_pad.c): the MLP buffers' rows
+     * get one more cache line. */
+    p->ld[CTR__FB_X] = ctr__pad_ldw(p->ld[CTR__FB_X]);
+    p->ld[CTR__FB_H0] = p->ld[CTR__FB_H1] = ctr__pad_ldw(p->ld[CTR__FB_H0]);
 }
 
 static int plan_fits(const ctr__fwd_plan_t *need, const ctr__fwd_plan_t *have)

@@ -64,6 +64,12 @@ void ctr_train_opts_init(ctr_train_opts_t *o)
     o->n_deep = 2;
     o->deep[0] = 256;
     o->deep[1] = 128;
+    o->n_wukong = 2;
+    o->n_f = o->n_l = 8;
+    o->k = 24;
+    o->n_fmb = 1;
+    o->fmb[0] = 256;
+    o->ln_eps = 1e-5;
     o->init_seed = o->order_seed = 1; /* used only with has_init_seed / has_order_seed */
 }
 
@@ -116,6 +122,15 @@ static void arch_provenance(const ctr_train_opts_t *o, json_t *h)
         json_object_set_new(h, "rank", json_integer(o->rank));
         if (par)
             json_object_set_new(h, "deep", widths_json(o->n_deep, o->deep));
+    } else if (o->arch == CTR_ARCH_WUKONG) {
+        json_object_set_new(h, "layers", json_integer(o->n_wukong));
+        json_object_set_new(h, "nf", json_integer(o->n_f));
+        json_object_set_new(h, "nl", json_integer(o->n_l));
+        json_object_set_new(h, "k", json_integer(o->k));
+        json_object_set_new(h, "fmb", widths_json(o->n_fmb, o->fmb));
+        json_object_set_new(h, "fmb_ln", json_string(o->fmb_ln == CTR_FMB_LN_FLAT ? "flat" : "none"));
+        json_object_set_new(h, "fmb_out_act", json_boolean(o->fmb_out_act));
+        json_object_set_new(h, "ln_eps", json_real(o->ln_eps));
     }
 }
 
@@ -306,7 +321,7 @@ typedef struct {
     ctr__pool_t *pool;
     ctr__net_t net;
     int net_ok;
-    ctr__graph_t graph;        /* instead of net: arch dot or dcnv2 */
+    ctr__graph_t graph;        /* instead of net: arch dot, dcnv2 or wukong */
     int graph_ok;
     float *bd;                 /* one mini-batch: [batch][nd] */
     uint32_t *br;              /* [batch][slots] */
@@ -546,6 +561,8 @@ static int build_graph(run_t *r, unsigned threads, char *err, size_t errlen)
         .dot_order = o->dot_order, .dot_self = o->dot_self,
         .structure = o->dcn_structure, .n_cross = o->n_cross, .rank = o->rank,
         .n_deep = o->n_deep, .deep = o->deep,
+        .n_wk = o->n_wukong, .n_f = o->n_f, .n_l = o->n_l, .k = o->k, .n_fmb = o->n_fmb, .fmb = o->fmb,
+        .fmb_ln = o->fmb_ln, .fmb_out_act = o->fmb_out_act, .ln_eps = (float)o->ln_eps,
     };
     int rc = ctr__graph_init(&r->graph, &sh, o->batch, threads, 0, err, errlen);
     if (rc)

@@ -39,9 +39,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <immintrin.h>
-#endif
 
 #include "ctr/common.h"
 #include "ctr/features.h"
@@ -53,9 +50,6 @@
 
 #define FWD_CHUNK 32      /* examples per phase-A task, as train_net.c */
 #define ROW_CHUNK 16      /* weight rows per phase-B task */
-#define ADAM_B1 0.9
-#define ADAM_B2 0.999
-#define ADAM_EPS 1e-8f
 #define ADAGRAD_EPS 1e-8f
 #define MAX_WIDTH 65536u
 
@@ -95,8 +89,8 @@ static int check_widths(size_t n, const uint32_t *w, const char *what, char *err
 int ctr__graph_check(const ctr__graph_shape_t *sh, char *err, size_t errlen)
 {
     int rc;
-    if (sh->arch != CTR_ARCH_DOT && sh->arch != CTR_ARCH_DCNV2)
-        return ctr_error(err, errlen, CTR_EINVAL, "arch: the graph trainer takes dot or dcnv2, not %s",
+    if (sh->arch != CTR_ARCH_DOT && sh->arch != CTR_ARCH_DCNV2 && sh->arch != CTR_ARCH_WUKONG)
+        return ctr_error(err, errlen, CTR_EINVAL, "arch: the graph trainer takes dot, dcnv2 or wukong, not %s",
                          ctr_arch_name(sh->arch));
     if (!sh->n_cat)
         return ctr_error(err, errlen, CTR_EINVAL, "%s needs categorical features (embeddings)",
@@ -123,6 +117,11 @@ int ctr__graph_check(const ctr__graph_shape_t *sh, char *err, size_t errlen)
         (rc = check_widths(sh->no_bottom ? 0 : sh->n_bottom, sh->bottom, "bottom", err, errlen)))
         return rc;
     size_t ne = (sh->n_dense > 0) + sh->n_cat;
+    if (sh->arch == CTR_ARCH_WUKONG) {
+        if ((rc = check_widths(sh->n_fmb, sh->fmb, "fmb", err, errlen)))
+            return rc;
+        return ctr__twk_check(sh, err, errlen);
+    }
     if (sh->arch == CTR_ARCH_DOT) {
         if (sh->no_bottom && sh->n_dense)
             return ctr_error(err, errlen, CTR_EINVAL, "no-bottom: dot needs a bottom MLP for dense features");
@@ -153,29 +152,30 @@ int ctr__graph_check(const ctr__graph_shape_t *sh, char *err, size_t errlen)
 
 /* ---- building --------------------------------------------------------- */
 
-static void add_lin(ctr__graph_t *g, uint32_t in, uint32_t out, int bias, int act, uint64_t stream)
+void ctr__graph_add_lin(ctr__graph_t *g, uint32_t in, uint32_t out, int bias, int act, uint64_t stream)
 {
     ctr__glin_t *L = &g->lin[g->n_lin++];
     L->in = in;
     L->out = out;
     L->bias = bias;
     L->act = act;
+    L->rows = 1;
     L->stream = stream;
     L->init_a = act ? sqrtf(6.0f / (float)in) : sqrtf(6.0f / (float)(in + out));
 }
 
 /* n hidden layers of widths w (act after each), then one of last_out
  * (0: none) with act when last_act. Returns the output width. */
-static uint32_t add_mlp(ctr__graph_t *g, ctr__gmlp_t *m, uint32_t in, size_t n, const uint32_t *w,
+uint32_t ctr__graph_add_mlp(ctr__graph_t *g, ctr__gmlp_t *m, uint32_t in, size_t n, const uint32_t *w,
                         uint32_t last_out, int last_act, uint64_t stream0)
 {
     m->first = g->n_lin;
     for (size_t l = 0; l < n; l++) {
-        add_lin(g, in, w[l], 1, 1, stream0 + l);
+        ctr__graph_add_lin(g, in, w[l], 1, 1, stream0 + l);
         in = w[l];
     }
     if (last_out) {
-        add_lin(g, in, last_out, 1, last_act, stream0 + n);
+        ctr__graph_add_lin(g, in, last_out, 1, last_act, stream0 + n);
         in = last_out;
     }
     m->n = g->n_lin - m->first;
@@ -208,6 +208,7 @@ void ctr__graph_free(ctr__graph_t *g)
     }
     for (size_t l = 0; g->xl && l < g->sh.n_cross; l++)
         free(g->xl[l]);
+    ctr__twk_free(g);
     for (unsigned t = 0; t < g->n_threads; t++) {
         if (g->tmp)
             free(g->tmp[t]);
@@ -219,7 +220,7 @@ void ctr__graph_free(ctr__graph_t *g)
     void *ptrs[] = {g->lin, g->cross, g->owner, g->slot0, g->slot_feat, g->table, g->acc, g->gT,
                     g->X, g->dX, g->T, g->dT, g->xl, g->dbk, g->dx0, g->cnt, g->zeros, g->loss,
                     g->tmp, g->keys, g->gbuf, g->task_lin, g->task_r0, g->task_r1,
-                    g->layer_defs, g->cross_defs};
+                    g->layer_defs, g->cross_defs, g->wk_defs};
     for (size_t i = 0; i < CTR_ARRAY_LEN(ptrs); i++)
         free(ptrs[i]);
     memset(g, 0, sizeof(*g));
@@ -234,11 +235,19 @@ static int build_lins(ctr__graph_t *g)
     size_t n = (g->has_bottom ? sh->n_bottom + 1 : 0) + sh->n_top + 1;
     if (dcn)
         n += sh->n_cross * (sh->rank ? 2 : 1) + (parallel ? sh->n_deep : 0);
+    if (sh->arch == CTR_ARCH_WUKONG)
+        n += ctr__twk_n_lins(sh);
     if (!(g->lin = calloc(n, sizeof(*g->lin))) || !(g->cross = calloc(sh->n_cross + 1, sizeof(size_t))))
         return CTR_ENOMEM;
     if (g->has_bottom)
-        add_mlp(g, &g->bottom, (uint32_t)sh->n_dense, sh->n_bottom, sh->bottom, d, 1, 100);
-    if (!dcn) {
+        ctr__graph_add_mlp(g, &g->bottom, (uint32_t)sh->n_dense, sh->n_bottom, sh->bottom, d, 1, 100);
+    if (sh->arch == CTR_ARCH_WUKONG) { /* X as DOT's: the embeddings' rows */
+        g->ne = (sh->n_dense > 0) + sh->n_cat;
+        g->ldx = g->ne * d;
+        g->emb_off = (sh->n_dense > 0) * d;
+        if (ctr__twk_build(g))
+            return CTR_ENOMEM;
+    } else if (!dcn) {
         g->ne = (sh->n_dense > 0) + sh->n_cat;
         g->ldx = g->ne * d;
         g->emb_off = (sh->n_dense > 0) * d;
@@ -249,17 +258,17 @@ static int build_lins(ctr__graph_t *g)
         for (size_t l = 0; l < sh->n_cross; l++) {
             g->cross[l] = g->n_lin;
             if (sh->rank) {
-                add_lin(g, (uint32_t)D, sh->rank, 0, 0, 200 + 2 * l);
-                add_lin(g, sh->rank, (uint32_t)D, 1, 0, 201 + 2 * l);
+                ctr__graph_add_lin(g, (uint32_t)D, sh->rank, 0, 0, 200 + 2 * l);
+                ctr__graph_add_lin(g, sh->rank, (uint32_t)D, 1, 0, 201 + 2 * l);
             } else {
-                add_lin(g, (uint32_t)D, (uint32_t)D, 1, 0, 200 + 2 * l);
+                ctr__graph_add_lin(g, (uint32_t)D, (uint32_t)D, 1, 0, 200 + 2 * l);
             }
         }
         g->tin = D;
         if (parallel)
-            g->tin += add_mlp(g, &g->deep, (uint32_t)D, sh->n_deep, sh->deep, 0, 1, 300);
+            g->tin += ctr__graph_add_mlp(g, &g->deep, (uint32_t)D, sh->n_deep, sh->deep, 0, 1, 300);
     }
-    add_mlp(g, &g->top, (uint32_t)g->tin, sh->n_top, sh->top, 1, 0, 1);
+    ctr__graph_add_mlp(g, &g->top, (uint32_t)g->tin, sh->n_top, sh->top, 1, 0, 1);
     CTR_ASSERT(g->n_lin == n);
     return 0;
 }
@@ -305,7 +314,7 @@ int ctr__graph_init(ctr__graph_t *g, const ctr__graph_shape_t *sh, size_t max_ba
 #define ARR(f, n) (g->f = calloc((n) > 0 ? (n) : 1, sizeof(*g->f)))
     if (!ARR(table, nc) || !ARR(acc, nc) || (keep_grads && !ARR(gT, nc)) || !ARR(tmp, nt) ||
         !ARR(keys, nt) || !ARR(gbuf, nt) || !ARR(xl, sh->n_cross) || !ARR(cnt, B * nc) ||
-        !ARR(layer_defs, g->n_lin) || !ARR(cross_defs, sh->n_cross))
+        !ARR(layer_defs, g->n_lin) || !ARR(cross_defs, sh->n_cross) || !ARR(wk_defs, sh->n_wk))
         goto oom;
 #undef ARR
     size_t max_keys = 1;
@@ -325,12 +334,15 @@ int ctr__graph_init(ctr__graph_t *g, const ctr__graph_shape_t *sh, size_t max_ba
     size_t widest = umax(umax(g->ldx, g->tin), g->ne * g->ne), n_tasks = 0;
     for (size_t i = 0; i < g->n_lin; i++) {
         ctr__glin_t *L = &g->lin[i];
-        size_t rows = (size_t)L->in + L->bias, blk = rows * L->out;
+        size_t rows = (size_t)L->in + L->bias, blk = rows * L->out, BR = B * L->rows;
         if (!(L->W = falloc(blk)) || !(L->WT = falloc((size_t)L->in * L->out)) ||
             !(L->gW = falloc(blk)) || !(L->m = falloc(blk)) || !(L->v = falloc(blk)) ||
-            !(L->AT = falloc(rows * B)) || !(L->Z = falloc(B * L->out)) ||
-            (L->act && !(L->H = falloc(B * L->out))) || !(L->dZ = falloc(B * L->out)))
+            !(L->AT = falloc(rows * BR)) || !(L->Z = falloc(BR * L->out)) ||
+            (L->act && !(L->H = falloc(BR * L->out))) || !(L->dZ = falloc(BR * L->out)))
             goto oom;
+        if (!L->in) /* a LayerNorm's affine lin: AT is its constant row of ones */
+            for (size_t e = 0; e < BR; e++)
+                L->AT[e] = 1.0f;
         widest = umax(widest, umax(L->in, L->out));
         n_tasks += (rows + ROW_CHUNK - 1) / ROW_CHUNK;
     }
@@ -345,6 +357,8 @@ int ctr__graph_init(ctr__graph_t *g, const ctr__graph_shape_t *sh, size_t max_ba
             goto oom;
     }
     size_t tmp_n = sh->arch == CTR_ARCH_DOT ? d * g->ne + 2 * g->ne * g->ne : 1;
+    if (sh->arch == CTR_ARCH_WUKONG && ctr__twk_alloc(g, &tmp_n))
+        goto oom;
     for (unsigned t = 0; t < nt; t++)
         if (!(g->tmp[t] = falloc(tmp_n)) || !(g->keys[t] = calloc(max_keys, sizeof(uint64_t))) ||
             !(g->gbuf[t] = falloc(d)))
@@ -406,7 +420,7 @@ void ctr__graph_init_params(ctr__graph_t *g, uint64_t seed, float out_bias, floa
         for (size_t e = 0; e < (size_t)L->in * L->out; e++)
             L->W[e] = rng_sym(&s, L->init_a);
         for (size_t e = (size_t)L->in * L->out; e < blk; e++)
-            L->W[e] = 0.0f;
+            L->W[e] = L->ln && e < (size_t)L->out / 2 ? 1.0f : 0.0f; /* gamma 1, beta 0 */
         memset(L->m, 0, blk * sizeof(float));
         memset(L->v, 0, blk * sizeof(float));
         sync_transpose(L, 0, L->in);
@@ -432,7 +446,9 @@ void ctr__graph_export(ctr__graph_t *g, ctr_model_def_t *def, ctr_cat_def_t *cat
     def->layers = g->layer_defs + g->top.first;
     def->bottom = (ctr_mlp_def_t){g->has_bottom ? g->bottom.n : 0,
                                   g->has_bottom ? g->layer_defs + g->bottom.first : NULL};
-    if (sh->arch == CTR_ARCH_DOT) {
+    if (sh->arch == CTR_ARCH_WUKONG) {
+        ctr__twk_export(g, def);
+    } else if (sh->arch == CTR_ARCH_DOT) {
         def->dot_order = sh->dot_order;
         def->dot_self = sh->dot_self;
     } else {
@@ -463,19 +479,7 @@ void ctr__graph_export(ctr__graph_t *g, ctr_model_def_t *def, ctr_cat_def_t *cat
 
 /* ---- phase A ---------------------------------------------------------- */
 
-typedef struct {
-    ctr__graph_t *g;
-    ctr_linear_fn linear;
-    ctr_pool_fn pool;
-    ctr_fma_fn fma;
-    size_t bn;
-    const float *dense;
-    const uint32_t *rows;
-    const uint8_t *labels;
-    int update;
-    float lr_t;              /* Adam: lr * sqrt(1 - b2^t) / (1 - b1^t) */
-    size_t next;             /* atomic task counter */
-} step_ctx_t;
+typedef ctr__gstep_t step_ctx_t;
 
 static inline float act_fwd(ctr_activation_t act, float z, float beta)
 {
@@ -517,7 +521,7 @@ static const float *lin_fwd(const step_ctx_t *c, ctr__glin_t *L, const float *x,
     return h;
 }
 
-static const float *mlp_fwd(const step_ctx_t *c, const ctr__gmlp_t *m, const float *x, size_t ldx,
+const float *ctr__graph_mlp_fwd(const step_ctx_t *c, const ctr__gmlp_t *m, const float *x, size_t ldx,
                             size_t b0, size_t n)
 {
     for (size_t l = 0; l < m->n; l++) {
@@ -532,7 +536,7 @@ static const float *mlp_fwd(const step_ctx_t *c, const ctr__gmlp_t *m, const flo
  * output) on entry. Each dZ is multiplied by act'(Z) where act follows,
  * then dZ W^T goes to the lin below, or to dx (ldd) from the first lin,
  * unless dx is NULL (an input that needs no gradient). */
-static void mlp_bwd(const step_ctx_t *c, const ctr__gmlp_t *m, size_t b0, size_t n, float *dx,
+void ctr__graph_mlp_bwd(const step_ctx_t *c, const ctr__gmlp_t *m, size_t b0, size_t n, float *dx,
                     size_t ldd)
 {
     const ctr__graph_t *g = c->g;
@@ -659,7 +663,7 @@ static void fwd_dcn(const step_ctx_t *c, size_t b0, size_t b1)
     for (size_t b = 0; b < n; b++)
         memcpy(g->T + (b0 + b) * g->tin, xin + b * D, D * sizeof(float));
     if (g->sh.structure == CTR_DCN_PARALLEL) {
-        const float *e = mlp_fwd(c, &g->deep, x0, D, b0, n);
+        const float *e = ctr__graph_mlp_fwd(c, &g->deep, x0, D, b0, n);
         const size_t w = g->tin - D;
         for (size_t b = 0; b < n; b++)
             memcpy(g->T + (b0 + b) * g->tin + D, e + b * w, w * sizeof(float));
@@ -679,7 +683,7 @@ static void bwd_dcn(const step_ctx_t *c, size_t b0, size_t b1)
         const size_t w = last->out;
         for (size_t b = 0; b < n; b++)
             memcpy(last->dZ + (b0 + b) * w, g->dT + (b0 + b) * g->tin + D, w * sizeof(float));
-        mlp_bwd(c, &g->deep, b0, n, dx0, D);
+        ctr__graph_mlp_bwd(c, &g->deep, b0, n, dx0, D);
     } else {
         memset(dx0, 0, nD * sizeof(float));
     }
@@ -711,7 +715,7 @@ static void phase_a_chunk(step_ctx_t *c, size_t b0, size_t b1, unsigned tid)
     const size_t n = b1 - b0, nd = g->sh.n_dense, d = g->d, ldx = g->ldx, tin = g->tin;
     gather(c, b0, b1);
     if (g->has_bottom) {
-        const float *e = mlp_fwd(c, &g->bottom, c->dense + b0 * nd, nd, b0, n);
+        const float *e = ctr__graph_mlp_fwd(c, &g->bottom, c->dense + b0 * nd, nd, b0, n);
         for (size_t b = 0; b < n; b++)
             memcpy(g->X + (b0 + b) * ldx, e + b * d, d * sizeof(float));
     } else if (nd) {
@@ -721,9 +725,10 @@ static void phase_a_chunk(step_ctx_t *c, size_t b0, size_t b1, unsigned tid)
     switch (g->sh.arch) { /* the interaction: X -> the top input T */
     case CTR_ARCH_DOT: fwd_dot(c, b0, b1, tid); break;
     case CTR_ARCH_DCNV2: fwd_dcn(c, b0, b1); break;
+    case CTR_ARCH_WUKONG: ctr__twk_fwd(c, b0, b1, tid); break;
     default: CTR_ASSERT(!"architecture not trained here");
     }
-    const float *logit = mlp_fwd(c, &g->top, g->T + b0 * tin, tin, b0, n);
+    const float *logit = ctr__graph_mlp_fwd(c, &g->top, g->T + b0 * tin, tin, b0, n);
     ctr__glin_t *out = &g->lin[g->top.first + g->top.n - 1];
     /* d(mean BCE)/dz = (sigmoid(z) - y) / bn, as train_net.c */
     float inv_bn = 1.0f / (float)c->bn;
@@ -735,17 +740,18 @@ static void phase_a_chunk(step_ctx_t *c, size_t b0, size_t b1, unsigned tid)
         double pc = p < 1e-7f ? 1e-7 : p > 1.0f - 1e-7f ? 1.0 - 1e-7 : (double)p;
         g->loss[b] = (float)(y > 0.5f ? -log(pc) : -log1p(-pc));
     }
-    mlp_bwd(c, &g->top, b0, n, g->dT + b0 * tin, tin);
+    ctr__graph_mlp_bwd(c, &g->top, b0, n, g->dT + b0 * tin, tin);
     switch (g->sh.arch) { /* and back: dT -> dX */
     case CTR_ARCH_DOT: bwd_dot(c, b0, b1, tid); break;
     case CTR_ARCH_DCNV2: bwd_dcn(c, b0, b1); break;
+    case CTR_ARCH_WUKONG: ctr__twk_bwd(c, b0, b1, tid); break;
     default: CTR_ASSERT(!"architecture not trained here");
     }
     if (g->has_bottom) {
         ctr__glin_t *last = &g->lin[g->bottom.first + g->bottom.n - 1];
         for (size_t b = b0; b < b1; b++)
             memcpy(last->dZ + b * d, g->dX + b * ldx, d * sizeof(float));
-        mlp_bwd(c, &g->bottom, b0, n, NULL, 0);
+        ctr__graph_mlp_bwd(c, &g->bottom, b0, n, NULL, 0);
     }
 }
 
@@ -826,42 +832,13 @@ static void update_table(step_ctx_t *c, size_t j, unsigned tid)
     }
 }
 
-/* Adam on n parameters: train_net.c's adam_update, operation for
- * operation (the same IEEE operations in the 4-wide SSE path and the
- * scalar tail, so a task's starting row changes no bits). */
-static void adam_update(float *restrict w, float *restrict m, float *restrict v,
-                        const float *restrict gr, size_t n, float lr_t)
-{
-    const float b1 = (float)ADAM_B1, b2 = (float)ADAM_B2;
-    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
-    size_t i = 0;
-#ifdef __SSE2__
-    const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1),
-                 vc2 = _mm_set1_ps(c2), vlr = _mm_set1_ps(lr_t), veps = _mm_set1_ps(ADAM_EPS);
-    for (; i + 4 <= n; i += 4) {
-        __m128 gi = _mm_loadu_ps(gr + i);
-        __m128 mi = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(m + i)), _mm_mul_ps(vc1, gi));
-        __m128 vi = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)),
-                               _mm_mul_ps(_mm_mul_ps(vc2, gi), gi));
-        __m128 step = _mm_div_ps(_mm_mul_ps(vlr, mi), _mm_add_ps(_mm_sqrt_ps(vi), veps));
-        _mm_storeu_ps(m + i, mi);
-        _mm_storeu_ps(v + i, vi);
-        _mm_storeu_ps(w + i, _mm_sub_ps(_mm_loadu_ps(w + i), step));
-    }
-#endif
-    for (; i < n; i++) {
-        m[i] = b1 * m[i] + c1 * gr[i];
-        v[i] = b2 * v[i] + c2 * gr[i] * gr[i];
-        w[i] -= lr_t * m[i] / (sqrtf(v[i]) + ADAM_EPS);
-    }
-}
-
 static void update_lin(step_ctx_t *c, ctr__glin_t *L, uint32_t r0, uint32_t r1)
 {
     const ctr__graph_t *g = c->g;
-    const size_t bn = c->bn, out = L->out;
+    const size_t bn = c->bn * L->rows, out = L->out;
     float *gw = L->gW + (size_t)r0 * out;
-    /* gW[r][o] = sum_b AT[r][b] dZ[b][o]; the bias row of AT is all ones. */
+    /* gW[r][o] = sum_b AT[r][b] dZ[b][o] over the batch rows (rows per
+     * example); the bias row of AT is all ones. */
     c->linear(L->AT + (size_t)r0 * bn, bn, r1 - r0, bn, L->dZ, out, g->zeros, out, gw, out,
               CTR_ACT_NONE, g->sh.beta);
     if (!c->update)
@@ -869,7 +846,7 @@ static void update_lin(step_ctx_t *c, ctr__glin_t *L, uint32_t r0, uint32_t r1)
     size_t n = (size_t)(r1 - r0) * out;
     float *w = L->W + (size_t)r0 * out, *m = L->m + (size_t)r0 * out, *v = L->v + (size_t)r0 * out;
     if (g->opt == CTR_OPTIM_ADAM)
-        adam_update(w, m, v, gw, n, c->lr_t);
+        ctr__adam_update(w, m, v, gw, n, c->lr_t);
     else
         for (size_t i = 0; i < n; i++) {
             v[i] += gw[i] * gw[i];
@@ -903,8 +880,8 @@ double ctr__graph_step(ctr__graph_t *g, const ctr_kernel_t *k, ctr__pool_t *pool
                     bn, dense, rows, labels, update, 0.0f, 0};
     if (update) {
         g->step++;
-        g->b1t *= ADAM_B1;
-        g->b2t *= ADAM_B2;
+        g->b1t *= CTR__ADAM_B1;
+        g->b2t *= CTR__ADAM_B2;
         c.lr_t = (float)(g->lr * sqrt(1.0 - g->b2t) / (1.0 - g->b1t));
     }
     ctr__pool_run(pool, phase_a, &c);

@@ -5,11 +5,12 @@
  * counted, or the error naming line and column), and scores of a `mod`
  * model equal the server path's bit for bit.
  *
- * A data file has one value per column: a bag feature's value is a bag of
- * one, an empty field an empty bag (issue 16 reads several values per
- * column). Bags are patched into a loaded test model in memory, as the
- * model file does not carry them yet; scores are only compared for a model
- * without bags (the forward pass of bags is another part of issue 15). */
+ * Here the test model's provenance records no bag separators, so a data
+ * file's bag column is read as a bag of one value (an empty field: an
+ * empty bag); a trained model that records them (data.bags) has its bag
+ * columns split (tests/test_data_bags.c, tests/test_train_bags.sh). Bags
+ * are patched into a loaded test model in memory; scores are compared for
+ * a model without bags (bags' scores: tests/test_server_train_bags.sh). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

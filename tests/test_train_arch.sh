@@ -1,5 +1,5 @@
 #!/bin/bash
-# ctrtool train --arch dot|dcnv2 end to end, on gen-data rows (whose
+# ctrtool train --arch dot|dcnv2|wukong end to end, on gen-data rows (whose
 # hidden model has pairwise interactions of latent factors):
 #  - every architecture learns: validation AUC well above 0.5 and within
 #    0.02 of the MLP's on the same rows and split;
@@ -40,13 +40,19 @@ train dot_upper_self --arch dot --bottom 32 --dot-order upper --dot-self
 train dcn --arch dcnv2 --bottom 32 --cross 2
 train dcn_lowrank_par --arch dcnv2 --bottom 32 --cross 2 --rank 8 --structure parallel --deep 64
 train dcn_nobottom --arch dcnv2 --no-bottom --cross 1
-for m in dot dot_upper_self dcn dcn_lowrank_par dcn_nobottom; do
+# Wukong, small for 16k training rows: a learned then an identity residual;
+# one layer with the flat FMB LayerNorm and the FMB's output activation
+wk=(--arch wukong --bottom 32 --layers 2 --nf 4 --nl 4 --k 8 --fmb 64)
+train wk "${wk[@]}"
+train wk_flat --arch wukong --bottom 32 --layers 1 --nf 4 --nl 4 --k 8 --fmb 64 --fmb-ln flat --fmb-out-act
+for m in dot dot_upper_self dcn dcn_lowrank_par dcn_nobottom wk wk_flat; do
     awk -v a="${auc[$m]}" -v b="${auc[mlp]}" 'BEGIN { exit !(a > 0.7 && a > b - 0.02) }' \
         || fail "$m: valid AUC ${auc[$m]} (MLP ${auc[mlp]})"
 done
 
 # byte-identical across thread counts and ISAs
-for spec in "dot --arch dot --bottom 32" "dcn_lowrank_par --arch dcnv2 --bottom 32 --cross 2 --rank 8 --structure parallel --deep 64"; do
+for spec in "dot --arch dot --bottom 32" "dcn_lowrank_par --arch dcnv2 --bottom 32 --cross 2 --rank 8 --structure parallel --deep 64" \
+            "wk ${wk[*]}"; do
     set -- $spec
     name=$1
     shift
@@ -80,7 +86,7 @@ held = sorted(idx[:nv])
 with open(sys.argv[2], "w") as f:
     f.write("".join(lines[i] + "\n" for i in held))
 EOF
-for m in mlp dot dcn dcn_lowrank_par; do
+for m in mlp dot dcn dcn_lowrank_par wk wk_flat; do
     "$tool" eval --model "$T/$m.ctrm" --data "$T/valid.tsv" --json >"$T/$m.eval.json"
     "$tool" inspect --json "$T/$m.ctrm" >"$T/$m.inspect.json"
     $PY - "$T/$m.eval.json" "$T/$m.inspect.json" "$m" <<'EOF' || fail "$m: eval does not reproduce the trainer's validation figures"
@@ -95,7 +101,7 @@ print("%s: eval on the held-out rows n %d AUC %.10f logloss %.10f; trainer n %d 
 h = prov["hyperparameters"]
 if sys.argv[3] != "mlp":
     assert h["arch"] == hdr["arch"], (h, hdr["arch"])
-    assert "bottom" in h and ("cross" in h or "dot_order" in h), h
+    assert "bottom" in h and ("cross" in h or "dot_order" in h or "nf" in h), h
 else:
     assert "arch" not in h
 sys.exit(0 if ok else 1)
@@ -107,7 +113,12 @@ if "$tool" train "${common[@]}" --out "$T/x.ctrm" --arch dcnv2 --rank 5000 --qui
     fail "rank over the width accepted"
 fi
 grep -q "rank" "$T/err.txt" || fail "rank message: $(cat "$T/err.txt")"
-if "$tool" train "${common[@]}" --out "$T/x.ctrm" --arch wukong --quiet 2>/dev/null; then
-    fail "--arch wukong accepted before it is trained"
+if "$tool" train "${common[@]}" --out "$T/x.ctrm" --arch wukong --no-bottom --quiet 2>"$T/err.txt"; then
+    fail "wukong without a bottom MLP accepted"
 fi
+grep -q "no-bottom" "$T/err.txt" || fail "no-bottom message: $(cat "$T/err.txt")"
+if "$tool" train "${common[@]}" --out "$T/x.ctrm" --arch wukong --layers 65 --quiet 2>"$T/err.txt"; then
+    fail "65 Wukong layers accepted"
+fi
+grep -q "layers" "$T/err.txt" || fail "layers message: $(cat "$T/err.txt")"
 echo "ok"

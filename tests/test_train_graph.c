@@ -1,7 +1,9 @@
 /* test_train_graph.c - the interaction trainer (model/train_graph.c) on
  * whole small models: DLRM dot (lower and upper order, with and without
  * the diagonal) and DCNv2 (full and low rank, stacked and parallel, with
- * and without a bottom MLP), over a schema with a single-valued feature,
+ * and without a bottom MLP) and Wukong (a learned and an identity
+ * residual, with and without the flat FMB LayerNorm and the FMB's output
+ * activation, with and without FMB hidden layers, no layers), over a schema with a single-valued feature,
  * a sum bag and a mean bag that shares the first feature's table.
  *
  *  - every parameter's gradient (every lin's weights and bias, every
@@ -96,6 +98,78 @@ static size_t mlp_d(const ref_t *r, const ctr__gmlp_t *m, const double *x, size_
     return in;
 }
 
+/* LayerNorm of w values in place, gamma and beta from gb = [gamma | beta]. */
+static void ln_d(double *v, size_t w, const double *gb, double eps)
+{
+    double mean = 0, var = 0;
+    for (size_t a = 0; a < w; a++)
+        mean += v[a];
+    mean /= (double)w;
+    for (size_t a = 0; a < w; a++)
+        var += (v[a] - mean) * (v[a] - mean);
+    var /= (double)w;
+    double inv = 1 / sqrt(var + eps);
+    for (size_t a = 0; a < w; a++)
+        v[a] = (v[a] - mean) * inv * gb[a] + gb[w + a];
+}
+
+/* Wukong's layers over X (ne rows of d) as docs/MODEL_FORMAT.md writes
+ * them, the last X' into T; returns its width. */
+static size_t wukong_d(const ref_t *r, const double *X, double *T)
+{
+    const ctr__graph_t *g = r->g;
+    const size_t d = DIM, k = g->sh.k, n_f = g->sh.n_f, n_l = g->sh.n_l;
+    const double eps = g->sh.ln_eps;
+    double x[MAXW], s[MAXW], z[MAXW], f[MAXW], fo[MAXW];
+    size_t n_cur = g->ne;
+    memcpy(x, X, n_cur * d * sizeof(double));
+    for (size_t i = 0; i < g->sh.n_wk; i++) {
+        const ctr__twk_layer_t *W = &g->wk[i];
+        const size_t n_in = W->n_in, n_out = W->n_out;
+        CHECK(n_in == n_cur);
+        const double *Y = r->W[W->y], *LC = r->W[W->lcb];
+        for (size_t a = 0; a < d; a++) /* Z = X^T Y */
+            for (size_t j = 0; j < k; j++) {
+                z[a * k + j] = 0;
+                for (size_t m = 0; m < n_in; m++)
+                    z[a * k + j] += x[m * d + a] * Y[m * k + j];
+            }
+        for (size_t m = 0; m < n_in; m++) /* F = X Z */
+            for (size_t j = 0; j < k; j++) {
+                f[m * k + j] = 0;
+                for (size_t a = 0; a < d; a++)
+                    f[m * k + j] += x[m * d + a] * z[a * k + j];
+            }
+        if (W->fln != SIZE_MAX)
+            ln_d(f, n_in * k, r->W[W->fln], eps);
+        CHECK(mlp_d(r, &W->fmb, f, n_in * k, fo) == n_f * d);
+        memcpy(s, fo, n_f * d * sizeof(double));
+        for (size_t o = 0; o < n_l; o++) /* L = W_L X; the lin holds W_L^T */
+            for (size_t a = 0; a < d; a++) {
+                double acc = 0;
+                for (size_t m = 0; m < n_in; m++)
+                    acc += LC[m * n_l + o] * x[m * d + a];
+                s[(n_f + o) * d + a] = acc;
+            }
+        for (size_t o = 0; o < n_out; o++) /* + R */
+            for (size_t a = 0; a < d; a++) {
+                double acc = 0;
+                if (W->res == SIZE_MAX)
+                    acc = x[o * d + a];
+                else
+                    for (size_t m = 0; m < n_in; m++)
+                        acc += r->W[W->res][m * n_out + o] * x[m * d + a];
+                s[o * d + a] += acc;
+            }
+        for (size_t o = 0; o < n_out; o++)
+            ln_d(s + o * d, d, r->W[W->ln], eps);
+        n_cur = n_out;
+        memcpy(x, s, n_cur * d * sizeof(double));
+    }
+    memcpy(T, x, n_cur * d * sizeof(double));
+    return n_cur * d;
+}
+
 static double ref_loss(const ref_t *r, const float *dense, const uint32_t *rows, const uint8_t *y)
 {
     const ctr__graph_t *g = r->g;
@@ -145,6 +219,8 @@ static double ref_loss(const ref_t *r, const float *dense, const uint32_t *rows,
                     for (size_t j = 0; j < i + (g->sh.dot_self != 0); j++)
                         T[tin++] = G[i][j];
             }
+        } else if (g->sh.arch == CTR_ARCH_WUKONG) {
+            tin = wukong_d(r, X, T);
         } else {
             size_t D = g->ldx;
             double x[MAXW], t[MAXW], v[MAXW];
@@ -440,6 +516,11 @@ static int torch_dump(const char *dir, const case_t *cases, size_t n_cases)
         for (int pass = 0; pass < 2 && !rc; pass++) {
             if (pass)
                 swap_params(&g);
+            if (pass) /* Wukong's LCB and res export WT: the gradient's transpose */
+                for (size_t l = 0; l < g.n_lin; l++)
+                    for (uint32_t o = 0; o < g.lin[l].out; o++)
+                        for (uint32_t e = 0; e < g.lin[l].in; e++)
+                            g.lin[l].WT[(size_t)o * g.lin[l].in + e] = g.lin[l].W[(size_t)e * g.lin[l].out + o];
             export_def(&g, &def, cat, dn);
             snprintf(path, sizeof(path), "%s/case%zu.%s.ctrm", dir, i, pass ? "grad" : "model");
             rc = ctr_model_write(path, &def, NULL, NULL, err, sizeof(err));
@@ -473,6 +554,8 @@ int main(int argc, char **argv)
         return 1;
     }
     static const uint32_t bottom[] = {4}, top[] = {5, 3}, deep[] = {4, 3};
+    static const uint32_t fmb[] = {4};
+#define WK .fmb = fmb, .n_fmb = 1, .ln_eps = 1e-5f
 #define BASE .bottom = bottom, .n_bottom = 1, .top = top, .n_top = 2, .beta = 1.0f
     const case_t cases[] = {
         {"dot lower smelu", {.arch = CTR_ARCH_DOT, .act = CTR_ACT_SMELU, BASE}},
@@ -489,6 +572,15 @@ int main(int argc, char **argv)
         {"dcnv2 no bottom, full", {.arch = CTR_ARCH_DCNV2, .act = CTR_ACT_SMELU, .n_cross = 1, .no_bottom = 1,
                                    BASE}},
         {"dcnv2 no cross layers", {.arch = CTR_ARCH_DCNV2, .act = CTR_ACT_SMELU, BASE}},
+        {"wukong learned then identity residual", {.arch = CTR_ARCH_WUKONG, .act = CTR_ACT_SMELU, .n_wk = 2,
+                                                   .n_f = 2, .n_l = 1, .k = 2, WK, BASE}},
+        {"wukong flat LN, fmb out act, relu", {.arch = CTR_ARCH_WUKONG, .act = CTR_ACT_RELU, .n_wk = 2,
+                                               .n_f = 2, .n_l = 2, .k = 3, WK, .fmb_ln = CTR_FMB_LN_FLAT,
+                                               .fmb_out_act = 1, BASE}},
+        {"wukong 1 layer, learned residual, flat LN, no FMB hidden", {.arch = CTR_ARCH_WUKONG,
+            .act = CTR_ACT_SMELU, .n_wk = 1, .n_f = 1, .n_l = 2, .k = 2, .ln_eps = 1e-5f,
+            .fmb_ln = CTR_FMB_LN_FLAT, .fmb_out_act = 1, BASE}},
+        {"wukong no layers", {.arch = CTR_ARCH_WUKONG, .act = CTR_ACT_SMELU, .ln_eps = 1e-5f, BASE}},
     };
     if (argc == 3 && !strcmp(argv[1], "--torch-dump"))
         return torch_dump(argv[2], cases, CTR_ARRAY_LEN(cases));
@@ -505,8 +597,17 @@ int main(int argc, char **argv)
     bad.rank = 0;
     bad.structure = CTR_DCN_PARALLEL;
     CHECK(ctr__graph_init(&g, &bad, 8, 1, 0, err, sizeof(err)) == CTR_EINVAL && strstr(err, "deep"));
-    bad.arch = CTR_ARCH_WUKONG;
+    bad.arch = CTR_ARCH_MLP;
     CHECK(ctr__graph_init(&g, &bad, 8, 1, 0, err, sizeof(err)) == CTR_EINVAL && strstr(err, "arch"));
+    bad.arch = CTR_ARCH_WUKONG;
+    bad.ln_eps = 1e-5f;
+    bad.n_wk = 1;
+    bad.k = 4;
+    bad.n_l = 2;
+    CHECK(ctr__graph_init(&g, &bad, 8, 1, 0, err, sizeof(err)) == CTR_EINVAL && strstr(err, "nf"));
+    bad.n_f = 2;
+    bad.ln_eps = 0;
+    CHECK(ctr__graph_init(&g, &bad, 8, 1, 0, err, sizeof(err)) == CTR_EINVAL && strstr(err, "ln-eps"));
     bad.arch = CTR_ARCH_DOT;
     bad.n_cat = 1;
     bad.n_dense = 0;

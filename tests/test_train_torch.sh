@@ -1,6 +1,7 @@
 #!/bin/bash
-# The interaction trainer's gradients (model/train_graph.c) against torch
-# autograd on the reference modules: test_train_graph --torch-dump writes
+# The interaction trainer's gradients (model/train_graph.c, Wukong's in
+# train_wukong.c) against torch autograd on the reference modules (dot,
+# dcnv2 and wukong cases): test_train_graph --torch-dump writes
 # each case's initial model, its gradients on one batch (as a model of the
 # same shape) and the batch; tests/train_torch_parity.py loads them into
 # python/ctrd_torch's modules and compares every parameter's .grad (the

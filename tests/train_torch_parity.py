@@ -9,7 +9,11 @@ the same shape (caseN.grad.ctrm), and the batch (batch.bin). Each model is
 loaded into the torch module (ctrd_torch's load_ctrm, the importer's own
 reader), the batch's mean binary cross-entropy is back-propagated by
 autograd, and every parameter's .grad is compared with the same tensor
-of the gradient file.
+of the gradient file. The cases are test_train_graph's: dot, dcnv2 and
+Wukong (whose torch module, WukongLayer, is MODEL_FORMAT.md's layer: Z =
+X^T Y, F = X Z, the optional flat LN, the FMB MLP, W_L X, the identity or
+learned residual, LN over each d-wide row, two-pass LayerNorm with eps
+inside the root).
 
 Both sides compute in float32, summing in different orders (torch's
 matmul blocks and its index_add for the embedding gradients), so each

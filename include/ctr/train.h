@@ -6,10 +6,10 @@
  * bag feature, a column named in data.bags, pools the rows of its values
  * by sum or mean), the concatenation feeds an MLP (hidden layers with
  * SmeLU or ReLU, last layer one output, sigmoid). No hidden layers =
- * logistic regression. With arch DOT or DCNV2 the embeddings (and the
- * dense features through the bottom MLP) meet in DLRM's pairwise dot
- * products or DCNv2's cross layers before the top MLP
- * (docs/MODEL_FORMAT.md, version 2).
+ * logistic regression. With arch DOT, DCNV2 or WUKONG the embeddings
+ * (and the dense features through the bottom MLP) meet in DLRM's pairwise
+ * dot products, DCNv2's cross layers or Wukong's layers before the top
+ * MLP (docs/MODEL_FORMAT.md, version 2).
  *
  * Training: mini-batch binary cross-entropy (mean over the batch); Adam (or
  * Adagrad) for the MLP's weights and biases; row-wise Adagrad for the
@@ -69,7 +69,7 @@ typedef struct {
     ctr_pool_t pool;               /* every bag feature's pooling [sum] */
     /* Interaction architectures (ctrtool synth's names); with any but MLP,
      * `hidden` is the top MLP's hidden widths and `dim` every table's. */
-    ctr_arch_t arch;               /* MLP (default), DOT or DCNV2 */
+    ctr_arch_t arch;               /* MLP (default), DOT, DCNV2 or WUKONG */
     size_t n_bottom;               /* dense MLP hidden widths; a last layer of */
     uint32_t bottom[CTR_TRAIN_MAX_HIDDEN]; /* dim is added: 64 */
     int no_bottom;                 /* DCNV2: raw dense values in x_0 */
@@ -80,6 +80,13 @@ typedef struct {
     uint32_t rank;                 /* DCNV2: 0 full rank, else U V of rank */
     size_t n_deep;                 /* DCNV2 parallel: deep MLP widths: 256,128 */
     uint32_t deep[CTR_TRAIN_MAX_HIDDEN];
+    uint32_t n_wukong;             /* WUKONG: layers: 2 */
+    uint32_t n_f, n_l, k;          /* WUKONG: FMB, LCB outputs, Y's columns: 8, 8, 24 */
+    size_t n_fmb;                  /* WUKONG: FMB MLP hidden widths (a last */
+    uint32_t fmb[CTR_TRAIN_MAX_HIDDEN]; /* layer of n_f * dim is added): 256 */
+    ctr_fmb_ln_t fmb_ln;           /* WUKONG: NONE or FLAT */
+    int fmb_out_act;               /* WUKONG: act after the FMB's last layer */
+    double ln_eps;                 /* WUKONG: LayerNorm epsilon: 1e-5 */
 
     /* optimisation */
     unsigned epochs;
@@ -117,7 +124,8 @@ typedef struct {
  * hidden 512,256, dim 16, 65536 buckets, 1 epoch, batch 256, lr 1e-3,
  * emb_lr 0.1, linear lr decay, emb_init 0.05, seed 1 (init and order seeds
  * not set apart), pool sum; arch mlp (bottom 64, 3 full-rank cross layers,
- * deep 256,128 when asked for). */
+ * deep 256,128, Wukong 2 layers of nf 8, nl 8, k 24, fmb 256, no FMB LN,
+ * ln_eps 1e-5 when asked for). */
 void ctr_train_opts_init(ctr_train_opts_t *o);
 
 /* Trains and writes the model to out_path. rep may be NULL. */

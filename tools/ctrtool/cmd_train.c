@@ -42,7 +42,7 @@ typedef struct {
     bag_list_t bags;
     const char *out;
     const char *dense, *categorical;  /* comma lists of column names; "" = none */
-    u32_list_t hidden, buckets, bottom, deep;
+    u32_list_t hidden, buckets, bottom, deep, fmb;
     transform_list_t transforms;
     int quiet;
 } train_args_t;
@@ -141,7 +141,8 @@ static const ctr_opt_enum_t activations[] = {{"smelu", CTR_ACT_SMELU}, {"relu", 
 static const ctr_opt_enum_t optimizers[] = {{"adam", CTR_OPTIM_ADAM}, {"adagrad", CTR_OPTIM_ADAGRAD}, {NULL, 0}};
 static const ctr_opt_enum_t decays[] = {{"linear", 1}, {"none", 0}, {NULL, 0}};
 /* The architectures ctrtool train builds (ctrtool synth's names). */
-static const ctr_opt_enum_t archs[] = {{"mlp", CTR_ARCH_MLP}, {"dot", CTR_ARCH_DOT}, {"dcnv2", CTR_ARCH_DCNV2}, {NULL, 0}};
+static const ctr_opt_enum_t archs[] = {{"mlp", CTR_ARCH_MLP}, {"dot", CTR_ARCH_DOT}, {"dcnv2", CTR_ARCH_DCNV2}, {"wukong", CTR_ARCH_WUKONG}, {NULL, 0}};
+static const ctr_opt_enum_t fmb_lns[] = {{"none", CTR_FMB_LN_NONE}, {"flat", CTR_FMB_LN_FLAT}, {NULL, 0}};
 static const ctr_opt_enum_t dot_orders[] = {{"lower", CTR_DOT_LOWER}, {"upper", CTR_DOT_UPPER}, {NULL, 0}};
 static const ctr_opt_enum_t structures[] = {{"stacked", CTR_DCN_STACKED}, {"parallel", CTR_DCN_PARALLEL}, {NULL, 0}};
 
@@ -171,9 +172,9 @@ static const ctr_opt_t train_rows[] = {
     {"hash-seed", NULL, CTR_OPT_UINT, 0, AT(o.hash_seed), .metavar = "S", .help = "categorical hash seed; table j uses S + j"},
     {"pool", NULL, CTR_OPT_ENUM, 0, AT(o.pool), .enums = pools, .help = "how every bag feature pools its rows"},
     {"name", NULL, CTR_OPT_STR, 0, AT(o.name), .metavar = "NAME", .help = "model name"},
-    H("architecture (with dot or dcnv2, --hidden is the top MLP's widths):"),
-    {"arch", NULL, CTR_OPT_ENUM, 0, AT(o.arch), .enums = archs, .help = "the architecture: an MLP, DLRM's dot interaction, DCNv2"},
-    {"bottom", NULL, CTR_OPT_CUSTOM, 0, AT(bottom), .parse = parse_hidden, .metavar = "W,W,..", .help = "dense MLP hidden widths (dot, dcnv2; a last layer of --dim is added) [64]"},
+    H("architecture (with dot, dcnv2 or wukong, --hidden is the top MLP's widths):"),
+    {"arch", NULL, CTR_OPT_ENUM, 0, AT(o.arch), .enums = archs, .help = "the architecture: an MLP, DLRM's dot interaction, DCNv2, Wukong"},
+    {"bottom", NULL, CTR_OPT_CUSTOM, 0, AT(bottom), .parse = parse_hidden, .metavar = "W,W,..", .help = "dense MLP hidden widths (dot, dcnv2, wukong; a last layer of --dim is added) [64]"},
     {"no-bottom", NULL, CTR_OPT_BOOL, 0, AT(o.no_bottom), .help = "dcnv2: raw dense values in x_0, no dense MLP"},
     {"dot-order", NULL, CTR_OPT_ENUM, 0, AT(o.dot_order), .enums = dot_orders, .help = "dot: lower (DLRM) | upper (TorchRec) pair order"},
     {"dot-self", NULL, CTR_OPT_BOOL, 0, AT(o.dot_self), .help = "dot: include each embedding with itself"},
@@ -181,6 +182,14 @@ static const ctr_opt_t train_rows[] = {
     {"cross", NULL, CTR_OPT_UINT, 0, AT(o.n_cross), .min = 0, .max = 64, .metavar = "N", .help = "dcnv2: cross layers"},
     {"rank", NULL, CTR_OPT_UINT, 0, AT(o.rank), .min = 0, .max = 65536, .metavar = "R", .help = "dcnv2: low rank (0: full W)"},
     {"deep", NULL, CTR_OPT_CUSTOM, 0, AT(deep), .parse = parse_hidden, .metavar = "W,W,..", .help = "dcnv2 parallel: the deep MLP's widths [256,128]"},
+    {"layers", NULL, CTR_OPT_UINT, 0, AT(o.n_wukong), .min = 0, .max = 64, .metavar = "N", .help = "wukong: layers"},
+    {"nf", NULL, CTR_OPT_UINT, 0, AT(o.n_f), .min = 1, .max = 4096, .metavar = "N", .help = "wukong: FMB embeddings a layer"},
+    {"nl", NULL, CTR_OPT_UINT, 0, AT(o.n_l), .min = 1, .max = 4096, .metavar = "N", .help = "wukong: LCB embeddings a layer"},
+    {"k", NULL, CTR_OPT_UINT, 0, AT(o.k), .min = 1, .max = 4096, .metavar = "N", .help = "wukong: columns of Y (the FM's rank)"},
+    {"fmb", NULL, CTR_OPT_CUSTOM, 0, AT(fmb), .parse = parse_hidden, .metavar = "W,W,..", .help = "wukong: FMB MLP hidden widths (a last layer of nf x dim is added) [256]"},
+    {"fmb-ln", NULL, CTR_OPT_ENUM, 0, AT(o.fmb_ln), .enums = fmb_lns, .metavar = "L", .help = "wukong: none|flat LayerNorm before the FMB MLP"},
+    {"fmb-out-act", NULL, CTR_OPT_BOOL, 0, AT(o.fmb_out_act), .help = "wukong: activation after the FMB MLP's last layer"},
+    {"ln-eps", NULL, CTR_OPT_DOUBLE, CTR_OPT_MIN_EXCL, AT(o.ln_eps), .dmin = 0, .dmax = 1, .metavar = "E", .help = "wukong: LayerNorm epsilon"},
     H("optimisation:"),
     {"epochs", NULL, CTR_OPT_UINT, 0, AT(o.epochs), .min = 0, .max = 100000, .metavar = "N", .help = "passes over the training rows"},
     {"batch", NULL, CTR_OPT_UINT, 0, AT(o.batch), .min = 0, .max = 65536, .metavar = "N", .help = "examples per step"},
@@ -298,6 +307,10 @@ int ctr__cmd_train(int argc, char **argv)
     if (ctr_opts_from(&res, "deep") == CTR_OPT_FROM_FLAG) {
         o->n_deep = a->deep.n;
         memcpy(o->deep, a->deep.v, a->deep.n * sizeof *a->deep.v);
+    }
+    if (ctr_opts_from(&res, "fmb") == CTR_OPT_FROM_FLAG) {
+        o->n_fmb = a->fmb.n;
+        memcpy(o->fmb, a->fmb.v, a->fmb.n * sizeof *a->fmb.v);
     }
     o->has_init_seed = ctr_opts_from(&res, "init-seed") == CTR_OPT_FROM_FLAG;
     o->has_order_seed = ctr_opts_from(&res, "order-seed") == CTR_OPT_FROM_FLAG;
