@@ -27,7 +27,7 @@
 #
 # Environment: B (build dir), CRITEO (sample path), WORK
 # (${TMPDIR:-/tmp}/ctrd-repro-study), STUDY_GROUPS (repro_study.py's groups,
-# comma-separated; default all but wukong), THREADS (2), OUT (build/repro),
+# comma-separated; default all), THREADS (2), OUT (build/repro),
 # PLOTS (= OUT; docs/ to refresh the documented plots).
 set -euo pipefail
 B=${B:-build}

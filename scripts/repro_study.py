@@ -67,7 +67,8 @@ CONFIGS = {
     "syn100k": ({}, "syn100k", SEEDS4, "100k synthetic rows"),
     "syn1m": ({}, "syn1m", SEEDS4, "1M synthetic rows"),
     "dcn": ({"arch": "dcnv2"}, "real", SEEDS8, "DCNv2 (3 cross layers, bottom 64, top 512-256)"),
-    "wukong": ({"arch": "wukong"}, "real", SEEDS8, "Wukong (ctrtool defaults)"),
+    "wukong": ({"arch": "wukong", "bottom": "64"}, "real", SEEDS8,
+               "Wukong (2 layers, nf = nl = 8, k 24, FMB 256, bottom 64, top 512-256: ctrtool's defaults)"),
 }
 
 # Groups run in this order by default (cheapest and most important first).
@@ -85,7 +86,7 @@ GROUPS = {
     "knobs2": [(c, a, "both") for c in ("ep3", "h1024", "syn1m") for a in ("relu", "b1")],
     "wukong": [("wukong", a, "both") for a in ("relu", "b1", "b4")],
 }
-DEFAULT_GROUPS = "betas,lr,sources,lrlin,betas_init,emb0,knobs,dcn,sources4,knobs2"
+DEFAULT_GROUPS = "betas,lr,sources,lrlin,betas_init,emb0,knobs,dcn,wukong,sources4,knobs2"
 FIXED = 1  # the seed held fixed when only the other source varies
 
 
