@@ -28,7 +28,10 @@
 # Environment: B (build dir), CRITEO (sample path), WORK
 # (${TMPDIR:-/tmp}/ctrd-repro-study), STUDY_GROUPS (repro_study.py's groups,
 # comma-separated; default all), THREADS (2), OUT (build/repro),
-# PLOTS (= OUT; docs/ to refresh the documented plots).
+# PLOTS (= OUT; docs/ to refresh the documented plots), KEEP_MODELS (1:
+# keep the model files, about 100 MB each and 30 GB for the whole study;
+# default: delete a group's models once its evaluations and pairs are
+# recorded in $WORK/results.jsonl).
 set -euo pipefail
 B=${B:-build}
 CRITEO=${CRITEO:-../shared/data/criteo/criteo_sample.tsv.xz}
@@ -37,6 +40,7 @@ THREADS=${THREADS:-2}
 OUT=${OUT:-build/repro}
 PLOTS=${PLOTS:-$OUT}
 STUDY_GROUPS=${STUDY_GROUPS:-}
+KEEP_MODELS=${KEEP_MODELS:-0}
 PY=/usr/bin/python3   # Debian's python, which sees python3-matplotlib
 tool=$B/ctrtool
 
@@ -85,7 +89,8 @@ ln -sf syn-test.tsv "$WORK/syn1m-test.tsv"
 
 # ---- 2. models, evaluations, pairs ----
 # shellcheck disable=SC2086
-$PY scripts/repro_study.py run --work "$WORK" --tool "$tool" --threads "$THREADS" ${STUDY_GROUPS:+--groups "$STUDY_GROUPS"}
+$PY scripts/repro_study.py run --work "$WORK" --tool "$tool" --threads "$THREADS" \
+    ${STUDY_GROUPS:+--groups "$STUDY_GROUPS"} $([ "$KEEP_MODELS" = 1 ] || echo --prune)
 log "models and pairs done"
 
 # ---- 3. report ----
