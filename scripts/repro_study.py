@@ -87,8 +87,9 @@ GROUPS = {
     "sources4": [("base", "b4", "order")],
     "knobs2": [(c, a, "both") for c in ("ep3", "h1024", "syn1m") for a in ("relu", "b1")],
     "wukong": [("wukong", a, "both") for a in ("relu", "b1", "b4")],
+    "arch_init": [(c, a, "init") for c in ("dcn", "wukong") for a in ("relu", "b1")],
 }
-DEFAULT_GROUPS = "betas,lr,sources,lrlin,betas_init,emb0,knobs,dcn,wukong,sources4,knobs2"
+DEFAULT_GROUPS = "betas,lr,sources,lrlin,betas_init,emb0,knobs,dcn,wukong,sources4,knobs2,arch_init"
 FIXED = 1  # the seed held fixed when only the other source varies
 
 
@@ -355,7 +356,8 @@ def report(args):
     table("SmeLU beta against ReLU when only the initialisation differs (8 seeds, order seed 1)",
           [("base", a, "init") for a in acts], SEEDS8, boot8, relu_base)
     table("Architectures (8 seeds)",
-          [(c, a, "both") for c in ("base", "dcn", "wukong") for a in ("relu", "b1", "b4")],
+          [(c, a, m) for c in ("base", "dcn", "wukong") for m in ("both", "init") for a in ("relu", "b1", "b4")
+           if not (m == "init" and c != "base" and a == "b4")],
           SEEDS8, boot8, relu_base)
     knob_cfgs = ["base", "ep2", "ep3", "const", "h128", "h1024", "d4", "d32", "realq", "syn100k", "syn1m"]
     table("One knob at a time (seeds 1-4 only, base row included on the same 4 seeds)",
