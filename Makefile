@@ -183,7 +183,8 @@ demo-criteo: $(B)/ctrtool
 	    --activation smelu --beta 1 --hidden 512,256 --dim 16 --buckets 65536 --epochs 1 \
 	    --batch 256 --lr 1e-3 --emb-lr 0.1 --lr-decay linear --seed 1
 
-# SmeLU vs ReLU reproducibility study on the Criteo sample (docs/REPRODUCIBILITY.md).
+# The SmeLU reproducibility study on the Criteo sample (docs/REPRODUCIBILITY.md;
+# about 75 min on 2 cores, resumable; STUDY_GROUPS=betas for the 8-minute core).
 repro: $(B)/ctrtool
 	@B=$(B) CRITEO=$(CRITEO) scripts/repro.sh
 

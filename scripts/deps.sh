@@ -17,13 +17,15 @@
 # test_openapi.sh runs on /metrics; Debian has no smaller package with it),
 # nodejs and npm (the OpenAPI validator of test_openapi.sh: tests/openapi/,
 # its pinned version installed by `npm ci` below into the git-ignored
-# tests/openapi/node_modules).
+# tests/openapi/node_modules), python3-matplotlib (the plots of `make repro`,
+# scripts/repro_study.py, run by /usr/bin/python3).
 set -eu
 BUILD_PKGS="gcc make pkg-config binutils
       libjansson-dev libssl-dev libxxhash-dev libsimde-dev libopenblas-dev
       libmicrohttpd-dev liburing-dev zlib1g-dev"
 TEST_PKGS="xz-utils curl openssl wrk python3-yaml prometheus nodejs
-      python3 python3-torch python3-numpy valgrind clang llvm slowhttptest"
+      python3 python3-torch python3-numpy python3-matplotlib valgrind clang llvm
+      slowhttptest"
 build_only=0
 [ "${1:-}" = "--build-only" ] && build_only=1
 PKGS=$BUILD_PKGS

@@ -1,32 +1,47 @@
 #!/bin/bash
-# repro.sh - model quality and the SmeLU vs ReLU reproducibility study on
-# the real Criteo sample (`make repro`; docs/MODELS.md and
-# docs/REPRODUCIBILITY.md quote its output).
+# repro.sh - the SmeLU reproducibility study, taken apart, on the real
+# Criteo sample (`make repro`; docs/REPRODUCIBILITY.md quotes its output,
+# docs/MODELS.md its logistic regression and MLP rows).
 #
-#  1. A fixed-seed 90/10 split of the sample (GNU shuf fed by a seeded
-#     AES-CTR stream, the coreutils recipe for a reproducible shuffle),
-#     written to a temporary directory outside the repository and removed
-#     at the end (the data may not be copied into the project).
-#  2. Quality: logistic regression and the SmeLU MLP trained on the 90%,
-#     scored on the 10%.
-#  3. Study: for ReLU and SmeLU with beta 0.5, 1, 2, one model per seed
-#     (the seed sets initialisation and shuffle order; data, split and every
-#     other option are the same); per activation the mean and spread of the
-#     test AUC and logloss, and of the relative PD and flip rate over every
-#     pair of seeds.
-# Writes $OUT/REPORT.md (default build/repro) and prints it.
+#  1. Data, in $WORK (outside the repository: the sample may not be copied
+#     into the project), made once and kept so that a rerun resumes:
+#     - a fixed-seed 90/10 split of the sample (GNU shuf fed by a seeded
+#       AES-CTR stream, the coreutils recipe for a reproducible shuffle):
+#       real-train.tsv (105,426 rows), real-test.tsv (11,713), checked
+#       against their sha256;
+#     - realq-train.tsv: the first quarter of real-train.tsv;
+#     - syn1m-train.tsv: 1M `ctrtool gen-data` rows (hidden model seed 1),
+#       syn100k-train.tsv its first 100k, syn-test.tsv 20k other rows of
+#       the same hidden model.
+#  2. scripts/repro_study.py run: every model of the study (ReLU and SmeLU
+#     beta 0.25..4 with 8 seeds, init-only and order-only seeds, tables
+#     initialised to 0, logistic regression, DCNv2, one knob at a time with
+#     4 seeds), each evaluated on the test rows, and the PD of every pair of
+#     seeds. Resumable: existing models and results are not redone.
+#  3. scripts/repro_study.py report: $OUT/STUDY.md (tables with bootstrap
+#     confidence intervals over seeds) and the PD-against-logloss plots
+#     $PLOTS/repro_pd_logloss_{mlp,arch}.png.
 #
-# Environment: B (build dir), CRITEO (sample path), SEEDS ("1 2 ... 8"),
-# THREADS (2), MLP (model options), OUT.
+# About 75 minutes on 2 shared cores for the default groups; STUDY_GROUPS=betas
+# (48 models) takes about 8. `rm -rf $WORK` starts afresh.
+#
+# Environment: B (build dir), CRITEO (sample path), WORK
+# (${TMPDIR:-/tmp}/ctrd-repro-study), STUDY_GROUPS (repro_study.py's groups,
+# comma-separated; default all), THREADS (2), OUT (build/repro),
+# PLOTS (= OUT; docs/ to refresh the documented plots), KEEP_MODELS (1:
+# keep the model files, about 100 MB each and 30 GB for the whole study;
+# default: delete a group's models once its evaluations and pairs are
+# recorded in $WORK/results.jsonl).
 set -euo pipefail
 B=${B:-build}
 CRITEO=${CRITEO:-../shared/data/criteo/criteo_sample.tsv.xz}
-SEEDS=${SEEDS:-"1 2 3 4 5 6 7 8"}
+WORK=${WORK:-${TMPDIR:-/tmp}/ctrd-repro-study}
 THREADS=${THREADS:-2}
-MLP=${MLP:-"--hidden 512,256 --dim 16 --buckets 65536 --epochs 1 --batch 256 --lr 1e-3 --emb-lr 0.1 --lr-decay linear"}
-LR_OPTS=${LR_OPTS:-"--hidden none --dim 1 --buckets 65536 --epochs 1 --batch 256 --lr 1e-2 --emb-lr 0.1 --lr-decay none"}
 OUT=${OUT:-build/repro}
-ACTS=${ACTS:-"relu smelu:0.5 smelu:1 smelu:2"}
+PLOTS=${PLOTS:-$OUT}
+STUDY_GROUPS=${STUDY_GROUPS:-}
+KEEP_MODELS=${KEEP_MODELS:-0}
+PY=/usr/bin/python3   # Debian's python, which sees python3-matplotlib
 tool=$B/ctrtool
 
 if [ ! -r "$CRITEO" ]; then
@@ -34,149 +49,58 @@ if [ ! -r "$CRITEO" ]; then
     exit 1
 fi
 [ -x "$tool" ] || { echo "repro: $tool not built (make $tool)" >&2; exit 1; }
-for p in xz shuf openssl awk; do
+for p in xz shuf openssl sha256sum $PY; do
     command -v $p >/dev/null || { echo "repro: needs $p" >&2; exit 1; }
 done
-mkdir -p "$OUT"
-work=$(mktemp -d "${TMPDIR:-/tmp}/ctrd-repro.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+mkdir -p "$OUT" "$PLOTS" "$WORK"
 t_start=$(date +%s)
 log() { echo "[repro $(( $(date +%s) - t_start ))s] $*" >&2; }
 
-# ---- 1. split ----
+# ---- 1. data ----
 seeded_random() { openssl enc -aes-256-ctr -pass pass:"$1" -nosalt </dev/zero 2>/dev/null; }
-xz -dc "$CRITEO" | shuf --random-source=<(seeded_random 1) >"$work/all.tsv"
-n=$(wc -l <"$work/all.tsv")
-n_test=$((n / 10))
-head -n "$n_test" "$work/all.tsv" >"$work/test.tsv"
-tail -n +"$((n_test + 1))" "$work/all.tsv" >"$work/train.tsv"
-rm "$work/all.tsv"
-sha_train=$(sha256sum "$work/train.tsv" | cut -c1-16)
-sha_test=$(sha256sum "$work/test.tsv" | cut -c1-16)
-log "split: $((n - n_test)) train rows ($sha_train...), $n_test test rows ($sha_test...)"
+if [ ! -s "$WORK/real-test.tsv" ]; then
+    xz -dc "$CRITEO" | shuf --random-source=<(seeded_random 1) >"$WORK/all.tsv"
+    n=$(wc -l <"$WORK/all.tsv")
+    n_test=$((n / 10))
+    # The test file last: its presence says the split is complete.
+    tail -n +"$((n_test + 1))" "$WORK/all.tsv" >"$WORK/real-train.tsv"
+    head -n "$n_test" "$WORK/all.tsv" >"$WORK/real-test.tsv.part"
+    mv "$WORK/real-test.tsv.part" "$WORK/real-test.tsv"
+    rm "$WORK/all.tsv"
+fi
+sha_train=$(sha256sum "$WORK/real-train.tsv" | cut -c1-16)
+sha_test=$(sha256sum "$WORK/real-test.tsv" | cut -c1-16)
+log "split: $(wc -l <"$WORK/real-train.tsv") train rows ($sha_train...), $(wc -l <"$WORK/real-test.tsv") test rows ($sha_test...)"
+if [ "$sha_train $sha_test" != "180e2088eba37b4a b19910f28e549522" ]; then
+    echo "repro: the split differs from the documented one (180e2088eba37b4a..., b19910f28e549522...);" \
+         "the figures will not match docs/REPRODUCIBILITY.md" >&2
+fi
+n_train=$(wc -l <"$WORK/real-train.tsv")
+[ -s "$WORK/realq-train.tsv" ] || head -n $((n_train / 4)) "$WORK/real-train.tsv" >"$WORK/realq-train.tsv"
+ln -sf real-test.tsv "$WORK/realq-test.tsv"
+if [ ! -s "$WORK/syn1m-train.tsv" ]; then
+    "$tool" gen-data --rows 1000000 --seed 1 --model-seed 1 --out "$WORK/syn1m-train.tsv.part"
+    mv "$WORK/syn1m-train.tsv.part" "$WORK/syn1m-train.tsv"
+fi
+[ -s "$WORK/syn100k-train.tsv" ] || head -n 100000 "$WORK/syn1m-train.tsv" >"$WORK/syn100k-train.tsv"
+[ -s "$WORK/syn-test.tsv" ] || "$tool" gen-data --rows 20000 --seed 2 --model-seed 1 --out "$WORK/syn-test.tsv"
+ln -sf syn-test.tsv "$WORK/syn100k-test.tsv"
+ln -sf syn-test.tsv "$WORK/syn1m-test.tsv"
 
-json_field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p"; }
+# ---- 2. models, evaluations, pairs ----
+# shellcheck disable=SC2086
+$PY scripts/repro_study.py run --work "$WORK" --tool "$tool" --threads "$THREADS" \
+    ${STUDY_GROUPS:+--groups "$STUDY_GROUPS"} $([ "$KEEP_MODELS" = 1 ] || echo --prune)
+log "models and pairs done"
 
-# train NAME OPTS...: trains on the 90%, evaluates on the 10%; appends
-# "name auc logloss mean_pred seconds rows_per_s" to $work/models.txt.
-train() {
-    local name=$1
-    shift
-    # shellcheck disable=SC2068
-    "$tool" train --data "$work/train.tsv" --out "$work/$name.ctrm" --valid-frac 0 \
-        --threads "$THREADS" --name "$name" $@ 2>"$work/$name.log"
-    local line secs rate ev
-    line=$(grep '^train: [0-9.]* s, ' "$work/$name.log")
-    secs=$(echo "$line" | sed 's/^train: \([0-9.]*\) s, \([0-9]*\) rows\/s.*/\1/')
-    rate=$(echo "$line" | sed 's/^train: \([0-9.]*\) s, \([0-9]*\) rows\/s.*/\2/')
-    ev=$("$tool" eval --model "$work/$name.ctrm" --data "$work/test.tsv" --json --threads "$THREADS")
-    echo "$name $(echo "$ev" | json_field auc) $(echo "$ev" | json_field logloss) $(echo "$ev" | json_field mean_pred) $(echo "$ev" | json_field pos_rate) $secs $rate" >>"$work/models.txt"
-    log "$name: test AUC $(echo "$ev" | json_field auc), logloss $(echo "$ev" | json_field logloss), ${secs}s, ${rate} rows/s"
-}
-
-: >"$work/models.txt"
-: >"$work/pairs.txt"
-
-# ---- 2. quality ----
-train lr $LR_OPTS --seed 1
-# ---- 3. study ----
-for act in $ACTS; do
-    a=${act%%:*}
-    beta=1
-    [ "$a" != "$act" ] && beta=${act#*:}
-    tag=$a
-    [ "$a" = smelu ] && tag="smelu-b$beta"
-    for s in $SEEDS; do
-        train "$tag-s$s" $MLP --activation "$a" --beta "$beta" --seed "$s"
-    done
-    set -- $SEEDS
-    for i in "$@"; do
-        for j in "$@"; do
-            [ "$i" -lt "$j" ] || continue
-            pd=$("$tool" pd --model "$work/$tag-s$i.ctrm" --model "$work/$tag-s$j.ctrm" \
-                 --data "$work/test.tsv" --json --threads "$THREADS")
-            echo "$tag $i $j $(echo "$pd" | json_field pd) $(echo "$pd" | json_field flip_rate)" >>"$work/pairs.txt"
-        done
-    done
-    log "$tag: pairwise PD $(awk -v t="$tag" '$1 == t { s += $4; n++ } END { printf "%.5f", s / n }' "$work/pairs.txt") (mean)"
-    rm -f "$work/$tag"-s*.ctrm
-done
-
-# ---- report ----
-report=$OUT/REPORT.md
+# ---- 3. report ----
+$PY scripts/repro_study.py report --work "$WORK" --out "$OUT" --plots "$PLOTS" >/dev/null
 {
-    echo "# make repro: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
     echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg); ctrtool threads: $THREADS."
-    echo "Data: $CRITEO, $n rows; fixed-seed split: $((n - n_test)) train (sha256 $sha_train...),"
-    echo "$n_test test (sha256 $sha_test...). Seeds: $SEEDS."
-    echo
-    echo "MLP options: \`$MLP\`"
-    echo
-    echo "LR options: \`$LR_OPTS\`"
-    echo
-    echo "## Quality on the test 10%"
-    echo
-    echo "| model | test AUC | test logloss | mean pred / positive rate | train s | rows/s |"
-    echo "|---|---|---|---|---|---|"
-    awk '$1 == "lr" || $1 == "smelu-b1-s1" || $1 == "relu-s1" {
-        name = $1 == "lr" ? "logistic regression" : $1 == "relu-s1" ? "ReLU MLP (seed 1)" : "SmeLU MLP, beta 1 (seed 1)"
-        printf "| %s | %.4f | %.4f | %.4f / %.4f | %.1f | %d |\n", name, $2, $3, $4, $5, $6, $7 }' "$work/models.txt"
-    echo
-    echo "## Reproducibility: models differing only in seed"
-    echo
-    echo "PD = relative prediction difference (1/N) sum 2|p1-p2|/(p1+p2) on the test rows, over"
-    echo "every pair of seeds; mean ± sample standard deviation [min, max]."
-    echo
-    echo "| activation | models | test AUC | test logloss | pairwise PD | flip rate | train s (mean) |"
-    echo "|---|---|---|---|---|---|---|"
-    for act in $ACTS; do
-        a=${act%%:*}
-        beta=1
-        [ "$a" != "$act" ] && beta=${act#*:}
-        tag=$a
-        label="ReLU"
-        [ "$a" = smelu ] && tag="smelu-b$beta" && label="SmeLU beta $beta"
-        awk -v t="$tag-s" -v label="$label" '
-            function stats(x, n,   i, m, s) { m = 0; for (i = 1; i <= n; i++) m += x[i]; m /= n
-                s = 0; for (i = 1; i <= n; i++) s += (x[i] - m) ^ 2; s = n > 1 ? sqrt(s / (n - 1)) : 0
-                return sprintf("%.4f ± %.4f", m, s) }
-            function range(x, n,   i, lo, hi) { lo = hi = x[1]; for (i = 2; i <= n; i++) { if (x[i] < lo) lo = x[i]; if (x[i] > hi) hi = x[i] }
-                return sprintf(" [%.4f, %.4f]", lo, hi) }
-            FNR == 1 { f++ }
-            f == 1 && index($1, t) == 1 { n++; auc[n] = $2; ll[n] = $3; secs += $6 }
-            f == 2 && $1 "-s" == t { m++; pd[m] = $4; fl[m] = $5 }
-            END { printf "| %s | %d | %s | %s | %s%s | %s | %.1f |\n", label, n, stats(auc, n), stats(ll, n),
-                         stats(pd, m), range(pd, m), stats(fl, m), secs / n }' "$work/models.txt" "$work/pairs.txt"
-    done
-    echo
-    echo "Paired by seeds: seed s gives every activation the same initial weights and the"
-    echo "same shuffle order, so each pair of seeds (i, j) can be compared across"
-    echo "activations. Against ReLU on the same pair:"
-    echo
-    echo "| activation | pairs with lower PD than ReLU | mean PD change vs ReLU |"
-    echo "|---|---|---|"
-    awk '$1 == "relu" { base[$2 " " $3] = $4 }
-         $1 != "relu" { k = $2 " " $3; if (!(k in base)) next
-                        n[$1]++; if ($4 < base[k]) lower[$1]++; d[$1] += ($4 - base[k]) / base[k]
-                        if (!($1 in seen)) { seen[$1] = 1; order[++m] = $1 } }
-         END { for (i = 1; i <= m; i++) { t = order[i]; b = t; sub(/^smelu-b/, "", b)
-                   printf "| SmeLU beta %s | %d of %d | %+.1f%% |\n", b, lower[t], n[t], 100 * d[t] / n[t] } }' \
-        "$work/pairs.txt"
-    echo
-    echo "Raw figures (name, AUC, logloss, mean pred, positive rate, train s, rows/s):"
-    echo
-    echo '```'
-    cat "$work/models.txt"
-    echo '```'
-    echo
-    echo "Pairs (tag, seed a, seed b, PD, flip rate):"
-    echo
-    echo '```'
-    cat "$work/pairs.txt"
-    echo '```'
-    echo
-    echo "Total wall time: $(( $(date +%s) - t_start )) s."
-} >"$report"
-cat "$report"
+    echo "Data: $CRITEO; split $n_train train (sha256 $sha_train...), test sha256 $sha_test...;"
+    echo "work directory $WORK ($(du -sh "$WORK" | cut -f1), kept for resuming)."
+    echo "Wall time of this invocation: $(( $(date +%s) - t_start )) s."
+} >>"$OUT/STUDY.md"
+cat "$OUT/STUDY.md"
