@@ -188,7 +188,8 @@ def make_config(a):
         if a.structure == "parallel":
             cfg["interaction"]["deep"] = widths(a.deep)
     elif a.arch == "wukong":
-        cfg["interaction"] = {"ln_eps": a.ln_eps, "fmb_ln": a.fmb_ln, "fmb_out_act": a.fmb_out_act,
+        # the model file holds epsilon as a float32
+        cfg["interaction"] = {"ln_eps": float(np.float32(a.ln_eps)), "fmb_ln": a.fmb_ln, "fmb_out_act": a.fmb_out_act,
                               "layers": [{"n_f": a.nf, "n_l": a.nl, "k": a.k, "fmb": widths(a.fmb)}
                                          for _ in range(a.layers)]}
     cfg = C.normalize(cfg)
