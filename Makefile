@@ -71,6 +71,8 @@ LOAD_LIB   := $(B)/libctrload.a
 # Per-ISA kernels get their own -m flags; nothing else may use them.
 $(B)/model/kernels_avx2.o:   EXTRA_CFLAGS := -mavx2 -mfma
 $(B)/model/kernels_avx512.o: EXTRA_CFLAGS := -mavx512f -mavx2 -mfma
+$(B)/model/quant_avx2.o:      EXTRA_CFLAGS := -mavx2 -mfma -mf16c
+$(B)/model/quant_avx512.o:    EXTRA_CFLAGS := -mavx512f -mavx2 -mfma -mf16c
 
 # Test-only: the AVX-512 source compiled against SIMDe, so its logic runs
 # (and is compared bit for bit) on CPUs without AVX-512. -mfma makes SIMDe

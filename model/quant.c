@@ -1,0 +1,210 @@
+/* quant.c - the scalar reference of the quantized row formats (quant.h),
+ * the int8 encoder, the row check and the choice of per-ISA decoders. */
+#include "quant.h"
+
+#include <cpuid.h>
+#include <math.h>
+#include <string.h>
+
+#include "ctr/common.h"
+
+size_t ctr__quant_row_bytes(int dtype, size_t dim)
+{
+    switch (dtype) {
+    case CTR_QUANT_FP32: return 4 * dim;
+    case CTR_QUANT_FP16: return 2 * dim;
+    case CTR_QUANT_INT8_ROWWISE: return dim + CTR_QUANT_INT8_TRAILER;
+    default: return 0;
+    }
+}
+
+static const char *const dtype_names[] = {
+    [CTR_QUANT_FP32] = "fp32",
+    [CTR_QUANT_FP16] = "fp16",
+    [CTR_QUANT_INT8_ROWWISE] = "int8_rowwise",
+};
+
+int ctr__quant_dtype_parse(const char *name)
+{
+    for (size_t i = 0; i < CTR_ARRAY_LEN(dtype_names); i++)
+        if (strcmp(name, dtype_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *ctr__quant_dtype_name(int dtype)
+{
+    if (dtype < 0 || (size_t)dtype >= CTR_ARRAY_LEN(dtype_names))
+        return NULL;
+    return dtype_names[dtype];
+}
+
+/* ---- scalar reference ------------------------------------------------ */
+
+static float bits_to_float(uint32_t b)
+{
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* Half: sign 1, exponent 5 (bias 15), mantissa 10. Normal halves rebias
+ * the exponent by 127 - 15 = 112; subnormals (m * 2^-24) are normalised;
+ * inf and NaN map to exponent 255 with the mantissa shifted up, and a NaN
+ * gets the quiet bit (bit 22), as vcvtph2ps gives. */
+float ctr__half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t man = h & 0x3ffu;
+    if (exp == 0x1f)
+        return bits_to_float(sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0));
+    if (exp != 0)
+        return bits_to_float(sign | ((exp + 112) << 23) | (man << 13));
+    if (man == 0)
+        return bits_to_float(sign);
+    uint32_t e = 113; /* the exponent of 2^-14 with the implicit bit at 0x400 */
+    while (!(man & 0x400u)) {
+        man <<= 1;
+        e--;
+    }
+    return bits_to_float(sign | (e << 23) | ((man & 0x3ffu) << 13));
+}
+
+static void fp16_scalar(const void *row, size_t dim, float *out)
+{
+    const uint8_t *p = row;
+    for (size_t a = 0; a < dim; a++) {
+        uint16_t h = (uint16_t)(p[2 * a] | (p[2 * a + 1] << 8));
+        out[a] = ctr__half_to_float(h);
+    }
+}
+
+static void fp16_acc_scalar(const void *row, size_t dim, float *acc)
+{
+    const uint8_t *p = row;
+    for (size_t a = 0; a < dim; a++) {
+        uint16_t h = (uint16_t)(p[2 * a] | (p[2 * a + 1] << 8));
+        acc[a] += ctr__half_to_float(h);
+    }
+}
+
+static void int8_params(const uint8_t *row, size_t dim, float *scale, float *bias)
+{
+    memcpy(scale, row + dim, 4);
+    memcpy(bias, row + dim + 4, 4);
+}
+
+static void int8_scalar(const void *row, size_t dim, float *out)
+{
+    const uint8_t *q = row;
+    float scale, bias;
+    int8_params(q, dim, &scale, &bias);
+    for (size_t a = 0; a < dim; a++)
+        out[a] = fmaf((float)q[a], scale, bias);
+}
+
+static void int8_acc_scalar(const void *row, size_t dim, float *acc)
+{
+    const uint8_t *q = row;
+    float scale, bias;
+    int8_params(q, dim, &scale, &bias);
+    for (size_t a = 0; a < dim; a++)
+        acc[a] += fmaf((float)q[a], scale, bias);
+}
+
+/* ---- encoder and check ----------------------------------------------- */
+
+int ctr__quant_encode_int8_row(const float *x, size_t dim, uint8_t *row)
+{
+    float lo = 0.0f, hi = 0.0f;
+    for (size_t a = 0; a < dim; a++) {
+        if (!isfinite(x[a]))
+            return CTR_EINVAL;
+        if (a == 0 || x[a] < lo)
+            lo = x[a];
+        if (a == 0 || x[a] > hi)
+            hi = x[a];
+    }
+    float range = hi - lo;
+    if (!isfinite(range))
+        return CTR_ERANGE;
+    float scale = range / 255.0f;
+    for (size_t a = 0; a < dim; a++) {
+        long q = 0;
+        if (scale > 0.0f) {
+            q = lrintf((x[a] - lo) / scale);
+            q = q < 0 ? 0 : q > 255 ? 255 : q;
+        }
+        row[a] = (uint8_t)q;
+    }
+    if (scale == 0.0f)
+        scale = 0.0f; /* never -0 */
+    memcpy(row + dim, &scale, 4);
+    memcpy(row + dim + 4, &lo, 4);
+    return 0;
+}
+
+int ctr__quant_check_row(int dtype, const void *row, size_t dim, size_t row_index,
+                         char *err, size_t errlen)
+{
+    if (dtype == CTR_QUANT_FP32 || dtype == CTR_QUANT_FP16)
+        return 0;
+    if (dtype != CTR_QUANT_INT8_ROWWISE)
+        return ctr_error(err, errlen, CTR_EFORMAT, "row %zu: unknown dtype %d",
+                         row_index, dtype);
+    float scale, bias;
+    int8_params(row, dim, &scale, &bias);
+    if (!isfinite(scale) || !isfinite(bias))
+        return ctr_error(err, errlen, CTR_EFORMAT,
+                         "row %zu: int8_rowwise scale %g and bias %g must both be finite",
+                         row_index, (double)scale, (double)bias);
+    if (scale < 0.0f || signbit(scale))
+        return ctr_error(err, errlen, CTR_EFORMAT,
+                         "row %zu: int8_rowwise scale %g is negative", row_index,
+                         (double)scale);
+    if (!isfinite(fmaf(255.0f, scale, bias)))
+        return ctr_error(err, errlen, CTR_EFORMAT,
+                         "row %zu: int8_rowwise scale %g and bias %g overflow a float",
+                         row_index, (double)scale, (double)bias);
+    return 0;
+}
+
+/* ---- dispatch -------------------------------------------------------- */
+
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(1, 0, &a, &b, &c, &d))
+        return 0;
+    return (c >> 29) & 1;
+}
+
+static const ctr__quant_ops_t quant_ops[] = {
+    [CTR_KERNEL_SCALAR] = {"scalar", fp16_scalar, fp16_acc_scalar, int8_scalar, int8_acc_scalar},
+    [CTR_KERNEL_AVX2] = {"avx2", ctr__dequant_fp16_avx2, ctr__dequant_fp16_acc_avx2,
+                         ctr__dequant_int8_avx2, ctr__dequant_int8_acc_avx2},
+    [CTR_KERNEL_AVX512] = {"avx512", ctr__dequant_fp16_avx512, ctr__dequant_fp16_acc_avx512,
+                           ctr__dequant_int8_avx512, ctr__dequant_int8_acc_avx512},
+};
+
+const ctr__quant_ops_t *ctr__quant_ops_get(ctr_kernel_id_t id)
+{
+    int f16c = cpu_has_f16c();
+    switch (id) {
+    case CTR_KERNEL_SCALAR:
+        return &quant_ops[CTR_KERNEL_SCALAR];
+    case CTR_KERNEL_AVX2:
+        return f16c && ctr_cpu_has_avx2_fma() ? &quant_ops[CTR_KERNEL_AVX2] : NULL;
+    case CTR_KERNEL_AVX512:
+        return f16c && ctr_cpu_has_avx512() ? &quant_ops[CTR_KERNEL_AVX512] : NULL;
+    case CTR_KERNEL_BLAS:
+    case CTR_KERNEL_AUTO:
+        if (f16c && ctr_cpu_has_avx512())
+            return &quant_ops[CTR_KERNEL_AVX512];
+        if (f16c && ctr_cpu_has_avx2_fma())
+            return &quant_ops[CTR_KERNEL_AVX2];
+        return &quant_ops[CTR_KERNEL_SCALAR];
+    }
+    return NULL;
+}
