@@ -50,7 +50,6 @@
 
 #define FWD_CHUNK 32      /* examples per phase-A task, as train_net.c */
 #define ROW_CHUNK 16      /* weight rows per phase-B task */
-#define ADAGRAD_EPS 1e-8f
 #define MAX_WIDTH 65536u
 
 static float rng_sym(uint64_t *s, float a) /* uniform in [-a, a), as train_net.c */
@@ -818,17 +817,7 @@ static void update_table(step_ctx_t *c, size_t j, unsigned tid)
             memcpy(g->gT[j] + (size_t)row * d, gr, d * sizeof(float));
         if (!c->update)
             continue;
-        /* Row-wise Adagrad, as train_net.c. */
-        float ss = 0.0f;
-        for (size_t e = 0; e < d; e++) {
-            gr[e] += g->emb_l2 * w[e];
-            ss += gr[e] * gr[e];
-        }
-        float *acc = &g->acc[j][row];
-        *acc += ss / (float)d;
-        float scale = g->emb_lr / (sqrtf(*acc) + ADAGRAD_EPS);
-        for (size_t e = 0; e < d; e++)
-            w[e] -= scale * gr[e];
+        ctr__rowwise_adagrad(w, gr, d, &g->acc[j][row], g->emb_l2, g->emb_lr);
     }
 }
 
@@ -848,10 +837,7 @@ static void update_lin(step_ctx_t *c, ctr__glin_t *L, uint32_t r0, uint32_t r1)
     if (g->opt == CTR_OPTIM_ADAM)
         ctr__adam_update(w, m, v, gw, n, c->lr_t);
     else
-        for (size_t i = 0; i < n; i++) {
-            v[i] += gw[i] * gw[i];
-            w[i] -= g->lr * gw[i] / (sqrtf(v[i]) + ADAGRAD_EPS);
-        }
+        ctr__adagrad_update(w, v, gw, n, g->lr);
     sync_transpose(L, r0, r1);
 }
 

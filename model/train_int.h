@@ -69,6 +69,35 @@ static inline void ctr__adam_update(float *restrict w, float *restrict m, float 
     }
 }
 
+#define CTR__ADAGRAD_EPS 1e-8f
+
+/* Adagrad on n dense parameters (v: the squared-gradient sums). */
+static inline void ctr__adagrad_update(float *restrict w, float *restrict v,
+                                       const float *restrict g, size_t n, float lr)
+{
+    for (size_t i = 0; i < n; i++) {
+        v[i] += g[i] * g[i];
+        w[i] -= lr * g[i] / (sqrtf(v[i]) + CTR__ADAGRAD_EPS);
+    }
+}
+
+/* Row-wise Adagrad on one embedding row w of d floats whose gradient,
+ * summed over the batch, is g (L2 added in place): one accumulator per
+ * row, the mean of the row's squared gradient. Shared by every trainer. */
+static inline void ctr__rowwise_adagrad(float *restrict w, float *restrict g, size_t d,
+                                        float *acc, float l2, float lr)
+{
+    float ss = 0.0f;
+    for (size_t e = 0; e < d; e++) {
+        g[e] += l2 * w[e];
+        ss += g[e] * g[e];
+    }
+    *acc += ss / (float)d;
+    const float scale = lr / (sqrtf(*acc) + CTR__ADAGRAD_EPS);
+    for (size_t e = 0; e < d; e++)
+        w[e] -= scale * g[e];
+}
+
 typedef struct {
     size_t n_dense, n_cat, n_layers;
     uint32_t *dims;          /* n_layers + 1; dims[0] = input width, last = 1 */

@@ -34,7 +34,6 @@
 
 #define FWD_CHUNK 32      /* examples per phase-A task */
 #define ROW_CHUNK 16      /* weight rows per phase-B task */
-#define ADAGRAD_EPS 1e-8f
 
 static float rng_sym(uint64_t *s, float a) /* uniform in [-a, a) */
 {
@@ -420,16 +419,7 @@ static void update_table(step_ctx_t *c, size_t j, unsigned tid)
             memcpy(net->gT[j] + (size_t)row * d, g, d * sizeof(float));
         if (!c->update)
             continue;
-        float ss = 0.0f;
-        for (uint32_t e = 0; e < d; e++) {
-            g[e] += net->emb_l2 * w[e];
-            ss += g[e] * g[e];
-        }
-        float *acc = &net->acc[j][row];
-        *acc += ss / (float)d;
-        float scale = net->emb_lr / (sqrtf(*acc) + ADAGRAD_EPS);
-        for (uint32_t e = 0; e < d; e++)
-            w[e] -= scale * g[e];
+        ctr__rowwise_adagrad(w, g, d, &net->acc[j][row], net->emb_l2, net->emb_lr);
     }
 }
 
@@ -450,10 +440,7 @@ static void update_weights(step_ctx_t *c, size_t l, uint32_t r0, uint32_t r1)
     if (net->opt == CTR_OPTIM_ADAM)
         ctr__adam_update(w, m, v, gw, n, c->lr_t);
     else
-        for (size_t i = 0; i < n; i++) {
-            v[i] += gw[i] * gw[i];
-            w[i] -= net->lr * gw[i] / (sqrtf(v[i]) + ADAGRAD_EPS);
-        }
+        ctr__adagrad_update(w, v, gw, n, net->lr);
     sync_transpose(net, l, r0, r1);
 }
 
