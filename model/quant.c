@@ -8,35 +8,40 @@
 
 #include "ctr/common.h"
 
-size_t ctr__quant_row_bytes(int dtype, size_t dim)
+size_t ctr_table_row_bytes(ctr_table_dtype_t dtype, size_t dim)
 {
     switch (dtype) {
-    case CTR_QUANT_FP32: return 4 * dim;
-    case CTR_QUANT_FP16: return 2 * dim;
-    case CTR_QUANT_INT8_ROWWISE: return dim + CTR_QUANT_INT8_TRAILER;
+    case CTR_TABLE_F32: return 4 * dim;
+    case CTR_TABLE_F16: return 2 * dim;
+    case CTR_TABLE_INT8_ROWWISE: return dim + CTR_QUANT_INT8_TRAILER;
     default: return 0;
     }
 }
 
-static const char *const dtype_names[] = {
-    [CTR_QUANT_FP32] = "fp32",
-    [CTR_QUANT_FP16] = "fp16",
-    [CTR_QUANT_INT8_ROWWISE] = "int8_rowwise",
+/* The file's tensor dtype names first, then the aliases the command line
+ * takes. */
+static const struct {
+    const char *name;
+    ctr_table_dtype_t dtype;
+} dtype_names[] = {
+    {"f32", CTR_TABLE_F32}, {"f16", CTR_TABLE_F16}, {"int8_rowwise", CTR_TABLE_INT8_ROWWISE},
+    {"fp32", CTR_TABLE_F32}, {"fp16", CTR_TABLE_F16}, {"int8", CTR_TABLE_INT8_ROWWISE},
 };
 
-int ctr__quant_dtype_parse(const char *name)
+int ctr_table_dtype_parse(const char *name)
 {
     for (size_t i = 0; i < CTR_ARRAY_LEN(dtype_names); i++)
-        if (strcmp(name, dtype_names[i]) == 0)
-            return (int)i;
+        if (strcmp(name, dtype_names[i].name) == 0)
+            return (int)dtype_names[i].dtype;
     return -1;
 }
 
-const char *ctr__quant_dtype_name(int dtype)
+const char *ctr_table_dtype_name(ctr_table_dtype_t dtype)
 {
-    if (dtype < 0 || (size_t)dtype >= CTR_ARRAY_LEN(dtype_names))
-        return NULL;
-    return dtype_names[dtype];
+    for (size_t i = 0; i < CTR_ARRAY_LEN(dtype_names); i++)
+        if (dtype_names[i].dtype == dtype)
+            return dtype_names[i].name;
+    return NULL;
 }
 
 /* ---- scalar reference ------------------------------------------------ */
@@ -145,12 +150,12 @@ int ctr__quant_encode_int8_row(const float *x, size_t dim, uint8_t *row)
     return 0;
 }
 
-int ctr__quant_check_row(int dtype, const void *row, size_t dim, size_t row_index,
+int ctr__quant_check_row(ctr_table_dtype_t dtype, const void *row, size_t dim, size_t row_index,
                          char *err, size_t errlen)
 {
-    if (dtype == CTR_QUANT_FP32 || dtype == CTR_QUANT_FP16)
+    if (dtype == CTR_TABLE_F32 || dtype == CTR_TABLE_F16)
         return 0;
-    if (dtype != CTR_QUANT_INT8_ROWWISE)
+    if (dtype != CTR_TABLE_INT8_ROWWISE)
         return ctr_error(err, errlen, CTR_EFORMAT, "row %zu: unknown dtype %d",
                          row_index, dtype);
     float scale, bias;

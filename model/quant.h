@@ -1,9 +1,8 @@
 /* quant.h - quantized embedding rows: their byte layout and the exact
- * arithmetic that turns one into floats (issue 17, first building block:
- * nothing in the model format, the reader or the gather uses it yet).
+ * arithmetic that turns one into floats (the tables of ctr_table_dtype_t).
  *
  * Row formats. A table of `dim`-wide rows stores each row in
- * ctr__quant_row_bytes(dtype, dim) bytes; no alignment is required of a
+ * ctr_table_row_bytes(dtype, dim) bytes; no alignment is required of a
  * row (the decoders load bytes unaligned and read scale and bias with
  * memcpy), so a table may pack rows back to back.
  *
@@ -35,27 +34,17 @@
 #include <stdint.h>
 
 #include "ctr/kernels.h"
+#include "ctr/model.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "quant.c reads little-endian rows in place: a big-endian host needs byte swaps"
 #endif
 
-typedef enum {
-    CTR_QUANT_FP32 = 0,
-    CTR_QUANT_FP16 = 1,
-    CTR_QUANT_INT8_ROWWISE = 2,
-} ctr_quant_dtype_t;
+/* The dtypes (ctr_table_dtype_t), their row sizes and names are public:
+ * ctr/model.h. */
 
 /* Bytes after the q[] of an int8_rowwise row: float scale, float bias. */
 #define CTR_QUANT_INT8_TRAILER 8
-
-/* Bytes one row of `dim` takes; 0 for an unknown dtype. */
-size_t ctr__quant_row_bytes(int dtype, size_t dim);
-
-/* "fp32", "fp16", "int8_rowwise" -> dtype; -1 if unknown. And back (NULL
- * if unknown). */
-int ctr__quant_dtype_parse(const char *name);
-const char *ctr__quant_dtype_name(int dtype);
 
 /* The scalar definition of half -> float, with integer bit operations only. */
 float ctr__half_to_float(uint16_t h);
@@ -93,7 +82,7 @@ int ctr__quant_encode_int8_row(const float *x, size_t dim, uint8_t *row);
  * else CTR_EFORMAT with err naming the row and the rule it breaks.
  * fp16 and fp32 rows are always valid here (their NaNs and infinities are
  * the model checker's business, as for fp32 today). */
-int ctr__quant_check_row(int dtype, const void *row, size_t dim, size_t row_index,
+int ctr__quant_check_row(ctr_table_dtype_t dtype, const void *row, size_t dim, size_t row_index,
                          char *err, size_t errlen);
 
 /* Per-ISA entries (quant_avx2.c, quant_avx512.c). */

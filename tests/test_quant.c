@@ -121,7 +121,7 @@ static void test_int8(const ctr__quant_ops_t **v, size_t nv)
 {
     for (size_t dim = 1; dim <= 70; dim++)
         for (int rep = 0; rep < 20; rep++) {
-            size_t bytes = ctr__quant_row_bytes(CTR_QUANT_INT8_ROWWISE, dim);
+            size_t bytes = ctr_table_row_bytes(CTR_TABLE_INT8_ROWWISE, dim);
             CHECK_EQ_SIZE(bytes, dim + 8);
             /* The row ends where the block does: a read past it is an ASan error. */
             uint8_t *row = malloc(bytes);
@@ -138,7 +138,7 @@ static void test_int8(const ctr__quant_ops_t **v, size_t nv)
                     x[a] = -0.75f; /* a constant row */
             CHECK_EQ_INT(ctr__quant_encode_int8_row(x, dim, row), 0);
             char err[200];
-            CHECK_EQ_INT(ctr__quant_check_row(CTR_QUANT_INT8_ROWWISE, row, dim, 7, err, sizeof err), 0);
+            CHECK_EQ_INT(ctr__quant_check_row(CTR_TABLE_INT8_ROWWISE, row, dim, 7, err, sizeof err), 0);
             float scale, bias;
             memcpy(&scale, row + dim, 4);
             memcpy(&bias, row + dim + 4, 4);
@@ -197,25 +197,25 @@ static void test_check_and_edges(void)
         memcpy(row + D, &bad[i], 4);
         memcpy(row + D + 4, &one, 4);
         err[0] = 0;
-        CHECK_EQ_INT(ctr__quant_check_row(CTR_QUANT_INT8_ROWWISE, row, D, 41, err, sizeof err), CTR_EFORMAT);
+        CHECK_EQ_INT(ctr__quant_check_row(CTR_TABLE_INT8_ROWWISE, row, D, 41, err, sizeof err), CTR_EFORMAT);
         CHECKF(strstr(err, "row 41") != NULL, "message \"%s\" names the row", err);
         memcpy(row + D, &one, 4);
         memcpy(row + D + 4, &bad[i], 4);
-        CHECK_EQ_INT(ctr__quant_check_row(CTR_QUANT_INT8_ROWWISE, row, D, 41, err, sizeof err), CTR_EFORMAT);
+        CHECK_EQ_INT(ctr__quant_check_row(CTR_TABLE_INT8_ROWWISE, row, D, 41, err, sizeof err), CTR_EFORMAT);
     }
     float neg = -1.0f, nz = -0.0f, zero = 0.0f, big = 3e38f, huge = 2e36f;
     memcpy(row + D, &neg, 4);
     memcpy(row + D + 4, &zero, 4);
-    CHECK_EQ_INT(ctr__quant_check_row(CTR_QUANT_INT8_ROWWISE, row, D, 0, err, sizeof err), CTR_EFORMAT);
+    CHECK_EQ_INT(ctr__quant_check_row(CTR_TABLE_INT8_ROWWISE, row, D, 0, err, sizeof err), CTR_EFORMAT);
     memcpy(row + D, &nz, 4);
-    CHECK_EQ_INT(ctr__quant_check_row(CTR_QUANT_INT8_ROWWISE, row, D, 0, err, sizeof err), CTR_EFORMAT);
+    CHECK_EQ_INT(ctr__quant_check_row(CTR_TABLE_INT8_ROWWISE, row, D, 0, err, sizeof err), CTR_EFORMAT);
     memcpy(row + D, &zero, 4);
-    CHECK_EQ_INT(ctr__quant_check_row(CTR_QUANT_INT8_ROWWISE, row, D, 0, err, sizeof err), 0);
+    CHECK_EQ_INT(ctr__quant_check_row(CTR_TABLE_INT8_ROWWISE, row, D, 0, err, sizeof err), 0);
     memcpy(row + D, &huge, 4); /* 255 * 2e36 overflows */
     memcpy(row + D + 4, &big, 4);
-    CHECK_EQ_INT(ctr__quant_check_row(CTR_QUANT_INT8_ROWWISE, row, D, 0, err, sizeof err), CTR_EFORMAT);
+    CHECK_EQ_INT(ctr__quant_check_row(CTR_TABLE_INT8_ROWWISE, row, D, 0, err, sizeof err), CTR_EFORMAT);
     CHECK_EQ_INT(ctr__quant_check_row(9, row, D, 3, err, sizeof err), CTR_EFORMAT);
-    CHECK_EQ_INT(ctr__quant_check_row(CTR_QUANT_FP16, row, 2, 3, err, sizeof err), 0);
+    CHECK_EQ_INT(ctr__quant_check_row(CTR_TABLE_F16, row, 2, 3, err, sizeof err), 0);
 
     /* The encoder refuses non-finite input and an overflowing range, and
      * leaves the row alone. */
@@ -235,13 +235,15 @@ static void test_check_and_edges(void)
     s->int8(row, 4, out);
     CHECK_EQ_BITS(out[0], -2.0f);
 
-    CHECK_EQ_SIZE(ctr__quant_row_bytes(CTR_QUANT_FP16, 16), 32);
-    CHECK_EQ_SIZE(ctr__quant_row_bytes(CTR_QUANT_INT8_ROWWISE, 16), 24);
-    CHECK_EQ_SIZE(ctr__quant_row_bytes(CTR_QUANT_FP32, 16), 64);
-    CHECK_EQ_SIZE(ctr__quant_row_bytes(7, 16), 0);
-    CHECK_EQ_INT(ctr__quant_dtype_parse("int8_rowwise"), CTR_QUANT_INT8_ROWWISE);
-    CHECK_EQ_INT(ctr__quant_dtype_parse("int4"), -1);
-    CHECK_EQ_STR(ctr__quant_dtype_name(CTR_QUANT_FP16), "fp16");
+    CHECK_EQ_SIZE(ctr_table_row_bytes(CTR_TABLE_F16, 16), 32);
+    CHECK_EQ_SIZE(ctr_table_row_bytes(CTR_TABLE_INT8_ROWWISE, 16), 24);
+    CHECK_EQ_SIZE(ctr_table_row_bytes(CTR_TABLE_F32, 16), 64);
+    CHECK_EQ_SIZE(ctr_table_row_bytes((ctr_table_dtype_t)7, 16), 0);
+    CHECK_EQ_INT(ctr_table_dtype_parse("int8_rowwise"), CTR_TABLE_INT8_ROWWISE);
+    CHECK_EQ_INT(ctr_table_dtype_parse("int4"), -1);
+    CHECK_EQ_STR(ctr_table_dtype_name(CTR_TABLE_F16), "f16");
+    CHECK_EQ_INT(ctr_table_dtype_parse("int8"), CTR_TABLE_INT8_ROWWISE);
+    CHECK_EQ_INT(ctr_table_dtype_parse("f32"), CTR_TABLE_F32);
 }
 
 int main(void)

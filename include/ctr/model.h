@@ -47,8 +47,27 @@ typedef enum {
     CTR_POOL_MEAN = 1,
 } ctr_pool_t;
 
+/* How a table's rows are stored in the file and in memory
+ * (docs/MODEL_FORMAT.md "Table dtypes"; model/quant.h has the byte layout
+ * and the one decode every kernel variant matches bit for bit). */
+typedef enum {
+    CTR_TABLE_F32 = 0,            /* dim floats */
+    CTR_TABLE_F16 = 1,            /* dim IEEE halves, decoded exactly */
+    CTR_TABLE_INT8_ROWWISE = 2,   /* dim uint8 q, float scale, float bias:
+                                   * x = fmaf((float)q, scale, bias) */
+} ctr_table_dtype_t;
+
+/* Bytes one stored row of `dim` takes (4 dim, 2 dim, dim + 8); 0 for an
+ * unknown dtype. */
+size_t ctr_table_row_bytes(ctr_table_dtype_t dtype, size_t dim);
+/* The tensor dtype written in the file: "f32", "f16", "int8_rowwise". */
+const char *ctr_table_dtype_name(ctr_table_dtype_t dtype);
+/* A name -> dtype: the file's names and the aliases "fp32", "fp16",
+ * "int8"; -1 if unknown. */
+int ctr_table_dtype_parse(const char *name);
+
 /* Embedding table of one categorical feature: buckets + 1 rows of dim
- * floats. Row 0 (CTR_MISSING_ROW) is the missing value's own row; hashed
+ * values. Row 0 (CTR_MISSING_ROW) is the missing value's own row; hashed
  * values land in rows 1..buckets (see features.h).
  *
  * A bag feature (bag_max >= 1) takes a list of up to bag_max values; it
@@ -66,7 +85,13 @@ typedef struct {
     uint32_t buckets;
     uint32_t dim;
     uint64_t seed;          /* CTR_MAP_HASH only */
-    const float *table;     /* [(buckets + 1) * dim], row-major */
+    const float *table;     /* [(buckets + 1) * dim], row-major, fp32 */
+    ctr_table_dtype_t dtype;  /* how the file stores the table (a sharer:
+                             * the owner's) */
+    const void *qrows;      /* dtype != F32 as stored: (buckets + 1) rows of
+                             * ctr_table_row_bytes(dtype, dim) bytes, back to
+                             * back; a loaded model sets this and leaves table
+                             * NULL (see ctr_model_write for writing) */
     ctr_mapping_t mapping;
     uint32_t bag_max;       /* 0: single-valued; else 1..CTR_MAX_BAG */
     ctr_pool_t pool;        /* bags only */
@@ -189,7 +214,10 @@ typedef int (*ctr_table_fill_fn)(void *ctx, size_t cat_index,
                                  float *out);
 
 /* Writes def to path (via path.tmp + rename, so readers never see a half
- * file): version 1 when ctr_model_def_version(def) says so (byte-identical
+ * file). A table whose dtype is not F32 is written from qrows when set
+ * (bytes copied; every row checked), else encoded from its fp32 rows
+ * (table, or the fill callback) in the dtype's one encoder (model/quant.h):
+ * that is how a model is quantized. Version 1 when ctr_model_def_version(def) says so (byte-identical
  * to a version-1 writer), else version 2. Validates def first with the
  * reader's own graph rules (model/model_check.c): names unique and
  * non-empty, every shape chained for its architecture, last layer out ==
@@ -224,8 +252,8 @@ size_t ctr_model_slots(const ctr_model_def_t *def);
 /* Index of categorical feature j's first slot. */
 size_t ctr_model_slot_of(const ctr_model_def_t *def, size_t j);
 
-/* The format version def needs: 1 for an MLP without bags, mod mapping or
- * shared tables (so those files stay byte-identical), else 2. */
+/* The format version def needs: 1 for an MLP without bags, mod mapping,
+ * shared or quantized tables (so those files stay byte-identical), else 2. */
 unsigned ctr_model_def_version(const ctr_model_def_t *def);
 
 const char *ctr_arch_name(ctr_arch_t a);
