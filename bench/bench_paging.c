@@ -19,6 +19,9 @@
  *     --mlock        mlock the range (faults it all in) before reading
  *     --touch        read one byte of every page in order before reading
  *                    (what ctrd's SHA-256 check at load does)
+ *     --then A       after the warm-up, switch the range to advice A
+ *                    (none = MADV_NORMAL) before reading: ctrd hashes a
+ *                    table under MADV_SEQUENTIAL, then sets MADV_RANDOM
  *
  * Prints, per window, rows/s, major faults/s and MB/s read from the disk
  * (this process's /proc/self/io read_bytes), then the totals, the share
@@ -138,7 +141,7 @@ static double resident(const void *p, size_t len)
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL, *advice = "none";
+    const char *path = NULL, *advice = "none", *then = NULL;
     double secs = 30, window = 5;
     size_t off = 0, len = 0;
     int threads = 2, cold = 0, lock = 0, touch = 0;
@@ -153,6 +156,8 @@ int main(int argc, char **argv)
             touch = 1;
         else if (v && !strcmp(a, "--advice"))
             advice = argv[++i];
+        else if (v && !strcmp(a, "--then"))
+            then = argv[++i];
         else if (v && !strcmp(a, "--offset"))
             off = strtoull(argv[++i], NULL, 10);
         else if (v && !strcmp(a, "--length"))
@@ -250,6 +255,12 @@ int main(int argc, char **argv)
         t_touch = now() - t;
     }
     double warm_s = now() - t0;
+    if (then) {
+        int adv = !strcmp(then, "random") ? MADV_RANDOM : !strcmp(then, "sequential") ? MADV_SEQUENTIAL
+                  : !strcmp(then, "hugepage") ? MADV_HUGEPAGE : MADV_NORMAL;
+        if (madvise(map, len, adv))
+            printf("madvise(%s): %s\n", then, strerror(errno));
+    }
     double res_warm = resident(map, len);
 
     /* The first batch, one thread: what the first request after start-up
@@ -264,9 +275,9 @@ int main(int argc, char **argv)
     double first_ms = (now() - tb) * 1e3;
     sink += acc;
 
-    printf("range %.2f GB of %s at %zu, %zu rows of %zu bytes, advice %s%s%s%s, %d thread(s)\n", (double)len / 1e9,
-           path, off, n_rows, row_bytes, advice, cold ? ", cold" : "", lock ? ", mlock" : "", touch ? ", touch" : "",
-           threads);
+    printf("range %.2f GB of %s at %zu, %zu rows of %zu bytes, advice %s%s%s%s%s%s, %d thread(s)\n",
+           (double)len / 1e9, path, off, n_rows, row_bytes, advice, cold ? ", cold" : "", lock ? ", mlock" : "",
+           touch ? ", touch" : "", then ? ", then " : "", then ? then : "", threads);
     printf("resident before %.4f, after warm-up %.4f; madvise %.3f s, mlock %.3f s, touch %.3f s; first %d rows %.2f ms\n",
            res0, res_warm, t_advise, t_lock, t_touch, FIRST_BATCH, first_ms);
 
