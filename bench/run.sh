@@ -21,6 +21,11 @@
 #   part 8  training: ctrtool train rows/s against torch training the
 #           reference modules on the same rows, same optimizers, threads 1
 #           and 2, per architecture (bench_train.sh, bench/torch_train.py)
+#   part 9  quantized tables (issue 17): file size and RSS per width and
+#           dtype, gathers fp32 vs fp16 vs int8 beside a plain random read,
+#           madvise on a table larger than RAM, the uniform-rows case of
+#           part 6 on the 32 GB fp32 model and its int8 form
+#           (bench_quant.sh; docs/BENCHMARKS-quant.md)
 #   then    BENCHMARKS.md and README's headline table (bench/report.py)
 # GATHER_GB sets the size of the gather model (default 2, above this
 # machine's 480 MiB last-level cache). BENCH_QUICK=1 (make bench-quick):
@@ -54,7 +59,9 @@ quick mode (make bench-quick): a smoke test of every part, not figures to quote.
   0.5 s per run; part 6 uses tables of 0.1 and 0.25 GB only (the uniform-rows
   run on the 0.25 GB one), request sizes 1, 64 and 512, 0.5 s per run;
   part 7 times batches 1 and 64 only, 3 repetitions of 0.05 s;
-  part 8 trains on 20,000 rows, one run per figure.
+  part 8 trains on 20,000 rows, one run per figure; part 9 measures widths
+  16 and 64 on 0.05 GB tables, gathers 0.1 s a run, and skips the model
+  larger than RAM (paging study, uniform rows fp32 vs int8).
 EOF
     echo
 else
@@ -122,6 +129,12 @@ if [ -x bench/bench_train.sh ]; then
     echo
     echo "== [$(( $(date +%s) - T0 )) s] part 8: training, ctrtool train vs torch on the same rows, same threads"
     B="$B" bench/bench_train.sh | tee "$out/train.txt" || failed="$failed 8"
+fi
+
+if [ -x bench/bench_quant.sh ] && [ -x "$B/bench/bench_qgather" ]; then
+    echo
+    echo "== [$(( $(date +%s) - T0 )) s] part 9: quantized tables (fp16, int8) against fp32; paging of tables larger than RAM"
+    B="$B" GATHER_GB="$gb" bench/bench_quant.sh || failed="$failed 9"
 fi
 
 printf 'load_end=%s\nwall_s=%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(( $(date +%s) - T0 ))" >>"$out/meta.txt"
