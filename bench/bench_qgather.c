@@ -11,7 +11,9 @@
  * random (table, row) pairs in batches of 256 examples; the plain loop
  * reads one 4-byte word at the start of each row (one independent load
  * per row: the machine's random-access rate for rows that size), the
- * gather decodes the whole row into floats (ctr_forward_gather). Prints
+ * gather decodes the whole row into floats (ctr_forward_gather). Times
+ * are the thread's CPU time, so load from other jobs does not count its
+ * descheduled time (it still shares caches and memory). Prints
  * medians and one tab-separated line per model:
  * "BENCH qgather dtype gather_rows_s read_rows_s ratio table_gb row_bytes". */
 #include <stdint.h>
@@ -29,10 +31,12 @@
 #define MAX_MODELS 8
 #define POOL_BATCHES 512
 
+/* The thread's CPU time: on a machine shared with other jobs, time spent
+ * descheduled is not counted (cache and memory sharing still is). */
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 

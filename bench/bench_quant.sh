@@ -151,7 +151,7 @@ printf 'advice\trun\trows_per_s\tmajflt_per_s\tread_mb_per_s\tresident\n' >"$out
 printf 'model\tdtype\tfile_bytes\tready_s\trss_ready_kb\trss_kb\tfile_kb\texamples_per_s\tp99_ms\n' >"$out/quant_uniform.tsv"
 if awk -v g="$BIG_GB" 'BEGIN { exit !(g <= 0) }' || ! { part c || part d; }; then
     say ""
-    say "9c/9d: skipped (QUANT_BIG_GB=$BIG_GB)"
+    say "9c/9d: skipped (QUANT_BIG_GB=$BIG_GB, QUANT_PARTS=$PARTS)"
     exit 0
 fi
 need_kb=$(awk -v g="$BIG_GB" 'BEGIN { printf "%d", (g * 1.375 + 8) * 1e6 }')
