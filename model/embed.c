@@ -98,12 +98,22 @@ int ctr__check_table(const ctr_model_def_t *def, size_t j, char *err, size_t err
     return 0;
 }
 
-static int any_quantized(const ctr_model_def_t *def)
+/* What a model's features need of the gather's passes. */
+enum { NEED_F32_ROWS = 1, NEED_BAGS = 2, NEED_QUANT_ROWS = 4 };
+
+static unsigned needs(const ctr_model_def_t *def)
 {
-    for (size_t j = 0; j < def->n_cat; j++)
-        if (!def->cat[j].shares && def->cat[j].dtype != CTR_TABLE_F32)
-            return 1;
-    return 0;
+    unsigned need = 0;
+    for (size_t j = 0; j < def->n_cat; j++) {
+        const ctr_cat_def_t *c = &def->cat[j];
+        if (c->bag_max)
+            need |= NEED_BAGS;
+        else if (owner_of(def, c)->dtype == CTR_TABLE_F32)
+            need |= NEED_F32_ROWS;
+        else
+            need |= NEED_QUANT_ROWS;
+    }
+    return need;
 }
 
 /* ctr__fwd_embeddings for fp32 tables without bags: the loop of version 1. */
@@ -134,8 +144,8 @@ int ctr__fwd_embeddings(const ctr_model_def_t *def, const ctr__ops_t *o, size_t 
                         const uint32_t *rows, float *x, size_t ldx, size_t off)
 {
     const size_t n_cat = def->n_cat, slots = ctr_model_slots(def);
-    const int quant = any_quantized(def);
-    if (slots == n_cat && !quant)
+    const unsigned need = needs(def);
+    if (!(need & ~NEED_F32_ROWS))
         return single_rows(def, n, rows, x, ldx, off);
     for (size_t r = 0; r < n; r++) {
         const uint32_t *rr = rows + r * slots;
@@ -155,7 +165,7 @@ int ctr__fwd_embeddings(const ctr_model_def_t *def, const ctr__ops_t *o, size_t 
         }
     }
     const ctr__quant_ops_t *qo = o->quant;
-    for (size_t r = 0; r < n; r++) {
+    for (size_t r = 0; r < n && (need & (NEED_F32_ROWS | NEED_BAGS)); r++) {
         const uint32_t *rr = rows + r * slots;
         float *dst = x + r * ldx + off;
         for (size_t j = 0; j < n_cat; j++) {
@@ -179,7 +189,7 @@ int ctr__fwd_embeddings(const ctr_model_def_t *def, const ctr__ops_t *o, size_t 
             dst += c->dim;
         }
     }
-    if (!quant)
+    if (!(need & NEED_QUANT_ROWS))
         return 0;
     size_t col = off, slot = 0;
     for (size_t j = 0; j < n_cat; j++) {
