@@ -26,6 +26,7 @@
 #include "ctr/forward.h"
 #include "ctr/model.h"
 #include "quant.h"
+#include "quant_encode.h"
 
 #define BATCH 256
 #define REPEATS 5
@@ -54,34 +55,6 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-/* binary32 -> binary16, round to nearest even (overflow to infinity,
- * underflow through the subnormals): only for --as f16. */
-static uint16_t float_to_half(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u, e = (x >> 23) & 0xffu, m = x & 0x7fffffu;
-    if (e == 0xff)
-        return (uint16_t)(sign | 0x7c00u | (m ? 0x200u : 0));
-    int he = (int)e - 127 + 15;
-    if (he >= 31)
-        return (uint16_t)(sign | 0x7c00u);
-    if (he <= 0) {
-        if (he < -10)
-            return (uint16_t)sign;
-        m |= 0x800000u;
-        unsigned shift = (unsigned)(14 - he);
-        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1)))
-            h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((uint32_t)he << 10) | (m >> 13), rem = m & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
-        h++; /* may carry into the exponent, up to infinity: still right */
-    return (uint16_t)(sign | h);
 }
 
 /* Re-encodes every owned fp32 table of def into dtype (sharers follow
@@ -119,7 +92,7 @@ static int requantize(const ctr_model_def_t *def, ctr_table_dtype_t dtype, ctr_c
             uint8_t *row = q + r * rb;
             if (dtype == CTR_TABLE_F16) {
                 for (size_t a = 0; a < c->dim; a++) {
-                    uint16_t h = float_to_half(x[a]);
+                    uint16_t h = ctr__float_to_half(x[a]);
                     row[2 * a] = (uint8_t)h;
                     row[2 * a + 1] = (uint8_t)(h >> 8);
                 }
@@ -160,7 +133,7 @@ static void bench_decode(size_t dim, double secs)
         f[i] = (float)(rng() % 2000) / 1000.0f - 1.0f;
     for (size_t r = 0; r < ROWS; r++) {
         for (size_t a = 0; a < dim; a++) {
-            uint16_t x = float_to_half(f[r * dim + a]);
+            uint16_t x = ctr__float_to_half(f[r * dim + a]);
             memcpy(h + (r * dim + a) * 2, &x, 2);
         }
         ctr__quant_encode_int8_row(f + r * dim, dim, q + r * (dim + 8));

@@ -12,8 +12,10 @@
  * 3, 64 and 257, and every bit-exact variant gives each example the bits
  * it gets alone. The embeddings themselves are compared with each
  * decoder set, the SIMDe one included, with guard columns either side.
- * Also: CTR_ERANGE for a row past a quantized table (single and bag), and
- * a quantized feature without rows or of an unknown dtype refused. */
+ * Also: each quantized def written to a file (ctr_model_write copies the
+ * rows), opened and verified scores the same bits; CTR_ERANGE for a row
+ * past a quantized table (single and bag); a quantized feature without
+ * rows or of an unknown dtype refused. */
 #include <math.h>
 
 #include "ctr/common.h"
@@ -127,12 +129,12 @@ static qmodel_t *qmodel_new(const v2_opts_t *opt, const ctr_table_dtype_t *dtype
     for (size_t j = 0; j < opt->n_cat; j++) {
         ctr_cat_def_t *c = &cat[j];
         if (c->shares) {
-            const ctr_cat_def_t *own = &cat[c->shares - 1];
-            c->table = own->table;
+            const ctr_cat_def_t *qown = &q->qcat[c->shares - 1];
+            c->table = cat[c->shares - 1].table;
             q->qcat[j] = *c;
-            q->qcat[j].dtype = own->dtype;
-            q->qcat[j].qrows = q->qcat[c->shares - 1].qrows;
-            q->qcat[j].table = q->qcat[c->shares - 1].table;
+            q->qcat[j].dtype = qown->dtype;
+            q->qcat[j].qrows = qown->qrows;
+            q->qcat[j].table = qown->table;
             continue;
         }
         q->qcat[j] = *c;
@@ -350,6 +352,39 @@ static void check_range(const char *label, qmodel_t *q, const examples_t *ex, co
     ctr_scratch_free(s);
 }
 
+/* The quantized def through a file (the writer copies qrows, the reader
+ * maps them, verify checks every row): the loaded model scores the bits
+ * of the in-memory oracle. */
+static void check_file(const char *label, qmodel_t *q, const examples_t *ex, const ctr_kernel_t *k)
+{
+    char err[400] = "";
+    const char *path = test_path("q.ctrm");
+    int rc = ctr_model_write(path, &q->qdef, NULL, NULL, err, sizeof err);
+    CHECKF(rc == 0, "%s: write: %s", label, err);
+    ctr_model_t *m = NULL;
+    if (rc || !CHECK_EQ_INT(ctr_model_open(path, &m, err, sizeof err), 0)) {
+        fprintf(stderr, "  %s: open: %s\n", label, err);
+        return;
+    }
+    CHECKF(ctr_model_verify(m, err, sizeof err) == 0, "%s: verify: %s", label, err);
+    const ctr_model_def_t *ld = ctr_model_def(m);
+    for (size_t j = 0; j < ld->n_cat; j++)
+        CHECKF(ld->cat[j].dtype == q->qdef.cat[j].dtype && (ld->cat[j].dtype == CTR_TABLE_F32) == !ld->cat[j].qrows,
+               "%s: %s loads as %s", label, ld->cat[j].name, ctr_table_dtype_name(ld->cat[j].dtype));
+    ctr_scratch_t *s = NULL;
+    CHECKF(ctr_scratch_new(ld, N_EX, &s, err, sizeof err) == 0, "%s: scratch of the loaded model: %s", label, err);
+    float want[N_EX], got[N_EX];
+    if (s) {
+        CHECK_EQ_INT(score_chunks(&q->m.def, k, ex, N_EX, s, want), 0);
+        CHECK_EQ_INT(score_chunks(ld, k, ex, 7, s, got), 0);
+        size_t i = first_diff(want, got, N_EX);
+        CHECKF(i == N_EX, "%s: the loaded file scores example %zu %a, the decoded fp32 tables %a", label, i,
+               i < N_EX ? (double)got[i] : 0.0, i < N_EX ? (double)want[i] : 0.0);
+    }
+    ctr_scratch_free(s);
+    ctr_model_close(m);
+}
+
 /* ---- the matrix ----------------------------------------------------- */
 
 typedef struct {
@@ -413,6 +448,7 @@ static void run_config(const config_t *cfg, size_t pattern, uint64_t seed, const
     check_gather(label, q, ex, qv, nq);
     check_scores(label, q, ex, kv, nk);
     check_range(label, q, ex, kv[0]);
+    check_file(label, q, ex, kv[nk > 2 ? 2 : 0]);
     free(ex->rows);
     free(ex);
     qmodel_free(q);
