@@ -20,7 +20,8 @@
 #       interleaved, QUANT_PAGING_RUNS runs of QUANT_PAGING_S seconds:
 #       rows/s, major faults/s, MB/s read from the disk.
 #   9d  the uniform-random-rows case of part 6 again: the QUANT_BIG_GB fp32
-#       model against its int8 form (which fits in RAM), same ctrd flags,
+#       model against its int8 form (which fits in RAM), same ctrd flags
+#       (ctrd picks each one's table advice: model_read.c),
 #       same ctrload load (--synthetic-cats uniform), examples/s, p99, RSS.
 #       Both files are deleted afterwards.
 #
@@ -72,7 +73,9 @@ say() { echo "$@" | tee -a "$out/quant.txt" >&3; }
 : >"$out/quant.txt"
 
 quantize() {  # IN OUT DTYPE
-    [ -f "$2" ] || "$B/ctrtool" quantize --in "$1" --out "$2" --dtype "$3" >/dev/null
+    # A source larger than half of memory is mapped MADV_RANDOM and would be
+    # read 4 KB a fault (12x slower from a cold cache): ask for readahead.
+    [ -f "$2" ] || CTR_TABLE_ADVICE=normal "$B/ctrtool" quantize --in "$1" --out "$2" --dtype "$3" >/dev/null
 }
 # measure URL -> "examples_per_s p99_ms", medians of RUNS uniform-rows runs
 measure() {
