@@ -5,7 +5,8 @@
  *
  *   bench_paging FILE [options]
  *     --advice A     none | random | normal | sequential | willneed |
- *                    hugepage | hugepage+willneed (madvise on the range)
+ *                    hugepage | hugepage+willneed | nohugepage (madvise on
+ *                    the range; nohugepage keeps every mapping 4 KB)
  *     --offset N     start of the range in the file (bytes; rounded down
  *                    to 2 MiB so a huge page can map it), default 0
  *     --length N     bytes of the range (default: the rest of the file)
@@ -85,6 +86,16 @@ static void *reader(void *arg)
     }
     sink += acc;
     return NULL;
+}
+
+/* User + system CPU seconds of this process: rows per CPU second do not
+ * count time the threads spent descheduled on a busy machine. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
 static long majflt(void)
@@ -229,6 +240,8 @@ int main(int argc, char **argv)
         rc = madvise(map, len, MADV_WILLNEED);
     else if (!strcmp(advice, "hugepage"))
         rc = madvise(map, len, MADV_HUGEPAGE);
+    else if (!strcmp(advice, "nohugepage"))
+        rc = madvise(map, len, MADV_NOHUGEPAGE);
     else if (!strcmp(advice, "hugepage+willneed"))
         rc = madvise(map, len, MADV_HUGEPAGE) || madvise(map, len, MADV_WILLNEED);
     else if (strcmp(advice, "none")) {
@@ -281,11 +294,12 @@ int main(int argc, char **argv)
     printf("resident before %.4f, after warm-up %.4f; madvise %.3f s, mlock %.3f s, touch %.3f s; first %d rows %.2f ms\n",
            res0, res_warm, t_advise, t_lock, t_touch, FIRST_BATCH, first_ms);
 
-    double total_rows = 0, total_flt = 0, total_rd = 0, elapsed = 0;
+    double total_rows = 0, total_flt = 0, total_rd = 0, elapsed = 0, cpu = 0;
     if (secs > 0) {
         pthread_t th[MAX_THREADS];
         long f0 = majflt();
         double rd0 = read_bytes();
+        double c0 = cpu_s();
         double ts = now();
         for (int i = 0; i < threads; i++)
             pthread_create(&th[i], NULL, reader, (void *)(uintptr_t)(i + 1));
@@ -308,6 +322,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < threads; i++)
             pthread_join(th[i], NULL);
         elapsed = now() - ts;
+        cpu = cpu_s() - c0;
         total_rows = (double)atomic_load(&rows_done);
         total_flt = (double)(majflt() - f0);
         total_rd = read_bytes() - rd0;
@@ -315,9 +330,9 @@ int main(int argc, char **argv)
     double res1 = resident(map, len);
     long pmd = file_pmd_kb();
     double rps = elapsed > 0 ? total_rows / elapsed : 0;
-    printf("total: %.0f rows/s, %.0f majflt/s (%.4f per row), %.1f MB/s read (%.0f bytes per fault); resident after %.4f; "
-           "FilePmdMapped %ld kB\n",
-           rps, elapsed > 0 ? total_flt / elapsed : 0, total_rows > 0 ? total_flt / total_rows : 0,
+    printf("total: %.0f rows/s (%.0f rows per CPU second), %.0f majflt/s (%.4f per row), %.1f MB/s read (%.0f bytes per "
+           "fault); resident after %.4f; FilePmdMapped %ld kB\n",
+           rps, cpu > 0 ? total_rows / cpu : 0, elapsed > 0 ? total_flt / elapsed : 0, total_rows > 0 ? total_flt / total_rows : 0,
            elapsed > 0 ? total_rd / elapsed / 1e6 : 0, total_flt > 0 ? total_rd / total_flt : 0, res1, pmd);
     printf("PAGING\t%s\t%.0f\t%.0f\t%.2f\t%.4f\t%.4f\t%.3f\t%.2f\t%ld\n", advice, rps,
            elapsed > 0 ? total_flt / elapsed : 0, elapsed > 0 ? total_rd / elapsed / 1e6 : 0, res0, res1, warm_s,
