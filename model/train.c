@@ -1,7 +1,8 @@
 /* train.c - the training run (contract in train.h): load and split the
  * data, build the network (train_net.c), the epochs, the final evaluation
  * through the serving path (score.c), and the model file with its
- * provenance. */
+ * provenance (tables quantized on request, and then evaluated as
+ * written). */
 #include "ctr/train.h"
 
 #include <jansson.h>
@@ -14,6 +15,7 @@
 #include "ctr/common.h"
 #include "ctr/rng.h"
 #include "ctr/sha256.h"
+#include "quant.h"
 #include "score_int.h"
 #include "train_graph.h"
 #include "train_int.h"
@@ -212,6 +214,8 @@ static char *provenance(const ctr_train_opts_t *o, const ctr_model_def_t *def,
     json_object_set_new(h, "emb_lr", json_real(o->emb_lr));
     json_object_set_new(h, "emb_l2", json_real(o->emb_l2));
     json_object_set_new(h, "emb_init", json_real(o->emb_init));
+    if (o->emb_dtype != CTR_TABLE_F32) /* an fp32 model's provenance stays as it was */
+        json_object_set_new(h, "emb_dtype", json_string(ctr_table_dtype_name(o->emb_dtype)));
     if (o->arch != CTR_ARCH_MLP) /* an MLP's provenance stays as it was */
         arch_provenance(o, h);
     json_object_set_new(root, "hyperparameters", h);
@@ -221,6 +225,14 @@ static char *provenance(const ctr_train_opts_t *o, const ctr_model_def_t *def,
     if (rep->n_valid)
         json_object_set_new(m, "valid", metrics_json(&rep->valid));
     json_object_set_new(root, "metrics", m);
+    if (o->emb_dtype != CTR_TABLE_F32) {
+        /* "metrics" are the written model's; these the fp32 weights'. */
+        json_t *mf = json_object();
+        json_object_set_new(mf, "train", metrics_json(&rep->train_f32));
+        if (rep->n_valid)
+            json_object_set_new(mf, "valid", metrics_json(&rep->valid_f32));
+        json_object_set_new(root, "metrics_fp32", mf);
+    }
 
     char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(root);
@@ -327,10 +339,18 @@ typedef struct {
     uint32_t *br;              /* [batch][slots] */
     uint8_t *bl;               /* [batch] */
     char *prov;                /* the provenance JSON */
+    char *qpath;               /* emb_dtype != F32: the tables written once */
+    ctr_model_t *qm;           /* and read back from qpath */
+    float *qtab;               /* their decoded rows, every table back to back */
 } run_t;
 
 static void run_free(run_t *r)
 {
+    ctr_model_close(r->qm);
+    if (r->qpath)
+        unlink(r->qpath);
+    free(r->qpath);
+    free(r->qtab);
     free(r->prov);
     free(r->bd);
     free(r->br);
@@ -400,6 +420,8 @@ static int check_opts(run_t *r, char *err, size_t errlen)
         return ctr_error(err, errlen, CTR_EINVAL, "learning rates must be > 0, emb-l2 and emb-init >= 0");
     if (o->pool != CTR_POOL_SUM && o->pool != CTR_POOL_MEAN)
         return ctr_error(err, errlen, CTR_EINVAL, "pool must be sum or mean");
+    if (!ctr_table_row_bytes(o->emb_dtype, 1))
+        return ctr_error(err, errlen, CTR_EINVAL, "emb-dtype: unknown table dtype %d", (int)o->emb_dtype);
     for (size_t i = 0; i < o->data.n_bags; i++) {
         /* The reader checks the rest (a categorical column, the separator). */
         if (!o->data.bags[i].column)
@@ -714,12 +736,78 @@ static int evaluate(run_t *r, char *err, size_t errlen)
     return 0;
 }
 
+/* emb_dtype != F32: makes rep->train and valid the metrics of the model
+ * as it will be written. The writer's encoder (model/quant.h) writes the
+ * tables once to out_path.qtmp; they are read back, decoded by the scalar
+ * reference (the bits every kernel gives, so these are the scores ctrd and
+ * ctrtool eval give the written model) and scored through the serving
+ * path; the model's defs then take the stored rows (qrows) as they are, so
+ * the final write copies exactly what was evaluated. The fp32 weights'
+ * metrics move to train_f32 and valid_f32. Costs a second copy of the
+ * tables in memory (decoded) and one more write of them. */
+static int evaluate_quantized(run_t *r, const char *out_path, char *err, size_t errlen)
+{
+    ctr_train_report_t *rep = r->rep;
+    size_t nc = r->nc, floats = 0;
+    int rc;
+    rep->train_f32 = rep->train;
+    rep->valid_f32 = rep->valid;
+    if (r->o->emb_dtype == CTR_TABLE_F32 || !nc)
+        return 0;
+    size_t plen = strlen(out_path) + 8;
+    if (!(r->qpath = malloc(plen)))
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+    snprintf(r->qpath, plen, "%s.qtmp", out_path);
+    for (size_t j = 0; j < nc; j++)
+        r->cat[j].dtype = r->o->emb_dtype;
+    if ((rc = ctr_model_write(r->qpath, &r->def, NULL, NULL, err, errlen)) ||
+        (rc = ctr_model_open(r->qpath, &r->qm, err, errlen)))
+        return rc;
+    const ctr_model_def_t *qd = ctr_model_def(r->qm);
+    for (size_t j = 0; j < nc; j++)
+        floats += ((size_t)r->cat[j].buckets + 1) * r->cat[j].dim;
+    ctr_cat_def_t *ec = calloc(nc, sizeof(*ec));
+    if (!ec || !(r->qtab = malloc(floats * sizeof(float)))) {
+        free(ec);
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory for the decoded tables (%zu floats)", floats);
+    }
+    const ctr__quant_ops_t *ops = ctr__quant_ops_get(CTR_KERNEL_SCALAR);
+    float *x = r->qtab;
+    for (size_t j = 0; j < nc; j++) {
+        const ctr_cat_def_t *q = &qd->cat[j];
+        if (q->dtype != r->o->emb_dtype || !q->qrows || q->buckets != r->cat[j].buckets) {
+            free(ec);
+            return ctr_error(err, errlen, CTR_EFORMAT, "%s: table %s read back as %s, not %s", r->qpath,
+                             q->name, ctr_table_dtype_name(q->dtype), ctr_table_dtype_name(r->o->emb_dtype));
+        }
+        size_t rb = ctr_table_row_bytes(q->dtype, q->dim);
+        ctr__dequant_fn dec = q->dtype == CTR_TABLE_F16 ? ops->fp16 : ops->int8;
+        ec[j] = r->cat[j];
+        ec[j].dtype = CTR_TABLE_F32;
+        ec[j].qrows = NULL;
+        ec[j].table = x;
+        for (uint64_t row = 0; row <= q->buckets; row++, x += q->dim)
+            dec((const uint8_t *)q->qrows + row * rb, q->dim, x);
+        r->cat[j].qrows = q->qrows;
+    }
+    ctr_model_def_t ev = r->def;
+    ev.cat = ec;
+    if ((rc = eval_subset(&ev, r->k, r->pool, &r->tr, &rep->train)) ||
+        (rc = eval_subset(&ev, r->k, r->pool, &r->va, &rep->valid)))
+        rc = ctr_error(err, errlen, rc, "scoring the data with %s tables failed: %s",
+                       ctr_table_dtype_name(r->o->emb_dtype), ctr_strerror(rc));
+    free(ec);
+    return rc;
+}
+
 /* Writes the model with its provenance to out_path, then the run's summary
  * on the log. */
 static int write_model(run_t *r, const char *out_path, char *err, size_t errlen)
 {
     const ctr_train_report_t *rep = r->rep;
     int rc;
+    if ((rc = evaluate_quantized(r, out_path, err, errlen)))
+        return rc;
     if (!(r->prov = provenance(r->o, &r->def, rep)))
         return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
     r->def.provenance_json = r->prov;
@@ -731,6 +819,13 @@ static int write_model(run_t *r, const char *out_path, char *err, size_t errlen)
         if (rep->n_valid)
             fprintf(r->lg, "; valid AUC %.5f logloss %.5f (mean pred %.4f, positive rate %.4f)",
                     rep->valid.auc, rep->valid.logloss, rep->valid.mean_pred, rep->valid.pos_rate);
+        if (r->o->emb_dtype != CTR_TABLE_F32) {
+            fprintf(r->lg, "\ntrain: those are the written model's, its tables %s; the fp32 weights: train AUC "
+                           "%.5f logloss %.5f", ctr_table_dtype_name(r->o->emb_dtype), rep->train_f32.auc,
+                    rep->train_f32.logloss);
+            if (rep->n_valid)
+                fprintf(r->lg, "; valid AUC %.5f logloss %.5f", rep->valid_f32.auc, rep->valid_f32.logloss);
+        }
         fprintf(r->lg, "\ntrain: wrote %s\n", out_path);
     }
     return 0;
