@@ -37,7 +37,7 @@ small=(--rows-per-table 500 --dim 8 --hidden 32,16)
     "$CTRTOOL" quantize --in "$T/dot16.ctrm" --out "$T/dotmix.ctrm" --dtype int8 \
         --tables "$(seq -s, -f 'C%g' 10 26)" >/dev/null
 check $? "quantize dot: f16 (C1 through its sharer C3, C2, C9) and int8 (C10..C26)"
-"$CTRTOOL" inspect "$T/dotmix.ctrm" | grep -q "in 25 tables (f32 6, f16 2, int8_rowwise 17)"
+"$CTRTOOL" inspect "$T/dotmix.ctrm" | grep -q "in 25 tables (f32 5, f16 3, int8_rowwise 17)"
 check $? "dotmix: f32, f16 and int8 tables side by side"
 
 singles() {  # OUT: scores of the 40 examples sent one a request, 4 clients at once
