@@ -180,6 +180,11 @@ grep -q "^    C1  *int8_rowwise (already) " "$T/q.out" || fail "already: $(grep 
 "$tool" inspect "$T/mixed2.ctrm" | grep -q "in 26 tables (f32 22, f16 2, int8_rowwise 2)" || fail "mixed: inspect totals"
 score_all "$T/mixed2.ctrm" "$T/rows.tsv" "$T/mixed.txt"
 close "$T/mlp.f32.txt" "$T/mixed.txt" 2e-2 "mixed f16 + int8"
+# in place: --out may be --in (written aside, renamed over it)
+cp "$T/mlp.ctrm" "$T/inplace.ctrm"
+"$tool" quantize --in "$T/inplace.ctrm" --out "$T/inplace.ctrm" --dtype f16 >/dev/null || fail "in place"
+"$tool" verify "$T/inplace.ctrm" >/dev/null || fail "in place: verify"
+layout "$T/mlp.ctrm" "$T/inplace.ctrm" f16 all
 # a sharer names its owner's table
 "$tool" quantize --in "$T/share.ctrm" --out "$T/sh1.ctrm" --dtype int8 --tables C5 >/dev/null
 layout "$T/share.ctrm" "$T/sh1.ctrm" int8_rowwise C1
