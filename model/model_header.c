@@ -102,6 +102,24 @@ static int parse_dense(ctr__parse_t *p, json_t *arr)
     return 0;
 }
 
+/* A tensor's dtype: the file's names only ("f32", "f16", "int8_rowwise";
+ * not the command line's aliases), the quantized ones in version 2 only
+ * (version 1 is f32 throughout, so a version-1 reader never meets them). */
+static int parse_dtype(ctr__parse_t *p, const char *where, const char *s, size_t len, ctr__rtensor_t *t)
+{
+    char g[64];
+    int d = ctr_table_dtype_parse(s);
+    if (d < 0 || strlen(s) != len || strcmp(ctr_table_dtype_name((ctr_table_dtype_t)d), s))
+        return ctr__hp_bad(p, CTR_EUNSUPPORTED, where, "dtype",
+                           "dtype \"%s\" is not supported (this build reads f32, f16, int8_rowwise)",
+                           ctr__printable(s, len, g, sizeof(g)));
+    if (d != CTR_TABLE_F32 && p->version < 2)
+        return ctr__hp_bad(p, CTR_EFORMAT, where, "dtype", "dtype %s needs format version 2 (this file is version %u)",
+                           s, (unsigned)p->version);
+    t->dtype = (ctr_table_dtype_t)d;
+    return 0;
+}
+
 static int parse_tensors(ctr__parse_t *p, json_t *arr, uint64_t data_bytes, ctr__name_index_t *tix)
 {
     static const char *const keys[] = {"name", "dtype", "shape", "offset", "nbytes", "sha256", NULL};
@@ -123,12 +141,8 @@ static int parse_tensors(ctr__parse_t *p, json_t *arr, uint64_t data_bytes, ctr_
         if (!ctr__name_index_add(tix, t->name, strlen(t->name), (uint32_t)i))
             return ctr__hp_bad(p, CTR_EFORMAT, where, "name", "duplicate tensor name \"%s\"", t->name);
         snprintf(where, sizeof(where), "tensor \"%s\"", t->name);
-        if ((rc = ctr__hp_string(p, o, where, "dtype", &s, &len)))
+        if ((rc = ctr__hp_string(p, o, where, "dtype", &s, &len)) || (rc = parse_dtype(p, where, s, len, t)))
             return rc;
-        if (len != 3 || strcmp(s, "f32"))
-            return ctr__hp_bad(p, CTR_EUNSUPPORTED, where, "dtype",
-                       "dtype \"%s\" is not supported yet (this build reads f32 only)",
-                       ctr__printable(s, len, g, sizeof(g)));
         if ((rc = ctr__hp_array(p, o, where, "shape", &shape)))
             return rc;
         t->rank = (int)json_array_size(shape);
@@ -153,13 +167,20 @@ static int parse_tensors(ctr__parse_t *p, json_t *arr, uint64_t data_bytes, ctr_
         if (len != SHA_HEX || ctr_hex_decode(s, CTR_SHA256_LEN, t->sha, 1))
             return ctr__hp_bad(p, CTR_EFORMAT, where, "sha256", "expected 64 lowercase hex digits (got \"%s\")",
                        ctr__printable(s, len, g, sizeof(g)));
+        /* Rows of a table: shape[0] rows of ctr_table_row_bytes (for f32
+         * and f16 that is elements x 4 or 2; int8_rowwise rows carry 8
+         * more bytes, so only a [rows, dim] table can be int8_rowwise). */
+        const char *dt = ctr_table_dtype_name(t->dtype);
+        if (t->dtype == CTR_TABLE_INT8_ROWWISE && t->rank != 2)
+            return ctr__hp_bad(p, CTR_EFORMAT, where, "shape", "dtype %s needs [rows, dim] (got %s)", dt,
+                               ctr__hp_show(shape, g, sizeof(g)));
         uint64_t want;
-        if (!ctr__mul_u64(elems, sizeof(float), &want))
-            return ctr__hp_bad(p, CTR_EFORMAT, where, "nbytes", "shape %s of f32 needs more than 2^64 bytes",
-                       ctr__hp_show(shape, g, sizeof(g)));
+        if (!ctr__mul_u64(t->shape[0], ctr_table_row_bytes(t->dtype, t->rank == 2 ? t->shape[1] : 1), &want))
+            return ctr__hp_bad(p, CTR_EFORMAT, where, "nbytes", "shape %s of %s needs more than 2^64 bytes",
+                       ctr__hp_show(shape, g, sizeof(g)), dt);
         if (t->nbytes != want)
-            return ctr__hp_bad(p, CTR_EFORMAT, where, "nbytes", "is %" PRIu64 " but shape %s of f32 needs %" PRIu64,
-                       t->nbytes, ctr__hp_show(shape, g, sizeof(g)), want);
+            return ctr__hp_bad(p, CTR_EFORMAT, where, "nbytes", "is %" PRIu64 " but shape %s of %s needs %" PRIu64,
+                       t->nbytes, ctr__hp_show(shape, g, sizeof(g)), dt, want);
         if (t->offset % ALIGN)
             return ctr__hp_bad(p, CTR_EFORMAT, where, "offset", "%" PRIu64 " is not a multiple of %u", t->offset,
                                ALIGN);
@@ -259,6 +280,7 @@ static int parse_cat(ctr__parse_t *p, json_t *arr, ctr__name_index_t *tables)
         snprintf(what, sizeof(what), "categorical \"%s\"", c->name);
         if ((rc = ctr__hp_ref(p, o, where, "table", what, 2, (uint64_t)c->buckets + 1, c->dim, true, &c->table)))
             return rc;
+        p->refs[p->n_refs - 1].cat = c;
     }
     return 0;
 }
@@ -313,11 +335,26 @@ static int resolve_refs(ctr__parse_t *p, const ctr__name_index_t *tix)
             return ctr__hp_bad(p, CTR_EFORMAT, ref->where, ref->key, "tensor \"%s\" is used twice", t->name);
         ref->tensor = (size_t)i;
         t->is_table = ref->is_table;
-        *ref->out = (const float *)(m->map + m->data_offset + t->offset);
+        const unsigned char *data = m->map + m->data_offset + t->offset;
+        if (t->dtype == CTR_TABLE_F32) {
+            *ref->out = (const float *)data;
+            continue;
+        }
+        if (!ref->cat)
+            return ctr__hp_bad(p, CTR_EFORMAT, ref->where, ref->key,
+                               "tensor \"%s\" is %s, but only embedding tables may be quantized (weights and "
+                               "biases are f32)", t->name, ctr_table_dtype_name(t->dtype));
+        *ref->out = NULL;
+        ref->cat->dtype = t->dtype;
+        ref->cat->qrows = data;
     }
     for (size_t j = 0; j < m->def.n_cat; j++)
-        if (m->cat[j].shares)
-            m->cat[j].table = m->cat[m->cat[j].shares - 1].table;
+        if (m->cat[j].shares) {
+            const ctr_cat_def_t *owner = &m->cat[m->cat[j].shares - 1];
+            m->cat[j].table = owner->table;
+            m->cat[j].dtype = owner->dtype;
+            m->cat[j].qrows = owner->qrows;
+        }
     return 0;
 }
 

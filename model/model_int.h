@@ -118,6 +118,7 @@ typedef struct {
     unsigned char sha[CTR_SHA256_LEN];
     unsigned refs;
     bool is_table;
+    ctr_table_dtype_t dtype;  /* f32 for every tensor but a quantized table */
     bool padded;   /* a weight served from a padded copy (model_pad.c): its
                     * mapped pages are dropped after each read (model_read.c) */
 } ctr__rtensor_t;

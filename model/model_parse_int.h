@@ -28,6 +28,7 @@ typedef struct {
     int rank;
     uint64_t d0, d1;     /* expected shape (d1 unused for rank 1) */
     bool is_table;
+    ctr_cat_def_t *cat;  /* the owning feature of a table (dtype, qrows) */
     const float **out;   /* where the pointer into the mapping goes */
     size_t tensor;       /* index in m->tensors, once resolved */
 } ctr__tref_t;

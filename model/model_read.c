@@ -98,6 +98,7 @@
 #include "ctr/sha256.h"
 #include "model_int.h"
 #include "model_pad.h"
+#include "quant_encode.h"
 
 static int check_preamble(struct ctr_model *m, preamble_t *pre, char *err, size_t errlen)
 {
@@ -285,6 +286,26 @@ void ctr_model_close(ctr_model_t *m)
     free(m);
 }
 
+/* Every value a tensor stores decodes to a finite float: f32 and f16
+ * elements are finite, and each int8_rowwise row's scale and bias obey
+ * the format's rules (quant.h). The scores of a model that passes can
+ * still be anything, but never NaN from the file. */
+static int check_values(const ctr__rtensor_t *t, const unsigned char *data, char *err, size_t errlen)
+{
+    if (t->dtype == CTR_TABLE_F32) {
+        size_t n = t->nbytes / sizeof(float), bad_at = ctr__first_nonfinite((const float *)data, n);
+        if (bad_at < n)
+            return ctr_error(err, errlen, CTR_EFORMAT, "tensor \"%s\": element %zu is %g (values must be finite)",
+                             t->name, bad_at, (double)((const float *)data)[bad_at]);
+        return 0;
+    }
+    char why[192];
+    if (ctr__quant_check_rows(t->dtype, data, t->shape[0], t->shape[1], 0, why, sizeof why))
+        return ctr_error(err, errlen, CTR_EFORMAT, "tensor \"%s\" (%s table): %s", t->name,
+                         ctr_table_dtype_name(t->dtype), why);
+    return 0;
+}
+
 int ctr_model_verify(const ctr_model_t *m, char *err, size_t errlen)
 {
     long page = sysconf(_SC_PAGESIZE);
@@ -320,10 +341,9 @@ int ctr_model_verify(const ctr_model_t *m, char *err, size_t errlen)
                              "tensor \"%s\": SHA-256 mismatch (header says %.16s..., data hashes to %.16s...)",
                              t->name, want, got);
         }
-        size_t n = t->nbytes / sizeof(float), bad_at = ctr__first_nonfinite((const float *)data, n);
-        if (bad_at < n)
-            return ctr_error(err, errlen, CTR_EFORMAT, "tensor \"%s\": element %zu is %g (values must be finite)",
-                             t->name, bad_at, (double)((const float *)data)[bad_at]);
+        int vrc = check_values(t, data, err, errlen);
+        if (vrc)
+            return vrc;
         if (t->padded)
             drop_pages(m, t);
     }

@@ -82,7 +82,7 @@ unsigned ctr_model_def_version(const ctr_model_def_t *def)
         return 2;
     for (size_t j = 0; j < def->n_cat; j++) {
         const ctr_cat_def_t *c = &def->cat[j];
-        if (c->mapping != CTR_MAP_HASH || c->bag_max || c->shares)
+        if (c->mapping != CTR_MAP_HASH || c->bag_max || c->shares || c->dtype != CTR_TABLE_F32)
             return 2;
     }
     return 1;

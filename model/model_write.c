@@ -28,6 +28,7 @@
 #include "ctr/model.h"
 #include "ctr/sha256.h"
 #include "model_int.h"
+#include "quant_encode.h"
 
 #define CHUNK_BYTES ((size_t)64 << 20)
 
@@ -41,6 +42,9 @@ typedef struct {
                         * padded layer weight, ctr_layer_def_t.ldw), else 0 */
     size_t cat_index;  /* for streamed tables */
     uint32_t dim;
+    ctr_table_dtype_t dtype; /* a table's; f32 for everything else */
+    const uint8_t *qdata;    /* a quantized table's stored rows, copied as is;
+                              * NULL: encoded from data or the fill callback */
     char sha[SHA_HEX + 1];
 } wtensor_t;
 
@@ -116,15 +120,27 @@ static int validate_def(const ctr_model_def_t *def, ctr_table_fill_fn fill,
      * fill callback. A sharer's table is the owner's (or NULL). */
     for (size_t j = 0; j < def->n_cat; j++) {
         const ctr_cat_def_t *c = &def->cat[j];
+        if (c->shares && c->dtype != def->cat[c->shares - 1].dtype) {
+            rc = ctr_error(err, errlen, CTR_EINVAL,
+                           "schema.categorical[%zu].dtype: \"%s\" shares the table of \"%s\" but has dtype %d, not %d",
+                           j, c->name, def->cat[c->shares - 1].name, (int)c->dtype,
+                           (int)def->cat[c->shares - 1].dtype);
+            goto out;
+        }
         if (c->shares && c->table && c->table != def->cat[c->shares - 1].table) {
             rc = ctr_error(err, errlen, CTR_EINVAL,
                            "schema.categorical[%zu].table: \"%s\" shares the table of \"%s\" but points elsewhere",
                            j, c->name, def->cat[c->shares - 1].name);
             goto out;
         }
-        if (!c->shares && !c->table && !fill) {
+        if (!c->shares && !c->table && !c->qrows && !fill) {
             rc = ctr_error(err, errlen, CTR_EINVAL,
                            "categorical \"%s\": table is NULL and no fill callback was given", c->name);
+            goto out;
+        }
+        if (!c->shares && (!ctr_table_dtype_name(c->dtype) || (c->qrows && c->dtype == CTR_TABLE_F32))) {
+            rc = ctr_error(err, errlen, CTR_EINVAL, "categorical \"%s\": %s", c->name,
+                           c->qrows ? "qrows set on an f32 table" : "unknown table dtype");
             goto out;
         }
     }
@@ -155,7 +171,7 @@ static int tensors_json(const wtensor_t *t, size_t nt, json_t *arr)
     for (size_t i = 0; i < nt; i++) {
         json_t *shape = t[i].rank == 2 ? json_pack("[I,I]", (json_int_t)t[i].shape[0], (json_int_t)t[i].shape[1])
                                        : json_pack("[I]", (json_int_t)t[i].shape[0]);
-        json_t *o = json_pack("{s:s,s:s,s:o,s:I,s:I,s:s}", "name", t[i].name, "dtype", "f32",
+        json_t *o = json_pack("{s:s,s:s,s:o,s:I,s:I,s:s}", "name", t[i].name, "dtype", ctr_table_dtype_name(t[i].dtype),
                               "shape", shape, "offset", (json_int_t)t[i].offset,
                               "nbytes", (json_int_t)t[i].nbytes, "sha256", t[i].sha);
         if (json_array_append_new(arr, o))
@@ -475,6 +491,8 @@ static int plan_tensors(const ctr_model_def_t *def, unsigned version, plan_t *pl
             return CTR_ENOMEM;
         w->cat_index = j;
         w->dim = c->dim;
+        w->dtype = c->dtype;
+        w->qdata = c->dtype != CTR_TABLE_F32 ? c->qrows : NULL;
     }
     return 0;
 }
@@ -496,9 +514,61 @@ static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
     return 0;
 }
 
-/* Streams one tensor to fd at base + t->offset, hashing it; fills t->sha. */
+/* The writer's chunk buffers, grown on demand and freed at the end. */
+typedef struct {
+    float *f;          /* fp32 rows: filled, packed or about to be encoded */
+    size_t f_cap;      /* floats */
+    uint8_t *q;        /* encoded rows of a quantized table */
+    size_t q_cap;      /* bytes */
+} wbufs_t;
+
+static void *grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (*cap < need) {
+        free(*p);
+        *p = malloc(need * size);
+        *cap = *p ? need : 0;
+    }
+    return *p;
+}
+
+/* Hashes and writes n bytes of a tensor at byte `at` of it. */
+static int put_bytes(int fd, uint64_t base, const wtensor_t *t, EVP_MD_CTX *ctx, const void *p, size_t n,
+                     uint64_t at, const char *tmp, char *err, size_t errlen)
+{
+    if (!EVP_DigestUpdate(ctx, p, n))
+        return ctr_error(err, errlen, CTR_ENOMEM, "SHA-256 update failed");
+    if (pwrite_all(fd, p, n, base + t->offset + at))
+        return ctr_error(err, errlen, CTR_EIO, "write %s: %s", tmp, strerror(errno));
+    return 0;
+}
+
+/* A quantized table given as stored rows: copied in whole-row chunks,
+ * each row checked as the reader will check it. */
+static int put_stored_rows(int fd, uint64_t base, const wtensor_t *t, EVP_MD_CTX *ctx, const char *tmp,
+                           char *err, size_t errlen)
+{
+    const size_t row_bytes = ctr_table_row_bytes(t->dtype, t->dim);
+    const uint64_t rows = t->shape[0], step = CHUNK_BYTES / row_bytes ? CHUNK_BYTES / row_bytes : 1;
+    for (uint64_t r = 0; r < rows; r += step) {
+        const size_t n = (size_t)(rows - r < step ? rows - r : step);
+        const uint8_t *src = t->qdata + r * row_bytes;
+        char why[192];
+        int rc;
+        if (ctr__quant_check_rows(t->dtype, src, n, t->dim, r, why, sizeof why))
+            return ctr_error(err, errlen, CTR_EINVAL, "tensor \"%s\" (%s table): %s", t->name,
+                             ctr_table_dtype_name(t->dtype), why);
+        if ((rc = put_bytes(fd, base, t, ctx, src, n * row_bytes, r * row_bytes, tmp, err, errlen)))
+            return rc;
+    }
+    return 0;
+}
+
+/* Streams one tensor to fd at base + t->offset, hashing it; fills t->sha.
+ * Floats come from memory (a padded weight's rows packed first) or the
+ * fill callback, a quantized table's encoded as they come. */
 static int write_tensor(int fd, uint64_t base, wtensor_t *t, ctr_table_fill_fn fill,
-                        void *fill_ctx, float **buf, size_t *buf_cap, const char *tmp,
+                        void *fill_ctx, wbufs_t *bufs, const char *tmp,
                         char *err, size_t errlen)
 {
     unsigned char md[CTR_SHA256_LEN];
@@ -508,45 +578,49 @@ static int write_tensor(int fd, uint64_t base, wtensor_t *t, ctr_table_fill_fn f
         rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory (SHA-256 context)");
         goto out;
     }
-    /* Whole rows per chunk so the fill callback sees row ranges, and so a
-     * padded weight's rows can be packed into buf. */
-    uint64_t row_floats = t->data && !t->ld ? 1 : t->data ? t->shape[1] : t->dim;
-    uint64_t total = t->nbytes / sizeof(float);
+    if (t->qdata) {
+        if ((rc = put_stored_rows(fd, base, t, ctx, tmp, err, errlen)))
+            goto out;
+        goto hashed;
+    }
+    /* Whole rows per chunk so the fill callback sees row ranges, so a
+     * padded weight's rows can be packed into the buffer, and so a
+     * quantized table's rows are encoded whole. */
+    const bool quantized = t->dtype != CTR_TABLE_F32;
+    const bool direct = t->data && !t->ld;      /* floats read in place */
+    uint64_t row_floats = t->data && !t->ld && !quantized ? 1 : t->data && t->ld ? t->shape[1] : t->dim;
+    const size_t row_bytes = ctr_table_row_bytes(t->dtype, row_floats);
+    uint64_t total = t->shape[0] * (t->rank == 2 ? t->shape[1] : 1);
     uint64_t step = CHUNK_BYTES / sizeof(float) / row_floats;
     if (!step)
         step = 1;
     step *= row_floats;
     for (uint64_t done = 0; done < total; done += step) {
         uint64_t n = total - done < step ? total - done : step;
+        const uint64_t row0 = done / row_floats, n_rows = n / row_floats;
         const float *src;
-        if (t->data && !t->ld) {
+        if (direct) {
             src = t->data + done;
         } else {
-            if (*buf_cap < n) {
-                free(*buf);
-                *buf = malloc(n * sizeof(float));
-                *buf_cap = *buf ? n : 0;
-                if (!*buf) {
-                    rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory (%" PRIu64 "-byte fill buffer)",
-                                   n * (uint64_t)sizeof(float));
-                    goto out;
-                }
+            if (!grow((void **)&bufs->f, &bufs->f_cap, n, sizeof(float))) {
+                rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory (%" PRIu64 "-byte fill buffer)",
+                               n * (uint64_t)sizeof(float));
+                goto out;
             }
-            if (t->data) { /* packs rows done / row_floats .. of a padded weight */
-                for (uint64_t r = 0; r < n / row_floats; r++)
-                    memcpy(*buf + r * row_floats, t->data + (done / row_floats + r) * t->ld,
-                           row_floats * sizeof(float));
+            if (t->data) { /* packs rows row0 .. of a padded weight */
+                for (uint64_t r = 0; r < n_rows; r++)
+                    memcpy(bufs->f + r * row_floats, t->data + (row0 + r) * t->ld, row_floats * sizeof(float));
                 rc = 0;
             } else {
-                rc = fill(fill_ctx, t->cat_index, done / row_floats, n / row_floats, *buf);
+                rc = fill(fill_ctx, t->cat_index, row0, n_rows, bufs->f);
             }
             if (rc) {
                 rc = ctr_error(err, errlen, rc < 0 ? rc : CTR_EIO,
                                "tensor \"%s\": fill callback failed at row %" PRIu64 " (%s)", t->name,
-                               done / row_floats, ctr_strerror(rc));
+                               row0, ctr_strerror(rc));
                 goto out;
             }
-            src = *buf;
+            src = bufs->f;
         }
         size_t bad = ctr__first_nonfinite(src, n);
         if (bad < n) {
@@ -554,15 +628,26 @@ static int write_tensor(int fd, uint64_t base, wtensor_t *t, ctr_table_fill_fn f
                            t->name, done + bad, (double)src[bad]);
             goto out;
         }
-        if (!EVP_DigestUpdate(ctx, src, n * sizeof(float))) {
-            rc = ctr_error(err, errlen, CTR_ENOMEM, "SHA-256 update failed");
-            goto out;
+        if (!quantized) {
+            rc = put_bytes(fd, base, t, ctx, src, n * sizeof(float), done * sizeof(float), tmp, err, errlen);
+        } else {
+            char why[192];
+            if (!grow((void **)&bufs->q, &bufs->q_cap, n_rows * row_bytes, 1)) {
+                rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory (%" PRIu64 "-byte encode buffer)",
+                               n_rows * row_bytes);
+                goto out;
+            }
+            if ((rc = ctr__quant_encode_rows(t->dtype, src, n_rows, t->dim, row0, bufs->q, why, sizeof why))) {
+                rc = ctr_error(err, errlen, rc, "tensor \"%s\" as %s: %s", t->name, ctr_table_dtype_name(t->dtype),
+                               why);
+                goto out;
+            }
+            rc = put_bytes(fd, base, t, ctx, bufs->q, n_rows * row_bytes, row0 * row_bytes, tmp, err, errlen);
         }
-        if (pwrite_all(fd, src, n * sizeof(float), base + t->offset + done * sizeof(float))) {
-            rc = ctr_error(err, errlen, CTR_EIO, "write %s: %s", tmp, strerror(errno));
+        if (rc)
             goto out;
-        }
     }
+hashed:
     if (!EVP_DigestFinal_ex(ctx, md, NULL)) {
         rc = ctr_error(err, errlen, CTR_ENOMEM, "SHA-256 final failed");
         goto out;
@@ -610,8 +695,8 @@ int ctr_model_write(const char *path, const ctr_model_def_t *def,
     size_t nt = 0;
     json_t *prov = NULL;
     char *header = NULL, *tmp = NULL;
-    float *buf = NULL;
-    size_t buf_cap = 0, header_len = 0;
+    wbufs_t bufs = {0};
+    size_t header_len = 0;
     int fd = -1;
     bool created = false;
     if (plan_tensors(def, version, &plan) || !(tmp = malloc(strlen(path) + 5))) {
@@ -643,9 +728,8 @@ int ctr_model_write(const char *path, const ctr_model_def_t *def,
     uint64_t end = 0;
     for (size_t i = 0; i < nt; i++) {
         wtensor_t *w = &t[i];
-        uint64_t elems;
-        if (!ctr__mul_u64(w->shape[0], w->rank == 2 ? w->shape[1] : 1, &elems) ||
-            !ctr__mul_u64(elems, sizeof(float), &w->nbytes) || !ctr__align_up(end, &w->offset) ||
+        if (!ctr__mul_u64(w->shape[0], w->rank == 2 ? ctr_table_row_bytes(w->dtype, w->shape[1]) : sizeof(float),
+                          &w->nbytes) || !ctr__align_up(end, &w->offset) ||
             !ctr__add_u64(w->offset, w->nbytes, &end) || end > INT64_MAX) {
             rc = ctr_error(err, errlen, CTR_ERANGE, "tensor \"%s\": model too large", w->name);
             goto fail;
@@ -683,7 +767,7 @@ int ctr_model_write(const char *path, const ctr_model_def_t *def,
         goto fail;
     }
     for (size_t i = 0; i < nt; i++)
-        if ((rc = write_tensor(fd, data_offset, &t[i], fill, fill_ctx, &buf, &buf_cap, tmp, err, errlen)))
+        if ((rc = write_tensor(fd, data_offset, &t[i], fill, fill_ctx, &bufs, tmp, err, errlen)))
             goto fail;
 
     free(header);
@@ -727,7 +811,8 @@ fail:
     if (created)
         unlink(tmp);
 done:
-    free(buf);
+    free(bufs.f);
+    free(bufs.q);
     free(header);
     free(tmp);
     free(plan.t);

@@ -972,9 +972,9 @@ static void test_tensors(void)
     snprintf(data_bytes, sizeof(data_bytes), "\"data_bytes\":%" PRIu64 ",", last->offset + last->nbytes);
 
     /* dtype */
-    mutate("dtype f16", CTR_EUNSUPPORTED, "tensor \"mlp.0.weight\" dtype: dtype \"f16\" is not supported yet", 0,
+    mutate("dtype f16", CTR_EFORMAT, "tensor \"mlp.0.weight\" dtype: dtype f16 needs format version 2", 0,
            "\"dtype\":\"f32\"", "\"dtype\":\"f16\"", NULL);
-    mutate("dtype i8", CTR_EUNSUPPORTED, "\"i8\" is not supported yet", 0, "\"dtype\":\"f32\"", "\"dtype\":\"i8\"", NULL);
+    mutate("dtype i8", CTR_EUNSUPPORTED, "\"i8\" is not supported (this build reads f32, f16, int8_rowwise)", 0, "\"dtype\":\"f32\"", "\"dtype\":\"i8\"", NULL);
     mutate("dtype unknown", CTR_EUNSUPPORTED, "\"q3_k\" is not supported", 0, "\"dtype\":\"f32\"", "\"dtype\":\"q3_k\"", NULL);
     mutate("dtype type", CTR_EFORMAT, "tensor \"mlp.0.weight\" dtype: expected a string", 0, "\"dtype\":\"f32\"", "\"dtype\":32", NULL);
     mutate("missing dtype", CTR_EFORMAT, "dtype: missing", 0, "\"dtype\":\"f32\",", "", NULL);

@@ -168,7 +168,17 @@ static void use_model(const ctr_model_t *m)
         const ctr_cat_def_t *c = &d->cat[j];
         if (ctr_model_find_feature(m, c->name, strlen(c->name)) != (long)(d->n_dense + j))
             abort();
+        /* A table is f32 rows or stored rows of its dtype, never both; a
+         * sharer reads its owner's. */
+        const ctr_cat_def_t *o = c->shares ? &d->cat[c->shares - 1] : c;
+        if ((c->dtype == CTR_TABLE_F32) != (c->table != NULL) || (c->dtype == CTR_TABLE_F32) == (c->qrows != NULL) ||
+            c->dtype != o->dtype || c->qrows != o->qrows)
+            abort();
         touch_floats(c->table, ((size_t)c->buckets + 1) * c->dim);
+        if (c->qrows) {
+            const unsigned char *q = c->qrows;
+            g_sink += q[0] + q[((size_t)c->buckets + 1) * ctr_table_row_bytes(c->dtype, c->dim) - 1];
+        }
         /* "x" is a value only the hash mapping takes (mod wants digits). */
         if (c->mapping == CTR_MAP_HASH && ctr_features_cat_row(c, "x", 1) > c->buckets)
             abort();
@@ -281,6 +291,28 @@ int fuzz_write_seeds(const char *dir)
         v2_model_t o;
         v2_build(&o, &opt, 200 + i);
         snprintf(path, sizeof(path), "%s/seed-v2-%02zu-%s.ctrm", dir, i, label);
+        int rc = ctr_model_write(path, &o.def, NULL, NULL, err, sizeof(err));
+        v2_free(&o);
+        if (rc) {
+            fprintf(stderr, "%s: %s\n", path, err);
+            return -1;
+        }
+        n++;
+    }
+    /* Quantized tables: f16 and int8_rowwise, alternating, in three of them. */
+    static const size_t quantized[] = {0, 3, 8};
+    for (size_t k = 0; k < CTR_ARRAY_LEN(quantized); k++) {
+        char path[1024], err[512];
+        v2_model_t o;
+        if (!v2_example(quantized[k], &opt, &label))
+            return -1;
+        v2_build(&o, &opt, 300 + k);
+        for (size_t j = 0; j < o.def.n_cat; j++)
+            o.cat[j].dtype = (j + k) % 2 ? CTR_TABLE_INT8_ROWWISE : CTR_TABLE_F16;
+        for (size_t j = 0; j < o.def.n_cat; j++)
+            if (o.cat[j].shares)
+                o.cat[j].dtype = o.cat[o.cat[j].shares - 1].dtype;
+        snprintf(path, sizeof(path), "%s/seed-q-%02zu-%s.ctrm", dir, k, label);
         int rc = ctr_model_write(path, &o.def, NULL, NULL, err, sizeof(err));
         v2_free(&o);
         if (rc) {
