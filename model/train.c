@@ -16,6 +16,7 @@
 #include "ctr/rng.h"
 #include "ctr/sha256.h"
 #include "quant.h"
+#include "quant_encode.h"
 #include "score_int.h"
 #include "train_graph.h"
 #include "train_int.h"
@@ -339,17 +340,13 @@ typedef struct {
     uint32_t *br;              /* [batch][slots] */
     uint8_t *bl;               /* [batch] */
     char *prov;                /* the provenance JSON */
-    char *qpath;               /* emb_dtype != F32: the tables written once */
-    ctr_model_t *qm;           /* and read back from qpath */
-    float *qtab;               /* their decoded rows, every table back to back */
+    uint8_t *qrows;            /* emb_dtype != F32: every table as stored */
+    float *qtab;               /* and decoded, back to back */
 } run_t;
 
 static void run_free(run_t *r)
 {
-    ctr_model_close(r->qm);
-    if (r->qpath)
-        unlink(r->qpath);
-    free(r->qpath);
+    free(r->qrows);
     free(r->qtab);
     free(r->prov);
     free(r->bd);
@@ -737,65 +734,60 @@ static int evaluate(run_t *r, char *err, size_t errlen)
 }
 
 /* emb_dtype != F32: makes rep->train and valid the metrics of the model
- * as it will be written. The writer's encoder (model/quant.h) writes the
- * tables once to out_path.qtmp; they are read back, decoded by the scalar
- * reference (the bits every kernel gives, so these are the scores ctrd and
- * ctrtool eval give the written model) and scored through the serving
- * path; the model's defs then take the stored rows (qrows) as they are, so
- * the final write copies exactly what was evaluated. The fp32 weights'
- * metrics move to train_f32 and valid_f32. Costs a second copy of the
- * tables in memory (decoded) and one more write of them. */
-static int evaluate_quantized(run_t *r, const char *out_path, char *err, size_t errlen)
+ * as it will be written. Each table is encoded here by the writer's own
+ * encoder (ctr__quant_encode_rows) into r->qrows, which the defs then
+ * hand to ctr_model_write to copy as they are; the stored rows are
+ * decoded by the scalar reference (the bits every kernel gives, so these
+ * are the scores ctrd and ctrtool eval give the written model) and scored
+ * through the serving path. The fp32 weights' metrics move to train_f32
+ * and valid_f32. Costs the stored tables and one decoded fp32 copy of
+ * them in memory. */
+static int evaluate_quantized(run_t *r, char *err, size_t errlen)
 {
     ctr_train_report_t *rep = r->rep;
-    size_t nc = r->nc, floats = 0;
-    int rc;
+    ctr_table_dtype_t dt = r->o->emb_dtype;
+    size_t nc = r->nc, floats = 0, bytes = 0;
+    int rc = 0;
     rep->train_f32 = rep->train;
     rep->valid_f32 = rep->valid;
-    if (r->o->emb_dtype == CTR_TABLE_F32 || !nc)
+    if (dt == CTR_TABLE_F32 || !nc)
         return 0;
-    size_t plen = strlen(out_path) + 8;
-    if (!(r->qpath = malloc(plen)))
-        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
-    snprintf(r->qpath, plen, "%s.qtmp", out_path);
-    for (size_t j = 0; j < nc; j++)
-        r->cat[j].dtype = r->o->emb_dtype;
-    if ((rc = ctr_model_write(r->qpath, &r->def, NULL, NULL, err, errlen)) ||
-        (rc = ctr_model_open(r->qpath, &r->qm, err, errlen)))
-        return rc;
-    const ctr_model_def_t *qd = ctr_model_def(r->qm);
-    for (size_t j = 0; j < nc; j++)
+    for (size_t j = 0; j < nc; j++) {
         floats += ((size_t)r->cat[j].buckets + 1) * r->cat[j].dim;
+        bytes += ((size_t)r->cat[j].buckets + 1) * ctr_table_row_bytes(dt, r->cat[j].dim);
+    }
     ctr_cat_def_t *ec = calloc(nc, sizeof(*ec));
-    if (!ec || !(r->qtab = malloc(floats * sizeof(float)))) {
+    if (!ec || !(r->qrows = malloc(bytes)) || !(r->qtab = malloc(floats * sizeof(float)))) {
         free(ec);
-        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory for the decoded tables (%zu floats)", floats);
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory for the %s tables (%zu + %zu bytes)",
+                         ctr_table_dtype_name(dt), bytes, floats * sizeof(float));
     }
     const ctr__quant_ops_t *ops = ctr__quant_ops_get(CTR_KERNEL_SCALAR);
+    ctr__dequant_fn dec = dt == CTR_TABLE_F16 ? ops->fp16 : ops->int8;
+    uint8_t *q = r->qrows;
     float *x = r->qtab;
-    for (size_t j = 0; j < nc; j++) {
-        const ctr_cat_def_t *q = &qd->cat[j];
-        if (q->dtype != r->o->emb_dtype || !q->qrows || q->buckets != r->cat[j].buckets) {
-            free(ec);
-            return ctr_error(err, errlen, CTR_EFORMAT, "%s: table %s read back as %s, not %s", r->qpath,
-                             q->name, ctr_table_dtype_name(q->dtype), ctr_table_dtype_name(r->o->emb_dtype));
+    for (size_t j = 0; j < nc && !rc; j++) {
+        ctr_cat_def_t *c = &r->cat[j];
+        size_t rows = (size_t)c->buckets + 1, rb = ctr_table_row_bytes(dt, c->dim);
+        char why[256];
+        if ((rc = ctr__quant_encode_rows(dt, c->table, rows, c->dim, 0, q, why, sizeof why))) {
+            rc = ctr_error(err, errlen, rc, "table %s as %s: %s", c->name, ctr_table_dtype_name(dt), why);
+            break;
         }
-        size_t rb = ctr_table_row_bytes(q->dtype, q->dim);
-        ctr__dequant_fn dec = q->dtype == CTR_TABLE_F16 ? ops->fp16 : ops->int8;
-        ec[j] = r->cat[j];
-        ec[j].dtype = CTR_TABLE_F32;
-        ec[j].qrows = NULL;
+        ec[j] = *c;
         ec[j].table = x;
-        for (uint64_t row = 0; row <= q->buckets; row++, x += q->dim)
-            dec((const uint8_t *)q->qrows + row * rb, q->dim, x);
-        r->cat[j].qrows = q->qrows;
+        for (size_t i = 0; i < rows; i++, x += c->dim)
+            dec(q + i * rb, c->dim, x);
+        c->dtype = dt;
+        c->qrows = q;
+        q += rows * rb;
     }
     ctr_model_def_t ev = r->def;
     ev.cat = ec;
-    if ((rc = eval_subset(&ev, r->k, r->pool, &r->tr, &rep->train)) ||
-        (rc = eval_subset(&ev, r->k, r->pool, &r->va, &rep->valid)))
-        rc = ctr_error(err, errlen, rc, "scoring the data with %s tables failed: %s",
-                       ctr_table_dtype_name(r->o->emb_dtype), ctr_strerror(rc));
+    if (!rc && ((rc = eval_subset(&ev, r->k, r->pool, &r->tr, &rep->train)) ||
+                (rc = eval_subset(&ev, r->k, r->pool, &r->va, &rep->valid))))
+        rc = ctr_error(err, errlen, rc, "scoring the data with %s tables failed: %s", ctr_table_dtype_name(dt),
+                       ctr_strerror(rc));
     free(ec);
     return rc;
 }
@@ -806,7 +798,7 @@ static int write_model(run_t *r, const char *out_path, char *err, size_t errlen)
 {
     const ctr_train_report_t *rep = r->rep;
     int rc;
-    if ((rc = evaluate_quantized(r, out_path, err, errlen)))
+    if ((rc = evaluate_quantized(r, err, errlen)))
         return rc;
     if (!(r->prov = provenance(r->o, &r->def, rep)))
         return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");

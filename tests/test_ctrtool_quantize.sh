@@ -223,7 +223,6 @@ cmp -s "$T/t.ctrm" "$T/t32.ctrm" || fail "train --emb-dtype f32 wrote a differen
     || fail "train --emb-dtype int8: $(tail -n 3 "$T/train.log")"
 grep -q "those are the written model's, its tables int8_rowwise; the fp32 weights: train AUC" "$T/train.log" \
     || fail "train log: $(tail -n 3 "$T/train.log")"
-[ ! -e "$T/t8.ctrm.qtmp" ] || fail "train left its .qtmp file"
 "$tool" verify "$T/t8.ctrm" >/dev/null || fail "trained int8 model: verify"
 "$tool" quantize --in "$T/t.ctrm" --out "$T/tq.ctrm" --dtype int8 >/dev/null
 "$tool" inspect --json "$T/t8.ctrm" >"$T/t8.json"

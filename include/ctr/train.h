@@ -20,7 +20,7 @@
  * disagreement can be told apart.
  *
  * Quantized tables (emb_dtype): training is fp32; the written model's
- * tables are encoded by the writer, and the metrics reported and stored
+ * tables are encoded by the writer's encoder, and the metrics reported and stored
  * in the provenance are those of the written model (its tables read back
  * and decoded exactly as the server decodes them), the fp32 weights' next
  * to them ("metrics_fp32").
