@@ -9,7 +9,7 @@
 #    bytes and their total; the provenance keeps the source's and adds
 #    "quantized" with the source's digest;
 #  - ctrtool score on the quantized model: finite, close to the fp32
-#    model's (f16 and int8 bounds below), and the same bits with every
+#    model's (f16: 5e-4, int8: 5e-3), and the same bits with every
 #    kernel this CPU runs (scalar, avx2, avx512);
 #  - --tables subsets (a feature, a tensor name, a sharer naming its
 #    owner), a mixed f16 + int8 model, a table already in the dtype asked
@@ -156,7 +156,7 @@ for m in mlp dot dcn wk share; do
         layout "$T/$m.ctrm" "$q" "$full" all
         inspect_tables "$q"
         score_all "$q" "$T/rows.tsv" "$T/$m.$dt.txt"
-        close "$T/$m.f32.txt" "$T/$m.$dt.txt" "$([ $dt = f16 ] && echo 1e-3 || echo 2e-2)" "$m $dt vs f32"
+        close "$T/$m.f32.txt" "$T/$m.$dt.txt" "$([ $dt = f16 ] && echo 5e-4 || echo 5e-3)" "$m $dt vs f32"
     done
 done
 grep -q "^    C3  *shares C1$" <("$tool" quantize --in "$T/share.ctrm" --out "$T/x.ctrm" --dtype int8) \
@@ -179,7 +179,7 @@ grep -q "^    C1  *int8_rowwise (already) " "$T/q.out" || fail "already: $(grep 
 "$tool" verify "$T/mixed2.ctrm" >/dev/null || fail "mixed model: verify"
 "$tool" inspect "$T/mixed2.ctrm" | grep -q "in 26 tables (f32 22, f16 2, int8_rowwise 2)" || fail "mixed: inspect totals"
 score_all "$T/mixed2.ctrm" "$T/rows.tsv" "$T/mixed.txt"
-close "$T/mlp.f32.txt" "$T/mixed.txt" 2e-2 "mixed f16 + int8"
+close "$T/mlp.f32.txt" "$T/mixed.txt" 5e-3 "mixed f16 + int8"
 # in place: --out may be --in (written aside, renamed over it)
 cp "$T/mlp.ctrm" "$T/inplace.ctrm"
 "$tool" quantize --in "$T/inplace.ctrm" --out "$T/inplace.ctrm" --dtype f16 >/dev/null || fail "in place"
@@ -257,5 +257,5 @@ grep -q "emb-dtype" "$T/err" || fail "--emb-dtype int4 message: $(cat "$T/err")"
 "$tool" verify "$T/bags8.ctrm" >/dev/null || fail "bag model int8: verify"
 score_all "$T/bags.ctrm" "$T/bagrows.csv" "$T/bags32.txt" --format csv
 score_all "$T/bags8.ctrm" "$T/bagrows.csv" "$T/bags8.txt" --format csv
-close "$T/bags32.txt" "$T/bags8.txt" 2e-2 "bags int8 vs f32"
+close "$T/bags32.txt" "$T/bags8.txt" 5e-3 "bags int8 vs f32"
 echo "ok: quantize on 5 architectures x 2 dtypes, subsets, errors, train --emb-dtype, bags"
