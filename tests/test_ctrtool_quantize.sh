@@ -196,6 +196,11 @@ assert q["tables"]["C1"] == "int8_rowwise" and q["tables"]["C7"] == "f16", q
 assert q["previous"]["tables"]["C7"] == "f16" and q["previous"]["previous"]["tables"]["C7"] == "f32", q
 EOF
 
+# int8 on rows narrower than 3 grows them, and the report says so
+"$tool" synth --out "$T/narrow.ctrm" --rows-per-table 50 --dim 2 --categorical 3 --hidden 4 >/dev/null
+"$tool" quantize --in "$T/narrow.ctrm" --out "$T/narrow8.ctrm" --dtype int8 >"$T/q.out"
+grep -q "^note: 3 table(s) grew: " "$T/q.out" || fail "no note on tables that grew: $(cat "$T/q.out")"
+
 # --- errors name what is wrong --------------------------------------------
 expect_fail() {  # WANT_RC PATTERN ARGS...
     local want=$1 pat=$2 rc=0

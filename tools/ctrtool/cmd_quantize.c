@@ -166,6 +166,7 @@ static void report(const ctr_model_def_t *src, const ctr_model_def_t *d, const b
                    const char *out, uint64_t in_size, double seconds)
 {
     uint64_t before = 0, after = 0;
+    size_t larger = 0;
     printf("quantize: %s -> %s\n", in, out);
     printf("    %-24s %-28s %12s %6s %16s %16s %7s\n", "table", "dtype", "rows", "dim", "bytes before", "bytes after",
            "ratio");
@@ -185,7 +186,12 @@ static void report(const ctr_model_def_t *src, const ctr_model_def_t *d, const b
                (uint64_t)c->buckets + 1, c->dim, b, a, b ? (double)a / (double)b : 1.0);
         before += b;
         after += a;
+        if (a > b) /* int8's 8-byte trailer outweighs narrow rows (dim < 3 vs f32) */
+            larger++;
     }
+    if (larger)
+        printf("note: %zu table(s) grew: an %s row takes dim + 8 bytes, so int8 pays off only from dim 3 "
+               "(vs f32) or dim 9 (vs f16)\n", larger, ctr_table_dtype_name(CTR_TABLE_INT8_ROWWISE));
     struct stat st;
     uint64_t out_size = stat(out, &st) ? 0 : (uint64_t)st.st_size;
     printf("tables: %" PRIu64 " -> %" PRIu64 " bytes (%.4f); file: %" PRIu64 " -> %" PRIu64
