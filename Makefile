@@ -77,7 +77,7 @@ $(B)/model/quant_avx512.o:    EXTRA_CFLAGS := -mavx512f -mavx2 -mfma -mf16c
 # Test-only: the AVX-512 source compiled against SIMDe, so its logic runs
 # (and is compared bit for bit) on CPUs without AVX-512. -mfma makes SIMDe
 # split each 512-bit FMA into two native 256-bit ones: still fused.
-SIMDE_OBJ := $(B)/tests/kernels_avx512_simde.o
+SIMDE_OBJ := $(B)/tests/kernels_avx512_simde.o $(B)/tests/quant_avx512_simde.o
 
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(B)/tests/%)
@@ -115,9 +115,15 @@ $(B)/%.o: %.c
 
 # Built without sanitizers: SIMDe's headers under ASan take minutes and
 # gigabytes to compile, and the object is checked bit for bit anyway.
-$(SIMDE_OBJ): model/kernels_avx512.c
+$(B)/tests/kernels_avx512_simde.o: model/kernels_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -fsanitize%,$(ALL_CFLAGS)) $(LAYER_CFLAGS) -DCTR_AVX512_SIMDE -mavx2 -mfma -Wno-psabi -MMD -MP -c $< -o $@
+
+# The quantized row decoders the same way (F16C too: the SIMDe build does
+# the half conversions with the 256-bit instruction).
+$(B)/tests/quant_avx512_simde.o: model/quant_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -fsanitize%,$(ALL_CFLAGS)) $(LAYER_CFLAGS) -DCTR_AVX512_SIMDE -mavx2 -mfma -mf16c -Wno-psabi -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

@@ -1,7 +1,7 @@
-/* forward.c - batch scoring: scratch, embeddings (rows and pooled bags),
- * the MLP architecture's pass, the MLPs every architecture runs, and the
- * dispatch to the interaction architectures (forward_dot.c,
- * forward_dcn.c, forward_wukong.c).
+/* forward.c - batch scoring: scratch, the MLP architecture's pass, the
+ * MLPs every architecture runs, and the dispatch to the interaction
+ * architectures (forward_dot.c, forward_dcn.c, forward_wukong.c). The
+ * embedding gather, every table dtype, is embed.c.
  *
  * Scratch layout (one allocation, each buffer 64-byte aligned): the
  * buffers of forward_int.h, max_batch * ld[b] floats each, the all-zero
@@ -77,8 +77,9 @@ static int check_common(const ctr_model_def_t *def, char *err, size_t errlen)
             return ctr_error(err, errlen, CTR_EINVAL, "categorical %zu (%s) shares the table of %u, "
                              "which is not an owner before it", j, c->name, c->shares - 1);
         const ctr_cat_def_t *own = c->shares ? &def->cat[c->shares - 1] : c;
-        if (!own->table)
-            return ctr_error(err, errlen, CTR_EINVAL, "categorical %zu (%s): no table", j, c->name);
+        int rc = ctr__check_table(def, j, err, errlen);
+        if (rc)
+            return rc;
         if (c->shares && (c->dim != own->dim || c->buckets != own->buckets))
             return ctr_error(err, errlen, CTR_EINVAL, "categorical %zu (%s) shares a table of "
                              "another shape", j, c->name);
@@ -205,123 +206,6 @@ void ctr_scratch_free(ctr_scratch_t *s)
     free(s);
 }
 
-/* ---- embeddings ------------------------------------------------------ */
-
-/* One embedding row. The common widths get a copy of constant size, which
- * the compiler turns into a few vector moves: a libc memcpy call per row
- * (26 per example) was 3% of the server's CPU. */
-static inline void copy_row(float *dst, const float *src, size_t dim)
-{
-    switch (dim) {
-    case 4: memcpy(dst, src, 4 * sizeof(float)); break;
-    case 8: memcpy(dst, src, 8 * sizeof(float)); break;
-    case 16: memcpy(dst, src, 16 * sizeof(float)); break;
-    case 32: memcpy(dst, src, 32 * sizeof(float)); break;
-    case 64: memcpy(dst, src, 64 * sizeof(float)); break;
-    case 128: memcpy(dst, src, 128 * sizeof(float)); break;
-    default: memcpy(dst, src, dim * sizeof(float)); break;
-    }
-}
-
-static inline const float *table_of(const ctr_model_def_t *def, const ctr_cat_def_t *c)
-{
-    return c->shares ? def->cat[c->shares - 1].table : c->table;
-}
-
-/* ctr__fwd_embeddings without bags. */
-static int single_rows(const ctr_model_def_t *def, size_t n, const uint32_t *rows,
-                       float *x, size_t ldx, size_t off)
-{
-    const size_t n_cat = def->n_cat;
-    for (size_t r = 0; r < n; r++)
-        for (size_t j = 0; j < n_cat; j++) {
-            const ctr_cat_def_t *c = &def->cat[j];
-            const uint32_t row = rows[r * n_cat + j];
-            if (row > c->buckets)
-                return CTR_ERANGE;
-            const float *src = table_of(def, c) + (size_t)row * c->dim;
-            for (size_t k = 0; k < c->dim; k += 16)
-                __builtin_prefetch(src + k);
-        }
-    for (size_t r = 0; r < n; r++) {
-        float *dst = x + r * ldx + off;
-        for (size_t j = 0; j < n_cat; j++) {
-            const ctr_cat_def_t *c = &def->cat[j];
-            copy_row(dst, table_of(def, c) + (size_t)rows[r * n_cat + j] * c->dim, c->dim);
-            dst += c->dim;
-        }
-    }
-    return 0;
-}
-
-/* All row addresses are checked and prefetched first, so the cache misses
- * of a batch (tables far larger than the cache) overlap instead of
- * queueing one by one. */
-int ctr__fwd_embeddings(const ctr_model_def_t *def, ctr_pool_fn pool, size_t n,
-                        const uint32_t *rows, float *x, size_t ldx, size_t off)
-{
-    const size_t n_cat = def->n_cat, slots = ctr_model_slots(def);
-    if (slots == n_cat) /* no bags: one row a feature, as in version 1 */
-        return single_rows(def, n, rows, x, ldx, off);
-    for (size_t r = 0; r < n; r++) {
-        const uint32_t *rr = rows + r * slots;
-        for (size_t j = 0; j < n_cat; j++) {
-            const ctr_cat_def_t *c = &def->cat[j];
-            const float *t = table_of(def, c);
-            const size_t m = c->bag_max ? c->bag_max : 1;
-            for (size_t q = 0; q < m; q++) {
-                const uint32_t row = rr[q];
-                if (row == CTR_EMPTY_SLOT && c->bag_max)
-                    continue;
-                if (row > c->buckets)
-                    return CTR_ERANGE;
-                const float *src = t + (size_t)row * c->dim;
-                for (size_t k = 0; k < c->dim; k += 16)
-                    __builtin_prefetch(src + k);
-            }
-            rr += m;
-        }
-    }
-    for (size_t r = 0; r < n; r++) {
-        const uint32_t *rr = rows + r * slots;
-        float *dst = x + r * ldx + off;
-        for (size_t j = 0; j < n_cat; j++) {
-            const ctr_cat_def_t *c = &def->cat[j];
-            const float *t = table_of(def, c);
-            if (c->bag_max) {
-                pool(t, c->dim, rr, c->bag_max, c->pool, dst);
-                rr += c->bag_max;
-            } else {
-                copy_row(dst, t + (size_t)*rr * c->dim, c->dim);
-                rr++;
-            }
-            dst += c->dim;
-        }
-    }
-    return 0;
-}
-
-/* The widest bit-exact variant's pooling (the same bits as any other). */
-static ctr_pool_fn best_pool(void)
-{
-    static const ctr_kernel_id_t ids[] = {CTR_KERNEL_AVX512, CTR_KERNEL_AVX2};
-    for (size_t i = 0; i < CTR_ARRAY_LEN(ids); i++) {
-        const ctr_kernel_t *k = ctr_kernel_get(ids[i]);
-        if (k && k->pool)
-            return k->pool;
-    }
-    return ctr__pool_scalar;
-}
-
-int ctr_forward_gather(const ctr_model_def_t *def, size_t n, const float *dense,
-                       const uint32_t *rows, float *x, size_t ldx)
-{
-    if (def->n_dense)
-        for (size_t r = 0; r < n; r++)
-            memcpy(x + r * ldx, dense + r * def->n_dense, def->n_dense * sizeof(float));
-    return ctr__fwd_embeddings(def, best_pool(), n, rows, x, ldx, def->n_dense);
-}
-
 /* ---- MLPs ----------------------------------------------------------- */
 
 void ctr__fwd_mlp(const ctr__ops_t *o, const ctr_mlp_def_t *m, size_t n, const float *x,
@@ -362,7 +246,7 @@ static int forward_mlp(const ctr_model_def_t *def, const ctr__ops_t *o, size_t n
     if (def->n_dense)
         for (size_t r = 0; r < n; r++)
             memcpy(x + r * ldx, dense + r * def->n_dense, def->n_dense * sizeof(float));
-    int rc = ctr__fwd_embeddings(def, o->pool, n, rows, x, ldx, def->n_dense);
+    int rc = ctr__fwd_embeddings(def, o, n, rows, x, ldx, def->n_dense);
     if (rc)
         return rc;
     ctr_mlp_def_t top = {def->n_layers, def->layers};
@@ -371,13 +255,16 @@ static int forward_mlp(const ctr_model_def_t *def, const ctr__ops_t *o, size_t n
     return 0;
 }
 
-static void resolve_ops(const ctr_kernel_t *k, ctr__ops_t *o)
+void ctr__ops_resolve(const ctr_kernel_t *k, ctr__ops_t *o)
 {
     o->linear = k->linear;
     o->ln_rows = k->ln_rows ? k->ln_rows : ctr__ln_rows_scalar;
     o->pool = k->pool ? k->pool : ctr__pool_scalar;
     o->fma = k->fma ? k->fma : ctr__fma_scalar;
     o->add = k->add ? k->add : ctr__add_scalar;
+    o->quant = ctr__quant_ops_get(k->id);
+    if (!o->quant)
+        o->quant = ctr__quant_ops_get(CTR_KERNEL_AUTO);
 }
 
 int ctr_forward(const ctr_model_def_t *def, const ctr_kernel_t *k,
@@ -396,7 +283,7 @@ int ctr_forward(const ctr_model_def_t *def, const ctr_kernel_t *k,
     if (!plan_fits(&need, &s->plan))
         return CTR_EINVAL;
     ctr__ops_t o;
-    resolve_ops(k, &o);
+    ctr__ops_resolve(k, &o);
     const size_t slots = ctr_model_slots(def);
     for (size_t done = 0; done < n;) {
         const size_t m = n - done < s->max_batch ? n - done : s->max_batch;

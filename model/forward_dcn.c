@@ -77,13 +77,13 @@ int ctr__forward_dcn(const ctr_model_def_t *def, const ctr__ops_t *o, size_t n,
     float *x0 = s->buf[CTR__FB_E0];
     int rc;
     if (def->bottom.n) {
-        if ((rc = ctr__fwd_embeddings(def, o->pool, n, rows, x0, D, d)))
+        if ((rc = ctr__fwd_embeddings(def, o, n, rows, x0, D, d)))
             return rc;
         ctr__fwd_bottom(def, o, n, dense, s, x0, D);
     } else {
         for (size_t r = 0; r < n && def->n_dense; r++)
             memcpy(x0 + r * D, dense + r * def->n_dense, def->n_dense * sizeof(float));
-        if ((rc = ctr__fwd_embeddings(def, o->pool, n, rows, x0, D, def->n_dense)))
+        if ((rc = ctr__fwd_embeddings(def, o, n, rows, x0, D, def->n_dense)))
             return rc;
     }
     float *xl = s->buf[CTR__FB_X], *t = s->buf[CTR__FB_T0], *v = s->buf[CTR__FB_T1];

@@ -42,7 +42,7 @@ int ctr__forward_dot(const ctr_model_def_t *def, const ctr__ops_t *o, size_t n,
     const size_t ne = n_emb(def), d = ctr__emb_dim(def), lde = ne * d;
     const int has_dense = def->n_dense > 0;
     float *X = s->buf[CTR__FB_E0];
-    int rc = ctr__fwd_embeddings(def, o->pool, n, rows, X, lde, has_dense * d);
+    int rc = ctr__fwd_embeddings(def, o, n, rows, X, lde, has_dense * d);
     if (rc)
         return rc;
     if (has_dense)

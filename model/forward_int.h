@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 #include "ctr/forward.h"
+#include "ctr/kernels.h"
+#include "quant.h"
 
 enum {
     CTR__FB_X,     /* the top MLP's input */
@@ -43,26 +45,40 @@ struct ctr_scratch {
 };
 
 /* The kernel variant with every op filled in (a NULL op of a hand-made
- * variant is the scalar one). */
+ * variant is the scalar one), and the quantized tables' decoders: the
+ * variant's own (ctr__quant_ops_get(k->id)), or for blas and a variant
+ * this CPU cannot decode with (a hand-made one) the widest that runs.
+ * Every decoder gives the same bits, so the choice is only speed. */
 typedef struct {
     ctr_linear_fn linear;
     ctr_ln_rows_fn ln_rows;
     ctr_pool_fn pool;
     ctr_fma_fn fma;
     ctr_add_fn add;
+    const ctr__quant_ops_t *quant;
 } ctr__ops_t;
+
+/* Fills o from k (the forward pass does this once a call). */
+void ctr__ops_resolve(const ctr_kernel_t *k, ctr__ops_t *o);
 
 static inline size_t ctr__max(size_t a, size_t b) { return a > b ? a : b; }
 
 /* The width every embedding has in an interaction model. */
 size_t ctr__emb_dim(const ctr_model_def_t *def);
 
-/* Each categorical feature's embedding of each example (its row, or its
- * bag pooled) into x + r * ldx + off + (sum of the previous dims).
- * CTR_ERANGE for a row past its table (or an empty slot that is not in a
- * bag). rows is [n][ctr_model_slots(def)]. */
-int ctr__fwd_embeddings(const ctr_model_def_t *def, ctr_pool_fn pool, size_t n,
+/* embed.c: each categorical feature's embedding of each example (its row,
+ * decoded from the table's dtype, or its bag pooled: o->pool for fp32,
+ * o->quant's pool forms otherwise) into x + r * ldx + off + (sum of the
+ * previous dims). CTR_ERANGE for a row past its table (or an empty slot
+ * that is not in a bag). rows is [n][ctr_model_slots(def)]. Uses
+ * o->pool and o->quant only. */
+int ctr__fwd_embeddings(const ctr_model_def_t *def, const ctr__ops_t *o, size_t n,
                         const uint32_t *rows, float *x, size_t ldx, size_t off);
+
+/* 0 if categorical feature j's table is there for its dtype (fp32: table;
+ * otherwise qrows, of a dtype this build decodes; a sharer reads its
+ * owner's), else CTR_EINVAL naming it. */
+int ctr__check_table(const ctr_model_def_t *def, size_t j, char *err, size_t errlen);
 
 /* An MLP over n rows of `in` (x, ldx): hidden outputs ping-pong through
  * h0/h1 (ldh), the last layer writes y (ldy). The activation follows every

@@ -134,7 +134,7 @@ int ctr__forward_wukong(const ctr_model_def_t *def, const ctr__ops_t *o, size_t 
     const int has_dense = def->n_dense > 0;
     size_t n_cur = n0_of(def);
     float *cur = s->buf[CTR__FB_E0], *nxt = s->buf[CTR__FB_E1];
-    int rc = ctr__fwd_embeddings(def, o->pool, n, rows, cur, n_cur * d, has_dense * d);
+    int rc = ctr__fwd_embeddings(def, o, n, rows, cur, n_cur * d, has_dense * d);
     if (rc)
         return rc;
     if (has_dense)

@@ -4,9 +4,11 @@
 
 #include <cpuid.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "ctr/common.h"
+#include "ctr/features.h"
 
 size_t ctr_table_row_bytes(ctr_table_dtype_t dtype, size_t dim)
 {
@@ -118,6 +120,67 @@ static void int8_acc_scalar(const void *row, size_t dim, float *acc)
         acc[a] += fmaf((float)q[a], scale, bias);
 }
 
+/* The gather's forms (quant.h). The pool is ctr__pool_scalar's loop with
+ * the decode in place of the fp32 load. */
+static void fp16_rows_scalar(const void *table, size_t dim, const uint32_t *rows, size_t stride,
+                             size_t n, float *out, size_t ldo)
+{
+    const uint8_t *t = table;
+    for (size_t i = 0; i < n; i++)
+        fp16_scalar(t + (size_t)rows[i * stride] * 2 * dim, dim, out + i * ldo);
+}
+
+static void int8_rows_scalar(const void *table, size_t dim, const uint32_t *rows, size_t stride,
+                             size_t n, float *out, size_t ldo)
+{
+    const uint8_t *t = table;
+    const size_t rb = dim + CTR_QUANT_INT8_TRAILER;
+    for (size_t i = 0; i < n; i++)
+        int8_scalar(t + (size_t)rows[i * stride] * rb, dim, out + i * ldo);
+}
+
+static void pool_finish(size_t dim, uint32_t count, ctr_pool_t pool, float *out)
+{
+    if (pool != CTR_POOL_MEAN || !count)
+        return; /* a sum, or an empty bag's zeros */
+    const float c = (float)count;
+    for (size_t a = 0; a < dim; a++)
+        out[a] = out[a] / c;
+}
+
+static void fp16_pool_scalar(const void *table, size_t dim, const uint32_t *slots, size_t n_slots,
+                             ctr_pool_t pool, float *out)
+{
+    const uint8_t *t = table;
+    uint32_t count = 0;
+    for (size_t a = 0; a < dim; a++)
+        out[a] = 0.0f;
+    for (size_t s = 0; s < n_slots; s++) {
+        if (slots[s] == CTR_EMPTY_SLOT)
+            continue;
+        fp16_acc_scalar(t + (size_t)slots[s] * 2 * dim, dim, out);
+        count++;
+    }
+    pool_finish(dim, count, pool, out);
+}
+
+static void int8_pool_scalar(const void *table, size_t dim, const uint32_t *slots, size_t n_slots,
+                             ctr_pool_t pool, float *out)
+{
+    const uint8_t *t = table;
+    const size_t rb = dim + CTR_QUANT_INT8_TRAILER;
+    uint32_t count = 0;
+    for (size_t a = 0; a < dim; a++)
+        out[a] = 0.0f;
+    for (size_t s = 0; s < n_slots; s++) {
+        if (slots[s] == CTR_EMPTY_SLOT)
+            continue;
+        int8_acc_scalar(t + (size_t)slots[s] * rb, dim, out);
+        count++;
+    }
+    pool_finish(dim, count, pool, out);
+}
+
 /* ---- encoder and check ----------------------------------------------- */
 
 int ctr__quant_encode_int8_row(const float *x, size_t dim, uint8_t *row)
@@ -185,30 +248,44 @@ static int cpu_has_f16c(void)
     return (c >> 29) & 1;
 }
 
+#define QUANT_OPS(name, sfx)                                                        \
+    {name, ctr__dequant_fp16_##sfx, ctr__dequant_fp16_acc_##sfx, ctr__dequant_int8_##sfx, \
+     ctr__dequant_int8_acc_##sfx, ctr__dequant_fp16_rows_##sfx, ctr__dequant_int8_rows_##sfx, \
+     ctr__dequant_fp16_pool_##sfx, ctr__dequant_int8_pool_##sfx}
+
 static const ctr__quant_ops_t quant_ops[] = {
-    [CTR_KERNEL_SCALAR] = {"scalar", fp16_scalar, fp16_acc_scalar, int8_scalar, int8_acc_scalar},
-    [CTR_KERNEL_AVX2] = {"avx2", ctr__dequant_fp16_avx2, ctr__dequant_fp16_acc_avx2,
-                         ctr__dequant_int8_avx2, ctr__dequant_int8_acc_avx2},
-    [CTR_KERNEL_AVX512] = {"avx512", ctr__dequant_fp16_avx512, ctr__dequant_fp16_acc_avx512,
-                           ctr__dequant_int8_avx512, ctr__dequant_int8_acc_avx512},
+    [CTR_KERNEL_SCALAR] = {"scalar", fp16_scalar, fp16_acc_scalar, int8_scalar, int8_acc_scalar,
+                           fp16_rows_scalar, int8_rows_scalar, fp16_pool_scalar, int8_pool_scalar},
+    [CTR_KERNEL_AVX2] = QUANT_OPS("avx2", avx2),
+    [CTR_KERNEL_AVX512] = QUANT_OPS("avx512", avx512),
 };
+
+/* Which variants run here, decided once: the forward pass asks for its
+ * decoders on every batch, and CPUID traps to the hypervisor in a VM. */
+static int quant_usable[CTR_KERNEL_AVX512 + 1];
+static pthread_once_t quant_once = PTHREAD_ONCE_INIT;
+
+static void quant_detect(void)
+{
+    int f16c = cpu_has_f16c();
+    quant_usable[CTR_KERNEL_SCALAR] = 1;
+    quant_usable[CTR_KERNEL_AVX2] = f16c && ctr_cpu_has_avx2_fma();
+    quant_usable[CTR_KERNEL_AVX512] = f16c && ctr_cpu_has_avx512();
+}
 
 const ctr__quant_ops_t *ctr__quant_ops_get(ctr_kernel_id_t id)
 {
-    int f16c = cpu_has_f16c();
+    pthread_once(&quant_once, quant_detect);
     switch (id) {
     case CTR_KERNEL_SCALAR:
-        return &quant_ops[CTR_KERNEL_SCALAR];
     case CTR_KERNEL_AVX2:
-        return f16c && ctr_cpu_has_avx2_fma() ? &quant_ops[CTR_KERNEL_AVX2] : NULL;
     case CTR_KERNEL_AVX512:
-        return f16c && ctr_cpu_has_avx512() ? &quant_ops[CTR_KERNEL_AVX512] : NULL;
+        return quant_usable[id] ? &quant_ops[id] : NULL;
     case CTR_KERNEL_BLAS:
     case CTR_KERNEL_AUTO:
-        if (f16c && ctr_cpu_has_avx512())
-            return &quant_ops[CTR_KERNEL_AVX512];
-        if (f16c && ctr_cpu_has_avx2_fma())
-            return &quant_ops[CTR_KERNEL_AVX2];
+        for (int v = CTR_KERNEL_AVX512; v > CTR_KERNEL_SCALAR; v--)
+            if (quant_usable[v])
+                return &quant_ops[v];
         return &quant_ops[CTR_KERNEL_SCALAR];
     }
     return NULL;

@@ -52,12 +52,32 @@ float ctr__half_to_float(uint16_t h);
 /* out[a] = x[a] of the row, a < dim (decode), or acc[a] += x[a] (acc). */
 typedef void (*ctr__dequant_fn)(const void *row, size_t dim, float *out);
 
+/* The gather's forms, so that it makes one indirect call per feature and
+ * batch (rows) or per bag (pool), as for fp32, never one per row. `table`
+ * is the first stored row; rows and slots index it in rows of
+ * ctr_table_row_bytes(dtype, dim) bytes and are checked by the caller.
+ *   rows: for i < n: out + i * ldo = x of row rows[i * stride].
+ *   pool: ctr_pool_fn's definition (ctr/kernels.h) over decoded rows:
+ *         acc = 0; for each slot in order that is not CTR_EMPTY_SLOT:
+ *         acc[a] += x[a] (plain float adds); out = acc (sum), or
+ *         acc[a] / (float)count (mean); an empty bag gives zeros. So a
+ *         quantized bag pools to the bits of the fp32 pool over the
+ *         decoded table. */
+typedef void (*ctr__dequant_rows_fn)(const void *table, size_t dim, const uint32_t *rows,
+                                     size_t stride, size_t n, float *out, size_t ldo);
+typedef void (*ctr__dequant_pool_fn)(const void *table, size_t dim, const uint32_t *slots,
+                                     size_t n_slots, ctr_pool_t pool, float *out);
+
 typedef struct {
     const char *name;           /* "scalar", "avx2", "avx512" */
     ctr__dequant_fn fp16;
     ctr__dequant_fn fp16_acc;
     ctr__dequant_fn int8;
     ctr__dequant_fn int8_acc;
+    ctr__dequant_rows_fn fp16_rows;
+    ctr__dequant_rows_fn int8_rows;
+    ctr__dequant_pool_fn fp16_pool;
+    ctr__dequant_pool_fn int8_pool;
 } ctr__quant_ops_t;
 
 /* The decoders of kernel variant `id` (SCALAR, AVX2, AVX512; BLAS and AUTO
@@ -86,13 +106,27 @@ int ctr__quant_check_row(ctr_table_dtype_t dtype, const void *row, size_t dim, s
                          char *err, size_t errlen);
 
 /* Per-ISA entries (quant_avx2.c, quant_avx512.c). */
-void ctr__dequant_fp16_avx2(const void *row, size_t dim, float *out);
-void ctr__dequant_fp16_acc_avx2(const void *row, size_t dim, float *acc);
-void ctr__dequant_int8_avx2(const void *row, size_t dim, float *out);
-void ctr__dequant_int8_acc_avx2(const void *row, size_t dim, float *acc);
-void ctr__dequant_fp16_avx512(const void *row, size_t dim, float *out);
-void ctr__dequant_fp16_acc_avx512(const void *row, size_t dim, float *acc);
-void ctr__dequant_int8_avx512(const void *row, size_t dim, float *out);
-void ctr__dequant_int8_acc_avx512(const void *row, size_t dim, float *acc);
+#define CTR__QUANT_DECLARE(sfx)                                                          \
+    void ctr__dequant_fp16_##sfx(const void *row, size_t dim, float *out);               \
+    void ctr__dequant_fp16_acc_##sfx(const void *row, size_t dim, float *acc);           \
+    void ctr__dequant_int8_##sfx(const void *row, size_t dim, float *out);               \
+    void ctr__dequant_int8_acc_##sfx(const void *row, size_t dim, float *acc);           \
+    void ctr__dequant_fp16_rows_##sfx(const void *table, size_t dim, const uint32_t *rows, \
+                                      size_t stride, size_t n, float *out, size_t ldo);  \
+    void ctr__dequant_int8_rows_##sfx(const void *table, size_t dim, const uint32_t *rows, \
+                                      size_t stride, size_t n, float *out, size_t ldo);  \
+    void ctr__dequant_fp16_pool_##sfx(const void *table, size_t dim, const uint32_t *slots, \
+                                      size_t n_slots, ctr_pool_t pool, float *out);      \
+    void ctr__dequant_int8_pool_##sfx(const void *table, size_t dim, const uint32_t *slots, \
+                                      size_t n_slots, ctr_pool_t pool, float *out);
+CTR__QUANT_DECLARE(avx2)
+CTR__QUANT_DECLARE(avx512)
+
+/* Test-only: quant_avx512.c compiled against SIMDe (-DCTR_AVX512_SIMDE
+ * -mavx2 -mfma -mf16c) into build/tests/quant_avx512_simde.o, so the
+ * AVX-512 decoders' logic is checked bit for bit on CPUs without AVX-512
+ * (it needs AVX2, FMA and F16C). Not part of libctr. */
+CTR__QUANT_DECLARE(avx512_simde)
+extern const ctr__quant_ops_t ctr__quant_ops_avx512_simde;
 
 #endif

@@ -7,11 +7,15 @@
  * every variant, with no byte past the row read (rows end at the end of a
  * malloc'd block, which ASan checks); the encoder's round trip is within
  * scale/2 per element; constant rows; the check refuses NaN, infinite and
- * negative scales and bias, and overflow. */
+ * negative scales and bias, and overflow. The gather's rows and pool forms
+ * agree with the per-row decoders and with the fp32 pool over decoded
+ * rows. Variants: scalar, AVX2+F16C, AVX-512 natively and through SIMDe. */
 #include <math.h>
 
 #include "ctr/common.h"
+#include "ctr/features.h"
 #include "ctr/kernels.h"
+#include "kernels_int.h"
 #include "quant.h"
 #include "testutil.h"
 
@@ -27,6 +31,11 @@ static size_t variants(const ctr__quant_ops_t **v)
         else
             printf("variant %s: not run (this CPU or OS lacks it)\n", names[i]);
     }
+    /* quant_avx512.c through SIMDe: built with -mavx2 -mfma -mf16c. */
+    if (ctr__quant_ops_get(CTR_KERNEL_AVX2))
+        v[n++] = &ctr__quant_ops_avx512_simde;
+    else
+        printf("variant avx512-simde: not run (built with -mavx2 -mfma -mf16c, which this CPU lacks)\n");
     return n;
 }
 
@@ -246,12 +255,99 @@ static void test_check_and_edges(void)
     CHECK_EQ_INT(ctr_table_dtype_parse("f32"), CTR_TABLE_F32);
 }
 
+/* A table of finite rows of dtype (fp16: random halves but inf and NaN;
+ * int8: random q, scale and bias), exactly rows * row_bytes long, and its
+ * scalar decode. */
+static uint8_t *forms_table(ctr_table_dtype_t dtype, size_t dim, size_t rows, float *dec)
+{
+    const size_t rb = ctr_table_row_bytes(dtype, dim);
+    uint8_t *t = malloc(rows * rb);
+    CTR_ASSERT(t);
+    const ctr__quant_ops_t *s = ctr__quant_ops_get(CTR_KERNEL_SCALAR);
+    for (size_t r = 0; r < rows; r++) {
+        uint8_t *row = t + r * rb;
+        if (dtype == CTR_TABLE_F16) {
+            for (size_t a = 0; a < dim; a++) {
+                uint16_t h;
+                do
+                    h = (uint16_t)rnd();
+                while (((h >> 10) & 31) == 31);
+                row[2 * a] = (uint8_t)h;
+                row[2 * a + 1] = (uint8_t)(h >> 8);
+            }
+            s->fp16(row, dim, dec + r * dim);
+        } else {
+            for (size_t a = 0; a < dim; a++)
+                row[a] = (uint8_t)rnd();
+            float scale = r % 5 == 0 ? 0.0f : rndf(0.0f, 0.1f), bias = rndf(-2.0f, 2.0f);
+            memcpy(row + dim, &scale, 4);
+            memcpy(row + dim + 4, &bias, 4);
+            s->int8(row, dim, dec + r * dim);
+        }
+    }
+    return t;
+}
+
+/* The gather's forms: rows decode each row where the per-row decoder
+ * would, touching nothing else; pool gives, in every variant, the bits
+ * of the fp32 pool (ctr__pool_scalar) over the scalar-decoded table. */
+static void test_forms(const ctr__quant_ops_t **v, size_t nv)
+{
+    static const size_t dims[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 63, 64, 65, 100, 128};
+    enum { ROWS = 37, N = 23, STRIDE = 3, MAXD = 128, LDO = MAXD + 5 };
+    static float dec[ROWS * MAXD], want[N * LDO], got[N * LDO];
+    uint32_t idx[N * STRIDE];
+    size_t cases = 0;
+    for (size_t di = 0; di < CTR_ARRAY_LEN(dims); di++)
+        for (int dt = 0; dt < 2; dt++) {
+            const ctr_table_dtype_t dtype = dt ? CTR_TABLE_INT8_ROWWISE : CTR_TABLE_F16;
+            const size_t dim = dims[di], ldo = dim + 3;
+            uint8_t *t = forms_table(dtype, dim, ROWS, dec);
+            for (size_t i = 0; i < N * STRIDE; i++)
+                idx[i] = i % 7 == 0 ? ROWS - 1 : rnd() % ROWS;
+            for (size_t i = 0; i < N * LDO; i++)
+                want[i] = -777.0f;
+            for (size_t i = 0; i < N; i++)
+                memcpy(want + i * ldo, dec + (size_t)idx[i * STRIDE] * dim, dim * sizeof(float));
+            for (size_t k = 0; k < nv; k++) {
+                for (size_t i = 0; i < N * LDO; i++)
+                    got[i] = -777.0f;
+                (dt ? v[k]->int8_rows : v[k]->fp16_rows)(t, dim, idx, STRIDE, N, got, ldo);
+                CHECKF(memcmp(got, want, sizeof got) == 0, "%s %s_rows dim %zu", v[k]->name,
+                       dt ? "int8" : "fp16", dim);
+            }
+            /* Bags of 0..9 slots, empty ones anywhere, sum and mean. */
+            for (size_t rep = 0; rep < 40; rep++) {
+                uint32_t slots[9];
+                const size_t n_slots = rep % 10;
+                for (size_t q = 0; q < n_slots; q++)
+                    slots[q] = rnd() % 4 == 0 ? CTR_EMPTY_SLOT : rnd() % ROWS;
+                const ctr_pool_t pool = rep % 2 ? CTR_POOL_MEAN : CTR_POOL_SUM;
+                float pw[MAXD + 1], pg[MAXD + 1];
+                ctr__pool_scalar(dec, dim, slots, n_slots, pool, pw);
+                pw[dim] = 4242.0f;
+                for (size_t k = 0; k < nv; k++) {
+                    memset(pg, 0x5c, sizeof pg);
+                    pg[dim] = 4242.0f;
+                    (dt ? v[k]->int8_pool : v[k]->fp16_pool)(t, dim, slots, n_slots, pool, pg);
+                    CHECKF(memcmp(pg, pw, (dim + 1) * sizeof(float)) == 0, "%s %s_pool dim %zu, %zu slots, %s",
+                           v[k]->name, dt ? "int8" : "fp16", dim, n_slots, pool ? "mean" : "sum");
+                    cases++;
+                }
+            }
+            free(t);
+        }
+    printf("rows and pool forms: %zu widths, %zu pool cases, %zu variants agree\n",
+           CTR_ARRAY_LEN(dims), cases, nv);
+}
+
 int main(void)
 {
-    const ctr__quant_ops_t *v[3];
+    const ctr__quant_ops_t *v[4];
     size_t nv = variants(v);
     test_fp16(v, nv);
     test_int8(v, nv);
+    test_forms(v, nv);
     test_check_and_edges();
     return test_main_end();
 }
