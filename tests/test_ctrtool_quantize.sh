@@ -212,6 +212,7 @@ expect_fail() {  # WANT_RC PATTERN ARGS...
 }
 expect_fail 2 int9 --in "$T/mlp.ctrm" --out "$T/x.ctrm" --dtype int9
 expect_fail 2 "'nope'" --in "$T/mlp.ctrm" --out "$T/x.ctrm" --dtype int8 --tables C1,nope
+expect_fail 2 "'I3' is a dense feature" --in "$T/mlp.ctrm" --out "$T/x.ctrm" --dtype int8 --tables I3
 expect_fail 2 "empty" --in "$T/mlp.ctrm" --out "$T/x.ctrm" --dtype int8 --tables C1,,C2
 expect_fail 2 -- "--in" --out "$T/x.ctrm" --dtype int8
 expect_fail 2 -- "--dtype" --in "$T/mlp.ctrm" --out "$T/x.ctrm"

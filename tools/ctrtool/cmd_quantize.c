@@ -119,11 +119,19 @@ static int select_tables(const ctr_model_def_t *d, const char *list, bool *sel)
     for (const char *p = list;; p++) {
         size_t len = strcspn(p, ",");
         long j = len ? find_table(d, p, len) : -1;
+        for (size_t k = 0; j < 0 && k < d->n_dense; k++)
+            if (strlen(d->dense[k].name) == len && !strncmp(d->dense[k].name, p, len)) {
+                fprintf(stderr, "ctrtool quantize: --tables: '%.*s' is a dense feature: only embedding tables "
+                                "are quantized\n", (int)len, p);
+                return 2;
+            }
         if (j < 0) {
             fprintf(stderr, "ctrtool quantize: --tables: %s '%.*s': the model's categorical features are",
                     len ? "no table or categorical feature named" : "empty name", (int)len, p);
-            for (size_t k = 0; k < d->n_cat; k++)
+            for (size_t k = 0; k < d->n_cat && k < 32; k++)
                 fprintf(stderr, "%s%s", k ? ", " : " ", d->cat[k].name);
+            if (d->n_cat > 32)
+                fprintf(stderr, ", ... (%zu in all)", d->n_cat);
             fprintf(stderr, "%s\n", d->n_cat ? "" : " none");
             return 2;
         }
