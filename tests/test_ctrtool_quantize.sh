@@ -217,6 +217,12 @@ expect_fail 2 "empty" --in "$T/mlp.ctrm" --out "$T/x.ctrm" --dtype int8 --tables
 expect_fail 2 -- "--in" --out "$T/x.ctrm" --dtype int8
 expect_fail 2 -- "--dtype" --in "$T/mlp.ctrm" --out "$T/x.ctrm"
 expect_fail 1 "$T/absent.ctrm" --in "$T/absent.ctrm" --out "$T/x.ctrm" --dtype f16
+# a source corrupted on disk is refused (its checksums are checked), not
+# laundered into a file with valid ones; --no-verify skips the check
+cp "$T/mlp.ctrm" "$T/bad.ctrm"
+$PY -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(-4, 2); b = f.read(1); f.seek(-4, 2); f.write(bytes([b[0] ^ 1]))' "$T/bad.ctrm"
+expect_fail 1 "emb.C26" --in "$T/bad.ctrm" --out "$T/x.ctrm" --dtype int8
+"$tool" quantize --in "$T/bad.ctrm" --out "$T/x.ctrm" --dtype int8 --no-verify >/dev/null || fail "--no-verify"
 "$tool" synth --out "$T/dense.ctrm" --rows-per-table 10 --categorical 0 --hidden 4 >/dev/null
 expect_fail 1 "no embedding tables" --in "$T/dense.ctrm" --out "$T/x.ctrm" --dtype f16
 

@@ -16,6 +16,10 @@
  * second rounding of already rounded values is better avoided anyway, so
  * the message says to quantize the fp32 model.
  *
+ * The source's checksums are verified first (--no-verify skips it): the
+ * writer hashes what it writes, so a source corrupted on disk would
+ * otherwise come out with valid checksums.
+ *
  * The provenance (always a JSON object in a file) is kept and gets a
  * "quantized" member: the tool, the source file's name and digest and each
  * table's dtype; an earlier "quantized" member moves into its "previous".
@@ -40,6 +44,7 @@
 typedef struct {
     const char *in, *out, *tables;
     int dtype;
+    int verify;
 } quant_args_t;
 
 static int parse_dtype(const char *text, void *field, char *err, size_t errlen)
@@ -64,6 +69,8 @@ static const ctr_opt_t quant_rows[] = {
     {"tables", NULL, CTR_OPT_STR, 0, AT(tables), .metavar = "C1,C2,..",
      .help = "categorical features (or tensors emb.C1,..) whose tables to convert;\n"
              "a feature sharing a table names its owner's [every table]"},
+    {"no-verify", NULL, CTR_OPT_BOOL, CTR_OPT_NEGATE, AT(verify),
+     .help = "skip checking the source's SHA-256s first (one more pass over it)"},
 };
 
 static const ctr_opts_t quant_spec = {
@@ -233,7 +240,7 @@ static void report(const ctr_model_def_t *src, const ctr_model_def_t *d, const b
 
 int ctr__cmd_quantize(int argc, char **argv)
 {
-    quant_args_t a = {.dtype = CTR_TABLE_F32};
+    quant_args_t a = {.dtype = CTR_TABLE_F32, .verify = 1};
     ctr_opts_result_t res;
     int st = ctr__tool_args("quantize", &quant_spec, &a, sizeof a, argc, argv, &res);
     if (st >= 0)
@@ -244,6 +251,13 @@ int ctr__cmd_quantize(int argc, char **argv)
     int rc = ctr_model_open(a.in, &m, err, sizeof err);
     if (rc) {
         fprintf(stderr, "ctrtool quantize: %s: %s (%s)\n", a.in, err, ctr_strerror(rc));
+        return 1;
+    }
+    /* The writer hashes what it writes: a source corrupted on disk would
+     * come out with valid checksums, so its own are checked first. */
+    if (a.verify && (rc = ctr_model_verify(m, err, sizeof err))) {
+        fprintf(stderr, "ctrtool quantize: %s: %s (%s)\n", a.in, err, ctr_strerror(rc));
+        ctr_model_close(m);
         return 1;
     }
     const ctr_model_def_t *src = ctr_model_def(m);
