@@ -166,6 +166,22 @@ grep -q "^    C3 .* int8_rowwise *shares C1$" "$T/insp.txt" || fail "inspect: sh
 grep -q "^    tables: [0-9]* bytes ([0-9.]* MiB) in 24 tables (int8_rowwise 24); 0.5000 of their" "$T/insp.txt" \
     || fail "inspect: totals: $(grep 'tables:' "$T/insp.txt")"
 
+# synth --emb-dtype encodes as it streams: the tensors quantize makes of the f32 model
+for m in mlp dot; do
+    extra=$([ $m = dot ] && echo "--arch dot --bottom 16" || true)
+    "$tool" synth --out "$T/$m.s8.ctrm" "${small[@]}" --seed $([ $m = dot ] && echo 4 || echo 3) $extra \
+        --emb-dtype int8 >/dev/null || fail "synth --emb-dtype int8 ($m)"
+    "$tool" verify "$T/$m.s8.ctrm" >/dev/null || fail "synth --emb-dtype int8 ($m): verify"
+    "$tool" inspect --json "$T/$m.s8.ctrm" >"$T/a.json"
+    "$tool" inspect --json "$T/$m.int8.ctrm" >"$T/b.json"
+    $PY - "$T/a.json" "$T/b.json" <<'EOF' || fail "synth --emb-dtype int8 ($m): tensors differ from quantize's"
+import json, sys
+a, b = (sorted((t["name"], t["dtype"], t["nbytes"], t["sha256"]) for t in json.load(open(f))["header"]["tensors"])
+        for f in sys.argv[1:3])
+assert a == b
+EOF
+done
+
 # --- subsets, mixed dtypes, already quantized -----------------------------
 "$tool" quantize --in "$T/mlp.ctrm" --out "$T/sub.ctrm" --dtype int8 --tables C1,emb.C2 >"$T/q.out"
 grep -q "^    C4  *f32 (kept) " "$T/q.out" || fail "subset: C4 not reported kept"
