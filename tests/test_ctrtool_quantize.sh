@@ -273,6 +273,18 @@ bp = json.load(open(sys.argv[2]))["header"]["provenance"]
 assert "emb_dtype" not in bp["hyperparameters"] and "metrics_fp32" not in bp
 print("train int8: AUC %.6f (fp32 weights %.6f), eval %.6f; tensors equal quantize's" % (tr["auc"], f32["auc"], ev["auc"]))
 EOF
+# f16 through an interaction model: ctrtool eval reproduces the recorded metrics
+"$tool" train "${tr[@]}" --out "$T/tdot16.ctrm" --arch dot --bottom 16 --emb-dtype f16 --quiet \
+    || fail "train --arch dot --emb-dtype f16"
+"$tool" inspect --json "$T/tdot16.ctrm" >"$T/a.json"
+"$tool" eval --model "$T/tdot16.ctrm" --data "$T/train.tsv" --json >"$T/b.json"
+$PY - "$T/a.json" "$T/b.json" <<'EOF' || fail "train --arch dot --emb-dtype f16: eval does not reproduce the metrics"
+import json, sys
+h, ev = json.load(open(sys.argv[1]))["header"], json.load(open(sys.argv[2]))
+assert {t["dtype"] for t in h["tensors"] if t["name"].startswith("emb.")} == {"f16"}
+tr = h["provenance"]["metrics"]["train"]
+assert ev["n"] == tr["n"] and abs(ev["auc"] - tr["auc"]) < 1e-9 and abs(ev["logloss"] - tr["logloss"]) < 1e-9, (ev, tr)
+EOF
 if "$tool" train "${tr[@]}" --out "$T/x.ctrm" --emb-dtype int4 --quiet 2>"$T/err"; then fail "--emb-dtype int4 accepted"; fi
 grep -q "emb-dtype" "$T/err" || fail "--emb-dtype int4 message: $(cat "$T/err")"
 
