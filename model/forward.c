@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "ctr/common.h"
-#include "ctr/features.h"
 #include "detmath_int.h"
 #include "forward_int.h"
 #include "kernels_int.h"
