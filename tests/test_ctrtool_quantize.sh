@@ -11,9 +11,12 @@
 #  - ctrtool score on the quantized model: finite, close to the fp32
 #    model's (f16: 5e-4, int8: 5e-3), and the same bits with every
 #    kernel this CPU runs (scalar, avx2, avx512);
+#  - --dtype f32 decodes a quantized model back to fp32, and that model
+#    scores the quantized model's bits (the format's promise, end to end
+#    through files: the tool's decode against the engine's gather);
 #  - --tables subsets (a feature, a tensor name, a sharer naming its
 #    owner), a mixed f16 + int8 model, a table already in the dtype asked
-#    for (copied), already quantized to another (refused, named);
+#    for (copied), already quantized to another (decoded, re-encoded);
 #  - errors name what is wrong: an unknown dtype, an unknown table, no
 #    --in, a missing file;
 #  - train --emb-dtype: f32 is byte-identical to no flag; int8 writes the
@@ -157,6 +160,16 @@ for m in mlp dot dcn wk share; do
         inspect_tables "$q"
         score_all "$q" "$T/rows.tsv" "$T/$m.$dt.txt"
         close "$T/$m.f32.txt" "$T/$m.$dt.txt" "$([ $dt = f16 ] && echo 5e-4 || echo 5e-3)" "$m $dt vs f32"
+        # --dtype f32 decodes it back: the fp32 model that scores the quantized model's bits
+        d="$T/$m.$dt.f32.ctrm"
+        "$tool" quantize --in "$q" --out "$d" --dtype f32 >"$T/q.out" 2>"$T/q.err" \
+            || fail "$m $dt: quantize --dtype f32: $(cat "$T/q.err")"
+        grep -q "^    C1  *$full -> f32 (decoded)  *301  *8 " "$T/q.out" || fail "$m $dt -> f32: $(grep C1 "$T/q.out")"
+        "$tool" verify "$d" >/dev/null || fail "$m $dt -> f32: verify"
+        layout "$q" "$d" f32 all
+        score_all "$d" "$T/rows.tsv" "$T/$m.$dt.f32.txt"
+        cmp -s "$T/$m.$dt.txt" "$T/$m.$dt.f32.txt" || fail "$m $dt: the decoded fp32 model scores other bits"
+        echo "$m $dt: decoded to f32, the same score bits"
     done
 done
 grep -q "^    C3  *shares C1$" <("$tool" quantize --in "$T/share.ctrm" --out "$T/x.ctrm" --dtype int8) \
@@ -186,9 +199,12 @@ done
 "$tool" quantize --in "$T/mlp.ctrm" --out "$T/sub.ctrm" --dtype int8 --tables C1,emb.C2 >"$T/q.out"
 grep -q "^    C4  *f32 (kept) " "$T/q.out" || fail "subset: C4 not reported kept"
 layout "$T/mlp.ctrm" "$T/sub.ctrm" int8_rowwise C1,C2
-"$tool" quantize --in "$T/sub.ctrm" --out "$T/mixed.ctrm" --dtype f16 --tables C2,C7 2>"$T/err" \
-    && fail "int8 C2 re-quantized to f16 without a word"
-grep -q "C2 is already int8_rowwise" "$T/err" || fail "re-quantize message: $(cat "$T/err")"
+"$tool" quantize --in "$T/sub.ctrm" --out "$T/re.ctrm" --dtype f16 --tables C2,C7 >"$T/q.out"
+grep -q "^    C2  *int8_rowwise -> f16 (decoded) " "$T/q.out" || fail "int8 -> f16: $(grep C2 "$T/q.out")"
+grep -q "^    C1  *int8_rowwise (kept) " "$T/q.out" || fail "int8 C1 not kept: $(grep C1 "$T/q.out")"
+"$tool" verify "$T/re.ctrm" >/dev/null || fail "int8 -> f16: verify"
+score_all "$T/re.ctrm" "$T/rows.tsv" "$T/re.txt"
+close "$T/mlp.f32.txt" "$T/re.txt" 5e-3 "int8 -> f16 (two roundings)"
 "$tool" quantize --in "$T/sub.ctrm" --out "$T/mixed.ctrm" --dtype f16 --tables C7,C8 >/dev/null
 "$tool" quantize --in "$T/mixed.ctrm" --out "$T/mixed2.ctrm" --dtype int8 --tables C1 >"$T/q.out"
 grep -q "^    C1  *int8_rowwise (already) " "$T/q.out" || fail "already: $(grep C1 "$T/q.out")"
@@ -299,4 +315,7 @@ grep -q "emb-dtype" "$T/err" || fail "--emb-dtype int4 message: $(cat "$T/err")"
 score_all "$T/bags.ctrm" "$T/bagrows.csv" "$T/bags32.txt" --format csv
 score_all "$T/bags8.ctrm" "$T/bagrows.csv" "$T/bags8.txt" --format csv
 close "$T/bags32.txt" "$T/bags8.txt" 5e-3 "bags int8 vs f32"
+"$tool" quantize --in "$T/bags8.ctrm" --out "$T/bagsd.ctrm" --dtype f32 >/dev/null
+score_all "$T/bagsd.ctrm" "$T/bagrows.csv" "$T/bagsd.txt" --format csv
+cmp -s "$T/bags8.txt" "$T/bagsd.txt" || fail "bags: the decoded fp32 model scores other bits"
 echo "ok: quantize on 5 architectures x 2 dtypes, subsets, errors, train --emb-dtype, bags"

@@ -11,10 +11,12 @@
  *
  * A shared table is quantized once, by its owner; naming a sharer names
  * its owner's table. A table already stored in the dtype asked for is
- * copied as is. A table already quantized to another dtype is refused:
- * the tool has no public decode to go back to fp32 (QUESTIONS.md), and a
- * second rounding of already rounded values is better avoided anyway, so
- * the message says to quantize the fp32 model.
+ * copied as is. A table already quantized to another dtype is decoded and
+ * streamed to the writer through its fill callback: --dtype f32 gives
+ * back the fp32 model that scores exactly as the quantized one (the
+ * format's promise, which tests/test_ctrtool_quantize.sh checks bit for
+ * bit against the engine's gather), and f16 <-> int8 re-encodes decoded
+ * values (a second rounding: the report says "decoded").
  *
  * The source's checksums are verified first (--no-verify skips it): the
  * writer hashes what it writes, so a source corrupted on disk would
@@ -26,6 +28,7 @@
  * Exit status: 0 written, 1 failure, 2 usage. */
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,7 +68,7 @@ static const ctr_opt_t quant_rows[] = {
     {"dtype", NULL, CTR_OPT_CUSTOM, CTR_OPT_REQUIRED, AT(dtype), .parse = parse_dtype, .metavar = "T",
      .help = "f16 (= fp16): IEEE halves, 2 bytes a value;\n"
              "int8 (= int8_rowwise): a byte a value + a float scale and bias a row;\n"
-             "f32: the table as it is if fp32 already"},
+             "f32: decode quantized tables back to fp32"},
     {"tables", NULL, CTR_OPT_STR, 0, AT(tables), .metavar = "C1,C2,..",
      .help = "categorical features (or tensors emb.C1,..) whose tables to convert;\n"
              "a feature sharing a table names its owner's [every table]"},
@@ -75,11 +78,12 @@ static const ctr_opt_t quant_rows[] = {
 
 static const ctr_opts_t quant_spec = {
     quant_rows, CTR_ARRAY_LEN(quant_rows),
-    "usage: ctrtool quantize --in MODEL --out MODEL --dtype f16|int8 [--tables C1,C2,..]\n"
+    "usage: ctrtool quantize --in MODEL --out MODEL --dtype f16|int8|f32 [--tables C1,C2,..]\n"
     "  stores embedding tables as f16 or int8_rowwise (docs/MODEL_FORMAT.md); weights,\n"
     "  biases and the other tables are copied; the source is streamed, not loaded\n\n",
     "Prints each table's dtype and bytes before and after. A table already\n"
-    "quantized to another dtype is refused: quantize the fp32 model instead.\n",
+    "quantized is decoded first: --dtype f32 gives back the fp32 model that\n"
+    "scores exactly as the quantized one; f16 <-> int8 rounds a second time.\n",
 };
 
 static double now_s(void)
@@ -199,6 +203,64 @@ static void advise_sequential(const ctr_model_def_t *d)
     }
 }
 
+/* ---- the format's decode (docs/MODEL_FORMAT.md "Table dtypes") ----------
+ * ctrtool sees only include/ctr/, and libctr exports no decode (the
+ * engine's is model/quant.c, internal), so the tool decodes the stored
+ * bytes as the format defines them, as any reader of the file may: a half
+ * is its exact value as a float; an int8_rowwise element is
+ * fmaf((float)q, scale, bias). Equal to the engine's by the test that
+ * de-quantized models score the quantized model's bits. */
+
+static float bits_float(uint32_t b)
+{
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* Exact: every half is a float (a NaN gets its payload shifted up 13 bits
+ * and the quiet bit, as F16C does; a verified f16 table holds none). */
+static float half_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    if (exp == 0x1f)
+        return bits_float(sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0));
+    if (exp)
+        return bits_float(sign | ((exp + 112) << 23) | (man << 13));
+    float x = (float)man * 0x1p-24f; /* a subnormal half: man 2^-24, exact */
+    return sign ? -x : x;
+}
+
+typedef struct {
+    const ctr_model_def_t *src;
+} decode_ctx_t;
+
+/* ctr_table_fill_fn: rows of the source's stored table cat_index as floats. */
+static int decode_fill(void *vctx, size_t cat_index, uint64_t first_row, uint64_t n_rows, float *out)
+{
+    const decode_ctx_t *ctx = vctx;
+    const ctr_cat_def_t *c = &ctx->src->cat[cat_index];
+    size_t dim = c->dim, rb = ctr_table_row_bytes(c->dtype, dim);
+    if (!c->qrows || !rb)
+        return CTR_EINVAL;
+    const uint8_t *row = (const uint8_t *)c->qrows + first_row * rb;
+    for (uint64_t r = 0; r < n_rows; r++, row += rb, out += dim) {
+        if (c->dtype == CTR_TABLE_F16) {
+            for (size_t a = 0; a < dim; a++)
+                out[a] = half_float((uint16_t)(row[2 * a] | row[2 * a + 1] << 8));
+        } else if (c->dtype == CTR_TABLE_INT8_ROWWISE) {
+            float scale, bias;
+            memcpy(&scale, row + dim, sizeof scale);
+            memcpy(&bias, row + dim + sizeof scale, sizeof bias);
+            for (size_t a = 0; a < dim; a++)
+                out[a] = fmaf((float)row[a], scale, bias);
+        } else {
+            return CTR_EINVAL;
+        }
+    }
+    return 0;
+}
+
 /* One line per table and the totals, after the write. */
 static void report(const ctr_model_def_t *src, const ctr_model_def_t *d, const bool *sel, const char *in,
                    const char *out, uint64_t in_size, double seconds)
@@ -219,7 +281,8 @@ static void report(const ctr_model_def_t *src, const ctr_model_def_t *d, const b
         if (s->dtype == c->dtype)
             snprintf(what, sizeof what, "%s (%s)", ctr_table_dtype_name(c->dtype), sel[j] ? "already" : "kept");
         else
-            snprintf(what, sizeof what, "%s -> %s", ctr_table_dtype_name(s->dtype), ctr_table_dtype_name(c->dtype));
+            snprintf(what, sizeof what, "%s -> %s%s", ctr_table_dtype_name(s->dtype), ctr_table_dtype_name(c->dtype),
+                     s->dtype != CTR_TABLE_F32 ? " (decoded)" : "");
         printf("    %-24s %-28s %12" PRIu64 " %6" PRIu32 " %16" PRIu64 " %16" PRIu64 " %7.4f\n", c->name, what,
                (uint64_t)c->buckets + 1, c->dim, b, a, b ? (double)a / (double)b : 1.0);
         before += b;
@@ -284,13 +347,10 @@ int ctr__cmd_quantize(int argc, char **argv)
         ctr_cat_def_t *c = &cat[j];
         if (!sel[j] || c->dtype == to)
             continue;  /* copied as stored: qrows, or the fp32 table */
-        if (c->dtype != CTR_TABLE_F32) {
-            fprintf(stderr, "ctrtool quantize: %s: table %s is already %s; converting it to %s would need "
-                            "decoding it first: quantize the fp32 model instead\n",
-                    a.in, c->name, ctr_table_dtype_name(c->dtype), ctr_table_dtype_name(to));
-            goto done;
-        }
-        /* The writer encodes the mapped fp32 rows in chunks. */
+        /* The writer encodes the mapped fp32 rows in chunks, or the rows
+         * decode_fill decodes from the stored ones (table NULL). */
+        if (c->dtype != CTR_TABLE_F32)
+            c->table = NULL;
         c->dtype = to;
         c->qrows = NULL;
     }
@@ -307,7 +367,8 @@ int ctr__cmd_quantize(int argc, char **argv)
     }
     def.provenance_json = prov;
     advise_sequential(src);
-    if ((rc = ctr_model_write(a.out, &def, NULL, NULL, err, sizeof err))) {
+    decode_ctx_t dctx = {src};
+    if ((rc = ctr_model_write(a.out, &def, decode_fill, &dctx, err, sizeof err))) {
         fprintf(stderr, "ctrtool quantize: %s: %s (%s)\n", a.out, err, ctr_strerror(rc));
         goto done;
     }
