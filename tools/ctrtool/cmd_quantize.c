@@ -4,7 +4,7 @@
  * The model is opened (mmapped) with ctr_model_open, its description
  * copied, the chosen tables' dtype set, and the copy handed to
  * ctr_model_write, which encodes each chosen table from its mapped fp32
- * rows in chunks with the format's one encoder (model/quant.h): a model
+ * rows in chunks with the reference encoder (model/quant_encode.c): a model
  * larger than memory is quantized without reading it into memory (the
  * tables' pages advised sequential: advise_sequential). Every
  * other tensor (weights, biases, tables not chosen) is written as it was.
@@ -79,8 +79,9 @@ static const ctr_opt_t quant_rows[] = {
 static const ctr_opts_t quant_spec = {
     quant_rows, CTR_ARRAY_LEN(quant_rows),
     "usage: ctrtool quantize --in MODEL --out MODEL --dtype f16|int8|f32 [--tables C1,C2,..]\n"
-    "  stores embedding tables as f16 or int8_rowwise (docs/MODEL_FORMAT.md); weights,\n"
-    "  biases and the other tables are copied; the source is streamed, not loaded\n\n",
+    "  stores embedding tables as f16 or int8_rowwise (docs/MODEL_FORMAT.md), or back\n"
+    "  as f32; weights, biases and the other tables are copied; the source is\n"
+    "  streamed, not loaded\n\n",
     "Prints each table's dtype and bytes before and after. A table already\n"
     "quantized is decoded first: --dtype f32 gives back the fp32 model that\n"
     "scores exactly as the quantized one; f16 <-> int8 rounds a second time.\n",
