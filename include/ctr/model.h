@@ -232,6 +232,12 @@ int ctr_model_write(const char *path, const ctr_model_def_t *def,
 int ctr_model_open(const char *path, ctr_model_t **out, char *err, size_t errlen);
 void ctr_model_close(ctr_model_t *m);
 
+/* How the mapping of the large tables (>= 2 MiB) is advised: "random"
+ * (MADV_RANDOM: tables larger than half of memory, or the cgroup's limit)
+ * or "normal" (read-around on a miss); CTR_TABLE_ADVICE=random|normal in
+ * the environment decides instead. */
+const char *ctr_model_table_advice(const ctr_model_t *m);
+
 /* Recomputes every tensor's SHA-256 and compares with the header. */
 int ctr_model_verify(const ctr_model_t *m, char *err, size_t errlen);
 
