@@ -204,62 +204,20 @@ static void advise_sequential(const ctr_model_def_t *d)
     }
 }
 
-/* ---- the format's decode (docs/MODEL_FORMAT.md "Table dtypes") ----------
- * ctrtool sees only include/ctr/, and libctr exports no decode (the
- * engine's is model/quant.c, internal), so the tool decodes the stored
- * bytes as the format defines them, as any reader of the file may: a half
- * is its exact value as a float; an int8_rowwise element is
- * fmaf((float)q, scale, bias). Equal to the engine's by the test that
- * de-quantized models score the quantized model's bits. */
-
-static float bits_float(uint32_t b)
-{
-    float f;
-    memcpy(&f, &b, sizeof f);
-    return f;
-}
-
-/* Exact: every half is a float (a NaN gets its payload shifted up 13 bits
- * and the quiet bit, as F16C does; a verified f16 table holds none). */
-static float half_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
-    if (exp == 0x1f)
-        return bits_float(sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0));
-    if (exp)
-        return bits_float(sign | ((exp + 112) << 23) | (man << 13));
-    float x = (float)man * 0x1p-24f; /* a subnormal half: man 2^-24, exact */
-    return sign ? -x : x;
-}
-
 typedef struct {
     const ctr_model_def_t *src;
 } decode_ctx_t;
 
-/* ctr_table_fill_fn: rows of the source's stored table cat_index as floats. */
+/* ctr_table_fill_fn: rows of the source's stored table cat_index as
+ * floats, decoded as the format defines them (the engine's decode). */
 static int decode_fill(void *vctx, size_t cat_index, uint64_t first_row, uint64_t n_rows, float *out)
 {
     const decode_ctx_t *ctx = vctx;
     const ctr_cat_def_t *c = &ctx->src->cat[cat_index];
-    size_t dim = c->dim, rb = ctr_table_row_bytes(c->dtype, dim);
+    size_t rb = ctr_table_row_bytes(c->dtype, c->dim);
     if (!c->qrows || !rb)
         return CTR_EINVAL;
-    const uint8_t *row = (const uint8_t *)c->qrows + first_row * rb;
-    for (uint64_t r = 0; r < n_rows; r++, row += rb, out += dim) {
-        if (c->dtype == CTR_TABLE_F16) {
-            for (size_t a = 0; a < dim; a++)
-                out[a] = half_float((uint16_t)(row[2 * a] | row[2 * a + 1] << 8));
-        } else if (c->dtype == CTR_TABLE_INT8_ROWWISE) {
-            float scale, bias;
-            memcpy(&scale, row + dim, sizeof scale);
-            memcpy(&bias, row + dim + sizeof scale, sizeof bias);
-            for (size_t a = 0; a < dim; a++)
-                out[a] = fmaf((float)row[a], scale, bias);
-        } else {
-            return CTR_EINVAL;
-        }
-    }
-    return 0;
+    return ctr_table_decode_rows(c->dtype, (const uint8_t *)c->qrows + first_row * rb, n_rows, c->dim, out);
 }
 
 /* One line per table and the totals, after the write. */
