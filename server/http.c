@@ -95,7 +95,7 @@ static enum MHD_Result send_body(ctr__http_req_t *r, int status, int code, const
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
-    ctr__metrics_request(r->ep, status, ctr__mono_ns() - r->t_start_ns);
+    ctr__metrics_request(r->ep, r->model, status, ctr__mono_ns() - r->t_start_ns);
     log_request(r, status, code);
     return ok;
 }
@@ -354,6 +354,7 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
         return MHD_NO;
     r->h = h;
     r->conn = conn;
+    r->model = -1;
     r->t_start_ns = ctr__mono_ns();
     r->t_received_real_ns = ctr__real_ns();
     r->admitted = !atomic_load(&h->draining);
