@@ -160,6 +160,11 @@ enum MHD_Result ctr__info_v2_model_ready(ctr__http_req_t *r)
     return ok;
 }
 
+/* How old a model's resident-bytes figure may be: measuring costs about
+ * a millisecond per GiB mapped (model_mem.h), too much for every scrape of
+ * a large model, and residency moves slowly. */
+#define RESIDENT_MAX_AGE_NS 10000000000ull
+
 /* GET /metrics */
 enum MHD_Result ctr__info_metrics(ctr__http_req_t *r)
 {
@@ -180,6 +185,9 @@ enum MHD_Result ctr__info_metrics(ctr__http_req_t *r)
         m->generation = g[i]->id;
         m->loaded_real_ns = g[i]->loaded_real_ns;
         m->mapped_bytes = ctr_model_file_size(g[i]->model);
+        m->resident_bytes = ctr__gen_resident_bytes(g[i], RESIDENT_MAX_AGE_NS);
+        if (m->resident_bytes > m->mapped_bytes)
+            m->resident_bytes = m->mapped_bytes;    /* the last page, rounded up */
         m->queued_examples = ctr__batcher_queued(h->d.batcher, (long)i);
     }
     s.kernel = h->d.kernel->name;

@@ -333,6 +333,13 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
         ctr__buf_printf(b, "ctrd_model_mapped_bytes{%s} %llu\n", ml + 1,
                         (unsigned long long)s->models[m].mapped_bytes);
     }
+    head(b, "ctrd_model_resident_bytes", "gauge",
+         "Bytes of the serving generation's file in memory, by model (mincore, at most 10 s old; shared pages count for each model).");
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        ctr__buf_printf(b, "ctrd_model_resident_bytes{%s} %llu\n", ml + 1,
+                        (unsigned long long)s->models[m].resident_bytes);
+    }
     head(b, "ctrd_model_reloads_total", "counter", "Model reloads (SIGHUP or admin call), by result and model.");
     for (size_t m = 0; m < s->n_models; m++) {
         model_label(ml, sizeof ml, s, m + 1);

@@ -77,6 +77,7 @@ typedef struct {
     uint64_t generation;
     uint64_t loaded_real_ns;
     uint64_t mapped_bytes;        /* its file, mapped read-only */
+    uint64_t resident_bytes;      /* of those, in memory (model_mem.h) */
     uint64_t queued_examples;
 } ctr__metrics_model_t;
 

@@ -7,12 +7,14 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "clock.h"
 #include "ctr/common.h"
 #include "log.h"
 #include "metrics.h"
+#include "model_mem.h"
 
 typedef struct reload_req {
     struct reload_req *next;
@@ -69,6 +71,19 @@ void ctr__gen_release(ctr__gen_t *g)
     ctr__log(CTR_LOG_INFO, "model generation retired", CTR_LOG_S("model", g->name), CTR_LOG_U("generation", g->id),
              CTR_LOG_S("digest", g->digest), CTR_LOG_END);
     gen_free(g);
+}
+
+uint64_t ctr__gen_resident_bytes(ctr__gen_t *g, uint64_t max_age_ns)
+{
+    uint64_t now = ctr__mono_ns(), at = atomic_load_explicit(&g->resident_at_ns, memory_order_acquire);
+    if (at && now - at < max_age_ns)
+        return atomic_load_explicit(&g->resident_bytes, memory_order_relaxed);
+    uint64_t b = 0;
+    if (ctr__mapped_resident_bytes((dev_t)g->file_dev, (ino_t)g->file_ino, &b))
+        b = 0;
+    atomic_store_explicit(&g->resident_bytes, b, memory_order_relaxed);
+    atomic_store_explicit(&g->resident_at_ns, now, memory_order_release);
+    return b;
 }
 
 /* Provenance is stored as JSON text; embed it parsed when it parses. */
@@ -273,6 +288,14 @@ static int gen_load(const char *name, size_t index, const char *path, const ctr_
     g->digest = ctr_model_digest(g->model);
     g->id = id;
     g->uid = atomic_fetch_add_explicit(&next_uid, 1, memory_order_relaxed);
+    /* Which file got mapped, for its resident bytes: a file moved into
+     * place between the open and this stat would only make that figure 0
+     * (the loader keeps no descriptor to fstat). */
+    struct stat st;
+    if (!stat(path, &st)) {
+        g->file_dev = (uint64_t)st.st_dev;
+        g->file_ino = (uint64_t)st.st_ino;
+    }
     g->loaded_real_ns = ctr__real_ns();
     atomic_init(&g->refs, 1);
     if ((rc = gen_describe(g, k, err, errlen)))

@@ -47,6 +47,10 @@ typedef struct ctr__gen {
                                      in this process (batcher buffers) */
     size_t model_index;           /* the model's place in the registry */
     char name_buf[CTR__MODEL_NAME_MAX + 1];
+    uint64_t file_dev, file_ino;  /* the file mapped (stat after opening) */
+    /* ctr__gen_resident_bytes's cache: the figure and when it was taken
+     * (monotonic ns, 0: never). */
+    atomic_uint_fast64_t resident_bytes, resident_at_ns;
     uint64_t loaded_real_ns;
     char *info_json;              /* this model's /v1/models entry (object) */
     size_t info_json_len;
@@ -90,6 +94,10 @@ void ctr__modelstore_close(ctr__modelstore_t *s);
 /* The current generation with one reference for the caller. */
 ctr__gen_t *ctr__modelstore_acquire(ctr__modelstore_t *s);
 void ctr__gen_retain(ctr__gen_t *g);
+/* Bytes of g's mapped file resident in memory (model_mem.h), measured at
+ * most once per max_age_ns (any thread; a figure up to that old otherwise).
+ * 0 if it cannot be measured. */
+uint64_t ctr__gen_resident_bytes(ctr__gen_t *g, uint64_t max_age_ns);
 void ctr__gen_release(ctr__gen_t *g);
 
 /* Reloads now, on the calling thread. path NULL: the current path; a

@@ -195,6 +195,11 @@ EXB=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_examples_scored_total{model=\
 # alpha: 2 x ROWS (v1) + ROWS (v2) + 1 (model null) + 1 binary; beta: 2 x ROWS + ROWS + 1.
 [ "${EXA:-0}" -ge $((3 * ROWS + 1)) ] && [ "${EXB:-0}" -ge $((3 * ROWS)) ] && [ "${EXB:-0}" -le $((3 * ROWS + 1)) ]
 check $? "examples scored by model (alpha $EXA, beta $EXB)"
+RB=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_model_resident_bytes{model=\"beta\"}" {print $2}')
+MB=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_model_mapped_bytes{model=\"beta\"}" {print $2}')
+# Loading verifies every tensor checksum, so the whole file was read.
+[ "${MB:-0}" = "$(stat -c %s "$T/cur_b.ctrm")" ] && [ "${RB:-0}" -gt $((MB / 2)) ] && [ "$RB" -le "$MB" ]
+check $? "beta's mapped ($MB) and resident ($RB) bytes"
 if command -v promtool >/dev/null 2>&1; then
     printf '%s\n' "$BODY_OUT" | promtool check metrics >"$T/promtool.out" 2>&1
     check $? "promtool check metrics accepts the per-model series"
