@@ -140,6 +140,7 @@ static void score_batch(worker_t *w, size_t count, size_t n, int queued)
         ctr__audit_item_t *it = &w->jobs[i]->item;
         it->score_status = rc;
         it->generation = g->id;
+        it->load_seq = g->uid;
         w->items[i] = it;
     }
     ctr__audit_batch_t batch = {

@@ -261,6 +261,19 @@ done
 grep -q '"msg":"model reload: same digest, kept","model":"alpha"' "$SRV_LOG"; check $? "SIGHUP reloaded alpha"
 grep -q "\"msg\":\"model reloaded\",\"model\":\"beta\".*\"digest\":\"$DB2\"" "$SRV_LOG"; check $? "SIGHUP reloaded beta"
 
+# The audit log syncs once per reload, not whenever records of models of
+# different generations alternate (alpha is at its first, beta at its
+# fourth load now).
+req POST /v1/score "$(score_body 1)"
+req POST /v1/score "{\"model\":\"beta\",\"examples\":[$(example_json 1)]}"
+S0=$(metric ctrd_audit_syncs_total)
+for i in $(seq 1 20); do
+    req POST /v1/score "$(score_body "$i")"
+    req POST /v1/score "{\"model\":\"beta\",\"examples\":[$(example_json "$i")]}"
+done
+S1=$(metric ctrd_audit_syncs_total)
+[ $((S1 - S0)) -le 1 ]; check $? "40 alternating alpha/beta records: $((S1 - S0)) audit syncs"
+
 srv_stop
 [ "$SRV_RC" = 0 ]; check $? "SIGTERM exits 0"
 
