@@ -48,8 +48,9 @@ static void log_request(const ctr__http_req_t *r, int status, int code)
                               ? CTR_LOG_WARN : CTR_LOG_DEBUG;
     if (!ctr__log_enabled(lvl))
         return;
+    const char *model = r->model >= 0 ? ctr__modelstore_name(ctr__registry_at(r->h->d.models, (size_t)r->model)) : "";
     ctr__log(lvl, "request", CTR_LOG_S("method", r->method), CTR_LOG_S("path", r->path),
-             CTR_LOG_I("status", status), CTR_LOG_U("examples", r->log_examples),
+             CTR_LOG_I("status", status), CTR_LOG_S("model", model), CTR_LOG_U("examples", r->log_examples),
              CTR_LOG_S("request_id", r->log_request_id ? r->log_request_id : ""),
              CTR_LOG_D("ms", (double)(ctr__mono_ns() - r->t_start_ns) / 1e6), CTR_LOG_END);
 }
