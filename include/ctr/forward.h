@@ -42,7 +42,8 @@ int ctr_forward(const ctr_model_def_t *def, const ctr_kernel_t *k,
 /* The first step of ctr_forward on its own (benchmarks, the trainer):
  * writes each example's dense values then each feature's embedding (its
  * row, or its bag pooled by sum or mean, a sharer reading its owner's
- * table) into x[r * ldx ...]: an MLP model's input row (for the others,
+ * table, a quantized table decoded exactly: MODEL_FORMAT.md "Table dtypes")
+ * into x[r * ldx ...]: an MLP model's input row (for the others,
  * DCNv2's x_0 without a bottom MLP). Returns CTR_ERANGE for a row past its
  * table. */
 int ctr_forward_gather(const ctr_model_def_t *def, size_t n, const float *dense,
