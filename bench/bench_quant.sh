@@ -75,7 +75,7 @@ say() { echo "$@" | tee -a "$out/quant.txt" >&3; }
 quantize() {  # IN OUT DTYPE
     # A source larger than half of memory is mapped MADV_RANDOM and would be
     # read 4 KB a fault (12x slower from a cold cache): ask for readahead.
-    [ -f "$2" ] || CTR_TABLE_ADVICE=normal "$B/ctrtool" quantize --in "$1" --out "$2" --dtype "$3" >/dev/null
+    [ -f "$2" ] || "$B/ctrtool" quantize --in "$1" --out "$2" --dtype "$3" >/dev/null
 }
 # measure URL -> "examples_per_s p99_ms", medians of RUNS uniform-rows runs
 measure() {
