@@ -155,6 +155,7 @@ static void bench_decode(size_t dim, double secs)
     }
     qsort(rate, REPEATS, sizeof(double), cmp_double);
     printf("  %-8s %-6s %12.3g\n", "f32", "memcpy", rate[REPEATS / 2]);
+    (void)sink;
     const ctr_kernel_id_t ids[] = {CTR_KERNEL_SCALAR, CTR_KERNEL_AVX2, CTR_KERNEL_AVX512};
     for (size_t v = 0; v < CTR_ARRAY_LEN(ids); v++) {
         const ctr__quant_ops_t *o = ctr__quant_ops_get(ids[v]);
@@ -299,6 +300,7 @@ int main(int argc, char **argv)
         sink += (float)acc;
         read_rate[rep] = (double)done / t;
     }
+    (void)sink; /* read only so the loops are not optimised away */
     qsort(gather_rate, REPEATS, sizeof(double), cmp_double);
     qsort(read_rate, REPEATS, sizeof(double), cmp_double);
     double g = gather_rate[REPEATS / 2], r = read_rate[REPEATS / 2];
