@@ -140,6 +140,8 @@ struct ctr_model {
     char *strings; /* names; total <= header_len + 1 (each is a JSON token) */
     size_t strings_used, strings_cap;
     char *provenance;
+    int table_advice;  /* MADV_RANDOM or MADV_NORMAL for the large tables
+                        * (model_read.c, choose_table_advice) */
     ctr__name_index_t features;
     void **owned;   /* the version-2 graph's arrays (ctr__model_calloc) and
                      * the padded weight copies (model_pad.c) */

@@ -137,8 +137,55 @@ static int check_preamble(struct ctr_model *m, preamble_t *pre, char *err, size_
     return 0;
 }
 
-/* Readahead helps nothing on a table read one row at a time, and would
- * evict useful pages; the small MLP is wanted in memory at once. */
+/* Bytes of memory this process may fill: physical memory, or the cgroup
+ * (v2) limit when lower, as in a container. */
+static uint64_t memory_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t mem = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "re"); /* "max" when unlimited */
+    unsigned long long lim;
+    if (f) {
+        if (fscanf(f, "%llu", &lim) == 1 && lim < mem)
+            mem = lim;
+        fclose(f);
+    }
+    return mem;
+}
+
+/* MADV_RANDOM only for tables memory cannot hold: a miss then reads one
+ * page, not read_ahead_kb around it (14x the rows/s of uniformly random
+ * rows on a 32 GB model in 23.5 GiB of RAM). Tables that fit are better
+ * re-warmed by the read-around once their pages were evicted (10-23x the
+ * examples/s on a 12 GB model on the same machine). The line is half of
+ * memory, between those two measured points; CTR_TABLE_ADVICE=random or
+ * normal overrides it. docs/OPERATIONS.md, "Sizing a machine for a model". */
+static void choose_table_advice(struct ctr_model *m)
+{
+    const char *env = getenv("CTR_TABLE_ADVICE");
+    if (env && !strcmp(env, "random")) {
+        m->table_advice = MADV_RANDOM;
+        return;
+    }
+    if (env && !strcmp(env, "normal")) {
+        m->table_advice = MADV_NORMAL;
+        return;
+    }
+    uint64_t tables = 0;
+    for (size_t i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].is_table)
+            tables += m->tensors[i].nbytes;
+    m->table_advice = tables > memory_bytes() / 2 ? MADV_RANDOM : MADV_NORMAL;
+}
+
+const char *ctr_model_table_advice(const ctr_model_t *m)
+{
+    return m->table_advice == MADV_RANDOM ? "random" : "normal";
+}
+
+/* Readahead on a table read one row at a time, when memory cannot hold
+ * the tables, reads pages nobody wants and evicts useful ones
+ * (choose_table_advice); the small MLP is wanted in memory at once. */
 static void advise(const struct ctr_model *m)
 {
     long page = sysconf(_SC_PAGESIZE);
@@ -149,7 +196,7 @@ static void advise(const struct ctr_model *m)
         uintptr_t a = (uintptr_t)(m->map + m->data_offset + t->offset);
         uintptr_t start = a & ~(uintptr_t)(page - 1), end = a + t->nbytes;
         if (t->is_table && t->nbytes >= ((uint64_t)2 << 20))
-            (void)madvise((void *)start, end - start, MADV_RANDOM);
+            (void)madvise((void *)start, end - start, m->table_advice);
         else if (!t->is_table)
             (void)madvise((void *)start, end - start, MADV_WILLNEED);
     }
@@ -250,6 +297,7 @@ int ctr_model_open(const char *path, ctr_model_t **out, char *err, size_t errlen
 
     if ((rc = ctr__model_parse_header(m, pre.version, err, errlen)))
         goto fail;
+    choose_table_advice(m);
     advise(m);
     /* Layers of the widths whose rows alias in the caches run from a
      * padded copy (model_pad.c says why); the mapping stays as it is. */
@@ -331,7 +379,7 @@ int ctr_model_verify(const ctr_model_t *m, char *err, size_t errlen)
         int hrc = ctr_sha256(data, t->nbytes, md);
         if (page > 0)
             (void)madvise((void *)start, span,
-                          t->is_table && t->nbytes >= ((uint64_t)2 << 20) ? MADV_RANDOM : MADV_NORMAL);
+                          t->is_table && t->nbytes >= ((uint64_t)2 << 20) ? m->table_advice : MADV_NORMAL);
         if (hrc)
             return ctr_error(err, errlen, CTR_ENOMEM, "SHA-256 failed");
         if (memcmp(md, t->sha, CTR_SHA256_LEN)) {

@@ -238,6 +238,22 @@ int ctr__quant_check_row(ctr_table_dtype_t dtype, const void *row, size_t dim, s
     return 0;
 }
 
+int ctr_table_decode_rows(ctr_table_dtype_t dtype, const void *rows, uint64_t n_rows, size_t dim, float *out)
+{
+    const size_t rb = ctr_table_row_bytes(dtype, dim);
+    if (!rb)
+        return CTR_EINVAL;
+    const uint8_t *row = rows;
+    for (uint64_t r = 0; r < n_rows; r++, row += rb, out += dim)
+        switch (dtype) {
+        case CTR_TABLE_F16: fp16_scalar(row, dim, out); break;
+        case CTR_TABLE_INT8_ROWWISE: int8_scalar(row, dim, out); break;
+        case CTR_TABLE_F32:
+        default: memcpy(out, row, rb); break;
+        }
+    return 0;
+}
+
 /* ---- dispatch -------------------------------------------------------- */
 
 static int cpu_has_f16c(void)

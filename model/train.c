@@ -1,7 +1,8 @@
 /* train.c - the training run (contract in train.h): load and split the
  * data, build the network (train_net.c), the epochs, the final evaluation
  * through the serving path (score.c), and the model file with its
- * provenance. */
+ * provenance (tables quantized on request, and then evaluated as
+ * written). */
 #include "ctr/train.h"
 
 #include <jansson.h>
@@ -14,6 +15,8 @@
 #include "ctr/common.h"
 #include "ctr/rng.h"
 #include "ctr/sha256.h"
+#include "quant.h"
+#include "quant_encode.h"
 #include "score_int.h"
 #include "train_graph.h"
 #include "train_int.h"
@@ -212,6 +215,8 @@ static char *provenance(const ctr_train_opts_t *o, const ctr_model_def_t *def,
     json_object_set_new(h, "emb_lr", json_real(o->emb_lr));
     json_object_set_new(h, "emb_l2", json_real(o->emb_l2));
     json_object_set_new(h, "emb_init", json_real(o->emb_init));
+    if (o->emb_dtype != CTR_TABLE_F32) /* an fp32 model's provenance stays as it was */
+        json_object_set_new(h, "emb_dtype", json_string(ctr_table_dtype_name(o->emb_dtype)));
     if (o->arch != CTR_ARCH_MLP) /* an MLP's provenance stays as it was */
         arch_provenance(o, h);
     json_object_set_new(root, "hyperparameters", h);
@@ -221,6 +226,14 @@ static char *provenance(const ctr_train_opts_t *o, const ctr_model_def_t *def,
     if (rep->n_valid)
         json_object_set_new(m, "valid", metrics_json(&rep->valid));
     json_object_set_new(root, "metrics", m);
+    if (o->emb_dtype != CTR_TABLE_F32) {
+        /* "metrics" are the written model's; these the fp32 weights'. */
+        json_t *mf = json_object();
+        json_object_set_new(mf, "train", metrics_json(&rep->train_f32));
+        if (rep->n_valid)
+            json_object_set_new(mf, "valid", metrics_json(&rep->valid_f32));
+        json_object_set_new(root, "metrics_fp32", mf);
+    }
 
     char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(root);
@@ -327,10 +340,14 @@ typedef struct {
     uint32_t *br;              /* [batch][slots] */
     uint8_t *bl;               /* [batch] */
     char *prov;                /* the provenance JSON */
+    uint8_t *qrows;            /* emb_dtype != F32: every table as stored */
+    float *qtab;               /* and decoded, back to back */
 } run_t;
 
 static void run_free(run_t *r)
 {
+    free(r->qrows);
+    free(r->qtab);
     free(r->prov);
     free(r->bd);
     free(r->br);
@@ -400,6 +417,8 @@ static int check_opts(run_t *r, char *err, size_t errlen)
         return ctr_error(err, errlen, CTR_EINVAL, "learning rates must be > 0, emb-l2 and emb-init >= 0");
     if (o->pool != CTR_POOL_SUM && o->pool != CTR_POOL_MEAN)
         return ctr_error(err, errlen, CTR_EINVAL, "pool must be sum or mean");
+    if (!ctr_table_row_bytes(o->emb_dtype, 1))
+        return ctr_error(err, errlen, CTR_EINVAL, "emb-dtype: unknown table dtype %d", (int)o->emb_dtype);
     for (size_t i = 0; i < o->data.n_bags; i++) {
         /* The reader checks the rest (a categorical column, the separator). */
         if (!o->data.bags[i].column)
@@ -714,12 +733,73 @@ static int evaluate(run_t *r, char *err, size_t errlen)
     return 0;
 }
 
+/* emb_dtype != F32: makes rep->train and valid the metrics of the model
+ * as it will be written. Each table is encoded here by the writer's own
+ * encoder (ctr__quant_encode_rows) into r->qrows, which the defs then
+ * hand to ctr_model_write to copy as they are; the stored rows are
+ * decoded by the scalar reference (the bits every kernel gives, so these
+ * are the scores ctrd and ctrtool eval give the written model) and scored
+ * through the serving path. The fp32 weights' metrics move to train_f32
+ * and valid_f32. Costs the stored tables and one decoded fp32 copy of
+ * them in memory. */
+static int evaluate_quantized(run_t *r, char *err, size_t errlen)
+{
+    ctr_train_report_t *rep = r->rep;
+    ctr_table_dtype_t dt = r->o->emb_dtype;
+    size_t nc = r->nc, floats = 0, bytes = 0;
+    int rc = 0;
+    rep->train_f32 = rep->train;
+    rep->valid_f32 = rep->valid;
+    if (dt == CTR_TABLE_F32 || !nc)
+        return 0;
+    for (size_t j = 0; j < nc; j++) {
+        floats += ((size_t)r->cat[j].buckets + 1) * r->cat[j].dim;
+        bytes += ((size_t)r->cat[j].buckets + 1) * ctr_table_row_bytes(dt, r->cat[j].dim);
+    }
+    ctr_cat_def_t *ec = calloc(nc, sizeof(*ec));
+    if (!ec || !(r->qrows = malloc(bytes)) || !(r->qtab = malloc(floats * sizeof(float)))) {
+        free(ec);
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory for the %s tables (%zu + %zu bytes)",
+                         ctr_table_dtype_name(dt), bytes, floats * sizeof(float));
+    }
+    const ctr__quant_ops_t *ops = ctr__quant_ops_get(CTR_KERNEL_SCALAR);
+    ctr__dequant_fn dec = dt == CTR_TABLE_F16 ? ops->fp16 : ops->int8;
+    uint8_t *q = r->qrows;
+    float *x = r->qtab;
+    for (size_t j = 0; j < nc && !rc; j++) {
+        ctr_cat_def_t *c = &r->cat[j];
+        size_t rows = (size_t)c->buckets + 1, rb = ctr_table_row_bytes(dt, c->dim);
+        char why[256];
+        if ((rc = ctr__quant_encode_rows(dt, c->table, rows, c->dim, 0, q, why, sizeof why))) {
+            rc = ctr_error(err, errlen, rc, "table %s as %s: %s", c->name, ctr_table_dtype_name(dt), why);
+            break;
+        }
+        ec[j] = *c;
+        ec[j].table = x;
+        for (size_t i = 0; i < rows; i++, x += c->dim)
+            dec(q + i * rb, c->dim, x);
+        c->dtype = dt;
+        c->qrows = q;
+        q += rows * rb;
+    }
+    ctr_model_def_t ev = r->def;
+    ev.cat = ec;
+    if (!rc && ((rc = eval_subset(&ev, r->k, r->pool, &r->tr, &rep->train)) ||
+                (rc = eval_subset(&ev, r->k, r->pool, &r->va, &rep->valid))))
+        rc = ctr_error(err, errlen, rc, "scoring the data with %s tables failed: %s", ctr_table_dtype_name(dt),
+                       ctr_strerror(rc));
+    free(ec);
+    return rc;
+}
+
 /* Writes the model with its provenance to out_path, then the run's summary
  * on the log. */
 static int write_model(run_t *r, const char *out_path, char *err, size_t errlen)
 {
     const ctr_train_report_t *rep = r->rep;
     int rc;
+    if ((rc = evaluate_quantized(r, err, errlen)))
+        return rc;
     if (!(r->prov = provenance(r->o, &r->def, rep)))
         return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
     r->def.provenance_json = r->prov;
@@ -731,6 +811,13 @@ static int write_model(run_t *r, const char *out_path, char *err, size_t errlen)
         if (rep->n_valid)
             fprintf(r->lg, "; valid AUC %.5f logloss %.5f (mean pred %.4f, positive rate %.4f)",
                     rep->valid.auc, rep->valid.logloss, rep->valid.mean_pred, rep->valid.pos_rate);
+        if (r->o->emb_dtype != CTR_TABLE_F32) {
+            fprintf(r->lg, "\ntrain: those are the written model's, its tables %s; the fp32 weights: train AUC "
+                           "%.5f logloss %.5f", ctr_table_dtype_name(r->o->emb_dtype), rep->train_f32.auc,
+                    rep->train_f32.logloss);
+            if (rep->n_valid)
+                fprintf(r->lg, "; valid AUC %.5f logloss %.5f", rep->valid_f32.auc, rep->valid_f32.logloss);
+        }
         fprintf(r->lg, "\ntrain: wrote %s\n", out_path);
     }
     return 0;

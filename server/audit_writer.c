@@ -44,9 +44,10 @@
  * O_EXCL (a restart never appends to an old file), each opening with a
  * segment header, rotated before a write would take them past
  * segment_bytes (a single record larger than that gets a segment of its
- * own). A closed segment is synced. A model reload is seen as a new
- * generation in the records: the log is synced before the first record
- * of the new model is released. */
+ * own). A closed segment is synced. A model reload is seen as a newer
+ * load in the records (item load_seq, in load order over every model, as
+ * several models' records interleave): the log is synced before the first
+ * record of a newly loaded generation is released. */
 #include "audit_writer.h"
 
 #include <errno.h>
@@ -86,7 +87,7 @@ typedef struct {
     ctr__audit_item_t *item;      /* NULL once released (async) */
     uint32_t end;                 /* buffer offset just past the record */
     uint32_t examples;
-    uint64_t generation;
+    uint64_t load_seq;            /* the item's load_seq (or generation) */
 } ent_t;
 
 typedef struct {
@@ -128,7 +129,7 @@ struct ctr__audit {
     /* The writer thread's own. */
     int fd, dirfd;
     uint64_t seg_off, seg_index;
-    uint64_t last_generation;
+    uint64_t max_load_seq;        /* the newest load written so far */
     struct io_uring ring;
     int uring;
     int failing;
@@ -421,11 +422,13 @@ static void release_range(ctr__audit_t *a, abuf_t *b, size_t from, size_t to, in
 static void write_buffer(ctr__audit_t *a, abuf_t *b)
 {
     int sync = a->durability == CTR__AUDIT_FSYNC;
-    for (size_t i = 0; i < b->n_ents; i++)
-        if (a->last_generation && b->ents[i].generation != a->last_generation)
-            sync = 1;   /* a reload: the old model's records are synced */
-    if (b->n_ents)
-        a->last_generation = b->ents[b->n_ents - 1].generation;
+    for (size_t i = 0; i < b->n_ents; i++) {
+        if (b->ents[i].load_seq > a->max_load_seq) {
+            if (a->max_load_seq)
+                sync = 1;   /* a reload: the old model's records are synced */
+            a->max_load_seq = b->ents[i].load_seq;
+        }
+    }
     uint64_t first_seq = b->last_seq + 1 - b->n_ents;
     size_t e = 0, start = 0;
     while (e < b->n_ents) {
@@ -735,7 +738,7 @@ void ctr__audit_submit(ctr__audit_t *a, const ctr__audit_batch_t *batch,
                 e->item = async ? NULL : run[k];
                 e->end = (uint32_t)b->used;
                 e->examples = (uint32_t)in[k].n;
-                e->generation = in[k].generation;
+                e->load_seq = run[k]->load_seq ? run[k]->load_seq : in[k].generation;
                 b->last_seq = in[k].seq;
                 k++;
             }

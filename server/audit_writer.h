@@ -67,6 +67,9 @@ struct ctr__audit_item {
     const ctr_request_t *req;     /* inputs (raw and encoded) and scores */
     uint64_t t_received_ns;       /* CLOCK_REALTIME ns when it arrived */
     uint64_t generation;          /* model generation (see batch) */
+    /* Orders the generations of every model by load (modelstore.h uid);
+     * 0: generation. One larger than any before is a reload. */
+    uint64_t load_seq;
     int score_status;             /* 0, or CTR_E*: scoring failed, scores invalid */
     ctr__audit_release_fn release;
 };

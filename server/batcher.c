@@ -13,13 +13,21 @@
 #include "log.h"
 #include "metrics.h"
 
+/* A thread's forward-pass scratch for one model, shaped for one of its
+ * generations (uid). */
+typedef struct {
+    uint64_t uid;
+    ctr_scratch_t *scratch;
+} model_scratch_t;
+
 typedef struct {
     ctr__batcher_t *b;
     pthread_t thread;
     size_t index;
-    /* Buffers shaped for one generation (gen_id); rebuilt on a new one. */
-    uint64_t gen_id;
-    ctr_scratch_t *scratch;
+    /* One scratch per model, so alternating between models (the fair
+     * share) allocates nothing; rebuilt only when a model's generation
+     * changes shape. The gather buffers fit the largest model seen. */
+    model_scratch_t *per_model;   /* [n_models] */
     size_t dense_cap, rows_cap;   /* floats / row ids the buffers hold */
     float *dense;                 /* [max_batch][n_dense] gathered inputs */
     uint32_t *rows;               /* [max_batch][slots] (ctr_model_slots) */
@@ -28,14 +36,21 @@ typedef struct {
     ctr__audit_item_t **items;    /* [max_batch] handed to the audit hook */
 } worker_t;
 
+/* One model's queue. A batch holds jobs of one queue only, so one kernel
+ * call never mixes models. */
+typedef struct {
+    ctr__job_t *head, *tail;
+    size_t queued;                /* examples in the queue */
+    int leader;                   /* a thread is collecting this queue's batch */
+    pthread_cond_t leader_cond;   /* its leader: a new job or its deadline */
+} mqueue_t;
+
 struct ctr__batcher {
     ctr__batcher_config_t cfg;
     pthread_mutex_t lock;
-    pthread_cond_t work_cond;     /* idle threads: work or leadership free */
-    pthread_cond_t leader_cond;   /* the leader: a new job or its deadline */
-    ctr__job_t *head, *tail;
-    size_t queued;                /* examples in the queue */
-    int leader;                   /* a thread is collecting a batch */
+    pthread_cond_t work_cond;     /* idle threads: a queue with work and no leader */
+    mqueue_t *q;                  /* [n_models] */
+    size_t rr;                    /* the queue to look at first for the next batch */
     int draining, stopping;
     size_t n_started;
     worker_t *workers;
@@ -46,16 +61,17 @@ struct ctr__batcher {
 };
 
 /* Shapes w's buffers for generation g. Called per batch, allocates only
- * when the generation changed. */
+ * when the model's generation changed shape or a larger model arrives. */
 static int worker_shape(worker_t *w, const ctr__gen_t *g)
 {
-    if (w->gen_id == g->id && w->scratch)
+    model_scratch_t *ms = &w->per_model[g->model_index];
+    if (ms->uid == g->uid && ms->scratch)
         return 0;
     size_t mb = w->b->cfg.max_batch;
     size_t nd = g->def->n_dense * mb, nc = ctr_model_slots(g->def) * mb;
-    ctr_scratch_free(w->scratch);
-    w->scratch = NULL;
-    w->gen_id = 0;
+    ctr_scratch_free(ms->scratch);
+    ms->scratch = NULL;
+    ms->uid = 0;
     if (nd > w->dense_cap) {
         float *p = realloc(w->dense, (nd ? nd : 1) * sizeof *p);
         if (!p)
@@ -70,9 +86,9 @@ static int worker_shape(worker_t *w, const ctr__gen_t *g)
         w->rows = p;
         w->rows_cap = nc;
     }
-    if (ctr_scratch_new(g->def, mb, &w->scratch, NULL, 0))
+    if (ctr_scratch_new(g->def, mb, &ms->scratch, NULL, 0))
         return CTR_ENOMEM;
-    w->gen_id = g->id;
+    ms->uid = g->uid;
     return 0;
 }
 
@@ -93,10 +109,11 @@ static void score_batch(worker_t *w, size_t count, size_t n, int queued)
     }
     ctr__metrics_scored(queued ? CTR__PATH_BATCHED : CTR__PATH_INLINE, count);
     int rc = worker_shape(w, g);
+    ctr_scratch_t *scratch = w->per_model[g->model_index].scratch;
     if (!rc && count == 1) {
         /* One request (possibly above max_batch): score in place. */
         ctr_request_t *r = w->jobs[0]->req;
-        rc = ctr_forward(def, b->cfg.kernel, r->n, r->dense, r->rows, r->scores, NULL, w->scratch);
+        rc = ctr_forward(def, b->cfg.kernel, r->n, r->dense, r->rows, r->scores, NULL, scratch);
     } else if (!rc) {
         size_t nd = def->n_dense, nc = ctr_model_slots(def), off = 0;
         for (size_t i = 0; i < count; i++) {
@@ -105,7 +122,7 @@ static void score_batch(worker_t *w, size_t count, size_t n, int queued)
             memcpy(w->rows + off * nc, r->rows, r->n * nc * sizeof(uint32_t));
             off += r->n;
         }
-        rc = ctr_forward(def, b->cfg.kernel, n, w->dense, w->rows, w->scores, NULL, w->scratch);
+        rc = ctr_forward(def, b->cfg.kernel, n, w->dense, w->rows, w->scores, NULL, scratch);
         off = 0;
         for (size_t i = 0; i < count; i++) {
             ctr_request_t *r = w->jobs[i]->req;
@@ -114,14 +131,16 @@ static void score_batch(worker_t *w, size_t count, size_t n, int queued)
         }
     }
     uint64_t t1 = ctr__mono_ns();
-    ctr__metrics_batch(n, t1 - t0);
+    ctr__metrics_batch(g->model_index, n, t1 - t0);
     if (rc)
         ctr__log(CTR_LOG_ERROR, "scoring a batch failed", CTR_LOG_S("error", ctr_strerror(rc)),
-                 CTR_LOG_U("examples", n), CTR_LOG_U("requests", count), CTR_LOG_END);
+                 CTR_LOG_S("model", g->name), CTR_LOG_U("examples", n),
+                 CTR_LOG_U("requests", count), CTR_LOG_END);
     for (size_t i = 0; i < count; i++) {
         ctr__audit_item_t *it = &w->jobs[i]->item;
         it->score_status = rc;
         it->generation = g->id;
+        it->load_seq = g->uid;
         w->items[i] = it;
     }
     ctr__audit_batch_t batch = {
@@ -139,6 +158,29 @@ static struct timespec mono_ts(uint64_t ns)
     return ts;
 }
 
+/* The queue a free thread should lead next: round-robin from b->rr over
+ * the queues with work and no leader, so each model with work gets its
+ * turn at the threads, however deep another's queue is. -1: none. Under
+ * b->lock. */
+static long pick_queue(const ctr__batcher_t *b)
+{
+    size_t n = b->cfg.n_models;
+    for (size_t k = 0; k < n; k++) {
+        size_t m = (b->rr + k) % n;
+        if (b->q[m].head && !b->q[m].leader)
+            return (long)m;
+    }
+    return -1;
+}
+
+static int any_queued(const ctr__batcher_t *b)
+{
+    for (size_t m = 0; m < b->cfg.n_models; m++)
+        if (b->q[m].head)
+            return 1;
+    return 0;
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
@@ -150,23 +192,29 @@ static void *worker_main(void *arg)
     size_t mb = b->cfg.max_batch;
     pthread_mutex_lock(&b->lock);
     for (;;) {
-        if (!b->head && b->stopping)
+        if (b->stopping && !any_queued(b))
             break;
-        if (b->leader || !b->head) {
+        long pick = pick_queue(b);
+        if (pick < 0) {
             pthread_cond_wait(&b->work_cond, &b->lock);
             continue;
         }
-        /* Lead: grow the batch from the queue head until it is full, the
+        /* Lead queue m: grow the batch from its head until it is full, the
          * next job belongs to another generation, or the first job's
-         * deadline passes. Only the leader pops, so head and the jobs
-         * already counted stay put while we wait. */
-        b->leader = 1;
-        ctr__job_t *first = b->head, *last = NULL;
-        uint64_t gen_id = first->gen->id;
+         * deadline passes. Only the queue's leader pops it, so its head
+         * and the jobs already counted stay put while we wait. */
+        size_t m = (size_t)pick;
+        mqueue_t *q = &b->q[m];
+        b->rr = (m + 1) % b->cfg.n_models;
+        q->leader = 1;
+        ctr__job_t *first = q->head, *last = NULL;
+        uint64_t uid = first->gen->uid;
         size_t n = 0, count = 0;
+        if (pick_queue(b) >= 0)
+            pthread_cond_signal(&b->work_cond);   /* another queue waits for a leader */
         for (;;) {
             ctr__job_t *c = last ? last->next : first;
-            while (c && c->gen->id == gen_id && (count == 0 || (n + c->req->n <= mb && count < mb))) {
+            while (c && c->gen->uid == uid && (count == 0 || (n + c->req->n <= mb && count < mb))) {
                 n += c->req->n;
                 count++;
                 last = c;
@@ -178,18 +226,20 @@ static void *worker_main(void *arg)
             if (ctr__mono_ns() >= deadline)
                 break;
             struct timespec ts = mono_ts(deadline);
-            pthread_cond_timedwait(&b->leader_cond, &b->lock, &ts);
+            pthread_cond_timedwait(&q->leader_cond, &b->lock, &ts);
         }
-        b->head = last->next;
-        if (!b->head)
-            b->tail = NULL;
-        b->queued -= n;
-        b->leader = 0;
+        q->head = last->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->queued -= n;
+        q->leader = 0;
         size_t i = 0;
         for (ctr__job_t *j = first; i < count; j = j->next)
             w->jobs[i++] = j;
-        if (b->head)
-            pthread_cond_signal(&b->work_cond);   /* someone lead the next */
+        if (b->stopping)
+            pthread_cond_broadcast(&b->work_cond);  /* nobody may sleep through the end */
+        else if (pick_queue(b) >= 0)
+            pthread_cond_signal(&b->work_cond);     /* someone lead the next */
         pthread_mutex_unlock(&b->lock);
 
         score_batch(w, count, n, 1);
@@ -204,25 +254,27 @@ int ctr__batcher_submit(ctr__batcher_t *b, ctr__job_t *job)
 {
     size_t n = job->req->n;
     CTR_ASSERT(n >= 1 && job->gen && job->item.release);
+    CTR_ASSERT(job->gen->model_index < b->cfg.n_models);
+    mqueue_t *q = &b->q[job->gen->model_index];
     pthread_mutex_lock(&b->lock);
-    if (b->stopping || (b->queued > 0 && b->queued + n > b->cfg.queue_limit)) {
+    if (b->stopping || (q->queued > 0 && q->queued + n > b->cfg.queue_limit)) {
         pthread_mutex_unlock(&b->lock);
         return CTR_EBUSY;
     }
     job->next = NULL;
     job->t_enqueue_ns = ctr__mono_ns();
-    if (b->tail)
-        b->tail->next = job;
+    if (q->tail)
+        q->tail->next = job;
     else
-        b->head = job;
-    b->tail = job;
-    b->queued += n;
+        q->head = job;
+    q->tail = job;
+    q->queued += n;
     /* Wake the leader only when its batch may now be complete (enough
      * examples, or a generation boundary); otherwise it sleeps until its
      * deadline. A wake-up per request would cost a context switch each. */
-    if (b->leader) {
-        if (b->queued >= b->cfg.max_batch || job->gen->id != b->head->gen->id)
-            pthread_cond_signal(&b->leader_cond);
+    if (q->leader) {
+        if (q->queued >= b->cfg.max_batch || job->gen->uid != q->head->gen->uid)
+            pthread_cond_signal(&q->leader_cond);
     } else {
         pthread_cond_signal(&b->work_cond);
     }
@@ -235,7 +287,7 @@ int ctr__batcher_score_inline(ctr__batcher_t *b, ctr__job_t *job)
     if (job->req->n > b->cfg.inline_max)
         return 0;
     pthread_mutex_lock(&b->lock);
-    if (b->stopping || b->queued > 0 || b->n_inline_free == 0) {
+    if (b->stopping || b->q[job->gen->model_index].queued > 0 || b->n_inline_free == 0) {
         pthread_mutex_unlock(&b->lock);
         return 0;
     }
@@ -256,22 +308,28 @@ void ctr__batcher_drain(ctr__batcher_t *b)
 {
     pthread_mutex_lock(&b->lock);
     b->draining = 1;
-    pthread_cond_broadcast(&b->leader_cond);
+    for (size_t m = 0; m < b->cfg.n_models; m++)
+        pthread_cond_broadcast(&b->q[m].leader_cond);
     pthread_cond_broadcast(&b->work_cond);
     pthread_mutex_unlock(&b->lock);
 }
 
-size_t ctr__batcher_queued(ctr__batcher_t *b)
+size_t ctr__batcher_queued(ctr__batcher_t *b, long model)
 {
+    size_t n = 0;
     pthread_mutex_lock(&b->lock);
-    size_t q = b->queued;
+    for (size_t m = 0; m < b->cfg.n_models; m++)
+        if (model < 0 || (size_t)model == m)
+            n += b->q[m].queued;
     pthread_mutex_unlock(&b->lock);
-    return q;
+    return n;
 }
 
-static void worker_free(worker_t *w)
+static void worker_free(worker_t *w, size_t n_models)
 {
-    ctr_scratch_free(w->scratch);
+    for (size_t m = 0; w->per_model && m < n_models; m++)
+        ctr_scratch_free(w->per_model[m].scratch);
+    free(w->per_model);
     free(w->dense);
     free(w->rows);
     free(w->scores);
@@ -284,8 +342,8 @@ int ctr__batcher_start(const ctr__batcher_config_t *cfg, ctr__batcher_t **out,
 {
     int rc;
     pthread_condattr_t ca;
-    if (cfg->threads < 1 || cfg->max_batch < 1 || !cfg->kernel || !cfg->audit)
-        return ctr_error(err, errlen, CTR_EINVAL, "batcher: threads and max_batch must be >= 1");
+    if (cfg->threads < 1 || cfg->max_batch < 1 || cfg->n_models < 1 || !cfg->kernel || !cfg->audit)
+        return ctr_error(err, errlen, CTR_EINVAL, "batcher: threads, max_batch and models must be >= 1");
     ctr__batcher_t *b = calloc(1, sizeof *b);
     if (!b)
         return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
@@ -294,9 +352,15 @@ int ctr__batcher_start(const ctr__batcher_config_t *cfg, ctr__batcher_t **out,
     pthread_mutex_init(&b->lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&b->leader_cond, &ca);
     pthread_cond_init(&b->work_cond, &ca);
+    b->q = calloc(cfg->n_models, sizeof *b->q);
+    for (size_t m = 0; b->q && m < cfg->n_models; m++)
+        pthread_cond_init(&b->q[m].leader_cond, &ca);
     pthread_condattr_destroy(&ca);
+    if (!b->q) {
+        free(b);
+        return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+    }
     if (!(b->workers = calloc(cfg->threads, sizeof *b->workers))) {
         rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
         goto fail;
@@ -314,8 +378,12 @@ int ctr__batcher_start(const ctr__batcher_config_t *cfg, ctr__batcher_t **out,
         w->scores = malloc(cfg->max_batch * sizeof *w->scores);
         w->jobs = malloc(cfg->max_batch * sizeof *w->jobs);
         w->items = malloc(cfg->max_batch * sizeof *w->items);
-        if (!w->scores || !w->jobs || !w->items ||
-            (cfg->prealloc && worker_shape(w, cfg->prealloc))) {
+        w->per_model = calloc(cfg->n_models, sizeof *w->per_model);
+        int shaped = 0;
+        for (size_t m = 0; cfg->prealloc && !shaped && m < cfg->n_models; m++)
+            shaped = cfg->prealloc[m] && w->scores && w->jobs && w->items && w->per_model
+                         ? worker_shape(w, cfg->prealloc[m]) : 0;
+        if (!w->scores || !w->jobs || !w->items || !w->per_model || shaped) {
             rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory for %zu scoring threads' buffers", cfg->threads);
             goto fail;
         }
@@ -343,22 +411,25 @@ void ctr__batcher_stop(ctr__batcher_t *b)
     pthread_mutex_lock(&b->lock);
     b->stopping = 1;
     b->draining = 1;
-    pthread_cond_broadcast(&b->leader_cond);
+    for (size_t m = 0; m < b->cfg.n_models; m++)
+        pthread_cond_broadcast(&b->q[m].leader_cond);
     pthread_cond_broadcast(&b->work_cond);
     pthread_mutex_unlock(&b->lock);
     for (size_t i = 0; i < b->n_started; i++)
         pthread_join(b->workers[i].thread, NULL);
     if (b->workers)
         for (size_t i = 0; i < b->cfg.threads; i++)
-            worker_free(&b->workers[i]);
+            worker_free(&b->workers[i], b->cfg.n_models);
     if (b->inline_slots)
         for (size_t i = 0; i < b->cfg.threads; i++)
-            worker_free(&b->inline_slots[i]);
+            worker_free(&b->inline_slots[i], b->cfg.n_models);
     free(b->workers);
     free(b->inline_slots);
     free(b->inline_free);
     pthread_mutex_destroy(&b->lock);
-    pthread_cond_destroy(&b->leader_cond);
+    for (size_t m = 0; m < b->cfg.n_models; m++)
+        pthread_cond_destroy(&b->q[m].leader_cond);
     pthread_cond_destroy(&b->work_cond);
+    free(b->q);
     free(b);
 }

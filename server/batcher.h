@@ -1,25 +1,33 @@
-/* batcher.h - dynamic batching: one bounded queue, scoring threads.
+/* batcher.h - dynamic batching: a bounded queue per model, scoring threads
+ * shared by every model.
  *
- * HTTP threads submit decoded requests (jobs); scoring threads gather
- * consecutive jobs of the same model generation into a batch of at most
+ * HTTP threads submit decoded requests (jobs) to their model's queue;
+ * scoring threads gather consecutive jobs of the same model generation
+ * into a batch of at most
  * max_batch examples, waiting at most max_delay from the arrival of the
  * batch's first example, score it with ctr_forward and hand the batch to
  * the audit hook, which releases each job (audit_writer.h). A job larger than
  * max_batch is scored alone, in place.
  *
- * Threads: one leader at a time collects a batch (waiting on the deadline);
- * when it closes the batch it hands leadership on and scores, so filling
- * the next batch overlaps scoring this one. Each thread owns its scratch
- * and gather buffers, sized at start-up and rebuilt only when a generation
- * with another shape arrives: nothing is allocated per batch or example.
+ * Threads: each queue has at most one leader at a time, collecting its
+ * batch (waiting on the deadline); when it closes the batch it hands
+ * leadership on and scores, so filling the next batch overlaps scoring
+ * this one. A batch never mixes models (nor generations). Fairness: a
+ * free thread leads the next queue with work in round-robin order after
+ * the last one led, so a model with waiting requests gets a thread
+ * within one batch of each other model's, however deep their queues are.
+ * Each thread owns a scratch per model and gather buffers, sized at
+ * start-up and rebuilt only when a generation with another shape
+ * arrives: nothing is allocated per batch or example.
  *
  * Back-pressure: queue_limit counts examples waiting (not yet taken into a
- * batch). A submit that would pass it is refused with CTR_EBUSY (503 +
+ * batch) in each model's queue: a flood on one model fills only its own.
+ * A submit that would pass it is refused with CTR_EBUSY (503 +
  * Retry-After), except into an empty queue, so one large request is never
  * refused forever.
  *
  * Inline scoring: a request of at most inline_max examples that arrives
- * while no example waits in the queue is scored on the calling (HTTP)
+ * while no example waits in its model's queue is scored on the calling (HTTP)
  * thread, in one of `threads` inline slots, and handed to the audit hook
  * there: no queue, no wake-up of a scoring thread and, when the audit
  * hook releases at once, no suspend/resume of the connection. Under load
@@ -55,12 +63,14 @@ typedef struct {
     size_t threads;               /* >= 1 */
     size_t max_batch;             /* >= 1 */
     uint64_t max_delay_ns;
-    size_t queue_limit;           /* examples */
+    size_t queue_limit;           /* examples, per model */
+    size_t n_models;              /* >= 1; a job's gen->model_index < this */
     size_t inline_max;            /* examples; 0: never score inline */
     const ctr_kernel_t *kernel;
     ctr__audit_t *audit;          /* borrowed */
-    const ctr__gen_t *prealloc;   /* optional: size every thread's buffers
-                                     for this generation at start-up */
+    const ctr__gen_t *const *prealloc; /* optional, [n_models] (entries may be
+                                     NULL): size every thread's buffers for
+                                     these generations at start-up */
 } ctr__batcher_config_t;
 
 /* Starts the scoring threads. *out owned by the caller (ctr__batcher_stop). */
@@ -83,7 +93,8 @@ void ctr__batcher_drain(ctr__batcher_t *b);
 /* Scores everything queued, joins the threads and frees b. */
 void ctr__batcher_stop(ctr__batcher_t *b);
 
-/* Examples waiting in the queue (for /metrics). */
-size_t ctr__batcher_queued(ctr__batcher_t *b);
+/* Examples waiting in model's queue, or in every queue for model -1
+ * (for /metrics). */
+size_t ctr__batcher_queued(ctr__batcher_t *b, long model);
 
 #endif

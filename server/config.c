@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctr/common.h"
@@ -21,8 +22,23 @@ static const ctr_opt_enum_t levels[] = {
 #define AT(f) CTR_OPT_AT(ctr__config_t, f)
 #define U CTR_OPT_UINT
 
+/* --model and CTRD_MODEL: every occurrence's text is kept as given and
+ * split into models by ctr__config_parse, which knows where each came from
+ * (a LIST row has no environment twin, hence a custom one). */
+static int model_arg(const char *text, void *field, char *err, size_t errlen)
+{
+    ctr__model_args_t *a = field;
+    if (a->n >= CTR_ARRAY_LEN(a->text))
+        return ctr_error(err, errlen, CTR_ERANGE, "at most %d models", CTR__MODELS_MAX);
+    a->text[a->n++] = text;
+    return 0;
+}
+
 static const ctr_opt_t opts[] = {
-    {"model", "CTRD_MODEL", CTR_OPT_STR, 0, AT(model), .metavar = "PATH", .help = "model file (.ctrm) to serve"},
+    {"model", "CTRD_MODEL", CTR_OPT_CUSTOM, CTR_OPT_NO_JSON, AT(model_args), .parse = model_arg, .metavar = "[NAME=]PATH",
+     .help = "model file (.ctrm) to serve as NAME (without NAME=: the name in its header);\n"
+             "repeat for several models, the first is the default;\n"
+             "CTRD_MODEL: the same, comma-separated (a=/m/a.ctrm,b=/m/b.ctrm)"},
     {"host", "CTRD_HOST", CTR_OPT_STR, 0, AT(host), .def = "0.0.0.0", .metavar = "ADDR", .help = "address to listen on (IPv4 or IPv6 literal)"},
     {"port", "CTRD_PORT", U, 0, AT(port), .def = "8080", .min = 0, .max = 65535, .metavar = "N", .help = "TCP port; 0 picks a free one (logged)"},
     {"threads", "CTRD_THREADS", U, 0, AT(threads), .def = "0", .min = 0, .max = 1024, .metavar = "N", .help = "scoring threads; 0 = online cores"},
@@ -54,11 +70,84 @@ static const ctr_opt_t opts[] = {
 
 static const ctr_opts_t spec = {
     opts, CTR_ARRAY_LEN(opts),
-    "usage: ctrd --model PATH [flags]    serve a model over HTTP\n"
-    "       ctrd --check URL             exit 0 if URL answers 200\n\n"
+    "usage: ctrd --model [NAME=]PATH ... [flags]   serve models over HTTP\n"
+    "       ctrd --check URL                              exit 0 if URL answers 200\n\n"
     "Every flag also reads its environment variable; flags win.\n\n",
     NULL,
 };
+
+/* One model's text, "NAME=PATH" or "PATH" (len bytes), into cfg->models.
+ * It is NAME=PATH when it has a '=' with a NAME before it holding no '/'
+ * (so "./a=b.ctrm" and "/m/x=1.ctrm" are paths). The text must stay put:
+ * the spec points into it, NUL-terminated by the caller. */
+static int add_model(ctr__config_t *cfg, char *text, const char *from, char *err, size_t errlen)
+{
+    char why[256];
+    if (cfg->n_models >= CTR__MODELS_MAX)
+        return ctr_error(err, errlen, CTR_ERANGE, "%s: more than %d models", from, CTR__MODELS_MAX);
+    ctr__model_spec_t *m = &cfg->models[cfg->n_models];
+    char *eq = strchr(text, '=');
+    m->name = NULL;
+    m->path = text;
+    if (eq && !memchr(text, '/', (size_t)(eq - text))) {
+        if (ctr__registry_name_check(text, (size_t)(eq - text), why, sizeof why))
+            return ctr_error(err, errlen, CTR_EINVAL, "%s \"%s\": %s", from, text, why);
+        *eq = '\0';
+        m->name = text;
+        m->path = eq + 1;
+    }
+    if (!*m->path)
+        return ctr_error(err, errlen, CTR_EINVAL, "%s: model %s has no path (NAME=PATH or PATH)", from,
+                         m->name ? m->name : "");
+    for (size_t i = 0; m->name && i < cfg->n_models; i++)
+        if (cfg->models[i].name && !strcmp(cfg->models[i].name, m->name))
+            return ctr_error(err, errlen, CTR_EINVAL, "%s: two models named \"%s\" (%s and %s)", from,
+                             m->name, cfg->models[i].path, m->path);
+    cfg->n_models++;
+    return 0;
+}
+
+/* --model flags (each one model) or else CTRD_MODEL (comma-separated),
+ * copied to cfg->model_text_buf so that they can be cut in place. */
+static int collect_models(ctr__config_t *cfg, const ctr_opts_result_t *res, char *err, size_t errlen)
+{
+    const ctr__model_args_t *a = &cfg->model_args;
+    ctr_opt_from_t from = ctr_opts_from(res, "model");
+    int rc;
+    char *w = cfg->model_text_buf, *end = w + sizeof cfg->model_text_buf;
+    if (from == CTR_OPT_FROM_ENV) {
+        size_t len = strlen(a->text[0]);
+        if (len >= sizeof cfg->model_text_buf)
+            return ctr_error(err, errlen, CTR_ERANGE, "CTRD_MODEL is %zu bytes long, at most %zu", len,
+                             sizeof cfg->model_text_buf - 1);
+        memcpy(w, a->text[0], len + 1);
+        for (char *p = w, *next; p; p = next) {
+            next = strchr(p, ',');
+            if (next)
+                *next++ = '\0';
+            if (!*p)
+                continue;           /* "a=x.ctrm," and ",," name nothing */
+            if ((rc = add_model(cfg, p, "CTRD_MODEL", err, errlen)))
+                return rc;
+        }
+        return 0;
+    }
+    if (from != CTR_OPT_FROM_FLAG)
+        return 0;
+    /* The environment's text came first; a --model flag drops it. */
+    size_t first = getenv("CTRD_MODEL") ? 1 : 0;
+    for (size_t i = first; i < a->n; i++) {
+        size_t len = strlen(a->text[i]);
+        if (len + 1 > (size_t)(end - w))
+            return ctr_error(err, errlen, CTR_ERANGE, "--model: the models' texts pass %zu bytes",
+                             sizeof cfg->model_text_buf);
+        memcpy(w, a->text[i], len + 1);
+        if ((rc = add_model(cfg, w, "--model", err, errlen)))
+            return rc;
+        w += len + 1;
+    }
+    return 0;
+}
 
 int ctr__config_parse(ctr__config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 {
@@ -83,8 +172,10 @@ int ctr__config_parse(ctr__config_t *cfg, int argc, char **argv, char *err, size
     if (cfg->show_version || cfg->check_url)
         return 0;
 
-    if (!cfg->model || !*cfg->model)
-        return ctr_error(err, errlen, CTR_EINVAL, "no model: pass --model PATH or set CTRD_MODEL");
+    if ((rc = collect_models(cfg, &res, err, errlen)))
+        return rc;
+    if (!cfg->n_models)
+        return ctr_error(err, errlen, CTR_EINVAL, "no model: pass --model [NAME=]PATH or set CTRD_MODEL");
     if (!!cfg->tls_cert != !!cfg->tls_key)
         return ctr_error(err, errlen, CTR_EINVAL, "--tls-cert and --tls-key go together");
     if (cfg->audit_dir && cfg->no_audit)

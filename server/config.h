@@ -16,11 +16,30 @@
 #include "ctr/common.h"
 #include "ctr/kernels.h"
 #include "log.h"
+#include "registry.h"
 
 #define CTR__SERVER_VERSION CTR_VERSION
 
+/* The texts of --model (each occurrence) and CTRD_MODEL, as the parser
+ * met them (the environment's first); ctr__config_parse turns them into
+ * models[]. One more than the models: the environment's text. */
 typedef struct {
-    const char *model;            /* --model PATH (required to serve) */
+    const char *text[CTR__MODELS_MAX + 1];
+    size_t n;
+} ctr__model_args_t;
+
+/* The models' texts, cut into NAME and PATH in place, live here: CTRD_MODEL
+ * split at its commas, or the --model flags' texts one after another. */
+#define CTR__MODEL_TEXT_MAX 8192
+
+typedef struct {
+    /* --model [NAME=]PATH, repeatable, or CTRD_MODEL=[NAME=]PATH,... (flags
+     * win: any --model flag drops the variable's models). models[0] is the
+     * default model; name NULL: the file's header name. At least one. */
+    ctr__model_spec_t models[CTR__MODELS_MAX];
+    size_t n_models;
+    ctr__model_args_t model_args; /* the raw texts (parser's) */
+    char model_text_buf[CTR__MODEL_TEXT_MAX];
     const char *host;             /* --host: address to bind */
     uint64_t port;                /* --port: 0 = any free port (logged) */
     uint64_t threads;             /* --threads: scoring threads, 0 = online cores */

@@ -17,11 +17,17 @@
 #include "ctr/model.h"
 
 #define CTR_REQUEST_ID_MAX 128
+#define CTR_REQUEST_MODEL_MAX 64   /* a model name (modelstore.h CTR__MODEL_NAME_MAX) */
 #define CTR_CAT_MISSING_LEN 0xffu  /* cat_len value of a missing categorical */
 
 typedef struct {
     char request_id[CTR_REQUEST_ID_MAX + 1]; /* NUL-terminated, "" if none */
     int has_request_id;
+    /* v1 "model": the model the body names (NUL-terminated); has_model 0:
+     * absent or null (the default model), 1: model holds it, 2: longer
+     * than CTR_REQUEST_MODEL_MAX (no model has such a name). */
+    char model[CTR_REQUEST_MODEL_MAX + 1];
+    int has_model;
     size_t n;            /* examples */
     size_t n_dense;
     /* Categorical columns per example: one per row slot,
@@ -101,5 +107,14 @@ int ctr__decode_v2_binary(const ctr_model_t *m, const char *body, size_t len, si
                           ctr_decode_error_t *e);
 
 void ctr__request_release(ctr_request_t *req);
+
+/* The model a /v1/score body names, found without decoding it: the
+ * top-level members before "model" are skipped (validated), so a body
+ * that puts "model" first costs next to nothing, one without it a full
+ * scan. Returns 1 with its unescaped text in name (at most cap bytes) and
+ * its full length in *name_len (> cap: too long for any name); 0 when the
+ * body names none or is not well-formed up to it, and "model" that is
+ * not a string: the decoder then reports what is wrong. */
+int ctr__decode_v1_model(const char *body, size_t len, char *name, size_t cap, size_t *name_len);
 
 #endif

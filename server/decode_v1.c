@@ -256,8 +256,55 @@ static int v1_finish(ctr__dec_t *d)
     return 0;
 }
 
-static const char *const V1_KEYS[] = {"examples", "context", "request_id"};
-enum { V1_EXAMPLES, V1_CONTEXT, V1_REQUEST_ID };
+static const char *const V1_KEYS[] = {"examples", "context", "request_id", "model"};
+enum { V1_EXAMPLES, V1_CONTEXT, V1_REQUEST_ID, V1_MODEL };
+
+/* "model": a string or null (the default). The HTTP layer picked the
+ * model before decoding (ctr__decode_v1_model); it checks this against it. */
+static const uchar *v1_model(ctr__dec_t *d, const uchar *p)
+{
+    ctr_request_t *r = d->req;
+    size_t len;
+    if (*p == 'n' && ctr__json_lit(p, d->sc.end, "null", 4))
+        return p + 4;
+    if (*p != '"')
+        return ctr__dec_sem(d, CTR_EINVAL, "wrong_type", -1, NULL, 0,
+                            "\"model\" must be a string (a model's name) or null");
+    const uchar *q = ctr__json_scan_string(&d->sc, p + 1, r->model, CTR_REQUEST_MODEL_MAX, &len);
+    if (!q)
+        return NULL;
+    r->model[len <= CTR_REQUEST_MODEL_MAX ? len : CTR_REQUEST_MODEL_MAX] = '\0';
+    r->has_model = len <= CTR_REQUEST_MODEL_MAX ? 1 : 2;
+    return q;
+}
+
+int ctr__decode_v1_model(const char *body, size_t len, char *name, size_t cap, size_t *name_len)
+{
+    ctr__json_scan_t sc;
+    ctr__json_scan_init(&sc, body, len, 64);
+    const uchar *end = sc.end, *p = ctr__json_ws(sc.beg, end);
+    if (p >= end || *p != '{')
+        return 0;
+    p = ctr__json_ws(p + 1, end);
+    for (;;) {
+        char key[8];
+        size_t klen;
+        if (p >= end || *p != '"' || !(p = ctr__json_scan_string(&sc, p + 1, key, sizeof key, &klen)))
+            return 0;
+        p = ctr__json_ws(p, end);
+        if (p >= end || *p != ':')
+            return 0;
+        p = ctr__json_ws(p + 1, end);
+        if (klen == 5 && !memcmp(key, "model", 5))
+            return p < end && *p == '"' && ctr__json_scan_string(&sc, p + 1, name, cap, name_len) ? 1 : 0;
+        if (!(p = ctr__json_skip_value(&sc, p, 1, NULL)))
+            return 0;
+        p = ctr__json_ws(p, end);
+        if (p >= end || *p != ',')
+            return 0;
+        p = ctr__json_ws(p + 1, end);
+    }
+}
 
 int ctr__dec_v1_parse(ctr__dec_t *d)
 {
@@ -273,7 +320,7 @@ int ctr__dec_v1_parse(ctr__dec_t *d)
     }
     while (more) {
         int which = 0;
-        p = ctr__dec_top_member(d, p, V1_KEYS, 3, "request_id, context, examples", &seen, &which);
+        p = ctr__dec_top_member(d, p, V1_KEYS, 4, "request_id, model, context, examples", &seen, &which);
         if (!p)
             return -1;
         if (which == V1_EXAMPLES) {
@@ -286,6 +333,8 @@ int ctr__dec_v1_parse(ctr__dec_t *d)
             else
                 p = ctr__dec_sem(d, CTR_EINVAL, "wrong_type", -1, NULL, 0,
                                  "\"context\" must be an object");
+        } else if (which == V1_MODEL) {
+            p = v1_model(d, p);
         } else {
             p = ctr__dec_request_id(d, p, "request_id");
         }

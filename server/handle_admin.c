@@ -7,8 +7,11 @@
  * body was read, like every refusal that is not decided by the headers
  * alone (so a 413 for an over-long body comes first).
  *
- * Body: empty, {} (reload the --model path) or {"path": "FILE"}. The
- * reload runs on the model store's thread with the connection suspended;
+ * Body: empty or {} (reload the default model from its path), {"path":
+ * "FILE"} (the default model from FILE), {"model": "NAME"} and
+ * {"model": "NAME", "path": "FILE"} (that model). One model per call, as
+ * /v1/score's default is the first model; SIGHUP reloads every model. The
+ * reload runs on the model's store thread with the connection suspended;
  * its outcome is answered on resume. */
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -61,6 +64,7 @@ enum MHD_Result ctr__admin_reload(ctr__http_req_t *r)
         return ctr__http_error(r, rc, "forbidden", "wrong admin token");
 
     char *path = NULL;
+    ctr__modelstore_t *store = ctr__registry_at(r->h->d.models, 0);
     if (r->len > 0) {
         if (!ctr__http_is_json_type(ctr__http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE)))
             return ctr__http_error(r, CTR_EMEDIATYPE, "unsupported_media_type",
@@ -68,9 +72,18 @@ enum MHD_Result ctr__admin_reload(ctr__http_req_t *r)
         json_error_t je;
         json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
         json_t *p = j ? json_object_get(j, "path") : NULL;
-        if (!j || !json_is_object(j) || (p && !json_is_string(p)) || json_object_size(j) != (p ? 1u : 0u)) {
+        json_t *m = j ? json_object_get(j, "model") : NULL;
+        if (!j || !json_is_object(j) || (p && !json_is_string(p)) || (m && !json_is_string(m)) ||
+            json_object_size(j) != (p ? 1u : 0u) + (m ? 1u : 0u)) {
             json_decref(j);
-            return ctr__http_error(r, CTR_EINVAL, "bad_request", "the reload body is {} or {\"path\": \"FILE\"}");
+            return ctr__http_error(r, CTR_EINVAL, "bad_request",
+                                   "the reload body is {}, {\"path\": \"FILE\"}, {\"model\": \"NAME\"} or both");
+        }
+        if (m && !(store = ctr__registry_find(r->h->d.models, json_string_value(m), json_string_length(m)))) {
+            enum MHD_Result answered = MHD_NO;
+            ctr__model_lookup(r, json_string_value(m), json_string_length(m), NULL, &answered);
+            json_decref(j);
+            return answered;
         }
         if (p && !(path = strdup(json_string_value(p)))) {
             json_decref(j);
@@ -78,8 +91,9 @@ enum MHD_Result ctr__admin_reload(ctr__http_req_t *r)
         }
         json_decref(j);
     }
+    r->u.reload.model = ctr__modelstore_name(store);
     ctr__http_suspend(r);
-    rc = ctr__modelstore_reload_async(r->h->d.store, path, reload_done, r);
+    rc = ctr__modelstore_reload_async(store, path, reload_done, r);
     free(path);
     if (rc) {
         ctr__reload_result_t *res = &r->u.reload.result;
@@ -106,8 +120,9 @@ enum MHD_Result ctr__admin_reload_resume(ctr__http_req_t *r)
     ctr__buf_t b;
     if (ctr__buf_init(&b, 256))
         return MHD_NO;
-    ctr__buf_printf(&b, "{\"status\":\"%s\",\"generation\":%llu,\"digest\":",
-                    res->unchanged ? "unchanged" : "reloaded", (unsigned long long)res->generation);
+    ctr__buf_printf(&b, "{\"status\":\"%s\",\"model\":", res->unchanged ? "unchanged" : "reloaded");
+    ctr__buf_json_str(&b, r->u.reload.model, strlen(r->u.reload.model));
+    ctr__buf_printf(&b, ",\"generation\":%llu,\"digest\":", (unsigned long long)res->generation);
     ctr__buf_json_str(&b, res->digest, strlen(res->digest));
     ctr__buf_puts(&b, ",\"previous_digest\":");
     ctr__buf_json_str(&b, res->previous_digest, strlen(res->previous_digest));

@@ -1,8 +1,10 @@
 /* handle_score.c - POST /v1/score and POST /v2/models/{name}/infer (see
  * routes.h; bodies in docs/API.md).
  *
- * on_req decodes the body against the current model generation (the
- * request keeps its reference until it is freed). A small request that
+ * on_req finds the model first (v2: the path's {name}; v1: the body's
+ * "model", found without decoding when several models are served, else
+ * the default), then decodes the body against that model's current
+ * generation (the request keeps its reference until it is freed). A small request that
  * finds the queue empty is scored right here (batcher.h, "Inline
  * scoring"); when the audit hook also releases at once, on_req answers
  * with no suspension at all. Otherwise on_req suspends the connection and
@@ -20,6 +22,8 @@
 #include "routes.h"
 
 #define DECODE_MAX_DEPTH 32
+
+_Static_assert(CTR_REQUEST_MODEL_MAX == CTR__MODEL_NAME_MAX, "a body's model name holds any model's");
 
 /* A decimal byte count without sign, spaces or excess: 0 or -1. */
 static int parse_length(const char *s, size_t *out)
@@ -56,9 +60,26 @@ static enum MHD_Result score(ctr__http_req_t *r, int v2)
     int rc;
 
     s->v2 = v2;
-    s->gen = ctr__modelstore_acquire(h->d.store);
-    if (v2 && !ctr__model_name_matches(r, s->gen))
-        return ctr__model_not_found(r, s->gen);
+    enum MHD_Result answered = MHD_NO;
+    if (v2) {
+        s->gen = ctr__model_of_path(r, &answered);
+    } else if (ctr__registry_count(h->d.models) > 1) {
+        /* Which schema to decode with is the body's "model": look for it
+         * first. With one model there is no choice to make, so the common
+         * case pays nothing and a wrong name is caught after decoding. */
+        char name[CTR__MODEL_NAME_MAX + 1];
+        size_t nlen = 0;
+        if (r->body && ctr__decode_v1_model(r->body, r->len, name, sizeof name - 1, &nlen) &&
+            (name[nlen < sizeof name - 1 ? nlen : sizeof name - 1] = '\0', 1))
+            s->gen = ctr__model_lookup(r, name, nlen <= CTR__MODEL_NAME_MAX ? nlen : sizeof name, NULL,
+                                       &answered);
+        else
+            s->gen = ctr__model_lookup(r, NULL, 0, NULL, &answered);
+    } else {
+        s->gen = ctr__model_lookup(r, NULL, 0, NULL, &answered);
+    }
+    if (!s->gen)
+        return answered;
 
     ctr_decode_limits_t lim = {.max_examples = h->d.cfg->max_examples, .max_depth = DECODE_MAX_DEPTH};
     memset(&e, 0, sizeof e);
@@ -88,6 +109,17 @@ static enum MHD_Result score(ctr__http_req_t *r, int v2)
     s->req_valid = 1;
     r->log_examples = s->req.n;
     r->log_request_id = s->req.request_id;
+    if (s->req.has_model && (s->req.has_model == 2 || strcmp(s->req.model, s->gen->name))) {
+        /* One model served (with several, the body's model was picked
+         * above): the body names another, unknown one. */
+        size_t ml = s->req.has_model == 2 ? CTR_REQUEST_MODEL_MAX + 1 : strlen(s->req.model);
+        ctr__gen_t *other = ctr__model_lookup(r, s->req.model, ml, NULL, &answered);
+        if (!other)
+            return answered;
+        ctr__gen_release(other);
+        return ctr__http_error(r, CTR_EINTERNAL, "internal_error",
+                               "the body's model was not the one it was decoded with");
+    }
     if (s->req.n == 0)
         return ctr__http_error(r, CTR_EINVAL, "missing_examples", "the request holds no examples");
     if (!s->req.request_id[0])

@@ -48,8 +48,9 @@ static void log_request(const ctr__http_req_t *r, int status, int code)
                               ? CTR_LOG_WARN : CTR_LOG_DEBUG;
     if (!ctr__log_enabled(lvl))
         return;
+    const char *model = r->model >= 0 ? ctr__modelstore_name(ctr__registry_at(r->h->d.models, (size_t)r->model)) : "";
     ctr__log(lvl, "request", CTR_LOG_S("method", r->method), CTR_LOG_S("path", r->path),
-             CTR_LOG_I("status", status), CTR_LOG_U("examples", r->log_examples),
+             CTR_LOG_I("status", status), CTR_LOG_S("model", model), CTR_LOG_U("examples", r->log_examples),
              CTR_LOG_S("request_id", r->log_request_id ? r->log_request_id : ""),
              CTR_LOG_D("ms", (double)(ctr__mono_ns() - r->t_start_ns) / 1e6), CTR_LOG_END);
 }
@@ -95,7 +96,7 @@ static enum MHD_Result send_body(ctr__http_req_t *r, int status, int code, const
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
-    ctr__metrics_request(r->ep, status, ctr__mono_ns() - r->t_start_ns);
+    ctr__metrics_request(r->ep, r->model, status, ctr__mono_ns() - r->t_start_ns);
     log_request(r, status, code);
     return ok;
 }
@@ -354,6 +355,7 @@ static enum MHD_Result first_call(ctr__http_t *h, struct MHD_Connection *conn, c
         return MHD_NO;
     r->h = h;
     r->conn = conn;
+    r->model = -1;
     r->t_start_ns = ctr__mono_ns();
     r->t_received_real_ns = ctr__real_ns();
     r->admitted = !atomic_load(&h->draining);

@@ -26,13 +26,13 @@
 #include "batcher.h"
 #include "config.h"
 #include "ctr/kernels.h"
-#include "modelstore.h"
+#include "registry.h"
 
 typedef struct ctr__http ctr__http_t;
 
 typedef struct {
     const ctr__config_t *cfg;
-    ctr__modelstore_t *store;
+    ctr__registry_t *models;
     ctr__batcher_t *batcher;
     ctr__audit_t *audit;
     const ctr_kernel_t *kernel;

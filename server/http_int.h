@@ -35,6 +35,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "modelstore.h"
+#include "registry.h"
 #include "respond.h"
 
 #define CTR__JSON_TYPE "application/json"
@@ -131,6 +132,7 @@ typedef struct {
 
 typedef struct {
     ctr__reload_result_t result;
+    const char *model;             /* the model reloaded (its store's name) */
 } ctr__reload_state_t;
 
 /* One request: created on the first access-handler call, freed when
@@ -141,6 +143,8 @@ struct ctr__http_req {
     const ctr__route_t *route;     /* NULL when refused by routing (404/405) */
     ctr__route_params_t params;
     ctr__endpoint_t ep;
+    long model;                    /* the registry index it was answered for
+                                      (its /metrics model label), -1: none */
     ctr__http_req_state_t state;
     uint64_t t_start_ns;           /* monotonic, headers received */
     uint64_t t_received_real_ns;

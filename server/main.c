@@ -1,7 +1,8 @@
 /* main.c - ctrd: flags, start-up, signals, drain. Everything else lives in
  * the modules it wires together:
  *
- *   config        flags and CTRD_* variables     modelstore  model generations, reload
+ *   config        flags and CTRD_* variables     registry    the served models by name
+ *                                                modelstore  one model's generations, reload
  *   http          connections (routes: table,    batcher     queue + scoring threads
  *                 handle_*: the endpoints)
  *   audit_writer  the audit log writer           metrics     Prometheus registry
@@ -30,7 +31,7 @@
 #include "ctr/kernels.h"
 #include "http.h"
 #include "log.h"
-#include "modelstore.h"
+#include "registry.h"
 
 static int sig_pipe[2] = {-1, -1};
 
@@ -91,7 +92,7 @@ int main(int argc, char **argv)
     ctr__config_t cfg;
     char err[768], cfgjson[2048];
     int rc, exit_code = 1;
-    ctr__modelstore_t *store = NULL;
+    ctr__registry_t *models = NULL;
     ctr__audit_t *audit = NULL;
     ctr__batcher_t *batcher = NULL;
     ctr__http_t *http = NULL;
@@ -133,16 +134,24 @@ int main(int argc, char **argv)
              CTR_LOG_S("kernel", kernel->name), CTR_LOG_B("bit_exact", kernel->bit_exact), CTR_LOG_END);
 
     uint64_t t0 = ctr__mono_ns();
-    if ((rc = ctr__modelstore_open(cfg.model, kernel, &store, err, sizeof err))) {
-        ctr__log(CTR_LOG_ERROR, "cannot load the model", CTR_LOG_S("path", cfg.model),
-                 CTR_LOG_S("error", err), CTR_LOG_S("code", ctr_strerror(rc)), CTR_LOG_END);
+    if ((rc = ctr__registry_open(cfg.models, cfg.n_models, kernel, &models, err, sizeof err))) {
+        ctr__log(CTR_LOG_ERROR, "cannot load the model", CTR_LOG_S("error", err),
+                 CTR_LOG_S("code", ctr_strerror(rc)), CTR_LOG_END);
+        fprintf(stderr, "ctrd: %s\n", err);
         goto out;
     }
-    ctr__gen_t *g = ctr__modelstore_acquire(store);
-    ctr__log(CTR_LOG_INFO, "model loaded", CTR_LOG_S("path", cfg.model), CTR_LOG_S("name", g->name),
-             CTR_LOG_S("digest", g->digest), CTR_LOG_U("dense", g->def->n_dense),
-             CTR_LOG_U("categorical", g->def->n_cat), CTR_LOG_U("layers", g->def->n_layers),
-             CTR_LOG_D("seconds", (double)(ctr__mono_ns() - t0) / 1e9), CTR_LOG_END);
+    /* Each model's first generation, held until the batcher has shaped its
+     * buffers for them. */
+    const ctr__gen_t *first[CTR__MODELS_MAX] = {0};
+    for (size_t i = 0; i < cfg.n_models; i++) {
+        ctr__gen_t *g = ctr__modelstore_acquire(ctr__registry_at(models, i));
+        first[i] = g;
+        ctr__log(CTR_LOG_INFO, "model loaded", CTR_LOG_S("model", g->name), CTR_LOG_B("default", i == 0),
+                 CTR_LOG_S("path", cfg.models[i].path), CTR_LOG_S("name", g->def->name),
+                 CTR_LOG_S("digest", g->digest), CTR_LOG_U("dense", g->def->n_dense),
+                 CTR_LOG_U("categorical", g->def->n_cat), CTR_LOG_U("layers", g->def->n_layers),
+                 CTR_LOG_D("seconds", (double)(ctr__mono_ns() - t0) / 1e9), CTR_LOG_END);
+    }
 
     ctr__audit_config_t acfg = {
         .enabled = !cfg.no_audit,
@@ -152,7 +161,8 @@ int main(int argc, char **argv)
         .on_error_fail = cfg.audit_on_error_fail,
     };
     if ((rc = ctr__audit_open(&acfg, &audit, err, sizeof err))) {
-        ctr__gen_release(g);
+        for (size_t i = 0; i < cfg.n_models; i++)
+            ctr__gen_release((ctr__gen_t *)first[i]);
         ctr__log(CTR_LOG_ERROR, "cannot open the audit log", CTR_LOG_S("error", err), CTR_LOG_END);
         goto out;
     }
@@ -164,24 +174,26 @@ int main(int argc, char **argv)
         .max_batch = (size_t)cfg.max_batch,
         .max_delay_ns = cfg.max_delay_us * 1000u,
         .queue_limit = (size_t)cfg.queue_limit,
+        .n_models = cfg.n_models,
         .inline_max = (size_t)cfg.inline_max_examples,
         .kernel = kernel,
         .audit = audit,
-        .prealloc = g,
+        .prealloc = first,
     };
     rc = ctr__batcher_start(&bcfg, &batcher, err, sizeof err);
-    ctr__gen_release(g);
+    for (size_t i = 0; i < cfg.n_models; i++)
+        ctr__gen_release((ctr__gen_t *)first[i]);
     if (rc) {
         ctr__log(CTR_LOG_ERROR, "cannot start the batcher", CTR_LOG_S("error", err), CTR_LOG_END);
         goto out;
     }
-    ctr__http_deps_t deps = {&cfg, store, batcher, audit, kernel};
+    ctr__http_deps_t deps = {&cfg, models, batcher, audit, kernel};
     if ((rc = ctr__http_start(&deps, &http, err, sizeof err))) {
         ctr__log(CTR_LOG_ERROR, "cannot start the HTTP server", CTR_LOG_S("error", err), CTR_LOG_END);
         goto out;
     }
     ctr__log(CTR_LOG_INFO, "ready", CTR_LOG_U("port", ctr__http_port(http)),
-             CTR_LOG_U("scoring_threads", bcfg.threads), CTR_LOG_U("max_batch", bcfg.max_batch),
+             CTR_LOG_U("models", cfg.n_models), CTR_LOG_U("scoring_threads", bcfg.threads), CTR_LOG_U("max_batch", bcfg.max_batch),
              CTR_LOG_U("max_delay_us", cfg.max_delay_us), CTR_LOG_END);
 
     for (;;) {
@@ -189,9 +201,15 @@ int main(int argc, char **argv)
         if (!sig)
             continue;
         if (sig == SIGHUP) {
-            ctr__log(CTR_LOG_INFO, "SIGHUP: reloading the model", CTR_LOG_END);
-            if (ctr__modelstore_reload_async(store, NULL, NULL, NULL))
-                ctr__log(CTR_LOG_ERROR, "cannot queue the reload", CTR_LOG_END);
+            /* Every model, each on its own store thread: one slow or
+             * failing file neither delays nor affects the others. */
+            ctr__log(CTR_LOG_INFO, "SIGHUP: reloading every model", CTR_LOG_U("models", cfg.n_models),
+                     CTR_LOG_END);
+            for (size_t i = 0; i < cfg.n_models; i++)
+                if (ctr__modelstore_reload_async(ctr__registry_at(models, i), NULL, NULL, NULL))
+                    ctr__log(CTR_LOG_ERROR, "cannot queue the reload",
+                             CTR_LOG_S("model", ctr__modelstore_name(ctr__registry_at(models, i))),
+                             CTR_LOG_END);
             continue;
         }
         ctr__log(CTR_LOG_INFO, "draining", CTR_LOG_S("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"),
@@ -210,7 +228,7 @@ int main(int argc, char **argv)
     ctr__batcher_drain(batcher);
     int cut = wait_idle(http, deadline);
     size_t left = ctr__http_in_flight(http);
-    ctr__modelstore_stop_reloads(store);
+    ctr__registry_stop_reloads(models);
     ctr__batcher_stop(batcher);
     batcher = NULL;
     if ((rc = ctr__audit_flush(audit, 5000000000u, err, sizeof err)))
@@ -231,6 +249,6 @@ out:
     ctr__batcher_stop(batcher);
     if (audit)
         ctr__audit_close(audit);
-    ctr__modelstore_close(store);
+    ctr__registry_close(models);
     return exit_code;
 }

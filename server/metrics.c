@@ -37,14 +37,18 @@ typedef struct {
     atomic_uint_fast64_t sum;   /* ns */
 } lat_hist_t;
 
+/* Model slots of the request series: 0 = no model, 1 + index. */
+#define N_MSLOT (CTR__MODELS_MAX + 1)
+
 static struct {
-    atomic_uint_fast64_t requests[CTR__EP_COUNT][N_STATUS];
-    lat_hist_t e2e[CTR__EP_COUNT];
+    atomic_uint_fast64_t requests[CTR__EP_COUNT][N_MSLOT][N_STATUS];
+    lat_hist_t e2e[CTR__EP_COUNT][N_MSLOT];
     lat_hist_t queue_wait;
     lat_hist_t compute;
     atomic_uint_fast64_t batch_bucket[N_SIZE];
     atomic_uint_fast64_t batch_sum;
-    atomic_uint_fast64_t reload_ok, reload_fail, rejected;
+    atomic_uint_fast64_t examples[CTR__MODELS_MAX];
+    atomic_uint_fast64_t reload_ok[CTR__MODELS_MAX], reload_fail[CTR__MODELS_MAX], rejected;
     atomic_uint_fast64_t scored[CTR__PATH_COUNT];
     atomic_uint_fast64_t conn_evicted[CTR__EVICT_COUNT], conn_refused;
     atomic_int_fast64_t conn_open;
@@ -68,19 +72,22 @@ static void lat_observe(lat_hist_t *h, uint64_t ns)
     INC(h->sum, ns);
 }
 
-void ctr__metrics_request(ctr__endpoint_t ep, int status, uint64_t e2e_ns)
+void ctr__metrics_request(ctr__endpoint_t ep, long model, int status, uint64_t e2e_ns)
 {
     if ((unsigned)ep >= CTR__EP_COUNT)
         ep = CTR__EP_OTHER;
+    size_t ms = model >= 0 && model < CTR__MODELS_MAX ? (size_t)model + 1 : 0;
     size_t s = 0;
     while (statuses[s] && statuses[s] != status)
         s++;
-    INC(M.requests[ep][s], 1);
-    lat_observe(&M.e2e[ep], e2e_ns);
+    INC(M.requests[ep][ms][s], 1);
+    lat_observe(&M.e2e[ep][ms], e2e_ns);
 }
 
-void ctr__metrics_batch(size_t n_examples, uint64_t compute_ns)
+void ctr__metrics_batch(size_t model, size_t n_examples, uint64_t compute_ns)
 {
+    CTR_ASSERT(model < CTR__MODELS_MAX);
+    INC(M.examples[model], n_examples);
     size_t i = 0;
     while (i < CTR_ARRAY_LEN(size_bounds) && n_examples > size_bounds[i])
         i++;
@@ -94,12 +101,13 @@ void ctr__metrics_queue_wait(uint64_t ns)
     lat_observe(&M.queue_wait, ns);
 }
 
-void ctr__metrics_reload(int ok)
+void ctr__metrics_reload(size_t model, int ok)
 {
+    CTR_ASSERT(model < CTR__MODELS_MAX);
     if (ok)
-        INC(M.reload_ok, 1);
+        INC(M.reload_ok[model], 1);
     else
-        INC(M.reload_fail, 1);
+        INC(M.reload_fail[model], 1);
 }
 
 void ctr__metrics_rejected(void)
@@ -178,33 +186,60 @@ static void lat_render(ctr__buf_t *b, const char *name, const char *labels, cons
     ctr__buf_printf(b, "%s_count%s%s%s %llu\n", name, open, labels, close, (unsigned long long)cum);
 }
 
+/* ",model=\"NAME\"" for model slot ms (1 + index), "" for slot 0; the
+ * name escaped as a label value (registry names need none, but cheap). */
+static void model_label(char *out, size_t cap, const ctr__metrics_snapshot_t *s, size_t ms)
+{
+    out[0] = '\0';
+    if (ms == 0 || ms > s->n_models)
+        return;
+    size_t w = (size_t)snprintf(out, cap, ",model=\"");
+    for (const char *p = s->models[ms - 1].name; *p && w + 3 < cap; p++) {
+        if (*p == '"' || *p == '\\')
+            out[w++] = '\\';
+        out[w++] = *p == '\n' ? 'n' : *p;
+    }
+    snprintf(out + w, cap - w, "\"");
+}
+
 void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
 {
-    head(b, "ctrd_http_requests_total", "counter", "HTTP requests answered, by endpoint and status code.");
-    for (size_t e = 0; e < CTR__EP_COUNT; e++)
-        for (size_t k = 0; k < N_STATUS; k++) {
-            uint64_t v = GET(M.requests[e][k]);
-            if (!v && !(statuses[k] == 200 && (e == CTR__EP_SCORE || e == CTR__EP_INFER)))
-                continue;
-            if (statuses[k])
-                ctr__buf_printf(b, "ctrd_http_requests_total{endpoint=\"%s\",code=\"%d\"} %llu\n",
-                                endpoint_labels[e], statuses[k], (unsigned long long)v);
-            else
-                ctr__buf_printf(b, "ctrd_http_requests_total{endpoint=\"%s\",code=\"other\"} %llu\n",
-                                endpoint_labels[e], (unsigned long long)v);
+    head(b, "ctrd_http_requests_total", "counter",
+         "HTTP requests answered, by endpoint and status code (scoring endpoints: and model).");
+    char ml[8 + 2 * CTR__MODEL_NAME_MAX + 8];
+    for (size_t e = 0; e < CTR__EP_COUNT; e++) {
+        int scoring = e == CTR__EP_SCORE || e == CTR__EP_INFER;
+        for (size_t ms = 0; ms < (scoring ? s->n_models + 1 : 1); ms++) {
+            model_label(ml, sizeof ml, s, ms);
+            for (size_t k = 0; k < N_STATUS; k++) {
+                uint64_t v = GET(M.requests[e][ms][k]);
+                if (!v && !(statuses[k] == 200 && scoring && ms > 0))
+                    continue;
+                if (statuses[k])
+                    ctr__buf_printf(b, "ctrd_http_requests_total{endpoint=\"%s\",code=\"%d\"%s} %llu\n",
+                                    endpoint_labels[e], statuses[k], ml, (unsigned long long)v);
+                else
+                    ctr__buf_printf(b, "ctrd_http_requests_total{endpoint=\"%s\",code=\"other\"%s} %llu\n",
+                                    endpoint_labels[e], ml, (unsigned long long)v);
+            }
         }
+    }
 
     head(b, "ctrd_request_duration_seconds", "histogram",
-         "End-to-end time from request headers to response queued, by endpoint.");
+         "End-to-end time from request headers to response queued, by endpoint (scoring endpoints: and model).");
     for (size_t e = 0; e < CTR__EP_COUNT; e++) {
-        uint64_t any = 0;
-        for (size_t i = 0; i < N_LAT; i++)
-            any |= GET(M.e2e[e].bucket[i]);
-        if (!any && e != CTR__EP_SCORE && e != CTR__EP_INFER)
-            continue;
-        char labels[64];
-        snprintf(labels, sizeof labels, "endpoint=\"%s\"", endpoint_labels[e]);
-        lat_render(b, "ctrd_request_duration_seconds", labels, &M.e2e[e]);
+        int scoring = e == CTR__EP_SCORE || e == CTR__EP_INFER;
+        for (size_t ms = 0; ms < (scoring ? s->n_models + 1 : 1); ms++) {
+            uint64_t any = 0;
+            for (size_t i = 0; i < N_LAT; i++)
+                any |= GET(M.e2e[e][ms].bucket[i]);
+            if (!any && !(scoring && ms > 0))
+                continue;
+            char labels[64 + sizeof ml];
+            model_label(ml, sizeof ml, s, ms);
+            snprintf(labels, sizeof labels, "endpoint=\"%s\"%s", endpoint_labels[e], ml);
+            lat_render(b, "ctrd_request_duration_seconds", labels, &M.e2e[e][ms]);
+        }
     }
     head(b, "ctrd_queue_wait_seconds", "histogram", "Time a request waited in the batch queue.");
     lat_render(b, "ctrd_queue_wait_seconds", "", &M.queue_wait);
@@ -224,8 +259,12 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
     ctr__buf_printf(b, "ctrd_batch_size_examples_sum %llu\nctrd_batch_size_examples_count %llu\n",
                     (unsigned long long)GET(M.batch_sum), (unsigned long long)cum);
 
-    head(b, "ctrd_examples_scored_total", "counter", "Examples scored.");
-    ctr__buf_printf(b, "ctrd_examples_scored_total %llu\n", (unsigned long long)GET(M.batch_sum));
+    head(b, "ctrd_examples_scored_total", "counter", "Examples scored, by model.");
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        ctr__buf_printf(b, "ctrd_examples_scored_total{%s} %llu\n", ml + 1,
+                        (unsigned long long)GET(M.examples[m]));
+    }
     head(b, "ctrd_requests_scored_total", "counter",
          "Requests scored, by path: inline on their HTTP thread (nothing was queued) or batched.");
     ctr__buf_printf(b, "ctrd_requests_scored_total{path=\"inline\"} %llu\n"
@@ -234,9 +273,15 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
                     (unsigned long long)GET(M.scored[CTR__PATH_BATCHED]));
     head(b, "ctrd_queue_rejected_total", "counter", "Requests refused with 503 because the queue was full.");
     ctr__buf_printf(b, "ctrd_queue_rejected_total %llu\n", (unsigned long long)GET(M.rejected));
-    head(b, "ctrd_queue_examples", "gauge", "Examples waiting in the batch queue.");
+    head(b, "ctrd_queue_examples", "gauge", "Examples waiting in the batch queues, every model's.");
     ctr__buf_printf(b, "ctrd_queue_examples %llu\n", (unsigned long long)s->queued_examples);
-    head(b, "ctrd_queue_limit_examples", "gauge", "--queue-limit.");
+    head(b, "ctrd_model_queue_examples", "gauge", "Examples waiting in a model's batch queue.");
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        ctr__buf_printf(b, "ctrd_model_queue_examples{%s} %llu\n", ml + 1,
+                        (unsigned long long)s->models[m].queued_examples);
+    }
+    head(b, "ctrd_queue_limit_examples", "gauge", "--queue-limit (of each model's queue).");
     ctr__buf_printf(b, "ctrd_queue_limit_examples %llu\n", (unsigned long long)s->queue_limit);
     head(b, "ctrd_requests_in_flight", "gauge", "Requests received and not yet answered.");
     ctr__buf_printf(b, "ctrd_requests_in_flight %llu\n", (unsigned long long)s->in_flight);
@@ -256,21 +301,53 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
     head(b, "ctrd_draining", "gauge", "1 after SIGTERM while in-flight requests finish.");
     ctr__buf_printf(b, "ctrd_draining %d\n", s->draining ? 1 : 0);
 
-    head(b, "ctrd_model_info", "gauge", "The model being served (value 1), with its digest and kernel.");
-    ctr__buf_puts(b, "ctrd_model_info{name=\"");
-    ctr__buf_prom_label(b, s->model_name ? s->model_name : "");
-    ctr__buf_puts(b, "\",digest=\"");
-    ctr__buf_prom_label(b, s->digest ? s->digest : "");
-    ctr__buf_puts(b, "\",kernel=\"");
-    ctr__buf_prom_label(b, s->kernel ? s->kernel : "");
-    ctr__buf_printf(b, "\",bit_exact=\"%s\"} 1\n", s->bit_exact ? "true" : "false");
-    head(b, "ctrd_model_generation", "gauge", "Model generation: 1 at start, +1 per successful reload.");
-    ctr__buf_printf(b, "ctrd_model_generation %llu\n", (unsigned long long)s->generation);
-    head(b, "ctrd_model_loaded_timestamp_seconds", "gauge", "When the serving model was loaded (Unix time).");
-    ctr__buf_printf(b, "ctrd_model_loaded_timestamp_seconds %.3f\n", (double)s->loaded_real_ns / 1e9);
-    head(b, "ctrd_model_reloads_total", "counter", "Model reloads (SIGHUP or admin call), by result.");
-    ctr__buf_printf(b, "ctrd_model_reloads_total{result=\"success\"} %llu\n", (unsigned long long)GET(M.reload_ok));
-    ctr__buf_printf(b, "ctrd_model_reloads_total{result=\"failure\"} %llu\n", (unsigned long long)GET(M.reload_fail));
+    head(b, "ctrd_model_info", "gauge",
+         "A model being served (value 1): its file's name, digest and the kernel, by model.");
+    for (size_t m = 0; m < s->n_models; m++) {
+        const ctr__metrics_model_t *mm = &s->models[m];
+        model_label(ml, sizeof ml, s, m + 1);
+        ctr__buf_puts(b, "ctrd_model_info{name=\"");
+        ctr__buf_prom_label(b, mm->header_name ? mm->header_name : "");
+        ctr__buf_puts(b, "\",digest=\"");
+        ctr__buf_prom_label(b, mm->digest ? mm->digest : "");
+        ctr__buf_puts(b, "\",kernel=\"");
+        ctr__buf_prom_label(b, s->kernel ? s->kernel : "");
+        ctr__buf_printf(b, "\",bit_exact=\"%s\"%s} 1\n", s->bit_exact ? "true" : "false", ml);
+    }
+    head(b, "ctrd_model_generation", "gauge", "Model generation: 1 at start, +1 per successful reload, by model.");
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        ctr__buf_printf(b, "ctrd_model_generation{%s} %llu\n", ml + 1,
+                        (unsigned long long)s->models[m].generation);
+    }
+    head(b, "ctrd_model_loaded_timestamp_seconds", "gauge", "When the serving generation was loaded (Unix time), by model.");
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        ctr__buf_printf(b, "ctrd_model_loaded_timestamp_seconds{%s} %.3f\n", ml + 1,
+                        (double)s->models[m].loaded_real_ns / 1e9);
+    }
+    head(b, "ctrd_model_mapped_bytes", "gauge",
+         "Bytes of the serving generation's file mapped read-only, by model (two models of one file share their pages).");
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        ctr__buf_printf(b, "ctrd_model_mapped_bytes{%s} %llu\n", ml + 1,
+                        (unsigned long long)s->models[m].mapped_bytes);
+    }
+    head(b, "ctrd_model_resident_bytes", "gauge",
+         "Bytes of the serving generation's file in memory, by model (mincore, at most 10 s old; shared pages count for each model).");
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        ctr__buf_printf(b, "ctrd_model_resident_bytes{%s} %llu\n", ml + 1,
+                        (unsigned long long)s->models[m].resident_bytes);
+    }
+    head(b, "ctrd_model_reloads_total", "counter", "Model reloads (SIGHUP or admin call), by result and model.");
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        ctr__buf_printf(b, "ctrd_model_reloads_total{result=\"success\"%s} %llu\n", ml,
+                        (unsigned long long)GET(M.reload_ok[m]));
+        ctr__buf_printf(b, "ctrd_model_reloads_total{result=\"failure\"%s} %llu\n", ml,
+                        (unsigned long long)GET(M.reload_fail[m]));
+    }
 
     head(b, "ctrd_audit_enabled", "gauge", "1 when an audit log is being written.");
     ctr__buf_printf(b, "ctrd_audit_enabled %d\n", s->audit.enabled ? 1 : 0);

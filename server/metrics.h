@@ -12,6 +12,7 @@
 
 #include "audit_writer.h"
 #include "buf.h"
+#include "registry.h"
 
 /* The endpoint label of /metrics series; each route table row (routes.c)
  * names one, and several rows may share one. */
@@ -28,13 +29,20 @@ typedef enum {
     CTR__EP_COUNT
 } ctr__endpoint_t;
 
+/* Per-model series carry a model="NAME" label (the last label, so the
+ * label sets of a one-model server only grew): requests and their latency
+ * on the scoring endpoints, examples scored, reloads, and the model
+ * gauges. model is the registry index (registry.h), or -1 for a request
+ * that never reached a model (refused before its body was read, or naming
+ * a model not served: no label, so a client cannot grow the label set). */
+
 /* A request answered with `status` after e2e_ns since its headers came in. */
-void ctr__metrics_request(ctr__endpoint_t ep, int status, uint64_t e2e_ns);
-/* A scored batch of n_examples examples that took compute_ns. */
-void ctr__metrics_batch(size_t n_examples, uint64_t compute_ns);
+void ctr__metrics_request(ctr__endpoint_t ep, long model, int status, uint64_t e2e_ns);
+/* A scored batch of model's, n_examples examples that took compute_ns. */
+void ctr__metrics_batch(size_t model, size_t n_examples, uint64_t compute_ns);
 /* One request's wait from enqueue to the start of its batch. */
 void ctr__metrics_queue_wait(uint64_t ns);
-void ctr__metrics_reload(int ok);
+void ctr__metrics_reload(size_t model, int ok);
 /* Requests turned away with 503 because the queue was full. */
 void ctr__metrics_rejected(void);
 
@@ -61,12 +69,24 @@ void ctr__metrics_conn_refused(void);
 /* The open-connections gauge (admitted ones), moved by delta. */
 void ctr__metrics_conn_open(int delta);
 
-/* Point-in-time values the registry does not own, read at render time. */
+/* One served model's point-in-time values. */
 typedef struct {
-    const char *model_name, *digest, *kernel;
-    int bit_exact;
+    const char *name;             /* served name: the model label */
+    const char *header_name;      /* the file's own name */
+    const char *digest;
     uint64_t generation;
     uint64_t loaded_real_ns;
+    uint64_t mapped_bytes;        /* its file, mapped read-only */
+    uint64_t resident_bytes;      /* of those, in memory (model_mem.h) */
+    uint64_t queued_examples;
+} ctr__metrics_model_t;
+
+/* Point-in-time values the registry does not own, read at render time. */
+typedef struct {
+    const char *kernel;
+    int bit_exact;
+    ctr__metrics_model_t models[CTR__MODELS_MAX];
+    size_t n_models;              /* registry order: index = model */
     uint64_t queued_examples, queue_limit;
     uint64_t in_flight;
     int draining;

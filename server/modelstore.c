@@ -7,12 +7,14 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "clock.h"
 #include "ctr/common.h"
 #include "log.h"
 #include "metrics.h"
+#include "model_mem.h"
 
 typedef struct reload_req {
     struct reload_req *next;
@@ -21,7 +23,14 @@ typedef struct reload_req {
     void *ctx;
 } reload_req_t;
 
+/* Every generation of every model gets its own uid, so a scoring thread's
+ * buffers keyed by uid never mistake one model (or a freed generation's
+ * reused address) for another. */
+static atomic_uint_fast64_t next_uid = 1;
+
 struct ctr__modelstore {
+    char name[CTR__MODEL_NAME_MAX + 1];  /* served name, fixed */
+    size_t index;
     pthread_mutex_t lock;       /* guards cur */
     ctr__gen_t *cur;
     pthread_mutex_t reload_lock;/* one reload at a time; guards path, next_id */
@@ -59,9 +68,22 @@ void ctr__gen_release(ctr__gen_t *g)
         return;
     if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
         return;
-    ctr__log(CTR_LOG_INFO, "model generation retired", CTR_LOG_U("generation", g->id),
+    ctr__log(CTR_LOG_INFO, "model generation retired", CTR_LOG_S("model", g->name), CTR_LOG_U("generation", g->id),
              CTR_LOG_S("digest", g->digest), CTR_LOG_END);
     gen_free(g);
+}
+
+uint64_t ctr__gen_resident_bytes(ctr__gen_t *g, uint64_t max_age_ns)
+{
+    uint64_t now = ctr__mono_ns(), at = atomic_load_explicit(&g->resident_at_ns, memory_order_acquire);
+    if (at && now - at < max_age_ns)
+        return atomic_load_explicit(&g->resident_bytes, memory_order_relaxed);
+    uint64_t b = 0;
+    if (ctr__mapped_resident_bytes((dev_t)g->file_dev, (ino_t)g->file_ino, &b))
+        b = 0;
+    atomic_store_explicit(&g->resident_bytes, b, memory_order_relaxed);
+    atomic_store_explicit(&g->resident_at_ns, now, memory_order_release);
+    return b;
 }
 
 /* Provenance is stored as JSON text; embed it parsed when it parses. */
@@ -196,7 +218,7 @@ static int gen_describe(ctr__gen_t *g, const ctr_kernel_t *k, char *err, size_t 
     json_t *info = json_pack(
         "{s:s, s:s, s:I, s:s, s:s, s:o, s:{s:s, s:b}, s:{s:o, s:o}, s:o, s:s, s:f, s:I, s:o,"
         " s:s, s:I, s:o, s:o}",
-        "name", d->name, "digest", g->digest, "generation", (json_int_t)g->id,
+        "name", g->name, "digest", g->digest, "generation", (json_int_t)g->id,
         "path", ctr_model_path(g->model), "loaded_at", iso_time(g->loaded_real_ns, when, sizeof when),
         "file_bytes", u64(ctr_model_file_size(g->model)),
         "kernel", "name", k->name, "bit_exact", k->bit_exact,
@@ -213,7 +235,7 @@ static int gen_describe(ctr__gen_t *g, const ctr_kernel_t *k, char *err, size_t 
     json_t *v2 = json_pack(
         "{s:s, s:[s,s], s:s, s:[{s:s, s:s, s:[i,I]}, {s:s, s:s, s:[i,I]}], s:[{s:s, s:s, s:[i,i]}],"
         " s:{s:o, s:o, s:s, s:s, s:b, s:s, s:o, s:o}}",
-        "name", d->name, "versions", g->digest, short_version, "platform", "ctrd",
+        "name", g->name, "versions", g->digest, short_version, "platform", "ctrd",
         "inputs", "name", "dense", "datatype", "FP32", "shape", -1, (json_int_t)d->n_dense,
         "name", "sparse", "datatype", "BYTES", "shape", -1, (json_int_t)n_single,
         "outputs", "name", "score", "datatype", "FP32", "shape", -1, 1,
@@ -243,11 +265,13 @@ static int gen_describe(ctr__gen_t *g, const ctr_kernel_t *k, char *err, size_t 
 fail:
     json_decref(info);
     json_decref(v2);
-    return ctr_error(err, errlen, CTR_ENOMEM, "out of memory describing model \"%s\"", d->name);
+    return ctr_error(err, errlen, CTR_ENOMEM, "out of memory describing model \"%s\"", g->name);
 }
 
-static int gen_load(const char *path, const ctr_kernel_t *k, uint64_t id,
-                    ctr__gen_t **out, char *err, size_t errlen)
+/* name NULL: the header's (truncated to CTR__MODEL_NAME_MAX; the registry
+ * refuses a name that long). */
+static int gen_load(const char *name, size_t index, const char *path, const ctr_kernel_t *k,
+                    uint64_t id, ctr__gen_t **out, char *err, size_t errlen)
 {
     int rc;
     ctr__gen_t *g = calloc(1, sizeof *g);
@@ -258,9 +282,20 @@ static int gen_load(const char *path, const ctr_kernel_t *k, uint64_t id,
     if ((rc = ctr_model_verify(g->model, err, errlen)))
         goto fail;
     g->def = ctr_model_def(g->model);
-    g->name = g->def->name;
+    snprintf(g->name_buf, sizeof g->name_buf, "%s", name ? name : g->def->name);
+    g->name = g->name_buf;
+    g->model_index = index;
     g->digest = ctr_model_digest(g->model);
     g->id = id;
+    g->uid = atomic_fetch_add_explicit(&next_uid, 1, memory_order_relaxed);
+    /* Which file got mapped, for its resident bytes: a file moved into
+     * place between the open and this stat would only make that figure 0
+     * (the loader keeps no descriptor to fstat). */
+    struct stat st;
+    if (!stat(path, &st)) {
+        g->file_dev = (uint64_t)st.st_dev;
+        g->file_ino = (uint64_t)st.st_ino;
+    }
     g->loaded_real_ns = ctr__real_ns();
     atomic_init(&g->refs, 1);
     if ((rc = gen_describe(g, k, err, errlen)))
@@ -289,7 +324,8 @@ int ctr__modelstore_reload(ctr__modelstore_t *s, const char *path, ctr__reload_r
     const char *p = path ? path : s->path;
     ctr__gen_t *ng = NULL, *old;
     char *newpath = NULL;
-    res->rc = gen_load(p, s->kernel, s->next_id, &ng, res->message, sizeof res->message);
+    res->rc = gen_load(s->name, s->index, p, s->kernel, s->next_id, &ng, res->message,
+                       sizeof res->message);
     if (!res->rc && path && !(newpath = strdup(path))) {
         res->rc = ctr_error(res->message, sizeof res->message, CTR_ENOMEM, "out of memory");
         gen_free(ng);
@@ -320,15 +356,15 @@ int ctr__modelstore_reload(ctr__modelstore_t *s, const char *path, ctr__reload_r
     pthread_mutex_unlock(&s->reload_lock);
     res->elapsed_ns = ctr__mono_ns() - t0;
 
-    ctr__metrics_reload(res->rc == 0);
+    ctr__metrics_reload(s->index, res->rc == 0);
     if (res->rc)
         ctr__log(CTR_LOG_ERROR, "model reload failed; the old model keeps serving",
-                 CTR_LOG_S("path", p), CTR_LOG_S("error", res->message),
+                 CTR_LOG_S("model", s->name), CTR_LOG_S("path", p), CTR_LOG_S("error", res->message),
                  CTR_LOG_S("code", ctr_strerror(res->rc)), CTR_LOG_S("digest", res->digest),
                  CTR_LOG_U("generation", res->generation), CTR_LOG_END);
     else
         ctr__log(CTR_LOG_INFO, res->unchanged ? "model reload: same digest, kept" : "model reloaded",
-                 CTR_LOG_S("path", path ? path : "(current)"), CTR_LOG_S("digest", res->digest),
+                 CTR_LOG_S("model", s->name), CTR_LOG_S("path", path ? path : "(current)"), CTR_LOG_S("digest", res->digest),
                  CTR_LOG_S("previous_digest", res->previous_digest),
                  CTR_LOG_U("generation", res->generation),
                  CTR_LOG_D("seconds", (double)res->elapsed_ns / 1e9), CTR_LOG_END);
@@ -395,8 +431,9 @@ int ctr__modelstore_reload_async(ctr__modelstore_t *s, const char *path,
     return 0;
 }
 
-int ctr__modelstore_open(const char *path, const ctr_kernel_t *kernel,
-                         ctr__modelstore_t **out, char *err, size_t errlen)
+int ctr__modelstore_open(const char *name, const char *path, size_t index,
+                         const ctr_kernel_t *kernel, ctr__modelstore_t **out,
+                         char *err, size_t errlen)
 {
     int rc;
     ctr__modelstore_t *s = calloc(1, sizeof *s);
@@ -412,8 +449,12 @@ int ctr__modelstore_open(const char *path, const ctr_kernel_t *kernel,
         rc = ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = gen_load(path, kernel, 1, &s->cur, err, errlen)))
+    s->index = index;
+    if ((rc = gen_load(name, index, path, kernel, 1, &s->cur, err, errlen)))
         goto fail;
+    /* A bare --model PATH keeps its first header name for good: a reload
+     * never renames what clients address. */
+    snprintf(s->name, sizeof s->name, "%s", s->cur->name);
     if (pthread_create(&s->thread, NULL, reload_thread, s)) {
         rc = ctr_error(err, errlen, CTR_ENOMEM, "cannot start the reload thread");
         goto fail;
@@ -424,6 +465,16 @@ int ctr__modelstore_open(const char *path, const ctr_kernel_t *kernel,
 fail:
     ctr__modelstore_close(s);
     return rc;
+}
+
+const char *ctr__modelstore_name(const ctr__modelstore_t *s)
+{
+    return s->name;
+}
+
+size_t ctr__modelstore_index(const ctr__modelstore_t *s)
+{
+    return s->index;
 }
 
 void ctr__modelstore_stop_reloads(ctr__modelstore_t *s)

@@ -1,5 +1,6 @@
-/* modelstore.h - the model being served, as refcounted generations, and
- * hot reload.
+/* modelstore.h - one served model, as refcounted generations, and its
+ * hot reload. ctrd serves several of these side by side, each under its
+ * own name (registry.h); every guarantee below holds per model.
  *
  * A generation is one loaded and verified model file. The store holds a
  * reference to the current one; every request takes its own reference
@@ -29,13 +30,27 @@ typedef struct ctr__modelstore ctr__modelstore_t;
  * the digest's first this many hex digits. */
 #define CTR__VERSION_SHORT_HEX 12
 
+/* A served model's name: 1 to this many bytes (registry.h says which). */
+#define CTR__MODEL_NAME_MAX 64
+
 /* Fields are read-only for users; refs belongs to the store. */
 typedef struct ctr__gen {
     ctr_model_t *model;
     const ctr_model_def_t *def;
-    const char *name;             /* ctr_model_def(model)->name */
+    const char *name;             /* the served name (name_buf), fixed for
+                                     the model's life: the name it was given
+                                     (--model NAME=PATH), else its first
+                                     file's header name */
     const char *digest;           /* "sha256:..." */
-    uint64_t id;                  /* 1, 2, ... in load order */
+    uint64_t id;                  /* 1, 2, ... in load order, per model */
+    uint64_t uid;                 /* unique over every model's generations
+                                     in this process (batcher buffers) */
+    size_t model_index;           /* the model's place in the registry */
+    char name_buf[CTR__MODEL_NAME_MAX + 1];
+    uint64_t file_dev, file_ino;  /* the file mapped (stat after opening) */
+    /* ctr__gen_resident_bytes's cache: the figure and when it was taken
+     * (monotonic ns, 0: never). */
+    atomic_uint_fast64_t resident_bytes, resident_at_ns;
     uint64_t loaded_real_ns;
     char *info_json;              /* this model's /v1/models entry (object) */
     size_t info_json_len;
@@ -57,9 +72,17 @@ typedef struct {
 typedef void (*ctr__reload_done_fn)(void *ctx, const ctr__reload_result_t *res);
 
 /* Loads and verifies path as generation 1 and starts the reload thread.
- * kernel is reported in /v1/models. *out owned by the caller. */
-int ctr__modelstore_open(const char *path, const ctr_kernel_t *kernel,
-                         ctr__modelstore_t **out, char *err, size_t errlen);
+ * name: the served name (at most CTR__MODEL_NAME_MAX bytes; the registry
+ * validates it), NULL: the file's header name. index: the model's place
+ * in the registry (metrics, batcher queue). kernel is reported in
+ * /v1/models. *out owned by the caller. */
+int ctr__modelstore_open(const char *name, const char *path, size_t index,
+                         const ctr_kernel_t *kernel, ctr__modelstore_t **out,
+                         char *err, size_t errlen);
+
+/* The served name (lives as long as s) and the registry index. */
+const char *ctr__modelstore_name(const ctr__modelstore_t *s);
+size_t ctr__modelstore_index(const ctr__modelstore_t *s);
 /* Stops the reload thread after the reload in progress, answering the
  * queued ones CTR_EBUSY; later async reloads get CTR_EBUSY. Idempotent.
  * For shutdown, before the HTTP server stops. */
@@ -71,6 +94,10 @@ void ctr__modelstore_close(ctr__modelstore_t *s);
 /* The current generation with one reference for the caller. */
 ctr__gen_t *ctr__modelstore_acquire(ctr__modelstore_t *s);
 void ctr__gen_retain(ctr__gen_t *g);
+/* Bytes of g's mapped file resident in memory (model_mem.h), measured at
+ * most once per max_age_ns (any thread; a figure up to that old otherwise).
+ * 0 if it cannot be measured. */
+uint64_t ctr__gen_resident_bytes(ctr__gen_t *g, uint64_t max_age_ns);
 void ctr__gen_release(ctr__gen_t *g);
 
 /* Reloads now, on the calling thread. path NULL: the current path; a

@@ -38,12 +38,17 @@ enum MHD_Result ctr__info_v2_server(ctr__http_req_t *r);
 enum MHD_Result ctr__info_v2_model(ctr__http_req_t *r);
 enum MHD_Result ctr__info_v2_model_ready(ctr__http_req_t *r);
 enum MHD_Result ctr__info_metrics(ctr__http_req_t *r);
-/* For every /v2/models/{name}/... handler: is {name} the served model
- * (and {version}, where the path has one, a version of it: its digest or
- * the digest's first CTR__VERSION_SHORT_HEX hex digits), and the 404
- * model_not_found or version_not_found when it is not. */
-int ctr__model_name_matches(const ctr__http_req_t *r, const ctr__gen_t *g);
-enum MHD_Result ctr__model_not_found(ctr__http_req_t *r, const ctr__gen_t *g);
+/* The model named name (len bytes; NULL: the default model) with one
+ * reference to its current generation, r->model set to its index. When
+ * version is not NULL nor "" it must be a version of that generation (its
+ * digest, or the digest's first CTR__VERSION_SHORT_HEX hex digits). NULL
+ * after answering 404 model_not_found (no such model; the message lists
+ * the served ones) or version_not_found, in r's error form, *answered
+ * holding the answer. */
+ctr__gen_t *ctr__model_lookup(ctr__http_req_t *r, const char *name, size_t len,
+                              const char *version, enum MHD_Result *answered);
+/* The same for the {name} and {version} of a /v2/models/... path. */
+ctr__gen_t *ctr__model_of_path(ctr__http_req_t *r, enum MHD_Result *answered);
 
 /* handle_admin.c: POST /v1/admin/reload */
 enum MHD_Result ctr__admin_reload(ctr__http_req_t *r);

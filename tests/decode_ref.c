@@ -378,6 +378,10 @@ static int ref_v1_walk(const json_t *a, const json_t *b)
         } else if (!strcmp(k, "request_id")) {
             if (ref_request_id(va, r))
                 return -1;
+        } else if (!strcmp(k, "model")) {
+            /* A name or null; which model it names is the HTTP layer's. */
+            if (!json_is_null(va) && !json_is_string(va))
+                return ref_sem(r, "wrong_type", -1, NULL, 0);
         } else {
             return ref_sem(r, "unknown_field", -1, NULL, 0);
         }

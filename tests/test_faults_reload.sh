@@ -61,7 +61,7 @@ log "load during the storm: $SENT sent, $OK2XX 200, $FAILED failed, $NON200 non-
 check $? "zero failed requests during the storm ($OK2XX of $SENT answered 200)"
 
 req GET /metrics
-R=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_model_reloads_total{result=\"success\"}" {print $2}')
+R=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_model_reloads_total{result=\"success\",model=\"storm\"}" {print $2}')
 log "ctrd_model_reloads_total success: ${R:-?}"
 sleep 1
 FDS=$(settle_fds "$SRV_PID" "$FD0" 10)

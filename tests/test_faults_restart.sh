@@ -17,13 +17,13 @@ make_model "$T/m.ctrm" 41 restart
 for c in $(seq 1 "$CYCLES"); do
     srv_start "run$c" --model "$T/m.ctrm" --audit-dir "$T/audit" --threads 2 || { fail "start $c"; break; }
     req POST /v1/score "$(score_body "$c")"; expect_status 200 "run $c serves after the restart"
-    base=$(metric 'ctrd_http_requests_total{endpoint="/v1/score",code="200"}')
+    base=$(metric 'ctrd_http_requests_total{endpoint="/v1/score",code="200",model="restart"}')
     $HOSTILE idload "$SRV_PORT" --out "$T/ids$c" --seconds 30 --conns 4 --prefix "k$c" \
         --stop "$T/stop$c" >"$T/idload$c.out" 2>&1 &
     LOAD=$!
     # Kill once the load is flowing (300 answers; at most 15 s), mid-stream.
     for i in $(seq 1 150); do
-        n=$(metric 'ctrd_http_requests_total{endpoint="/v1/score",code="200"}')
+        n=$(metric 'ctrd_http_requests_total{endpoint="/v1/score",code="200",model="restart"}')
         [ $(( ${n:-0} - ${base:-0} )) -ge 300 ] && break
         sleep 0.1
     done

@@ -143,6 +143,14 @@ static void test_write_read(void)
         return;
     }
     CHECK_EQ_INT(ctr_model_verify(m, err, sizeof err), 0);
+    /* A few KB of tables: far below half of memory, so read-around. */
+    CHECK_EQ_STR(ctr_model_table_advice(m), "normal");
+    ctr_model_t *r = NULL;
+    setenv("CTR_TABLE_ADVICE", "random", 1);
+    CHECK_EQ_INT(ctr_model_open(a, &r, err, sizeof err), 0);
+    unsetenv("CTR_TABLE_ADVICE");
+    CHECK(r && !strcmp(ctr_model_table_advice(r), "random"));
+    ctr_model_close(r);
     const ctr_model_def_t *d = ctr_model_def(m);
     CHECK_EQ_INT(d->cat[0].dtype, CTR_TABLE_F16);
     CHECK_EQ_INT(d->cat[1].dtype, CTR_TABLE_INT8_ROWWISE);

@@ -138,6 +138,9 @@ via "POST /v1/score" 200 POST /v1/score /v1/score "${JSON[@]}" --data-binary "$(
 via "score an unknown feature" 400 POST /v1/score /v1/score "${JSON[@]}" --data-binary '{"examples":[{"Z9":1}]}'
 via "score a string as a dense value" 400 POST /v1/score /v1/score "${JSON[@]}" --data-binary '{"examples":[{"I1":"x"}]}'
 via "score over --max-examples" 413 POST /v1/score /v1/score "${JSON[@]}" --data-binary '{"examples":[{},{},{},{},{}]}'
+via "score with model named" 200 POST /v1/score /v1/score "${JSON[@]}" --data-binary '{"model":"e2e","examples":[{"I1":1}]}'
+via "score with model null" 200 POST /v1/score /v1/score "${JSON[@]}" --data-binary '{"model":null,"examples":[{"I1":1}]}'
+via "score an unknown model" 404 POST /v1/score /v1/score "${JSON[@]}" --data-binary '{"model":"nope","examples":[{"I1":1}]}'
 
 # --- admin --------------------------------------------------------------------
 via "reload with the token" 200 POST /v1/admin/reload /v1/admin/reload -H "Authorization: Bearer $TOKEN"
@@ -147,6 +150,10 @@ via "reload a missing file" 500 POST /v1/admin/reload /v1/admin/reload -H "Autho
 printf 'not a model' >"$T/bad.ctrm"
 via "reload a corrupt file" 422 POST /v1/admin/reload /v1/admin/reload -H "Authorization: Bearer $TOKEN" \
     "${JSON[@]}" --data-binary "{\"path\":\"$T/bad.ctrm\"}"
+via "reload a model by name" 200 POST /v1/admin/reload /v1/admin/reload -H "Authorization: Bearer $TOKEN" \
+    "${JSON[@]}" --data-binary '{"model":"e2e"}'
+via "reload an unknown model" 404 POST /v1/admin/reload /v1/admin/reload -H "Authorization: Bearer $TOKEN" \
+    "${JSON[@]}" --data-binary '{"model":"nope"}'
 direct "reload without a token" 401 POST /v1/admin/reload /v1/admin/reload
 direct "reload with a bad body" 400 POST /v1/admin/reload /v1/admin/reload -H "Authorization: Bearer $TOKEN" \
     "${JSON[@]}" --data-binary '{"file":1}'

@@ -120,8 +120,8 @@ SEEN_B=$(grep -c " $DB\$" "$T/load.all")
 [ "$SEEN_A" -gt 0 ] && [ "$SEEN_B" -gt 0 ]; check $? "responses carry both digests (A: $SEEN_A, B: $SEEN_B)"
 
 req GET /metrics
-OKR=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_model_reloads_total{result=\"success\"}" {print $2}')
-BADR=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_model_reloads_total{result=\"failure\"}" {print $2}')
+OKR=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_model_reloads_total{result=\"success\",model=\"e2e\"}" {print $2}')
+BADR=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_model_reloads_total{result=\"failure\",model=\"e2e\"}" {print $2}')
 [ "${OKR:-0}" -ge 3 ] && [ "${BADR:-0}" -ge 5 ]; check $? "reload counters: $OKR successes, $BADR failures"
 grep -q '"msg":"model generation retired"' "$SRV_LOG"; check $? "old generations are freed once idle"
 srv_stop TERM

@@ -2,7 +2,8 @@
 # test_valgrind.sh - memcheck over the model loader and a short ctrd
 # session: `ctrtool inspect` and `ctrtool verify` on a model, then ctrd
 # started under valgrind, a few requests of every kind (v1, v2, bad input,
-# GET endpoints, an admin reload), SIGTERM. Any invalid read or write, use
+# GET endpoints, an admin reload; a second model by name, its reload and
+# SIGHUP), SIGTERM. Any invalid read or write, use
 # of uninitialised memory, or a definite/indirect leak fails the test.
 # Fails without valgrind (`make deps` installs it); skipped (77) only on a
 # sanitizer build, by design: valgrind and ASan/TSan do not mix, and
@@ -41,7 +42,7 @@ RC=$?
 # memory the kernel writes through io_uring's shared rings.
 TOKEN=valgrind-token-0123456789
 SRV_LOG="$T/ctrd.log"
-CTRD_AUDIT_NO_URING=1 "${VG[@]}" --log-file="$T/vg-ctrd.log" "$CTRD" --model "$T/m.ctrm" --host 127.0.0.1 \
+CTRD_AUDIT_NO_URING=1 "${VG[@]}" --log-file="$T/vg-ctrd.log" "$CTRD" --model "$T/m.ctrm" --model "two=$T/n.ctrm" --host 127.0.0.1 \
     --port 0 --threads 2 --audit-dir "$T/audit" --admin-token "$TOKEN" 2>"$SRV_LOG" &
 SRV_PID=$!
 _srv_all_pids="$_srv_all_pids $SRV_PID"
@@ -63,6 +64,13 @@ req POST /v1/score '{"context":{"C1":"x"},"examples":[{"I1":1},{"I2":2.5,"C2":7}
 expect_status 200 "v1 score with a context"
 req POST /v2/models/vg/infer "{\"inputs\":[{\"name\":\"dense\",\"datatype\":\"FP32\",\"shape\":[1,13],\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13]},{\"name\":\"sparse\",\"datatype\":\"INT64\",\"shape\":[1,26],\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26]}]}"
 expect_status 200 "v2 infer"
+req POST /v1/score '{"model":"two","examples":[{"I1":1},{"C2":7}]}'; expect_status 200 "v1 score on model two"
+req POST /v1/score '{"examples":[{"I1":1}],"model":"two"}'; expect_status 200 "v1 score, model last"
+req POST /v1/score '{"model":"three","examples":[{"I1":1}]}'; expect_status 404 "v1 unknown model"
+req GET /v2/models/two/ready; expect_status 200 "v2 model two ready"
+req POST /v1/admin/reload '{"model":"two"}' -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'
+expect_status 200 "admin reload of model two"
+kill -HUP "$SRV_PID"
 req POST /v1/score '{"examples":[{"I1":"x"}]}'; expect_status 400 "bad input"
 req POST /v1/score '{"examples":[{"C1":"\ud800"}]}'; expect_status 400 "broken JSON"
 for p in /healthz /readyz /v1/models /metrics /v2 /v2/models/vg /nope; do req GET "$p"; done

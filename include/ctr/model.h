@@ -66,6 +66,12 @@ const char *ctr_table_dtype_name(ctr_table_dtype_t dtype);
  * "int8"; -1 if unknown. */
 int ctr_table_dtype_parse(const char *name);
 
+/* out[r * dim + a] = element a of stored row r < n_rows at rows (back to
+ * back, ctr_table_row_bytes each), decoded as the format defines it (the
+ * bits every kernel variant gives; f32 rows are copied). 0, or CTR_EINVAL
+ * for an unknown dtype. */
+int ctr_table_decode_rows(ctr_table_dtype_t dtype, const void *rows, uint64_t n_rows, size_t dim, float *out);
+
 /* Embedding table of one categorical feature: buckets + 1 rows of dim
  * values. Row 0 (CTR_MISSING_ROW) is the missing value's own row; hashed
  * values land in rows 1..buckets (see features.h).
@@ -231,6 +237,12 @@ int ctr_model_write(const char *path, const ctr_model_def_t *def,
  * the caller and freed with ctr_model_close. */
 int ctr_model_open(const char *path, ctr_model_t **out, char *err, size_t errlen);
 void ctr_model_close(ctr_model_t *m);
+
+/* How the mapping of the large tables (>= 2 MiB) is advised: "random"
+ * (MADV_RANDOM: tables larger than half of memory, or the cgroup's limit)
+ * or "normal" (read-around on a miss); CTR_TABLE_ADVICE=random|normal in
+ * the environment decides instead. */
+const char *ctr_model_table_advice(const ctr_model_t *m);
 
 /* Recomputes every tensor's SHA-256 and compares with the header. */
 int ctr_model_verify(const ctr_model_t *m, char *err, size_t errlen);

@@ -19,6 +19,12 @@
  * (has_init_seed, has_order_seed), so the two sources of retraining
  * disagreement can be told apart.
  *
+ * Quantized tables (emb_dtype): training is fp32; the written model's
+ * tables are encoded by the writer's encoder, and the metrics reported and stored
+ * in the provenance are those of the written model (its tables read back
+ * and decoded exactly as the server decodes them), the fp32 weights' next
+ * to them ("metrics_fp32").
+ *
  * Determinism: the same data, options and seed give a byte-identical model
  * file, whatever the thread count. Every float sum has one fixed order:
  * threads split work into pieces whose results do not depend on who
@@ -87,6 +93,9 @@ typedef struct {
     ctr_fmb_ln_t fmb_ln;           /* WUKONG: NONE or FLAT */
     int fmb_out_act;               /* WUKONG: act after the FMB's last layer */
     double ln_eps;                 /* WUKONG: LayerNorm epsilon: 1e-5 */
+    ctr_table_dtype_t emb_dtype;   /* how the written model stores its tables:
+                                    * F32 (default), F16 or INT8_ROWWISE;
+                                    * training is fp32 either way */
 
     /* optimisation */
     unsigned epochs;
@@ -113,7 +122,10 @@ typedef struct {
     uint64_t rows;                 /* rows read and kept */
     uint64_t bad_rows;             /* skipped with skip_bad */
     size_t n_train, n_valid;
-    ctr_metrics_t train, valid;    /* final model, ctr_forward scores */
+    ctr_metrics_t train, valid;    /* the model as written, ctr_forward
+                                    * scores (quantized tables: decoded) */
+    ctr_metrics_t train_f32, valid_f32; /* emb_dtype != F32: the fp32 weights
+                                    * before quantization; else == train, valid */
     double load_seconds;           /* reading and encoding the data */
     double train_seconds;          /* the epochs, without loading/eval */
     double rows_per_s;             /* training examples / train_seconds */
@@ -125,7 +137,7 @@ typedef struct {
  * emb_lr 0.1, linear lr decay, emb_init 0.05, seed 1 (init and order seeds
  * not set apart), pool sum; arch mlp (bottom 64, 3 full-rank cross layers,
  * deep 256,128, Wukong 2 layers of nf 8, nl 8, k 24, fmb 256, no FMB LN,
- * ln_eps 1e-5 when asked for). */
+ * ln_eps 1e-5 when asked for), emb_dtype F32. */
 void ctr_train_opts_init(ctr_train_opts_t *o);
 
 /* Trains and writes the model to out_path. rep may be NULL. */

@@ -2,8 +2,9 @@
  *
  * inspect prints what a loaded model holds: the preamble as it sits on
  * disk, name, digest, schema, the architecture and its graph (one line per
- * operation with its shapes), parameter count, MFLOP per example, the
- * tensor table and the provenance (--json: the header JSON itself, with
+ * operation with its shapes), each table's dtype and bytes and their
+ * total, parameter count, MFLOP per example, the tensor table and the
+ * provenance (--json: the header JSON itself, with
  * digest and size).
  * verify re-hashes every tensor against the header's SHA-256 values.
  * Both open the file with ctr_model_open, so a file they accept is one the
@@ -41,8 +42,9 @@ static const ctr_opt_t inspect_rows[] = {
 static const ctr_opts_t inspect_spec = {
     inspect_rows, CTR_ARRAY_LEN(inspect_rows),
     "usage: ctrtool inspect [--json] MODEL\n"
-    "  prints the preamble, name, digest, schema, architecture and graph,\n"
-    "  parameter count, MFLOP per example, tensors and provenance\n\n",
+    "  prints the preamble, name, digest, schema (each table's dtype and bytes),\n"
+    "  architecture and graph, parameter count, MFLOP per example, tensors and\n"
+    "  provenance\n\n",
     NULL,
 };
 
@@ -94,7 +96,7 @@ static void print_tensors(json_t *tensors)
     size_t i;
     json_t *t;
     printf("tensors: %zu\n", json_array_size(tensors));
-    printf("    %-24s %-5s %-18s %12s %14s  %s\n", "name", "dtype", "shape", "offset", "bytes", "sha256");
+    printf("    %-24s %-12s %-18s %12s %14s  %s\n", "name", "dtype", "shape", "offset", "bytes", "sha256");
     json_array_foreach(tensors, i, t) {
         char shape[64] = "[";
         size_t k;
@@ -105,7 +107,7 @@ static void print_tensors(json_t *tensors)
                      json_integer_value(d));
         }
         strncat(shape, "]", sizeof(shape) - strlen(shape) - 1);
-        printf("    %-24s %-5s %-18s %12" JSON_INTEGER_FORMAT " %14" JSON_INTEGER_FORMAT "  %.16s...\n",
+        printf("    %-24s %-12s %-18s %12" JSON_INTEGER_FORMAT " %14" JSON_INTEGER_FORMAT "  %.16s...\n",
                json_string_value(json_object_get(t, "name")), json_string_value(json_object_get(t, "dtype")),
                shape, json_integer_value(json_object_get(t, "offset")),
                json_integer_value(json_object_get(t, "nbytes")),
@@ -128,6 +130,50 @@ static uint64_t count_tensors(const ctr_model_def_t *d)
         t += 4 + 2 * (uint64_t)L->fmb.n + (L->fmb_ln_gamma ? 2 : 0) + (L->res != NULL);
     }
     return t;
+}
+
+/* Bytes a table takes in the file and in memory: rows x the dtype's row
+ * (docs/MODEL_FORMAT.md "Table dtypes"); a sharer's is its owner's. */
+static uint64_t table_bytes(const ctr_cat_def_t *c)
+{
+    return ((uint64_t)c->buckets + 1) * ctr_table_row_bytes(c->dtype, c->dim);
+}
+
+/* Bytes of every tensor: the graph's floats and each owned table as stored. */
+static uint64_t tensor_bytes(const ctr_model_def_t *d)
+{
+    ctr_model_stats_t st;
+    ctr_model_stats(d, &st);
+    uint64_t b = st.params * sizeof(float);
+    for (size_t j = 0; j < d->n_cat; j++)
+        if (!d->cat[j].shares)
+            b += table_bytes(&d->cat[j]);
+    return b;
+}
+
+/* "tables: N bytes in K tables (f32 a, f16 b, int8_rowwise c); X as f32". */
+static void print_table_totals(const ctr_model_def_t *d)
+{
+    uint64_t bytes = 0, f32 = 0;
+    size_t owned = 0, by[3] = {0};
+    for (size_t j = 0; j < d->n_cat; j++) {
+        const ctr_cat_def_t *c = &d->cat[j];
+        if (c->shares)
+            continue;
+        owned++;
+        bytes += table_bytes(c);
+        f32 += ((uint64_t)c->buckets + 1) * c->dim * sizeof(float);
+        if ((unsigned)c->dtype < CTR_ARRAY_LEN(by))
+            by[c->dtype]++;
+    }
+    printf("    tables: %" PRIu64 " bytes (%.2f MiB) in %zu tables (", bytes, mib(bytes), owned);
+    const char *sep = "";
+    for (unsigned t = 0; t < CTR_ARRAY_LEN(by); t++)
+        if (by[t]) {
+            printf("%s%s %zu", sep, ctr_table_dtype_name((ctr_table_dtype_t)t), by[t]);
+            sep = ", ";
+        }
+    printf("); %.4f of their %" PRIu64 " bytes as f32\n", f32 ? (double)bytes / (double)f32 : 1.0, f32);
 }
 
 /* The width d every embedding has in an interaction model. */
@@ -250,11 +296,10 @@ static void print_model(const ctr_model_t *m)
             printf("    dense %-24s %s\n", x->name, ctr_transform_name(x->transform));
     }
     if (d->n_cat)
-        printf("    %-30s %12s %6s %7s %22s %10s %12s\n", "categorical", "buckets", "dim", "mapping", "seed", "bag",
-               "table MiB");
+        printf("    %-30s %12s %6s %7s %22s %10s %-12s %16s\n", "categorical", "buckets", "dim", "mapping", "seed",
+               "bag", "dtype", "table bytes");
     for (size_t j = 0; j < d->n_cat; j++) {
         const ctr_cat_def_t *c = &d->cat[j];
-        uint64_t n = ((uint64_t)c->buckets + 1) * c->dim;
         char bag[24] = "-", seed[24] = "-", table[96];
         if (c->bag_max)
             snprintf(bag, sizeof(bag), "%s<=%" PRIu32, c->pool == CTR_POOL_MEAN ? "mean" : "sum", c->bag_max);
@@ -263,10 +308,12 @@ static void print_model(const ctr_model_t *m)
         if (c->shares)
             snprintf(table, sizeof(table), "shares %s", d->cat[c->shares - 1].name);
         else
-            snprintf(table, sizeof(table), "%.2f", mib(n * sizeof(float)));
-        printf("    %-30s %12" PRIu32 " %6" PRIu32 " %7s %22s %10s %12s\n", c->name, c->buckets, c->dim,
-               c->mapping == CTR_MAP_MOD ? "mod" : "hash", seed, bag, table);
+            snprintf(table, sizeof(table), "%16" PRIu64, table_bytes(c));
+        printf("    %-30s %12" PRIu32 " %6" PRIu32 " %7s %22s %10s %-12s %s\n", c->name, c->buckets, c->dim,
+               c->mapping == CTR_MAP_MOD ? "mod" : "hash", seed, bag, ctr_table_dtype_name(c->dtype), table);
     }
+    if (d->n_cat)
+        print_table_totals(d);
 
     printf("arch: %s", ctr_arch_name(d->arch));
     if (d->arch == CTR_ARCH_WUKONG)
@@ -339,10 +386,8 @@ int ctr__cmd_verify(int argc, char **argv)
         ctr_model_close(m);
         return 1;
     }
-    ctr_model_stats_t sizes;
-    ctr_model_stats(ctr_model_def(m), &sizes);
     printf("ok: %" PRIu64 " tensors, %" PRIu64 " bytes verified, %s\n", count_tensors(ctr_model_def(m)),
-           (sizes.emb_params + sizes.params) * (uint64_t)sizeof(float), ctr_model_digest(m));
+           tensor_bytes(ctr_model_def(m)), ctr_model_digest(m));
     ctr_model_close(m);
     return 0;
 }

@@ -6,7 +6,11 @@
  * far larger than memory is written with bounded memory and the same
  * arguments always give the same file. An MLP without bags, shared tables
  * or mod mapping is made here exactly as before (the same flags give the
- * same bytes); every other model comes from ctr/model_random.h. */
+ * same bytes); every other model comes from ctr/model_random.h.
+ * --emb-dtype f16|int8 has the writer encode the tables as they stream
+ * (the same file as ctrtool quantize of the f32 one, but for the
+ * provenance), so a quantized model larger than memory needs no fp32
+ * file first. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -96,6 +100,7 @@ typedef struct {
     const char *bags, *shared;
     ctr_pool_t pool;
     ctr_mapping_t mapping;
+    ctr_table_dtype_t emb_dtype;
 } synth_args_t;
 
 static const ctr_opt_enum_t activations[] = {{"smelu", CTR_ACT_SMELU}, {"relu", CTR_ACT_RELU}, {NULL, 0}};
@@ -105,6 +110,16 @@ static const ctr_opt_enum_t dot_orders[] = {{"lower", CTR_DOT_LOWER}, {"upper", 
 static const ctr_opt_enum_t structures[] = {{"stacked", CTR_DCN_STACKED}, {"parallel", CTR_DCN_PARALLEL}, {NULL, 0}};
 static const ctr_opt_enum_t fmb_lns[] = {{"none", CTR_FMB_LN_NONE}, {"flat", CTR_FMB_LN_FLAT}, {NULL, 0}};
 static const ctr_opt_enum_t pools[] = {{"sum", CTR_POOL_SUM}, {"mean", CTR_POOL_MEAN}, {NULL, 0}};
+/* --emb-dtype: ctr/model.h's table dtype names and aliases. */
+static int parse_emb_dtype(const char *text, void *field, char *err, size_t errlen)
+{
+    int d = ctr_table_dtype_parse(text);
+    if (d < 0)
+        return ctr_error(err, errlen, CTR_EINVAL, "expected f32|f16|fp16|int8|int8_rowwise");
+    *(ctr_table_dtype_t *)field = (ctr_table_dtype_t)d;
+    return 0;
+}
+
 static const ctr_opt_enum_t mappings[] = {{"hash", CTR_MAP_HASH}, {"mod", CTR_MAP_MOD}, {NULL, 0}};
 
 #define AT(m) CTR_OPT_AT(synth_args_t, m)
@@ -124,6 +139,7 @@ static const ctr_opt_t synth_rows[] = {
     {"bag-features", NULL, CTR_OPT_STR, 0, AT(bags), .def = "", .metavar = "C1,C2:mean", .help = "bag features (pooled by --pool, or :sum / :mean)"},
     {"max-bag", NULL, CTR_OPT_UINT, 0, AT(max_bag), .def = "4", .min = 1, .max = CTR_MAX_BAG, .metavar = "N", .help = "values a bag holds at most"},
     {"pool", NULL, CTR_OPT_ENUM, 0, AT(pool), .def = "sum", .enums = pools, .metavar = "P", .help = "sum|mean: how a bag is pooled"},
+    {"emb-dtype", NULL, CTR_OPT_CUSTOM, 0, AT(emb_dtype), .def = "f32", .parse = parse_emb_dtype, .metavar = "T", .help = "f32|f16|int8: how the tables are stored (encoded as streamed)"},
     {"shared", NULL, CTR_OPT_STR, 0, AT(shared), .def = "", .metavar = "C3=C1,...", .help = "features reading an earlier feature's table"},
     {NULL, NULL, CTR_OPT_HEADING, 0, 0, .help = "Architecture (--hidden is the top MLP's widths):"},
     {"arch", NULL, CTR_OPT_ENUM, 0, AT(arch), .def = "mlp", .enums = archs, .metavar = "A", .help = "mlp|dot|dcnv2|wukong"},
@@ -209,6 +225,16 @@ static int synth_v2(const synth_args_t *a)
              (unsigned long long)a->seed, (unsigned long long)a->rows, ctr_arch_name(a->arch));
     ctr_model_def_t def = *ctr_model_random_def(m);
     def.provenance_json = prov;
+    ctr_cat_def_t *cat = calloc(def.n_cat + 1, sizeof(*cat));
+    if (!cat) {
+        fprintf(stderr, "ctrtool synth: out of memory\n");
+        ctr_model_random_free(m);
+        return 1;
+    }
+    memcpy(cat, def.cat, def.n_cat * sizeof(*cat));
+    for (size_t j = 0; j < def.n_cat; j++)
+        cat[j].dtype = a->emb_dtype;  /* sharers carry their owner's, as the writer requires */
+    def.cat = cat;
     ctr_model_stats_t st;
     ctr_model_stats(&def, &st);
     int status = 1;
@@ -223,6 +249,7 @@ static int synth_v2(const synth_args_t *a)
                (double)st.emb_params / 1e6, (double)st.flops / 1e6);
         status = 0;
     }
+    free(cat);
     ctr_model_random_free(m);
     return status;
 }
@@ -263,7 +290,8 @@ int ctr__cmd_synth(int argc, char **argv)
     for (size_t j = 0; j < n_cat; j++) {
         snprintf(names[n_dense + j], 24, "C%zu", j + 1);
         cat[j] = (ctr_cat_def_t){.name = names[n_dense + j], .buckets = (uint32_t)rows,
-                                 .dim = (uint32_t)dim, .seed = ctr_splitmix64(seed + j)};
+                                 .dim = (uint32_t)dim, .seed = ctr_splitmix64(seed + j),
+                                 .dtype = a.emb_dtype};
     }
     uint32_t in = (uint32_t)(n_dense + n_cat * dim);
     for (size_t l = 0; l <= n_hidden; l++) {

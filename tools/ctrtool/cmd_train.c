@@ -136,6 +136,16 @@ static int parse_bag(const char *text, void *field, char *err, size_t errlen)
     return 0;
 }
 
+/* --emb-dtype: the table dtype names of ctr/model.h, with their aliases. */
+static int parse_emb_dtype(const char *text, void *field, char *err, size_t errlen)
+{
+    int d = ctr_table_dtype_parse(text);
+    if (d < 0)
+        return ctr_error(err, errlen, CTR_EINVAL, "expected f32|f16|fp16|int8|int8_rowwise");
+    *(ctr_table_dtype_t *)field = (ctr_table_dtype_t)d;
+    return 0;
+}
+
 static const ctr_opt_enum_t pools[] = {{"sum", CTR_POOL_SUM}, {"mean", CTR_POOL_MEAN}, {NULL, 0}};
 static const ctr_opt_enum_t activations[] = {{"smelu", CTR_ACT_SMELU}, {"relu", CTR_ACT_RELU}, {NULL, 0}};
 static const ctr_opt_enum_t optimizers[] = {{"adam", CTR_OPTIM_ADAM}, {"adagrad", CTR_OPTIM_ADAGRAD}, {NULL, 0}};
@@ -172,6 +182,9 @@ static const ctr_opt_t train_rows[] = {
     {"hash-seed", NULL, CTR_OPT_UINT, 0, AT(o.hash_seed), .metavar = "S", .help = "categorical hash seed; table j uses S + j"},
     {"pool", NULL, CTR_OPT_ENUM, 0, AT(o.pool), .enums = pools, .help = "how every bag feature pools its rows"},
     {"name", NULL, CTR_OPT_STR, 0, AT(o.name), .metavar = "NAME", .help = "model name"},
+    {"emb-dtype", NULL, CTR_OPT_CUSTOM, 0, AT(o.emb_dtype), .parse = parse_emb_dtype, .metavar = "T",
+     .help = "f32|f16|int8: how the written model stores its tables (training is fp32;\n"
+             "the final metrics are the written model's, the fp32 ones beside them) [f32]"},
     H("architecture (with dot, dcnv2 or wukong, --hidden is the top MLP's widths):"),
     {"arch", NULL, CTR_OPT_ENUM, 0, AT(o.arch), .enums = archs, .help = "the architecture: an MLP, DLRM's dot interaction, DCNv2, Wukong"},
     {"bottom", NULL, CTR_OPT_CUSTOM, 0, AT(bottom), .parse = parse_hidden, .metavar = "W,W,..", .help = "dense MLP hidden widths (dot, dcnv2, wukong; a last layer of --dim is added) [64]"},

@@ -18,6 +18,7 @@ int ctr__cmd_inspect(int argc, char **argv);   /* cmd_model.c */
 int ctr__cmd_verify(int argc, char **argv);    /* cmd_model.c */
 int ctr__cmd_synth(int argc, char **argv);     /* cmd_synth.c */
 int ctr__cmd_train(int argc, char **argv);     /* cmd_train.c */
+int ctr__cmd_quantize(int argc, char **argv);  /* cmd_quantize.c */
 int ctr__cmd_eval(int argc, char **argv);      /* cmd_eval.c */
 int ctr__cmd_pd(int argc, char **argv);        /* cmd_eval.c */
 int ctr__cmd_score(int argc, char **argv);     /* cmd_eval.c */

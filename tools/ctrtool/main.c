@@ -14,6 +14,7 @@ static const struct {
     {"verify", ctr__cmd_verify, "MODEL                       recompute tensor checksums"},
     {"synth", ctr__cmd_synth, "--out MODEL --rows-per-table N ...  random model (perf, demos)"},
     {"train", ctr__cmd_train, "--data FILE --out MODEL [...]  train a model (--help for options)"},
+    {"quantize", ctr__cmd_quantize, "--in M --out Q --dtype f16|int8 [--tables ..]  f16 / int8 tables"},
     {"eval", ctr__cmd_eval, "--model M --data FILE         AUC, logloss, calibration"},
     {"pd", ctr__cmd_pd, "--model A --model B --data FILE  relative PD, flip rate, AUCs"},
     {"score", ctr__cmd_score, "--model M --data FILE         offline scores, same kernels as ctrd"},
