@@ -121,7 +121,9 @@ static const uint8_t *table_base(const ctr_model_def_t *def, size_t j, size_t *r
  * of 2048 rows (L2-resident), next to fp32 rows copied with memcpy. */
 static void bench_decode(size_t dim, double secs)
 {
-    enum { ROWS = 2048, N = 256 };
+    /* INNER batches between clock reads: a batch takes well under a
+     * microsecond, about what reading the thread's CPU clock costs. */
+    enum { ROWS = 2048, N = 256, INNER = 64 };
     uint32_t idx[N];
     for (size_t i = 0; i < N; i++)
         idx[i] = (uint32_t)(rng() % ROWS);
@@ -146,15 +148,22 @@ static void bench_decode(size_t dim, double secs)
         size_t done = 0;
         double t0 = now(), t;
         do {
-            for (size_t i = 0; i < N; i++)
-                memcpy(out + i * dim, f + (size_t)idx[i] * dim, dim * sizeof(float));
-            sink += out[dim - 1];
-            done += N;
+            for (int it = 0; it < INNER; it++) {
+                if (dim == 16) /* the gather's copy: constant size for the usual widths */
+                    for (size_t i = 0; i < N; i++)
+                        memcpy(out + i * 16, f + (size_t)idx[i] * 16, 16 * sizeof(float));
+                else
+                    for (size_t i = 0; i < N; i++)
+                        memcpy(out + i * dim, f + (size_t)idx[i] * dim, dim * sizeof(float));
+                sink += out[dim - 1];
+            }
+            done += INNER * N;
         } while ((t = now() - t0) < secs);
         rate[rep] = (double)done / t;
     }
     qsort(rate, REPEATS, sizeof(double), cmp_double);
     printf("  %-8s %-6s %12.3g\n", "f32", "memcpy", rate[REPEATS / 2]);
+    (void)sink;
     const ctr_kernel_id_t ids[] = {CTR_KERNEL_SCALAR, CTR_KERNEL_AVX2, CTR_KERNEL_AVX512};
     for (size_t v = 0; v < CTR_ARRAY_LEN(ids); v++) {
         const ctr__quant_ops_t *o = ctr__quant_ops_get(ids[v]);
@@ -165,12 +174,14 @@ static void bench_decode(size_t dim, double secs)
                 size_t done = 0;
                 double t0 = now(), t;
                 do {
-                    if (dt)
-                        o->int8_rows(q, dim, idx, 1, N, out, dim);
-                    else
-                        o->fp16_rows(h, dim, idx, 1, N, out, dim);
-                    sink += out[dim - 1];
-                    done += N;
+                    for (int it = 0; it < INNER; it++) {
+                        if (dt)
+                            o->int8_rows(q, dim, idx, 1, N, out, dim);
+                        else
+                            o->fp16_rows(h, dim, idx, 1, N, out, dim);
+                        sink += out[dim - 1];
+                    }
+                    done += INNER * N;
                 } while ((t = now() - t0) < secs);
                 rate[rep] = (double)done / t;
             }
@@ -299,6 +310,7 @@ int main(int argc, char **argv)
         sink += (float)acc;
         read_rate[rep] = (double)done / t;
     }
+    (void)sink; /* read only so the loops are not optimised away */
     qsort(gather_rate, REPEATS, sizeof(double), cmp_double);
     qsort(read_rate, REPEATS, sizeof(double), cmp_double);
     double g = gather_rate[REPEATS / 2], r = read_rate[REPEATS / 2];

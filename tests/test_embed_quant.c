@@ -266,6 +266,13 @@ static void check_scores(const char *label, qmodel_t *q, const examples_t *ex,
         }
         if (!k->bit_exact)
             continue;
+        /* 257 at once through a scratch of 64: ctr_forward's own chunks. */
+        ctr_scratch_t *s64 = NULL;
+        CTR_ASSERT(ctr_scratch_new(&q->qdef, 64, &s64, err, sizeof err) == 0);
+        CHECK_EQ_INT(ctr_forward(&q->qdef, k, N_EX, ex->dense, ex->rows, got, NULL, s64), 0);
+        size_t c = first_diff(full, got, N_EX);
+        CHECKF(c == N_EX, "%s %s: example %zu differs when ctr_forward chunks by 64", label, k->name, c);
+        ctr_scratch_free(s64);
         if (v == 0) {
             memcpy(scalar, full, sizeof full);
         } else {
