@@ -7,7 +7,8 @@
 # the compiler quietly scalarized, fails. The SIMDe build of the AVX-512
 # source (tests/kernels_avx512_simde.o, compared bit for bit with the
 # scalar ops by test_kernels, test_forward and test_interact) holds every
-# op under its _simde name.
+# op under its _simde name; the same for the quantized-row decoders
+# (quant_avx512.o, tests/quant_avx512_simde.o: test_quant, test_embed_quant).
 # B names the build directory (default build). Exit 0 pass, 1 fail.
 set -u
 B=${B:-build}
@@ -46,6 +47,21 @@ for f in linear ln_rows pool fma add; do
         echo "ok: $simde defines ctr__${f}_avx512_simde"
     else
         echo "FAIL: $simde lacks ctr__${f}_avx512_simde"; fail=1
+    fi
+done
+# The quantized-row decoders (quant.h): F16C's conversion and the int8
+# FMA on the ISA's registers, and every decoder in the SIMDe object.
+check_obj "$B/model/quant_avx512.o" 'vcvtph2ps[[:space:]].*%zmm' "vcvtph2ps to zmm (f16 rows)"
+check_obj "$B/model/quant_avx512.o" 'vfmadd[0-9]+ps[[:space:]].*%zmm' "vfmadd*ps on zmm (int8 rows)"
+check_obj "$B/model/quant_avx2.o" 'vcvtph2ps[[:space:]].*%ymm' "vcvtph2ps to ymm (f16 rows)"
+qsimde="$B/tests/quant_avx512_simde.o"
+for f in fp16 fp16_acc fp16_rows fp16_pool int8 int8_acc int8_rows int8_pool; do
+    if [ ! -f "$qsimde" ]; then
+        echo "FAIL: $qsimde not built"; fail=1; break
+    elif nm "$qsimde" | grep -q " T ctr__dequant_${f}_avx512_simde\$"; then
+        echo "ok: $qsimde defines ctr__dequant_${f}_avx512_simde"
+    else
+        echo "FAIL: $qsimde lacks ctr__dequant_${f}_avx512_simde"; fail=1
     fi
 done
 if [ -f "$B/model/kernels_avx2.o" ] &&
