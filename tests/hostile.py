@@ -339,7 +339,8 @@ def cases(model):
     v1("wrong type: in context", '{"context":{"I1":"x"},"examples":[{}]}', 400, "wrong_type")
 
     # -- other semantic errors --
-    v1("unknown top-level field", '{"examples":[{}],"model":"x"}', 400, "unknown_field")
+    v1("unknown top-level field", '{"examples":[{}],"models":"x"}', 400, "unknown_field")
+    v1("a model this server does not serve", '{"examples":[{}],"model":"x"}', 404, "model_not_found")
     v1("unknown feature", '{"examples":[{"Z9":1}]}', 400, "unknown_feature")
     v1("feature name case", '{"examples":[{"i1":1}]}', 400, "unknown_feature")
     v1("65-byte categorical", '{"examples":[{"C1":"%s"}]}' % ("a" * 65), 400, "string_too_long")
