@@ -471,12 +471,28 @@ typedef struct {
     float *logged, *scored;
     size_t n, cap;
     uint64_t records, skipped, identical, errors;
+    /* --digest / --primary: only records of these digests are compared,
+     * so that a log of several models compares one served model's traffic
+     * (a log's records are told apart by digest, not by name). */
+    uint8_t only[CTR__AUDIT_MODELS_MAX][32];
+    size_t n_only;
+    uint64_t skipped_model, skipped_model_examples;
     int oom;
 } pd_ctx_t;
 
 static void pd_record(audit_walker_t *w, const char *path, const ctr_audit_record_t *rec)
 {
     pd_ctx_t *p = w->ctx;
+    if (p->n_only) {
+        size_t i = 0;
+        while (i < p->n_only && memcmp(p->only[i], rec->digest, 32))
+            i++;
+        if (i == p->n_only) {
+            p->skipped_model++;
+            p->skipped_model_examples += rec->n;
+            return;
+        }
+    }
     if (rec->n_dense != p->cand.def->n_dense || rec->n_cat != ctr_model_slots(p->cand.def)) {
         p->skipped++;
         return;
@@ -515,6 +531,10 @@ static void pd_record(audit_walker_t *w, const char *path, const ctr_audit_recor
 typedef struct {
     const char *model_v[1];
     ctr_opt_list_t model;
+    const char *digest_v[CTR__AUDIT_MODELS_MAX];
+    ctr_opt_list_t digests;
+    const char *primary_v[CTR__AUDIT_MODELS_MAX];
+    ctr_opt_list_t primaries;
     ctr_kernel_id_t kernel;
     int json;
     ctr_opt_list_t logs;
@@ -522,6 +542,8 @@ typedef struct {
 
 static const ctr_opt_t pd_rows[] = {
     {"model", NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(pd_args_t, model), .metavar = "CANDIDATE", .help = "the model to compare with the logged scores"},
+    {"digest", NULL, CTR_OPT_LIST, 0, CTR_OPT_AT(pd_args_t, digests), .metavar = "D", .help = "compare only records of model digest D (sha256:HEX, as audit dump\nprints it); repeatable"},
+    {"primary", NULL, CTR_OPT_LIST, 0, CTR_OPT_AT(pd_args_t, primaries), .metavar = "M", .help = "compare only records scored by model file M (its digest);\nrepeatable, e.g. once per generation"},
     {"kernel", NULL, CTR_OPT_ENUM, 0, CTR_OPT_AT(pd_args_t, kernel), .def = "auto", .enums = ctr_kernel_choices, .metavar = "K", .help = "auto|scalar|avx2|avx512|blas"},
     {"json", NULL, CTR_OPT_BOOL, 0, CTR_OPT_AT(pd_args_t, json), .help = "one JSON object instead of the table"},
     {NULL, NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(pd_args_t, logs), .metavar = "LOG...", .help = "segment files or directories of them"},
@@ -529,13 +551,26 @@ static const ctr_opt_t pd_rows[] = {
 
 static const ctr_opts_t pd_spec = {
     pd_rows, CTR_ARRAY_LEN(pd_rows),
-    "usage: ctrtool audit pd --model CANDIDATE [--kernel K] [--json] LOG...\n"
+    "usage: ctrtool audit pd --model CANDIDATE [--digest D | --primary M ...] [--kernel K] [--json] LOG...\n"
     "Scores every logged request (any model digest, same feature schema) with the\n"
     "candidate and compares with the scores the server returned: relative PD\n"
     "(1/N) sum 2|a-b|/(a+b) (terms with both below 1e-7 count 0), the fraction\n"
-    "of examples whose side of 0.5 flips, and the fraction of identical scores.\n\n",
+    "of examples whose side of 0.5 flips, and the fraction of identical scores.\n"
+    "A log of a ctrd serving several models mixes their traffic: --digest D and\n"
+    "--primary M (as many as wanted, up to 16 each) compare only the records\n"
+    "those models scored; the others are counted as skipped (another model).\n"
+    "Exit 1 when a filter matches no record.\n\n",
     NULL,
 };
+
+/* ,"key":v with NaN (nothing compared) as null: JSON has no NaN. */
+static void json_ratio(const char *key, double v)
+{
+    if (isnan(v))
+        printf(",\"%s\":null", key);
+    else
+        printf(",\"%s\":%.9g", key, v);
+}
 
 static int cmd_pd(int argc, char **argv)
 {
@@ -545,6 +580,8 @@ static int cmd_pd(int argc, char **argv)
     pd_args_t a;
     memset(&a, 0, sizeof a);
     a.model = (ctr_opt_list_t){a.model_v, 0, 1};
+    a.digests = (ctr_opt_list_t){a.digest_v, 0, CTR__AUDIT_MODELS_MAX};
+    a.primaries = (ctr_opt_list_t){a.primary_v, 0, CTR__AUDIT_MODELS_MAX};
     ctr_opts_result_t res;
     if (ctr__audit_logs_init(&a.logs, argc)) {
         fprintf(stderr, "ctrtool audit pd: out of memory\n");
@@ -557,6 +594,25 @@ static int cmd_pd(int argc, char **argv)
     }
     const char *mpath = a.model.v[0];
     int json = a.json;
+    for (size_t i = 0; i < a.digests.n; i++)
+        if (ctr_audit_digest_parse(a.digests.v[i], p.only[p.n_only++])) {
+            fprintf(stderr, "ctrtool audit pd: --digest \"%s\": expected sha256:<64 hex digits> (the \"model\" "
+                            "of ctrtool audit dump, the \"digest\" of GET /v1/models)\n", a.digests.v[i]);
+            free(a.logs.v);
+            return 2;
+        }
+    /* A primary model is opened for its digest only; it is also checked,
+     * so a damaged file is not taken for the served one. */
+    for (size_t i = 0; i < a.primaries.n; i++) {
+        audit_model_t pm;
+        if (ctr__audit_model_load("pd", a.primaries.v[i], &pm)) {
+            ctr__audit_model_unload(&pm);
+            free(a.logs.v);
+            return 1;
+        }
+        memcpy(p.only[p.n_only++], pm.digest, 32);
+        ctr__audit_model_unload(&pm);
+    }
     rc = ctr__audit_expand_all("pd", &a.logs, &files);
     free(a.logs.v);
     if (!files.n && !rc) {
@@ -581,18 +637,36 @@ static int cmd_pd(int argc, char **argv)
         printf("{\"candidate\":");
         ctr__audit_json_str(stdout, mpath, strlen(mpath));
         printf(",\"digest\":\"%s\",\"records\":%" PRIu64 ",\"examples\":%zu,\"skipped\":%" PRIu64
-               ",\"corrupt\":%" PRIu64 ",\"torn\":%" PRIu64 ",\"pd\":%.9g,\"flip_rate\":%.9g,\"identical\":%.9g}\n",
-               d, p.records, p.n, p.skipped, w.t.corrupt, w.t.torn, pd, flip, same);
+               ",\"skipped_model\":%" PRIu64 ",\"skipped_model_examples\":%" PRIu64 ",\"only\":[",
+               d, p.records, p.n, p.skipped, p.skipped_model, p.skipped_model_examples);
+        for (size_t i = 0; i < p.n_only; i++) {
+            char od[72];
+            ctr_audit_digest_str(p.only[i], od);
+            printf("%s\"%s\"", i ? "," : "", od);
+        }
+        printf("],\"corrupt\":%" PRIu64 ",\"torn\":%" PRIu64, w.t.corrupt, w.t.torn);
+        json_ratio("pd", pd);
+        json_ratio("flip_rate", flip);
+        json_ratio("identical", same);
+        printf("}\n");
     } else {
         printf("audit pd: candidate %s (%s), kernel %s\n", mpath, d, p.rs.kernel->name);
         printf("  compared    %" PRIu64 " records, %zu examples (skipped %" PRIu64 " with another schema)\n",
                p.records, p.n, p.skipped);
+        if (p.n_only)
+            printf("  skipped     %" PRIu64 " records, %" PRIu64 " examples of another model (digest not "
+                   "given by --digest/--primary)\n", p.skipped_model, p.skipped_model_examples);
         printf("  relative PD %.6g\n  flip rate   %.6g\n  identical   %.6g (fraction of scores with the same bits)\n",
                pd, flip, same);
         printf("  corrupt     %" PRIu64 "\n  torn tail   %" PRIu64 "\n", w.t.corrupt, w.t.torn);
     }
     if (p.oom || p.errors || w.t.unreadable || w.t.corrupt || rc)
         rc = 1;
+    if (p.n_only && !p.records) {
+        fprintf(stderr, "ctrtool audit pd: no record of the --digest/--primary model(s) was compared "
+                        "(%" PRIu64 " of other models, %" PRIu64 " of another schema)\n", p.skipped_model, p.skipped);
+        rc = 1;
+    }
     ctr__audit_model_unload(&p.cand);
     rescore_free(&p.rs);
     free(p.logged);
