@@ -3,13 +3,20 @@
  * verify and pd; dump is cmd_audit_dump.c.
  *
  *   dump   LOG...                     every record as one JSON object a line
+ *   dump   --requests --model [NAME=]M ... LOG...
+ *                                     each record as its /v1/score body
  *   verify --model M [--model M2] LOG...
  *                                     re-score each record whose digest is a
  *                                     given model's and compare score bits
- *   pd     --model CANDIDATE LOG...   relative PD and flip rate of a
+ *   pd     --model CANDIDATE [--digest D | --primary M] LOG...
+ *                                     relative PD and flip rate of a
  *                                     candidate against the logged scores
  *
  * A LOG is a segment file or a directory (its *.audit files, by name).
+ * A log of a ctrd serving several models holds each record's model digest,
+ * not the name it was served under: every subcommand that needs a model
+ * matches records to the given files by digest (up to 16, as many as ctrd
+ * serves).
  * Re-scoring re-encodes the logged raw values with features.h exactly as
  * the server did and runs ctr_forward: the bit-exact kernels give the same
  * bits whatever the batch, so every logged score must come back
@@ -474,7 +481,7 @@ typedef struct {
     /* --digest / --primary: only records of these digests are compared,
      * so that a log of several models compares one served model's traffic
      * (a log's records are told apart by digest, not by name). */
-    uint8_t only[CTR__AUDIT_MODELS_MAX][32];
+    uint8_t only[2 * CTR__AUDIT_MODELS_MAX][32];   /* --digest, then --primary */
     size_t n_only;
     uint64_t skipped_model, skipped_model_examples;
     int oom;
@@ -681,8 +688,9 @@ int ctr__cmd_audit(int argc, char **argv)
 {
     static const char usage[] =
         "usage: ctrtool audit dump   [--no-values] LOG...\n"
+        "       ctrtool audit dump   --requests --model [NAME=]M [--model [NAME=]M2 ...] LOG...\n"
         "       ctrtool audit verify --model M [--model M2 ...] [--kernel K] LOG...\n"
-        "       ctrtool audit pd     --model CANDIDATE [--kernel K] [--json] LOG...\n"
+        "       ctrtool audit pd     --model CANDIDATE [--digest D | --primary M ...] [--kernel K] [--json] LOG...\n"
         "A LOG is an audit segment file or a directory of them (docs/AUDIT_LOG.md).\n";
     if (argc < 2) {
         fputs(usage, stderr);
