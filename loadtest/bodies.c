@@ -228,7 +228,13 @@ static int emit_body(const ctr__bodies_opts_t *o, const rows_t *r, const size_t 
         }
     }
     if (o->protocol == CTR__PROTO_V1) {
-        sb_puts(&s, "{\"request_id\":\"");
+        sb_putc(&s, '{');
+        if (o->model_name) {
+            sb_puts(&s, "\"model\":");
+            sb_json_str(&s, o->model_name, strlen(o->model_name));
+            sb_putc(&s, ',');
+        }
+        sb_puts(&s, "\"request_id\":\"");
         id_off = s.len;
         sb_puts(&s, "0000000000000000\"");
         int any_ctx = 0;

@@ -14,9 +14,11 @@
  *
  * Body shapes (features named as the data names them; missing values are
  * left out in v1 and null in v2):
- *   v1  {"request_id":"<id>","context":{...},"examples":[{"I1":3,"C1":"68fd1e64",...},...]}
- *       ("context" only with context_split: features equal in every
- *        example of the request move there, as for one user and many ads)
+ *   v1  {"model":"NAME","request_id":"<id>","context":{...},"examples":[{"I1":3,"C1":"68fd1e64",...},...]}
+ *       ("model" only with model_name, first so that ctrd picks the model
+ *        without scanning the body; "context" only with context_split:
+ *        features equal in every example of the request move there, as
+ *        for one user and many ads)
  *   v2  {"id":"<id>","inputs":[
  *         {"name":"dense","datatype":"FP32","shape":[B,13],"data":[...]},
  *         {"name":"sparse","datatype":"BYTES","shape":[B,26],"data":[...]}]}
@@ -64,6 +66,8 @@ typedef enum { CTR__CATS_ZIPF = 0, CTR__CATS_UNIFORM = 1 } ctr__cats_t;
 
 typedef struct {
     ctr__proto_t protocol;
+    const char *model_name;       /* v1: "model" of every body (a served model's
+                                   * name); NULL: none, the server's default */
     size_t examples;              /* examples per request, >= 1 */
     int context_split;            /* v1 only */
     uint64_t seed;                /* synthetic values */

@@ -75,7 +75,9 @@ static void usage(FILE *f)
 "  --examples-per-request B   examples in each request [1]\n"
 "  --protocol v1|v2    v1: POST /v1/score {\"request_id\",\"examples\":[{...}]} [v1]\n"
 "                      v2: KServe POST /v2/models/NAME/infer (needs --model-name)\n"
-"  --model-name NAME   the model's name for v2 (GET /v1/models shows it)\n"
+"  --model-name NAME   the served model to load (GET /v1/models lists them): v2\n"
+"                      sends to /v2/models/NAME/infer; v1 puts \"model\":\"NAME\"\n"
+"                      first in each body [v1: none, the server's default model]\n"
 "  --context-split     v1: features equal in every example of a request go to\n"
 "                      \"context\" (synthetic: I1..I6, C1..C13 are drawn once per\n"
 "                      request, as one user scored against many ads)\n"
@@ -263,6 +265,10 @@ static int check(ctr__load_opts_t *o)
         return ctr__load_die("--replay sends logged /v1/score bodies: it needs --protocol v1");
     if (o->replay.n && o->examples != 1)
         return ctr__load_die("--replay sends the logged requests as they were: --examples-per-request does not apply");
+    if (o->replay.n && o->model_name)
+        return ctr__load_die("--replay sends the logged bodies as they are: --model-name does not apply (a log "
+                             "of several models names each request's model: ctrtool audit dump --requests "
+                             "--model NAME=PATH ...)");
     if (o->protocol == CTR__PROTO_V2 && !o->model_name)
         return ctr__load_die("--protocol v2 needs --model-name NAME (the served model's name: GET /v1/models)");
     if (o->format == CTR_DATA_CSV && !o->data)

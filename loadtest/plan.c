@@ -22,6 +22,7 @@ static int load_messages(const ctr__load_opts_t *o, ctr__plan_t *p, int *all_tim
     ctr__bodies_opts_t bo;
     memset(&bo, 0, sizeof bo);
     bo.protocol = o->protocol;
+    bo.model_name = o->protocol == CTR__PROTO_V1 ? o->model_name : NULL;
     bo.examples = o->examples;
     bo.context_split = o->context_split;
     bo.seed = o->seed;

@@ -373,6 +373,28 @@ static void test_bodies(void)
     }
     ctr__msgset_free(s);
 
+    /* --model-name with v1: "model" leads each body (ctrd then finds it
+     * without a scan), escaped, and the id slot still holds the id. */
+    o.model_name = "beta \"2\"";
+    CHECK(ctr__bodies_build(&o, stderr, &s, err, sizeof err) == 0);
+    CHECK(ctr__msgset_frame(s, "h", "/v1/score", err, sizeof err) == 0);
+    for (size_t i = 0; i < s->n; i++) {
+        ctr__msg_t *m = &s->v[i];
+        static const char lead[] = "{\"model\":\"beta \\\"2\\\"\",\"request_id\":\"";
+        CHECKF(!strncmp(m->buf + ctr__msg_body_off(m), lead, sizeof lead - 1), "body %zu: %.60s", i,
+               m->buf + ctr__msg_body_off(m));
+        CHECK(m->id_off == ctr__msg_body_off(m) + sizeof lead - 1 &&
+              !memcmp(m->buf + m->id_off, "0000000000000000", 16));
+        json_t *v = body_json(m);
+        if (!v)
+            continue;
+        CHECK(!strcmp(json_string_value(json_object_get(v, "model")), "beta \"2\""));
+        CHECK(json_array_size(json_object_get(v, "examples")) == 4);
+        json_decref(v);
+    }
+    ctr__msgset_free(s);
+    o.model_name = NULL;
+
     /* Context split: shared user features move to "context", never repeat. */
     o.context_split = 1;
     CHECK(ctr__bodies_build(&o, stderr, &s, err, sizeof err) == 0);

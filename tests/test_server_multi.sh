@@ -287,4 +287,14 @@ grep '"request_id":"r1"' "$T/dump.jsonl" | grep -q "\"model\":\"$DB\""; check $?
 check $? "ctrtool audit verify with all three models replays every record"
 grep -q '^verified=[1-9][0-9]* mismatched=0 skipped=0 corrupt=0 torn=0$' "$T/verify.out"
 check $? "every record verified bit for bit, none skipped: $(tail -n 1 "$T/verify.out")"
+# ... and dumps as bodies naming each record's model (both generations of
+# beta under one name), none skipped (test_audit_multi.sh replays such a dump).
+"$CTRTOOL" audit dump --requests --model "$T/a.ctrm" --model "beta=$T/b.ctrm" --model "beta=$T/b2.ctrm" \
+    "$T/audit" >"$T/requests.jsonl" 2>"$T/requests.err"
+check $? "audit dump --requests with all three models"
+NR=$(grep -c '"request_id"' "$T/dump.jsonl")
+[ "$(wc -l <"$T/requests.jsonl")" = "$NR" ] && ! grep -q skipped "$T/requests.err" \
+    && [ "$(grep -c '^{"t_ns":[0-9]*,"model":"beta",' "$T/requests.jsonl")" = $((NB + NB2)) ] \
+    && [ "$(grep -c '^{"t_ns":[0-9]*,"model":"alpha",' "$T/requests.jsonl")" = "$NA" ]
+check $? "every record as a body naming its model (alpha $NA, beta $((NB + NB2)) of $NR), none skipped"
 finish

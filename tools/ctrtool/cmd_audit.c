@@ -1,13 +1,22 @@
-/* ctrtool audit dump / verify / pd - read ctrd's audit log.
+/* ctrtool audit dump / verify / pd - read ctrd's audit log. This file:
+ * the walk over the segments that every subcommand shares (audit_int.h),
+ * verify and pd; dump is cmd_audit_dump.c.
  *
  *   dump   LOG...                     every record as one JSON object a line
+ *   dump   --requests --model [NAME=]M ... LOG...
+ *                                     each record as its /v1/score body
  *   verify --model M [--model M2] LOG...
  *                                     re-score each record whose digest is a
  *                                     given model's and compare score bits
- *   pd     --model CANDIDATE LOG...   relative PD and flip rate of a
+ *   pd     --model CANDIDATE [--digest D | --primary M] LOG...
+ *                                     relative PD and flip rate of a
  *                                     candidate against the logged scores
  *
  * A LOG is a segment file or a directory (its *.audit files, by name).
+ * A log of a ctrd serving several models holds each record's model digest,
+ * not the name it was served under: every subcommand that needs a model
+ * matches records to the given files by digest (up to 16, as many as ctrd
+ * serves).
  * Re-scoring re-encodes the logged raw values with features.h exactly as
  * the server did and runs ctr_forward: the bit-exact kernels give the same
  * bits whatever the batch, so every logged score must come back
@@ -33,18 +42,12 @@
 #include "ctr/metrics.h"
 #include "ctr/model.h"
 #include "ctr/opts.h"
+#include "audit_int.h"
 #include "ctrtool_int.h"
-
-#define MAX_MODELS 8
 
 /* ---- the list of segment files --------------------------------------- */
 
-typedef struct {
-    char **v;
-    size_t n, cap;
-} list_t;
-
-static int list_add(list_t *l, const char *s)
+static int list_add(audit_files_t *l, const char *s)
 {
     if (l->n == l->cap) {
         size_t c = l->cap ? 2 * l->cap : 16;
@@ -60,7 +63,7 @@ static int list_add(list_t *l, const char *s)
     return 0;
 }
 
-static void list_free(list_t *l)
+void ctr__audit_files_free(audit_files_t *l)
 {
     for (size_t i = 0; i < l->n; i++)
         free(l->v[i]);
@@ -74,7 +77,7 @@ static int cmp_str(const void *a, const void *b)
 
 /* Expands a directory argument into its *.audit files, sorted by name
  * (segment names sort in time order). */
-static int expand(const char *cmd, const char *arg, list_t *out)
+static int expand(const char *cmd, const char *arg, audit_files_t *out)
 {
     struct stat st;
     if (stat(arg, &st)) {
@@ -88,7 +91,7 @@ static int expand(const char *cmd, const char *arg, list_t *out)
         fprintf(stderr, "ctrtool audit %s: %s: %s\n", cmd, arg, strerror(errno));
         return -1;
     }
-    list_t found = {0};
+    audit_files_t found = {0};
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
@@ -97,7 +100,7 @@ static int expand(const char *cmd, const char *arg, list_t *out)
             snprintf(path, sizeof path, "%s/%s", arg, e->d_name);
             if (list_add(&found, path)) {
                 closedir(d);
-                list_free(&found);
+                ctr__audit_files_free(&found);
                 return -1;
             }
         }
@@ -108,28 +111,15 @@ static int expand(const char *cmd, const char *arg, list_t *out)
     int rc = 0;
     for (size_t i = 0; i < found.n && !rc; i++)
         rc = list_add(out, found.v[i]);
-    list_free(&found);
+    ctr__audit_files_free(&found);
     return rc;
 }
 
 /* ---- walking the log --------------------------------------------------- */
 
-typedef struct {
-    uint64_t files, records, examples, corrupt, torn, unreadable, header_bad;
-} totals_t;
 
-typedef struct walker walker_t;
-struct walker {
-    const char *cmd;
-    int verbose_events;           /* print CORRUPT/TORN on stderr */
-    void (*on_segment)(walker_t *w, const char *path, const ctr_audit_reader_t *r);
-    void (*on_record)(walker_t *w, const char *path, const ctr_audit_record_t *rec);
-    void (*on_event)(walker_t *w, const char *path, ctr_audit_event_t ev, const ctr_audit_span_t *s);
-    void *ctx;
-    totals_t t;
-};
 
-static void walk(walker_t *w, const list_t *files)
+void ctr__audit_walk(audit_walker_t *w, const audit_files_t *files)
 {
     for (size_t f = 0; f < files->n; f++) {
         const char *path = files->v[f];
@@ -181,7 +171,7 @@ static void walk(walker_t *w, const list_t *files)
 /* A JSON string: valid UTF-8 as it is, otherwise every byte >= 0x80 as
  * \u00XX so a reader gets the bytes back (ctr_json_escape's
  * CTR_JSON_INVALID_BYTES). */
-static void json_str(FILE *f, const char *s, size_t n)
+void ctr__audit_json_str(FILE *f, const char *s, size_t n)
 {
     char buf[1024], *out = buf;
     size_t len = ctr_json_escape(buf, sizeof buf, s, n, CTR_JSON_INVALID_BYTES, NULL);
@@ -197,41 +187,9 @@ static void json_str(FILE *f, const char *s, size_t n)
         free(out);
 }
 
-static void json_double(FILE *f, double v)
-{
-    if (isnan(v))
-        fputs("null", f);
-    else if (isinf(v))
-        fputs(v > 0 ? "\"Infinity\"" : "\"-Infinity\"", f);
-    else
-        fprintf(f, "%.17g", v);
-}
+/* ---- models -------------------------------------------------------------- */
 
-static void json_float(FILE *f, float v)
-{
-    if (isnan(v) || isinf(v)) {
-        uint32_t bits;
-        memcpy(&bits, &v, 4);
-        fprintf(f, "\"0x%08x\"", bits);
-    } else {
-        fprintf(f, "%.9g", (double)v);
-    }
-}
-
-/* ---- dump -------------------------------------------------------------- */
-
-typedef struct model_slot model_slot_t;
-struct model_slot {
-    const char *path;
-    ctr_model_t *m;
-    const ctr_model_def_t *def;
-    uint8_t digest[32];
-    ctr_scratch_t *scratch;
-    uint64_t records, examples;
-};
-
-/* Opens a model for dump --requests (names) and for re-scoring. */
-static int load_model(const char *cmd, const char *path, model_slot_t *s)
+int ctr__audit_model_load(const char *cmd, const char *path, audit_model_t *s)
 {
     char err[1024];
     memset(s, 0, sizeof *s);
@@ -250,161 +208,14 @@ static int load_model(const char *cmd, const char *path, model_slot_t *s)
     return 0;
 }
 
-static void unload_model(model_slot_t *s)
+void ctr__audit_model_unload(audit_model_t *s)
 {
     ctr_scratch_free(s->scratch);
     ctr_model_close(s->m);
 }
 
-typedef struct {
-    int values;
-    const ctr_model_def_t *names;  /* --requests: feature names from a model */
-} dump_ctx_t;
-
-/* --requests: the record as a /v1/score body, one line, with the arrival
- * time as "t_ns" (ctrload --replay reads this). Missing values and empty
- * bags are left out, which the server reads as missing; a bag is an array
- * of its values in slot order. */
-static void dump_request(const ctr_model_def_t *def, const ctr_audit_record_t *rec)
-{
-    FILE *f = stdout;
-    size_t slots = ctr_model_slots(def);
-    if (rec->n_dense != def->n_dense || rec->n_cat != slots) {
-        fprintf(stderr, "ctrtool audit dump: record %s has %zu dense and %zu categorical columns, the "
-                        "model %zu and %zu: skipped\n", rec->request_id, rec->n_dense, rec->n_cat,
-                def->n_dense, slots);
-        return;
-    }
-    fprintf(f, "{\"t_ns\":%" PRIu64 ",\"request_id\":", rec->t_received_ns);
-    json_str(f, rec->request_id, rec->request_id_len);
-    fputs(",\"examples\":[", f);
-    for (size_t i = 0; i < rec->n; i++) {
-        int first = 1;
-        fputs(i ? ",{" : "{", f);
-        for (size_t j = 0; j < def->n_dense; j++) {
-            double v = ctr_audit_record_dense(rec, i, j);
-            if (isnan(v) || isinf(v))
-                continue;
-            fputs(first ? "" : ",", f);
-            first = 0;
-            json_str(f, def->dense[j].name, strlen(def->dense[j].name));
-            fputc(':', f);
-            json_double(f, v);
-        }
-        for (size_t j = 0, k = 0; j < def->n_cat; k += ctr_features_width(&def->cat[j]), j++) {
-            const ctr_cat_def_t *c = &def->cat[j];
-            const char *b;
-            size_t l, m = 0;
-            for (size_t t = 0; t < ctr_features_width(c); t++) {
-                if (!ctr_audit_record_cat(rec, i, k + t, &b, &l))
-                    continue;
-                if (m++ == 0) {
-                    fputs(first ? "" : ",", f);
-                    first = 0;
-                    json_str(f, c->name, strlen(c->name));
-                    fputs(c->bag_max ? ":[" : ":", f);
-                } else {
-                    fputc(',', f);
-                }
-                json_str(f, b, l);
-            }
-            if (m && c->bag_max)
-                fputc(']', f);
-        }
-        fputc('}', f);
-    }
-    fputs("]}\n", f);
-}
-
-static void dump_segment(walker_t *w, const char *path, const ctr_audit_reader_t *r)
-{
-    if (((dump_ctx_t *)w->ctx)->names)
-        return;
-    const ctr_audit_segment_t *h = ctr_audit_reader_segment(r);
-    static const char *const modes[] = {"async", "write", "fsync"};
-    fputs("{\"segment\":", stdout);
-    json_str(stdout, path, strlen(path));
-    printf(",\"version\":%u,\"server_start_ns\":%" PRIu64 ",\"created_ns\":%" PRIu64 ",\"index\":%" PRIu64
-           ",\"first_seq\":%" PRIu64 ",\"pid\":%u,\"durability\":\"%s\",\"host\":",
-           h->version, h->server_start_ns, h->created_ns, h->segment_index, h->first_seq, h->pid,
-           h->durability < 3 ? modes[h->durability] : "unknown");
-    json_str(stdout, h->host, strlen(h->host));
-    fputs(",\"ctrd_version\":", stdout);
-    json_str(stdout, h->version_str, strlen(h->version_str));
-    printf(",\"header\":\"%s\"}\n", ctr_audit_reader_header_status(r) ? "crc_mismatch" : "ok");
-}
-
-static void dump_record(walker_t *w, const char *path, const ctr_audit_record_t *rec)
-{
-    dump_ctx_t *d = w->ctx;
-    FILE *f = stdout;
-    if (d->names) {
-        dump_request(d->names, rec);
-        return;
-    }
-    char digest[72];
-    ctr_audit_digest_str(rec->digest, digest);
-    fputs("{\"file\":", f);
-    json_str(f, path, strlen(path));
-    fprintf(f, ",\"offset\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"request_id\":", rec->offset, rec->seq);
-    json_str(f, rec->request_id, rec->request_id_len);
-    fprintf(f, ",\"client_request_id\":%s,\"received_ns\":%" PRIu64 ",\"scored_ns\":%" PRIu64
-               ",\"model\":\"%s\",\"generation\":%" PRIu64 ",\"kernel\":\"%s\",\"bit_exact\":%s"
-               ",\"n\":%zu,\"n_dense\":%zu,\"n_cat\":%zu,\"scores\":[",
-            rec->client_request_id ? "true" : "false", rec->t_received_ns, rec->t_scored_ns, digest,
-            rec->generation, ctr_audit_kernel_name(rec->kernel_id), rec->bit_exact ? "true" : "false",
-            rec->n, rec->n_dense, rec->n_cat);
-    for (size_t i = 0; i < rec->n; i++) {
-        if (i)
-            fputc(',', f);
-        json_float(f, rec->scores[i]);
-    }
-    fputc(']', f);
-    if (d->values) {
-        fputs(",\"dense\":[", f);
-        for (size_t i = 0; i < rec->n; i++) {
-            fputs(i ? ",[" : "[", f);
-            for (size_t j = 0; j < rec->n_dense; j++) {
-                if (j)
-                    fputc(',', f);
-                json_double(f, ctr_audit_record_dense(rec, i, j));
-            }
-            fputc(']', f);
-        }
-        fputs("],\"cat\":[", f);
-        for (size_t i = 0; i < rec->n; i++) {
-            fputs(i ? ",[" : "[", f);
-            for (size_t j = 0; j < rec->n_cat; j++) {
-                const char *b;
-                size_t l;
-                if (j)
-                    fputc(',', f);
-                if (ctr_audit_record_cat(rec, i, j, &b, &l))
-                    json_str(f, b, l);
-                else
-                    fputs("null", f);
-            }
-            fputc(']', f);
-        }
-        fputc(']', f);
-    }
-    fputs("}\n", f);
-}
-
-static void dump_event(walker_t *w, const char *path, ctr_audit_event_t ev, const ctr_audit_span_t *s)
-{
-    if (((dump_ctx_t *)w->ctx)->names)
-        return;   /* walk() reported it on stderr */
-    fputs("{\"file\":", stdout);
-    json_str(stdout, path, strlen(path));
-    printf(",\"event\":\"%s\",\"offset\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"why\":",
-           ev == CTR_AUDIT_CORRUPT ? "corrupt" : "torn", s->offset, s->bytes);
-    json_str(stdout, s->why, strlen(s->why));
-    fputs("}\n", stdout);
-}
-
 /* The LOG... arguments of every subcommand: as many as given. */
-static int logs_init(ctr_opt_list_t *l, int argc)
+int ctr__audit_logs_init(ctr_opt_list_t *l, int argc)
 {
     l->v = calloc((size_t)argc + 1, sizeof *l->v);
     l->n = 0;
@@ -414,88 +225,13 @@ static int logs_init(ctr_opt_list_t *l, int argc)
 
 /* Each LOG argument, a directory expanded to its segments. 0, or 1 when
  * one could not be read (reported). */
-static int expand_all(const char *cmd, const ctr_opt_list_t *logs, list_t *files)
+int ctr__audit_expand_all(const char *cmd, const ctr_opt_list_t *logs, audit_files_t *files)
 {
     int rc = 0;
     for (size_t i = 0; i < logs->n; i++)
         if (expand(cmd, logs->v[i], files))
             rc = 1;
     return rc;
-}
-
-typedef struct {
-    int values, requests;
-    const char *model;
-    ctr_opt_list_t logs;
-} dump_args_t;
-
-static const ctr_opt_t dump_rows[] = {
-    {"no-values", NULL, CTR_OPT_BOOL, CTR_OPT_NEGATE, CTR_OPT_AT(dump_args_t, values), .help = "records without their raw values"},
-    {"requests", NULL, CTR_OPT_BOOL, 0, CTR_OPT_AT(dump_args_t, requests), .help = "each record as the /v1/score body that reproduces it (needs --model)"},
-    {"model", NULL, CTR_OPT_STR, 0, CTR_OPT_AT(dump_args_t, model), .metavar = "M", .help = "with --requests: the feature names"},
-    {NULL, NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(dump_args_t, logs), .metavar = "LOG...", .help = "segment files or directories of them"},
-};
-
-static const ctr_opts_t dump_spec = {
-    dump_rows, CTR_ARRAY_LEN(dump_rows),
-    "usage: ctrtool audit dump [--no-values] LOG...\n"
-    "       ctrtool audit dump --requests --model M LOG...\n"
-    "Prints each segment header, record, corrupt span and torn tail as one JSON\n"
-    "object per line. Records hold: file, offset, seq, request_id, received_ns,\n"
-    "scored_ns, model (digest), generation, kernel, bit_exact, n, n_dense, n_cat,\n"
-    "scores, and unless --no-values the raw values: dense[i][j] (null = missing)\n"
-    "and cat[i][j] (the value's bytes; null = missing). A LOG is a segment file\n"
-    "or a directory of them. --requests prints each record instead as the\n"
-    "/v1/score body that reproduces it, with feature names from model M and the\n"
-    "arrival time as \"t_ns\" (for ctrload --replay); anomalies go to stderr.\n"
-    "Exit 1 when a file is unreadable or holds corrupt records.\n\n",
-    NULL,
-};
-
-static int cmd_dump(int argc, char **argv)
-{
-    dump_args_t a = {.values = 1};
-    list_t files = {0};
-    ctr_opts_result_t res;
-    if (logs_init(&a.logs, argc)) {
-        fprintf(stderr, "ctrtool audit dump: out of memory\n");
-        return 1;
-    }
-    int rc = ctr__tool_args("audit dump", &dump_spec, &a, sizeof a, argc, argv, &res);
-    if (rc >= 0) {
-        free(a.logs.v);
-        return rc;
-    }
-    dump_ctx_t d = {a.values, NULL};
-    const char *mpath = a.model;
-    int requests = a.requests;
-    rc = expand_all("dump", &a.logs, &files);
-    free(a.logs.v);
-    if (requests != (mpath != NULL)) {
-        fprintf(stderr, "ctrtool audit dump: --requests and --model go together\n");
-        list_free(&files);
-        return 2;
-    }
-    if (!files.n && !rc) {
-        fprintf(stderr, "ctrtool audit dump: no audit segment (*.audit) in the LOG arguments\n");
-        list_free(&files);
-        return 2;
-    }
-    model_slot_t names;
-    if (mpath) {
-        if (load_model("dump", mpath, &names)) {
-            list_free(&files);
-            return 1;
-        }
-        d.names = names.def;
-    }
-    walker_t w = {"dump", requests, dump_segment, dump_record, dump_event, &d, {0}};
-    walk(&w, &files);
-    list_free(&files);
-    if (mpath)
-        unload_model(&names);
-    fflush(stdout);
-    return rc || w.t.unreadable || (w.t.corrupt) ? 1 : 0;
 }
 
 /* ---- re-scoring --------------------------------------------------------- */
@@ -573,7 +309,7 @@ static void rescore_free(rescore_t *rs)
 /* ---- verify ------------------------------------------------------------- */
 
 typedef struct {
-    model_slot_t models[MAX_MODELS];
+    audit_model_t models[CTR__AUDIT_MODELS_MAX];
     size_t n_models;
     rescore_t rs;
     uint64_t verified, verified_examples, mismatched, mismatched_examples, skipped, errors;
@@ -581,10 +317,10 @@ typedef struct {
     uint64_t shown;
 } verify_ctx_t;
 
-static void verify_record(walker_t *w, const char *path, const ctr_audit_record_t *rec)
+static void verify_record(audit_walker_t *w, const char *path, const ctr_audit_record_t *rec)
 {
     verify_ctx_t *v = w->ctx;
-    model_slot_t *s = NULL;
+    audit_model_t *s = NULL;
     for (size_t i = 0; i < v->n_models && !s; i++)
         if (!memcmp(v->models[i].digest, rec->digest, 32))
             s = &v->models[i];
@@ -634,14 +370,14 @@ static void verify_record(walker_t *w, const char *path, const ctr_audit_record_
 }
 
 typedef struct {
-    const char *model_v[MAX_MODELS];
+    const char *model_v[CTR__AUDIT_MODELS_MAX];
     ctr_opt_list_t models;
     ctr_kernel_id_t kernel;
     ctr_opt_list_t logs;
 } verify_args_t;
 
 static const ctr_opt_t verify_rows[] = {
-    {"model", NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(verify_args_t, models), .metavar = "M", .help = "a model whose records are re-scored; up to 8"},
+    {"model", NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(verify_args_t, models), .metavar = "M", .help = "a model whose records are re-scored; up to 16 (as many as one ctrd serves)"},
     {"kernel", NULL, CTR_OPT_ENUM, 0, CTR_OPT_AT(verify_args_t, kernel), .def = "auto", .enums = ctr_kernel_choices, .metavar = "K", .help = "auto|scalar|avx2|avx512|blas"},
     {NULL, NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(verify_args_t, logs), .metavar = "LOG...", .help = "segment files or directories of them"},
 };
@@ -662,12 +398,12 @@ static int cmd_verify(int argc, char **argv)
 {
     verify_ctx_t v;
     memset(&v, 0, sizeof v);
-    list_t files = {0};
+    audit_files_t files = {0};
     verify_args_t a;
     memset(&a, 0, sizeof a);
-    a.models = (ctr_opt_list_t){a.model_v, 0, MAX_MODELS};
+    a.models = (ctr_opt_list_t){a.model_v, 0, CTR__AUDIT_MODELS_MAX};
     ctr_opts_result_t res;
-    if (logs_init(&a.logs, argc)) {
+    if (ctr__audit_logs_init(&a.logs, argc)) {
         fprintf(stderr, "ctrtool audit verify: out of memory\n");
         return 1;
     }
@@ -678,7 +414,7 @@ static int cmd_verify(int argc, char **argv)
     }
     const char *const *model_paths = a.models.v;
     size_t n_paths = a.models.n;
-    rc = expand_all("verify", &a.logs, &files);
+    rc = ctr__audit_expand_all("verify", &a.logs, &files);
     free(a.logs.v);
     if (!files.n && !rc) {
         fprintf(stderr, "ctrtool audit verify: no audit segment (*.audit) in the LOG arguments\n");
@@ -686,19 +422,19 @@ static int cmd_verify(int argc, char **argv)
     }
     v.rs.kernel = ctr__tool_kernel("audit verify", a.kernel);
     if (!v.rs.kernel) {
-        list_free(&files);
+        ctr__audit_files_free(&files);
         return 1;
     }
     for (size_t i = 0; i < n_paths; i++) {
-        if (load_model("verify", model_paths[i], &v.models[v.n_models])) {
+        if (ctr__audit_model_load("verify", model_paths[i], &v.models[v.n_models])) {
             rc = 1;
             goto out;
         }
         v.n_models++;
     }
-    walker_t w = {"verify", 1, NULL, verify_record, NULL, &v, {0}};
-    walk(&w, &files);
-    totals_t *t = &w.t;
+    audit_walker_t w = {"verify", 1, NULL, verify_record, NULL, &v, {0}};
+    ctr__audit_walk(&w, &files);
+    audit_totals_t *t = &w.t;
     printf("audit verify: %" PRIu64 " files, %" PRIu64 " records (%" PRIu64 " examples), kernel %s\n",
            t->files, t->records, t->examples, v.rs.kernel->name);
     for (size_t i = 0; i < v.n_models; i++) {
@@ -728,26 +464,42 @@ static int cmd_verify(int argc, char **argv)
     }
 out:
     for (size_t i = 0; i < v.n_models; i++)
-        unload_model(&v.models[i]);
+        ctr__audit_model_unload(&v.models[i]);
     rescore_free(&v.rs);
-    list_free(&files);
+    ctr__audit_files_free(&files);
     return rc;
 }
 
 /* ---- pd ----------------------------------------------------------------- */
 
 typedef struct {
-    model_slot_t cand;
+    audit_model_t cand;
     rescore_t rs;
     float *logged, *scored;
     size_t n, cap;
     uint64_t records, skipped, identical, errors;
+    /* --digest / --primary: only records of these digests are compared,
+     * so that a log of several models compares one served model's traffic
+     * (a log's records are told apart by digest, not by name). */
+    uint8_t only[2 * CTR__AUDIT_MODELS_MAX][32];   /* --digest, then --primary */
+    size_t n_only;
+    uint64_t skipped_model, skipped_model_examples;
     int oom;
 } pd_ctx_t;
 
-static void pd_record(walker_t *w, const char *path, const ctr_audit_record_t *rec)
+static void pd_record(audit_walker_t *w, const char *path, const ctr_audit_record_t *rec)
 {
     pd_ctx_t *p = w->ctx;
+    if (p->n_only) {
+        size_t i = 0;
+        while (i < p->n_only && memcmp(p->only[i], rec->digest, 32))
+            i++;
+        if (i == p->n_only) {
+            p->skipped_model++;
+            p->skipped_model_examples += rec->n;
+            return;
+        }
+    }
     if (rec->n_dense != p->cand.def->n_dense || rec->n_cat != ctr_model_slots(p->cand.def)) {
         p->skipped++;
         return;
@@ -786,6 +538,10 @@ static void pd_record(walker_t *w, const char *path, const ctr_audit_record_t *r
 typedef struct {
     const char *model_v[1];
     ctr_opt_list_t model;
+    const char *digest_v[CTR__AUDIT_MODELS_MAX];
+    ctr_opt_list_t digests;
+    const char *primary_v[CTR__AUDIT_MODELS_MAX];
+    ctr_opt_list_t primaries;
     ctr_kernel_id_t kernel;
     int json;
     ctr_opt_list_t logs;
@@ -793,6 +549,8 @@ typedef struct {
 
 static const ctr_opt_t pd_rows[] = {
     {"model", NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(pd_args_t, model), .metavar = "CANDIDATE", .help = "the model to compare with the logged scores"},
+    {"digest", NULL, CTR_OPT_LIST, 0, CTR_OPT_AT(pd_args_t, digests), .metavar = "D", .help = "compare only records of model digest D (sha256:HEX, as audit dump\nprints it); repeatable"},
+    {"primary", NULL, CTR_OPT_LIST, 0, CTR_OPT_AT(pd_args_t, primaries), .metavar = "M", .help = "compare only records scored by model file M (its digest);\nrepeatable, e.g. once per generation"},
     {"kernel", NULL, CTR_OPT_ENUM, 0, CTR_OPT_AT(pd_args_t, kernel), .def = "auto", .enums = ctr_kernel_choices, .metavar = "K", .help = "auto|scalar|avx2|avx512|blas"},
     {"json", NULL, CTR_OPT_BOOL, 0, CTR_OPT_AT(pd_args_t, json), .help = "one JSON object instead of the table"},
     {NULL, NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(pd_args_t, logs), .metavar = "LOG...", .help = "segment files or directories of them"},
@@ -800,24 +558,39 @@ static const ctr_opt_t pd_rows[] = {
 
 static const ctr_opts_t pd_spec = {
     pd_rows, CTR_ARRAY_LEN(pd_rows),
-    "usage: ctrtool audit pd --model CANDIDATE [--kernel K] [--json] LOG...\n"
+    "usage: ctrtool audit pd --model CANDIDATE [--digest D | --primary M ...] [--kernel K] [--json] LOG...\n"
     "Scores every logged request (any model digest, same feature schema) with the\n"
     "candidate and compares with the scores the server returned: relative PD\n"
     "(1/N) sum 2|a-b|/(a+b) (terms with both below 1e-7 count 0), the fraction\n"
-    "of examples whose side of 0.5 flips, and the fraction of identical scores.\n\n",
+    "of examples whose side of 0.5 flips, and the fraction of identical scores.\n"
+    "A log of a ctrd serving several models mixes their traffic: --digest D and\n"
+    "--primary M (as many as wanted, up to 16 each) compare only the records\n"
+    "those models scored; the others are counted as skipped (another model).\n"
+    "Exit 1 when a filter matches no record.\n\n",
     NULL,
 };
+
+/* ,"key":v with NaN (nothing compared) as null: JSON has no NaN. */
+static void json_ratio(const char *key, double v)
+{
+    if (isnan(v))
+        printf(",\"%s\":null", key);
+    else
+        printf(",\"%s\":%.9g", key, v);
+}
 
 static int cmd_pd(int argc, char **argv)
 {
     pd_ctx_t p;
     memset(&p, 0, sizeof p);
-    list_t files = {0};
+    audit_files_t files = {0};
     pd_args_t a;
     memset(&a, 0, sizeof a);
     a.model = (ctr_opt_list_t){a.model_v, 0, 1};
+    a.digests = (ctr_opt_list_t){a.digest_v, 0, CTR__AUDIT_MODELS_MAX};
+    a.primaries = (ctr_opt_list_t){a.primary_v, 0, CTR__AUDIT_MODELS_MAX};
     ctr_opts_result_t res;
-    if (logs_init(&a.logs, argc)) {
+    if (ctr__audit_logs_init(&a.logs, argc)) {
         fprintf(stderr, "ctrtool audit pd: out of memory\n");
         return 1;
     }
@@ -828,21 +601,40 @@ static int cmd_pd(int argc, char **argv)
     }
     const char *mpath = a.model.v[0];
     int json = a.json;
-    rc = expand_all("pd", &a.logs, &files);
+    for (size_t i = 0; i < a.digests.n; i++)
+        if (ctr_audit_digest_parse(a.digests.v[i], p.only[p.n_only++])) {
+            fprintf(stderr, "ctrtool audit pd: --digest \"%s\": expected sha256:<64 hex digits> (the \"model\" "
+                            "of ctrtool audit dump, the \"digest\" of GET /v1/models)\n", a.digests.v[i]);
+            free(a.logs.v);
+            return 2;
+        }
+    /* A primary model is opened for its digest only; it is also checked,
+     * so a damaged file is not taken for the served one. */
+    for (size_t i = 0; i < a.primaries.n; i++) {
+        audit_model_t pm;
+        if (ctr__audit_model_load("pd", a.primaries.v[i], &pm)) {
+            ctr__audit_model_unload(&pm);
+            free(a.logs.v);
+            return 1;
+        }
+        memcpy(p.only[p.n_only++], pm.digest, 32);
+        ctr__audit_model_unload(&pm);
+    }
+    rc = ctr__audit_expand_all("pd", &a.logs, &files);
     free(a.logs.v);
     if (!files.n && !rc) {
         fprintf(stderr, "ctrtool audit pd: no audit segment (*.audit) in the LOG arguments\n");
         return 2;
     }
     p.rs.kernel = ctr__tool_kernel("audit pd", a.kernel);
-    if (!p.rs.kernel || load_model("pd", mpath, &p.cand)) {
-        list_free(&files);
+    if (!p.rs.kernel || ctr__audit_model_load("pd", mpath, &p.cand)) {
+        ctr__audit_files_free(&files);
         if (p.cand.m)
-            unload_model(&p.cand);
+            ctr__audit_model_unload(&p.cand);
         return 1;
     }
-    walker_t w = {"pd", 1, NULL, pd_record, NULL, &p, {0}};
-    walk(&w, &files);
+    audit_walker_t w = {"pd", 1, NULL, pd_record, NULL, &p, {0}};
+    ctr__audit_walk(&w, &files);
     double pd = p.n ? ctr_metrics_pd(p.logged, p.scored, p.n) : NAN;
     double flip = p.n ? ctr_metrics_flip_rate(p.logged, p.scored, p.n) : NAN;
     double same = p.n ? (double)p.identical / (double)p.n : NAN;
@@ -850,25 +642,43 @@ static int cmd_pd(int argc, char **argv)
     ctr_audit_digest_str(p.cand.digest, d);
     if (json) {
         printf("{\"candidate\":");
-        json_str(stdout, mpath, strlen(mpath));
+        ctr__audit_json_str(stdout, mpath, strlen(mpath));
         printf(",\"digest\":\"%s\",\"records\":%" PRIu64 ",\"examples\":%zu,\"skipped\":%" PRIu64
-               ",\"corrupt\":%" PRIu64 ",\"torn\":%" PRIu64 ",\"pd\":%.9g,\"flip_rate\":%.9g,\"identical\":%.9g}\n",
-               d, p.records, p.n, p.skipped, w.t.corrupt, w.t.torn, pd, flip, same);
+               ",\"skipped_model\":%" PRIu64 ",\"skipped_model_examples\":%" PRIu64 ",\"only\":[",
+               d, p.records, p.n, p.skipped, p.skipped_model, p.skipped_model_examples);
+        for (size_t i = 0; i < p.n_only; i++) {
+            char od[72];
+            ctr_audit_digest_str(p.only[i], od);
+            printf("%s\"%s\"", i ? "," : "", od);
+        }
+        printf("],\"corrupt\":%" PRIu64 ",\"torn\":%" PRIu64, w.t.corrupt, w.t.torn);
+        json_ratio("pd", pd);
+        json_ratio("flip_rate", flip);
+        json_ratio("identical", same);
+        printf("}\n");
     } else {
         printf("audit pd: candidate %s (%s), kernel %s\n", mpath, d, p.rs.kernel->name);
         printf("  compared    %" PRIu64 " records, %zu examples (skipped %" PRIu64 " with another schema)\n",
                p.records, p.n, p.skipped);
+        if (p.n_only)
+            printf("  skipped     %" PRIu64 " records, %" PRIu64 " examples of another model (digest not "
+                   "given by --digest/--primary)\n", p.skipped_model, p.skipped_model_examples);
         printf("  relative PD %.6g\n  flip rate   %.6g\n  identical   %.6g (fraction of scores with the same bits)\n",
                pd, flip, same);
         printf("  corrupt     %" PRIu64 "\n  torn tail   %" PRIu64 "\n", w.t.corrupt, w.t.torn);
     }
     if (p.oom || p.errors || w.t.unreadable || w.t.corrupt || rc)
         rc = 1;
-    unload_model(&p.cand);
+    if (p.n_only && !p.records) {
+        fprintf(stderr, "ctrtool audit pd: no record of the --digest/--primary model(s) was compared "
+                        "(%" PRIu64 " of other models, %" PRIu64 " of another schema)\n", p.skipped_model, p.skipped);
+        rc = 1;
+    }
+    ctr__audit_model_unload(&p.cand);
     rescore_free(&p.rs);
     free(p.logged);
     free(p.scored);
-    list_free(&files);
+    ctr__audit_files_free(&files);
     return rc;
 }
 
@@ -878,8 +688,9 @@ int ctr__cmd_audit(int argc, char **argv)
 {
     static const char usage[] =
         "usage: ctrtool audit dump   [--no-values] LOG...\n"
+        "       ctrtool audit dump   --requests --model [NAME=]M [--model [NAME=]M2 ...] LOG...\n"
         "       ctrtool audit verify --model M [--model M2 ...] [--kernel K] LOG...\n"
-        "       ctrtool audit pd     --model CANDIDATE [--kernel K] [--json] LOG...\n"
+        "       ctrtool audit pd     --model CANDIDATE [--digest D | --primary M ...] [--kernel K] [--json] LOG...\n"
         "A LOG is an audit segment file or a directory of them (docs/AUDIT_LOG.md).\n";
     if (argc < 2) {
         fputs(usage, stderr);
@@ -890,7 +701,7 @@ int ctr__cmd_audit(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "dump"))
-        return cmd_dump(argc - 1, argv + 1);
+        return ctr__cmd_audit_dump(argc - 1, argv + 1);
     if (!strcmp(argv[1], "verify"))
         return cmd_verify(argc - 1, argv + 1);
     if (!strcmp(argv[1], "pd"))
