@@ -723,6 +723,12 @@ def main():
     qun = complete(tsv(P("quant_uniform.tsv")), ("file_bytes", "ready_s", "rss_ready_kb", "rss_kb",
                                                 "examples_per_s", "p99_ms"), ("dtype",))
     qram = rx(r"([\d.]+ GiB) RAM", qtxt, str) or mach["ram"]
+    ram_b = (float(qram.split()[0]) * 1073741824.0) if re.match(r"^[\d.]+ GiB$", qram) else None
+
+    def vs_ram(file_bytes):  # is the big model larger than this machine's RAM?
+        if not ram_b:
+            return "%s RAM" % qram
+        return "%s than the %s of RAM" % ("larger" if file_bytes > ram_b else "not larger", qram)
     if qsz or qg or qpg or qun:
         def dtname(t):
             return {"f32": "fp32", "f16": "fp16", "int8": "int8", "int8_rowwise": "int8"}.get(t, t)
@@ -790,9 +796,10 @@ def main():
             adv.setdefault(p["advice"], []).append(p)
         med = {av: median([p["rows_per_s"] for p in ps]) for av, ps in adv.items()}
         big = (" %.1f GB" % (u32["file_bytes"] / 1e9)) if u32 else ""
+        ram_note = vs_ram(u32["file_bytes"]) if u32 else "%s RAM" % qram
         if med.get("random") and med.get("none"):
             rows.append(Row("MADV_RANDOM vs no advice: random row reads through the mapping of the%s fp32 model "
-                            "(larger than RAM), 2 threads: rows/s" % big,
+                            "(%s), 2 threads: rows/s" % (big, ram_note),
                             (med["random"], "rows/s"), "no advice (MADV_NORMAL)", (med["none"], "rows/s"),
                             rerun=rr + "  (9c)", headline=True))
         if med.get("random") and med.get("hugepage"):
@@ -848,8 +855,8 @@ def main():
                              num(mf), nbytes(mb * 1e6 / mf) if mf else "-", num(mb),
                              "%.2f" % median([p["resident"] for p in ps])])
             tabs += ["Paging (9c): `bench_paging` reads random 64-byte rows through a read-only shared mapping "
-                     "of the%s fp32 model, larger than RAM, with each advice, 2 threads, runs interleaved; "
-                     "bytes read per fault = disk MB/s / major faults/s." % big + "\n\n" +
+                     "of the%s fp32 model (%s) with each advice, 2 threads, runs interleaved; "
+                     "bytes read per fault = disk MB/s / major faults/s." % (big, ram_note) + "\n\n" +
                      table(full, head=("advice", "rows/s (each run)", "median", "x MADV_RANDOM",
                                        "major faults/s", "bytes read per fault", "disk MB/s",
                                        "resident share of the file"))]
@@ -863,10 +870,10 @@ def main():
                              num(u["examples_per_s"]),
                              (num(ratio(u["examples_per_s"], u32["examples_per_s"])) + "x") if u32 else "-",
                              "%s ms" % num(u["p99_ms"])])
-            tabs += ["Uniform random rows (9d), part 6's worst case again: the fp32 model larger than RAM "
+            tabs += ["Uniform random rows (9d), part 6's worst case again: the fp32 model (%s) "
                      "and its int8 form, each in a fresh ctrd (which picks the table advice by size), "
                      "`ctrload --synthetic-cats uniform`, 64 examples a request, a new seed per run; RSS as a "
-                     "share of the file in brackets." + "\n\n" +
+                     "share of the file in brackets." % ram_note + "\n\n" +
                      table(full, head=("dtype", "file", "ready", "RSS at /readyz", "RSS after the load",
                                        "examples/s", "x fp32", "p99"))]
         sec += ["\n\n".join(tabs)]
