@@ -94,6 +94,26 @@ def ratio(a, b):
         return None
 
 
+def complete(rows, numbers, strings=()):
+    """The rows of a tsv() whose columns `numbers` are numbers and `strings` are there."""
+    return [r for r in rows if all(isinstance(r.get(k), float) and r[k] == r[k] for k in numbers)
+            and all(k in r for k in strings)]
+
+
+def nbytes(x):
+    if x is None:
+        return "-"
+    return "%s MiB" % num(x / 1048576.0) if x >= 1048576 else "%s KiB" % num(x / 1024.0)
+
+
+def median(xs):
+    xs = sorted(x for x in xs if isinstance(x, (int, float)))
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2.0
+
+
 def rx(s, text, cast=float, group=1):
     if not text:
         return None
@@ -151,6 +171,26 @@ def table(rows, head=("figure", "ctrd", "reference (same run)", "ratio", "target
     return "\n".join(out)
 
 
+def llc_size():
+    """The last-level cache as sysfs names it (e.g. "32768K"), or None."""
+    best = None
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return None
+    for n in names:
+        lv, sz = read(os.path.join(base, n, "level")), read(os.path.join(base, n, "size"))
+        if lv and sz and lv.strip().isdigit() and (best is None or int(lv) > best[0]):
+            best = (int(lv), sz.strip())
+    if not best:
+        return None
+    m = re.match(r"^(\d+)K$", best[1])
+    if m and int(m.group(1)) >= 1024:
+        return "%s MiB" % num(int(m.group(1)) / 1024.0)
+    return best[1]
+
+
 def machine():
     cpu = read("/proc/cpuinfo") or ""
     model = rx(r"^model name\s*:\s*(.*)$", cpu, str) or platform.processor() or "?"
@@ -163,6 +203,7 @@ def machine():
                            for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl")),
         "ram": "%.1f GiB" % (mem / 1048576.0),
         "kernel": platform.release(),
+        "llc": llc_size(),
         "os": (rx(r'^PRETTY_NAME="?([^"\n]*)', read("/etc/os-release") or "", str) or "?"),
     }
 
@@ -667,6 +708,189 @@ def main():
             "bench/torch_train.py --help`."]
     sections.append("\n".join(sec))
 
+    # --- part 9: quantized tables ----------------------------------------------------------
+    sec = ["## 9. Quantized tables: fp16 and int8 against fp32", ""]
+    rr = "B=build bench/bench_quant.sh"
+    qtxt = read(P("quant.txt"))
+    # Rows with every figure a number only: a run cut short (or a load run
+    # that failed) leaves empty or partial lines, which are left out.
+    qsz = complete(tsv(P("quant_sizes.tsv")), ("dim", "rows", "file_bytes", "ratio", "rss_ready_kb", "rss_kb",
+                                              "file_kb", "examples_per_s", "p99_ms"), ("dtype",))
+    qg = complete(tsv(P("quant_gather.tsv")), ("gather_rows_s", "read_rows_s", "ratio", "table_gb", "row_bytes"),
+                  ("dtype",))
+    qpg = complete(tsv(P("quant_paging.tsv")), ("rows_per_s", "majflt_per_s", "read_mb_per_s", "resident"),
+                   ("advice",))
+    qun = complete(tsv(P("quant_uniform.tsv")), ("file_bytes", "ready_s", "rss_ready_kb", "rss_kb",
+                                                "examples_per_s", "p99_ms"), ("dtype",))
+    qram = rx(r"([\d.]+ GiB) RAM", qtxt, str) or mach["ram"]
+    ram_b = (float(qram.split()[0]) * 1073741824.0) if re.match(r"^[\d.]+ GiB$", qram) else None
+
+    def vs_ram(file_bytes):  # is the big model larger than this machine's RAM?
+        if not ram_b:
+            return "%s RAM" % qram
+        return "%s than the %s of RAM" % ("larger" if file_bytes > ram_b else "not larger", qram)
+    if qsz or qg or qpg or qun:
+        def dtname(t):
+            return {"f32": "fp32", "f16": "fp16", "int8": "int8", "int8_rowwise": "int8"}.get(t, t)
+
+        def row_rule(dt, dim):
+            return 1.0 if dt == "f32" else 0.5 if dt == "f16" else (dim + 8) / (4.0 * dim)
+
+        rows, tabs = [], []
+        # 9d first: the case that made issue 17.
+        u32 = next((u for u in qun if u["dtype"] == "f32"), None)
+        u8 = next((u for u in qun if u["dtype"] == "int8"), None)
+        if u32 and u8:
+            gb32, gb8 = u32["file_bytes"] / 1e9, u8["file_bytes"] / 1e9
+            rows.append(Row("int8 vs fp32: %.1f GB fp32 model and its %.1f GB int8 form, uniform random rows, "
+                            "%s RAM: examples/s (p99 %s ms vs %s ms)" % (
+                                gb32, gb8, qram, num(u8["p99_ms"]), num(u32["p99_ms"])),
+                            (u8["examples_per_s"], "ex/s"), "fp32 model, same load",
+                            (u32["examples_per_s"], "ex/s"), rerun=rr + "  (9d)", headline=True))
+            rows.append(Row("int8 vs fp32, %.1f GB model, uniform random rows: p99" % gb32, (u8["p99_ms"], "ms"),
+                            "fp32 model, same load", (u32["p99_ms"], "ms"),
+                            r=ratio(u32["p99_ms"], u8["p99_ms"]), unit_ratio="x lower", rerun=rr + "  (9d)"))
+        # 9b: gathers from tables larger than the last-level cache.
+        by = {dtname(g["dtype"]): g for g in qg}
+        g32 = by.get("fp32")
+        llc = " (last-level cache %s)" % mach["llc"] if mach.get("llc") else ""
+        if g32:
+            for dt in ("int8", "fp16"):
+                g = by.get(dt)
+                if g:
+                    rows.append(Row("%s vs fp32: embedding gather from %.2f GB of tables (the fp32 form: %.1f GB%s), "
+                                    "1 thread: rows/s" % (dt, g["table_gb"],
+                                                          g32["table_gb"], llc),
+                                    (g["gather_rows_s"] / 1e6, "M rows/s"), "the fp32 tables, same rows",
+                                    (g32["gather_rows_s"] / 1e6, "M rows/s"), rerun=rr + "  (9b)", headline=True))
+        for dt in ("int8", "fp16", "fp32"):
+            g = by.get(dt)
+            if g:
+                rows.append(Row("%s gather vs plain random read, same %.2f GB of tables: rows/s" % (
+                                    dt, g["table_gb"]),
+                                (g["gather_rows_s"] / 1e6, "M rows/s"), "plain random read, 1 load per row",
+                                (g["read_rows_s"] / 1e6, "M rows/s"), rerun=rr + "  (9b)", headline=(dt == "int8")))
+        # 9a: file size and resident memory per width.
+        f32d = {s["dim"]: s for s in qsz if s["dtype"] == "f32"}
+        dims = sorted(f32d)
+        for dim in dims:
+            b = f32d[dim]
+            for dt in ("int8", "f16"):
+                s = next((x for x in qsz if x["dim"] == dim and x["dtype"] == dt), None)
+                if s:
+                    rows.append(Row("%s vs fp32: model file, dim %d tables (row rule %s)" % (
+                                        dtname(dt), dim, num(row_rule(dt, dim))),
+                                    (s["file_bytes"] / 1e6, "MB"), "the fp32 file", (b["file_bytes"] / 1e6, "MB"),
+                                    rerun=rr + "  (9a)", headline=(dt == "int8" and dim == (16 if 16 in f32d
+                                                                                            else dims[0]))))
+        for dim in dims:
+            b = f32d[dim]
+            s = next((x for x in qsz if x["dim"] == dim and x["dtype"] == "int8"), None)
+            if s:
+                rows.append(Row("int8 vs fp32: ctrd resident memory after the load, dim %d" % dim,
+                                (s["rss_kb"] / 1024, "MiB"), "fp32 model", (b["rss_kb"] / 1024, "MiB"),
+                                rerun=rr + "  (9a)"))
+        # 9c: paging of a table larger than RAM.
+        adv = {}
+        for p in qpg:
+            adv.setdefault(p["advice"], []).append(p)
+        med = {av: median([p["rows_per_s"] for p in ps]) for av, ps in adv.items()}
+        big = (" %.1f GB" % (u32["file_bytes"] / 1e9)) if u32 else ""
+        ram_note = vs_ram(u32["file_bytes"]) if u32 else "%s RAM" % qram
+        if med.get("random") and med.get("none"):
+            rows.append(Row("MADV_RANDOM vs no advice: random row reads through the mapping of the%s fp32 model "
+                            "(%s), 2 threads: rows/s" % (big, ram_note),
+                            (med["random"], "rows/s"), "no advice (MADV_NORMAL)", (med["none"], "rows/s"),
+                            rerun=rr + "  (9c)", headline=True))
+        if med.get("random") and med.get("hugepage"):
+            rows.append(Row("MADV_RANDOM vs MADV_HUGEPAGE, the same reads: rows/s", (med["random"], "rows/s"),
+                            "MADV_HUGEPAGE", (med["hugepage"], "rows/s"), rerun=rr + "  (9c)"))
+        headline += [r for r in rows if r.headline]
+        sec += ["Embedding tables stored as fp16 or row-wise int8 (each row its bytes, then a float scale and "
+                "bias) beside the fp32 model they were quantized from (`ctrtool quantize`), in the same run. "
+                "Method, and a study of the same figures by hand: "
+                "[docs/BENCHMARKS-quant.md](docs/BENCHMARKS-quant.md).", ""]
+        if rows:
+            sec += [table(rows), ""]
+        if qsz:
+            full = []
+            for s in qsz:
+                b = f32d.get(s["dim"])
+                full.append([int(s["dim"]), "{:,}".format(int(s["rows"])), dtname(s["dtype"]),
+                             "%.1f MB" % (s["file_bytes"] / 1e6), "%.3f" % s["ratio"],
+                             "%.3f" % row_rule(s["dtype"], s["dim"]),
+                             "%.1f MiB" % (s["rss_ready_kb"] / 1024), "%.1f MiB" % (s["rss_kb"] / 1024),
+                             ("%.3f" % ratio(s["rss_kb"], b["rss_kb"])) if b else "-",
+                             "%.1f MiB" % (s["file_kb"] / 1024), num(s["examples_per_s"]),
+                             (num(ratio(s["examples_per_s"], b["examples_per_s"])) + "x") if b else "-",
+                             "%s ms" % num(s["p99_ms"])])
+            tabs += ["File size and resident memory per table width and dtype (9a): 26 tables of `rows` rows, "
+                     "each file served by a fresh ctrd, RSS (VmRSS; its file-backed part: RssFile) at /readyz "
+                     "and after a load of uniformly random rows (64 examples a request); the row rule is the "
+                     "bytes a row against fp32's: 1/2 for fp16, (dim + 8) / (4 dim) for int8." + "\n\n" +
+                     table(full, head=("dim", "rows a table", "dtype", "file", "x fp32", "row rule",
+                                       "RSS at /readyz", "RSS after the load", "x fp32", "file-backed RSS after",
+                                       "examples/s", "x fp32", "p99"))]
+        if qg:
+            full = []
+            for g in qg:
+                full.append([dtname(g["dtype"]), "%.2f GB" % g["table_gb"], int(g["row_bytes"]),
+                             "%s M" % num(g["gather_rows_s"] / 1e6),
+                             (num(ratio(g["gather_rows_s"], g32["gather_rows_s"])) + "x") if g32 else "-",
+                             "%s M" % num(g["read_rows_s"] / 1e6), "%.2f" % g["ratio"]])
+            tabs += ["Gathers per dtype (9b): the part 1b gather model (tables larger than the last-level "
+                     "cache%s) and its fp16 and int8 forms, " % (": %s" % mach["llc"] if mach.get("llc") else "") +
+                     "`ctr_forward_gather` (rows decoded to floats) beside a plain loop that reads one word of "
+                     "each of the same random rows; one thread, medians of 5 interleaved runs." + "\n\n" +
+                     table(full, head=("dtype", "tables", "bytes a row", "gather rows/s", "x fp32",
+                                       "plain read rows/s", "gather / plain read"))]
+        if qpg:
+            full = []
+            names = {"random": "`MADV_RANDOM` (ctrd's advice for tables over half of memory)",
+                     "none": "none (`MADV_NORMAL`)", "hugepage": "`MADV_HUGEPAGE`"}
+            for av, ps in adv.items():
+                mf, mb = median([p["majflt_per_s"] for p in ps]), median([p["read_mb_per_s"] for p in ps])
+                full.append([names.get(av, av), ", ".join(num(p["rows_per_s"]) for p in ps), num(med[av]),
+                             (num(ratio(med[av], med["random"])) + "x") if med.get("random") else "-",
+                             num(mf), nbytes(mb * 1e6 / mf) if mf else "-", num(mb),
+                             "%.2f" % median([p["resident"] for p in ps])])
+            tabs += ["Paging (9c): `bench_paging` reads random 64-byte rows through a read-only shared mapping "
+                     "of the%s fp32 model (%s) with each advice, 2 threads, runs interleaved; "
+                     "bytes read per fault = disk MB/s / major faults/s." % (big, ram_note) + "\n\n" +
+                     table(full, head=("advice", "rows/s (each run)", "median", "x MADV_RANDOM",
+                                       "major faults/s", "bytes read per fault", "disk MB/s",
+                                       "resident share of the file"))]
+        if qun:
+            full = []
+            for u in qun:
+                full.append([dtname(u["dtype"]), "%.2f GB" % (u["file_bytes"] / 1e9), "%s s" % num(u["ready_s"]),
+                             "%.2f GiB (%.2f)" % (u["rss_ready_kb"] / 1048576.0,
+                                                  u["rss_ready_kb"] * 1024 / u["file_bytes"]),
+                             "%.2f GiB (%.2f)" % (u["rss_kb"] / 1048576.0, u["rss_kb"] * 1024 / u["file_bytes"]),
+                             num(u["examples_per_s"]),
+                             (num(ratio(u["examples_per_s"], u32["examples_per_s"])) + "x") if u32 else "-",
+                             "%s ms" % num(u["p99_ms"])])
+            tabs += ["Uniform random rows (9d), part 6's worst case again: the fp32 model (%s) "
+                     "and its int8 form, each in a fresh ctrd (which picks the table advice by size), "
+                     "`ctrload --synthetic-cats uniform`, 64 examples a request, a new seed per run; RSS as a "
+                     "share of the file in brackets." % ram_note + "\n\n" +
+                     table(full, head=("dtype", "file", "ready", "RSS at /readyz", "RSS after the load",
+                                       "examples/s", "x fp32", "p99"))]
+        sec += ["\n\n".join(tabs)]
+        skipped = [l.strip() for l in (qtxt or "").splitlines() if "skipped" in l]
+        if skipped:
+            sec += ["", "Not run in this run: " + "; ".join(skipped) + "."]
+        if qtxt:
+            sec += ["", "<details><summary>bench_quant.sh output</summary>", "", "```", qtxt.strip(), "```",
+                    "</details>"]
+    else:
+        sec.append("_not run_")
+    sec += ["", "Rerun: `B=build bench/bench_quant.sh` (QUANT_PARTS, QUANT_SIZE_GB, QUANT_DIMS, QUANT_BIG_GB, "
+            "QUANT_RUNS, QUANT_DURATION, QUANT_PAGING_S, QUANT_PAGING_RUNS, QUANT_KEEP, GATHER_GB; "
+            "BENCH_QUICK=1); one paging run: `build/bench/bench_paging MODEL --advice random`; gathers: "
+            "`build/bench/bench_qgather M.ctrm M-f16.ctrm M-int8.ctrm`."]
+    sections.append("\n".join(sec))
+
     # --- plots -------------------------------------------------------------------------
     plots = []
     os.makedirs(a.plots, exist_ok=True)
@@ -720,7 +944,8 @@ def main():
     if a.readme and os.path.exists(a.readme):
         keep = ("batch >= 16", "kernel GFLOP/s", "1 example/request, requests/s", "audit on (durability write)",
                 "scores agree", "highest rate with p99", "peak throughput", "tables ", "/readyz, largest",
-                "wukong-large (", "wukong-large, batch 64")
+                "wukong-large (", "wukong-large, batch 64",
+                "int8 vs fp32", "fp16 vs fp32", "int8 gather vs plain")
         short = []
         for r in headline:
             if not any(k in r.what for k in keep):
