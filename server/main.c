@@ -150,6 +150,7 @@ int main(int argc, char **argv)
                  CTR_LOG_S("path", cfg.models[i].path), CTR_LOG_S("name", g->def->name),
                  CTR_LOG_S("digest", g->digest), CTR_LOG_U("dense", g->def->n_dense),
                  CTR_LOG_U("categorical", g->def->n_cat), CTR_LOG_U("layers", g->def->n_layers),
+                 CTR_LOG_S("table_advice", ctr_model_table_advice(g->model)),
                  CTR_LOG_D("seconds", (double)(ctr__mono_ns() - t0) / 1e9), CTR_LOG_END);
     }
 
