@@ -166,7 +166,7 @@ enum MHD_Result ctr__score_resume(ctr__http_req_t *r)
     ctr__score_state_t *s = &r->u.score;
     int rs = s->release_status;
     if (s->queue_refused) {
-        ctr__metrics_rejected();
+        ctr__metrics_rejected(s->gen->model_index);
         if (ctr__http_draining(r->h))
             return ctr__http_error(r, CTR_EBUSY, "draining",
                                    "the server is shutting down; retry on another instance");

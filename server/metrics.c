@@ -48,7 +48,8 @@ static struct {
     atomic_uint_fast64_t batch_bucket[N_SIZE];
     atomic_uint_fast64_t batch_sum;
     atomic_uint_fast64_t examples[CTR__MODELS_MAX];
-    atomic_uint_fast64_t reload_ok[CTR__MODELS_MAX], reload_fail[CTR__MODELS_MAX], rejected;
+    atomic_uint_fast64_t reload_ok[CTR__MODELS_MAX], reload_fail[CTR__MODELS_MAX];
+    atomic_uint_fast64_t rejected[CTR__MODELS_MAX];
     atomic_uint_fast64_t scored[CTR__PATH_COUNT];
     atomic_uint_fast64_t conn_evicted[CTR__EVICT_COUNT], conn_refused;
     atomic_int_fast64_t conn_open;
@@ -110,9 +111,10 @@ void ctr__metrics_reload(size_t model, int ok)
         INC(M.reload_fail[model], 1);
 }
 
-void ctr__metrics_rejected(void)
+void ctr__metrics_rejected(size_t model)
 {
-    INC(M.rejected, 1);
+    CTR_ASSERT(model < CTR__MODELS_MAX);
+    INC(M.rejected[model], 1);
 }
 
 void ctr__metrics_scored(ctr__score_path_t path, size_t requests)
@@ -271,8 +273,11 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
                        "ctrd_requests_scored_total{path=\"batched\"} %llu\n",
                     (unsigned long long)GET(M.scored[CTR__PATH_INLINE]),
                     (unsigned long long)GET(M.scored[CTR__PATH_BATCHED]));
-    head(b, "ctrd_queue_rejected_total", "counter", "Requests refused with 503 because the queue was full.");
-    ctr__buf_printf(b, "ctrd_queue_rejected_total %llu\n", (unsigned long long)GET(M.rejected));
+    head(b, "ctrd_queue_rejected_total", "counter", "Requests refused with 503 because their model's queue was full.");
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        ctr__buf_printf(b, "ctrd_queue_rejected_total{%s} %llu\n", ml + 1, (unsigned long long)GET(M.rejected[m]));
+    }
     head(b, "ctrd_queue_examples", "gauge", "Examples waiting in the batch queues, every model's.");
     ctr__buf_printf(b, "ctrd_queue_examples %llu\n", (unsigned long long)s->queued_examples);
     head(b, "ctrd_model_queue_examples", "gauge", "Examples waiting in a model's batch queue.");

@@ -43,8 +43,9 @@ void ctr__metrics_batch(size_t model, size_t n_examples, uint64_t compute_ns);
 /* One request's wait from enqueue to the start of its batch. */
 void ctr__metrics_queue_wait(uint64_t ns);
 void ctr__metrics_reload(size_t model, int ok);
-/* Requests turned away with 503 because the queue was full. */
-void ctr__metrics_rejected(void);
+/* A request of model `model` (its registry index) turned away with 503
+ * because that model's queue was full (or the server was draining). */
+void ctr__metrics_rejected(size_t model);
 
 /* Where requests were scored (batcher.h): on their HTTP thread, or queued
  * and batched by a scoring thread. */

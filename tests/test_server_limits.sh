@@ -44,8 +44,8 @@ done
 
 req POST /v1/score "$(score_body 9)"; expect_status 200 "scores again once the queue drained"
 req GET /metrics
-R=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_queue_rejected_total" {print $2}')
-[ "${R:-0}" -ge "$N503" ]; check $? "ctrd_queue_rejected_total counts them ($R)"
+R=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_queue_rejected_total{model=\"e2e\"}" {print $2}')
+[ "${R:-0}" -ge "$N503" ]; check $? "ctrd_queue_rejected_total{model=\"e2e\"} counts them ($R)"
 expect_body 'ctrd_http_requests_total{endpoint="/v1/score",code="503",model="e2e"}' "503s counted by endpoint, code and model"
 expect_body 'ctrd_http_requests_total{endpoint="/v1/score",code="413"}' "413s counted by endpoint and code"
 srv_stop TERM
