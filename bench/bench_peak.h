@@ -1,5 +1,5 @@
 /* bench_peak.h - what the single-thread benchmarks (bench_kernels,
- * bench_interact) share: the thread CPU clock they time with and the
+ * bench_interact, bench_qgather) share: the thread CPU clock they time with and the
  * measured FMA peak they report against. Header-only, included once by
  * each benchmark program. */
 #ifndef CTR_BENCH_PEAK_H

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_peak.h"
 #include "ctr/common.h"
 #include "ctr/forward.h"
 #include "ctr/model.h"
@@ -31,15 +32,6 @@
 #define MAX_MODELS 8
 #define POOL_BATCHES 512
 
-/* The thread's CPU time: on a machine shared with other jobs, time spent
- * descheduled is not counted (cache and memory sharing still is). */
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rng(void)
 {
@@ -47,12 +39,6 @@ static uint64_t rng(void)
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 0x2545f4914f6cdd1dull;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 typedef struct {
@@ -67,8 +53,6 @@ typedef struct {
     size_t in_dim;
     double gather[REPEATS], read[REPEATS];
 } bm_t;
-
-static volatile float sink;
 
 static double run_gather(bm_t *b, const float *dense, double secs)
 {
