@@ -204,8 +204,22 @@ static void model_label(char *out, size_t cap, const ctr__metrics_snapshot_t *s,
     snprintf(out + w, cap - w, "\"");
 }
 
+/* A series with only the model label: one sample per model, v[m] for
+ * model m (registry order). */
+static void per_model(ctr__buf_t *b, const ctr__metrics_snapshot_t *s, const char *name, const char *type,
+                      const char *help, const uint64_t *v)
+{
+    char ml[8 + 2 * CTR__MODEL_NAME_MAX + 8];
+    head(b, name, type, help);
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        ctr__buf_printf(b, "%s{%s} %llu\n", name, ml + 1, (unsigned long long)v[m]);
+    }
+}
+
 void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
 {
+    uint64_t per[CTR__MODELS_MAX];   /* one per-model series at a time */
     head(b, "ctrd_http_requests_total", "counter",
          "HTTP requests answered, by endpoint and status code (scoring endpoints: and model).");
     char ml[8 + 2 * CTR__MODEL_NAME_MAX + 8];
@@ -261,31 +275,24 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
     ctr__buf_printf(b, "ctrd_batch_size_examples_sum %llu\nctrd_batch_size_examples_count %llu\n",
                     (unsigned long long)GET(M.batch_sum), (unsigned long long)cum);
 
-    head(b, "ctrd_examples_scored_total", "counter", "Examples scored, by model.");
-    for (size_t m = 0; m < s->n_models; m++) {
-        model_label(ml, sizeof ml, s, m + 1);
-        ctr__buf_printf(b, "ctrd_examples_scored_total{%s} %llu\n", ml + 1,
-                        (unsigned long long)GET(M.examples[m]));
-    }
+    for (size_t m = 0; m < s->n_models; m++)
+        per[m] = GET(M.examples[m]);
+    per_model(b, s, "ctrd_examples_scored_total", "counter", "Examples scored, by model.", per);
     head(b, "ctrd_requests_scored_total", "counter",
          "Requests scored, by path: inline on their HTTP thread (nothing was queued) or batched.");
     ctr__buf_printf(b, "ctrd_requests_scored_total{path=\"inline\"} %llu\n"
                        "ctrd_requests_scored_total{path=\"batched\"} %llu\n",
                     (unsigned long long)GET(M.scored[CTR__PATH_INLINE]),
                     (unsigned long long)GET(M.scored[CTR__PATH_BATCHED]));
-    head(b, "ctrd_queue_rejected_total", "counter", "Requests refused with 503 because their model's queue was full.");
-    for (size_t m = 0; m < s->n_models; m++) {
-        model_label(ml, sizeof ml, s, m + 1);
-        ctr__buf_printf(b, "ctrd_queue_rejected_total{%s} %llu\n", ml + 1, (unsigned long long)GET(M.rejected[m]));
-    }
+    for (size_t m = 0; m < s->n_models; m++)
+        per[m] = GET(M.rejected[m]);
+    per_model(b, s, "ctrd_queue_rejected_total", "counter",
+              "Requests refused with 503 because their model's queue was full.", per);
     head(b, "ctrd_queue_examples", "gauge", "Examples waiting in the batch queues, every model's.");
     ctr__buf_printf(b, "ctrd_queue_examples %llu\n", (unsigned long long)s->queued_examples);
-    head(b, "ctrd_model_queue_examples", "gauge", "Examples waiting in a model's batch queue.");
-    for (size_t m = 0; m < s->n_models; m++) {
-        model_label(ml, sizeof ml, s, m + 1);
-        ctr__buf_printf(b, "ctrd_model_queue_examples{%s} %llu\n", ml + 1,
-                        (unsigned long long)s->models[m].queued_examples);
-    }
+    for (size_t m = 0; m < s->n_models; m++)
+        per[m] = s->models[m].queued_examples;
+    per_model(b, s, "ctrd_model_queue_examples", "gauge", "Examples waiting in a model's batch queue.", per);
     head(b, "ctrd_queue_limit_examples", "gauge", "--queue-limit (of each model's queue).");
     ctr__buf_printf(b, "ctrd_queue_limit_examples %llu\n", (unsigned long long)s->queue_limit);
     head(b, "ctrd_requests_in_flight", "gauge", "Requests received and not yet answered.");
@@ -319,32 +326,26 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
         ctr__buf_prom_label(b, s->kernel ? s->kernel : "");
         ctr__buf_printf(b, "\",bit_exact=\"%s\"%s} 1\n", s->bit_exact ? "true" : "false", ml);
     }
-    head(b, "ctrd_model_generation", "gauge", "Model generation: 1 at start, +1 per successful reload, by model.");
-    for (size_t m = 0; m < s->n_models; m++) {
-        model_label(ml, sizeof ml, s, m + 1);
-        ctr__buf_printf(b, "ctrd_model_generation{%s} %llu\n", ml + 1,
-                        (unsigned long long)s->models[m].generation);
-    }
+    for (size_t m = 0; m < s->n_models; m++)
+        per[m] = s->models[m].generation;
+    per_model(b, s, "ctrd_model_generation", "gauge",
+              "Model generation: 1 at start, +1 per successful reload, by model.", per);
     head(b, "ctrd_model_loaded_timestamp_seconds", "gauge", "When the serving generation was loaded (Unix time), by model.");
     for (size_t m = 0; m < s->n_models; m++) {
         model_label(ml, sizeof ml, s, m + 1);
         ctr__buf_printf(b, "ctrd_model_loaded_timestamp_seconds{%s} %.3f\n", ml + 1,
                         (double)s->models[m].loaded_real_ns / 1e9);
     }
-    head(b, "ctrd_model_mapped_bytes", "gauge",
-         "Bytes of the serving generation's file mapped read-only, by model (two models of one file share their pages).");
-    for (size_t m = 0; m < s->n_models; m++) {
-        model_label(ml, sizeof ml, s, m + 1);
-        ctr__buf_printf(b, "ctrd_model_mapped_bytes{%s} %llu\n", ml + 1,
-                        (unsigned long long)s->models[m].mapped_bytes);
-    }
-    head(b, "ctrd_model_resident_bytes", "gauge",
-         "Bytes of the serving generation's file in memory, by model (mincore, at most 10 s old; shared pages count for each model).");
-    for (size_t m = 0; m < s->n_models; m++) {
-        model_label(ml, sizeof ml, s, m + 1);
-        ctr__buf_printf(b, "ctrd_model_resident_bytes{%s} %llu\n", ml + 1,
-                        (unsigned long long)s->models[m].resident_bytes);
-    }
+    for (size_t m = 0; m < s->n_models; m++)
+        per[m] = s->models[m].mapped_bytes;
+    per_model(b, s, "ctrd_model_mapped_bytes", "gauge",
+              "Bytes of the serving generation's file mapped read-only, by model (two models of one file share their pages).",
+              per);
+    for (size_t m = 0; m < s->n_models; m++)
+        per[m] = s->models[m].resident_bytes;
+    per_model(b, s, "ctrd_model_resident_bytes", "gauge",
+              "Bytes of the serving generation's file in memory, by model (mincore, at most 10 s old; shared pages count for each model).",
+              per);
     head(b, "ctrd_model_reloads_total", "counter", "Model reloads (SIGHUP or admin call), by result and model.");
     for (size_t m = 0; m < s->n_models; m++) {
         model_label(ml, sizeof ml, s, m + 1);
