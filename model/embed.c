@@ -15,6 +15,7 @@
  * are copied example by example, each bag is one pool call (fp32 or
  * quantized) and each quantized single-valued feature is one decoder call
  * for the whole chunk, so no row pays an indirect call. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -149,18 +150,21 @@ static int single_rows(const ctr_model_def_t *def, size_t n, const uint32_t *row
     return 0;
 }
 
-/* ctr__fwd_embeddings for fp32 tables with bags: the loop of version 2
- * before quantized tables, kept apart so that fp32 models pay nothing for
- * them. */
-static int f32_bags(const ctr_model_def_t *def, ctr_pool_fn pool, size_t n, const uint32_t *rows,
-                    float *x, size_t ldx, size_t off)
+/* The first pass of the gathers with bags: every row slot checked
+ * (CTR_ERANGE past its table; an empty slot only in a bag) and every row
+ * prefetched, so the cache misses of a batch overlap instead of queueing
+ * one by one. all_f32 is a constant at each call: the fp32 path compiles
+ * to version 2's loop, with no dtype test per row. */
+static inline __attribute__((always_inline)) int check_prefetch(const ctr_model_def_t *def, size_t n,
+                                                                const uint32_t *rows, const bool all_f32)
 {
     const size_t n_cat = def->n_cat, slots = ctr_model_slots(def);
     for (size_t r = 0; r < n; r++) {
         const uint32_t *rr = rows + r * slots;
         for (size_t j = 0; j < n_cat; j++) {
             const ctr_cat_def_t *c = &def->cat[j];
-            const float *t = table_of(def, c);
+            const tab_t t = all_f32 ? (tab_t){(const uint8_t *)table_of(def, c), 4 * (size_t)c->dim, CTR_TABLE_F32}
+                                    : tab_of(def, c);
             const size_t m = c->bag_max ? c->bag_max : 1;
             for (size_t q = 0; q < m; q++) {
                 const uint32_t row = rr[q];
@@ -168,11 +172,27 @@ static int f32_bags(const ctr_model_def_t *def, ctr_pool_fn pool, size_t n, cons
                     continue;
                 if (row > c->buckets)
                     return CTR_ERANGE;
-                prefetch_f32_row(t + (size_t)row * c->dim, c->dim);
+                if (t.dtype == CTR_TABLE_F32)
+                    prefetch_f32_row((const float *)t.base + (size_t)row * c->dim, c->dim);
+                else
+                    prefetch_row(t.base + (size_t)row * t.rb, t.rb);
             }
             rr += m;
         }
     }
+    return 0;
+}
+
+/* ctr__fwd_embeddings for fp32 tables with bags: the loop of version 2
+ * before quantized tables, kept apart so that fp32 models pay nothing for
+ * them. */
+static int f32_bags(const ctr_model_def_t *def, ctr_pool_fn pool, size_t n, const uint32_t *rows,
+                    float *x, size_t ldx, size_t off)
+{
+    const size_t n_cat = def->n_cat, slots = ctr_model_slots(def);
+    int rc = check_prefetch(def, n, rows, true);
+    if (rc)
+        return rc;
     for (size_t r = 0; r < n; r++) {
         const uint32_t *rr = rows + r * slots;
         float *dst = x + r * ldx + off;
@@ -201,26 +221,9 @@ int ctr__fwd_embeddings(const ctr_model_def_t *def, const ctr__ops_t *o, size_t 
         return single_rows(def, n, rows, x, ldx, off);
     if (!(need & (NEED_QUANT_ROWS | NEED_QUANT_BAGS)))
         return f32_bags(def, o->pool, n, rows, x, ldx, off);
-    for (size_t r = 0; r < n; r++) {
-        const uint32_t *rr = rows + r * slots;
-        for (size_t j = 0; j < n_cat; j++) {
-            const ctr_cat_def_t *c = &def->cat[j];
-            const tab_t t = tab_of(def, c);
-            const size_t m = c->bag_max ? c->bag_max : 1;
-            for (size_t q = 0; q < m; q++) {
-                const uint32_t row = rr[q];
-                if (row == CTR_EMPTY_SLOT && c->bag_max)
-                    continue;
-                if (row > c->buckets)
-                    return CTR_ERANGE;
-                if (t.dtype == CTR_TABLE_F32)
-                    prefetch_f32_row((const float *)t.base + (size_t)row * c->dim, c->dim);
-                else
-                    prefetch_row(t.base + (size_t)row * t.rb, t.rb);
-            }
-            rr += m;
-        }
-    }
+    int rc = check_prefetch(def, n, rows, false);
+    if (rc)
+        return rc;
     const ctr__quant_ops_t *qo = o->quant;
     for (size_t r = 0; r < n && (need & (NEED_F32_ROWS | NEED_BAGS)); r++) {
         const uint32_t *rr = rows + r * slots;
