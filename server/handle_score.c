@@ -69,12 +69,16 @@ static enum MHD_Result score(ctr__http_req_t *r, int v2)
          * case pays nothing and a wrong name is caught after decoding. */
         char name[CTR__MODEL_NAME_MAX + 1];
         size_t nlen = 0;
-        if (r->body && ctr__decode_v1_model(r->body, r->len, name, sizeof name - 1, &nlen) &&
-            (name[nlen < sizeof name - 1 ? nlen : sizeof name - 1] = '\0', 1))
-            s->gen = ctr__model_lookup(r, name, nlen <= CTR__MODEL_NAME_MAX ? nlen : sizeof name, NULL,
-                                       &answered);
-        else
+        if (r->body && ctr__decode_v1_model(r->body, r->len, name, sizeof name - 1, &nlen)) {
+            /* A name longer than any model's was cut: looked up at one
+             * byte past the longest, it is no model's (404). */
+            if (nlen > CTR__MODEL_NAME_MAX)
+                nlen = CTR__MODEL_NAME_MAX + 1;
+            name[nlen < sizeof name ? nlen : sizeof name - 1] = '\0';
+            s->gen = ctr__model_lookup(r, name, nlen, NULL, &answered);
+        } else {
             s->gen = ctr__model_lookup(r, NULL, 0, NULL, &answered);
+        }
     } else {
         s->gen = ctr__model_lookup(r, NULL, 0, NULL, &answered);
     }
