@@ -649,6 +649,17 @@ def slowloris(port, conns, seconds, rate, p99_ms):
 # ---- flood beyond --max-connections ----------------------------------------
 
 
+def closed_by_peer(s):
+    """True when the server has closed s: it reads as end of file now."""
+    r, _, _ = select.select([s], [], [], 0)
+    if not r:
+        return False
+    try:
+        return s.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 def flood(port, conns, max_conns):
     """Opens conns (> max_conns) connections, each then sending one
     keep-alive health check and holding its connection. The server serves
@@ -671,7 +682,7 @@ def flood(port, conns, max_conns):
         except OSError:
             pass
     pending = {s: b"" for s in socks}
-    waves, closed_by_server, over = [], 0, 0
+    waves, closed_by_server, evicted, over = [], 0, 0, 0
     end = time.monotonic() + 30
     while pending and time.monotonic() < end:
         wave = []
@@ -699,16 +710,24 @@ def flood(port, conns, max_conns):
                     del pending[s]
                     last = time.monotonic()
         waves.append(len(wave))
-        over = max(over, len(wave))
+        # An answered client is idle, and the server may close it to admit
+        # a newcomer (idle_at_limit), which then answers within the same
+        # wave (seen under ASan, where connects lag behind). So what the
+        # limit bounds is the answered connections the server still holds
+        # open, counted at the wave's end.
+        still_open = [s for s in wave if not closed_by_peer(s)]
+        evicted += len(wave) - len(still_open)
+        over = max(over, len(still_open))
         for s in wave:          # this wave leaves: the next one gets in
             s.close()
     served = sum(waves)
     print("flood: %d connects, %d refused at connect, served in waves of %s, %d closed unanswered, "
-          "%d never answered" % (conns, refused, waves, closed_by_server, len(pending)))
+          "%d closed idle after their answer, %d never answered"
+          % (conns, refused, waves, closed_by_server, evicted, len(pending)))
     if over <= max_conns:
-        ok("flood: never more than --max-connections (%d) served at once (largest wave %d)" % (max_conns, over))
+        ok("flood: never more than --max-connections (%d) held open at once (largest wave %d)" % (max_conns, over))
     else:
-        fail("flood: a wave of %d answers with --max-connections %d" % (over, max_conns))
+        fail("flood: %d answered connections open at once with --max-connections %d" % (over, max_conns))
     if served + refused + closed_by_server == conns and not pending and served >= min(conns, max_conns):
         ok("flood: all %d clients were served in the end (%d waves)" % (served, len(waves)))
     else:
