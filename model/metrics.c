@@ -84,18 +84,37 @@ int ctr_metrics_compute(const float *scores, const uint8_t *labels, size_t n,
     return out->auc < 0 ? CTR_ENOMEM : 0;
 }
 
+double ctr_metrics_pd_one(float a, float b)
+{
+    double x = a, y = b;
+    if (x < CTR_PD_FLOOR && y < CTR_PD_FLOOR)
+        return 0;
+    return 2.0 * fabs(x - y) / (x + y);
+}
+
 double ctr_metrics_pd(const float *a, const float *b, size_t n)
 {
     if (!n)
         return NAN;
     double sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        double x = a[i], y = b[i];
-        if (x < CTR_PD_FLOOR && y < CTR_PD_FLOOR)
-            continue;
-        sum += 2.0 * fabs(x - y) / (x + y);
-    }
+    for (size_t i = 0; i < n; i++)
+        sum += ctr_metrics_pd_one(a[i], b[i]);
     return sum / (double)n;
+}
+
+/* Decades where retrained models usually sit apart from identical ones
+ * (docs/REPRODUCIBILITY.md: seed-to-seed PD 0.15-0.18, int8 tables 4e-4),
+ * then finer steps where an alert threshold goes. */
+const double ctr_pd_hist_bounds[CTR_PD_HIST_BOUNDS] = {
+    1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0,
+};
+
+size_t ctr_pd_hist_bucket(double pd)
+{
+    size_t i = 0;
+    while (i < CTR_PD_HIST_BOUNDS && !(pd <= ctr_pd_hist_bounds[i]))
+        i++;
+    return i;
 }
 
 double ctr_metrics_flip_rate(const float *a, const float *b, size_t n)

@@ -68,6 +68,22 @@ int ctr_audit_segment_decode(const void *buf, size_t len, ctr_audit_segment_t *h
  * when missing (k = i * n_cat + j). n_cat counts categorical columns, one
  * per row slot of the model (ctr_model_slots: a bag of at most B values
  * has B columns, its unused ones missing); docs/AUDIT_LOG.md "Bags". */
+/* A shadow record (type 2, docs/AUDIT_LOG.md "Shadow records"): a
+ * request of PRIMARY's that ctrd also scored with a shadow candidate
+ * after PRIMARY's response went out. The record's own fields (digest,
+ * generation, kernel, scores) are the candidate's, its inputs the same
+ * values the primary's record holds, so `ctrtool audit verify` replays it
+ * like any record; this trailer names the primary's record and repeats
+ * the primary's scores, so `ctrtool audit pd --shadow` compares the two
+ * from this record alone. */
+typedef struct {
+    uint64_t primary_seq;         /* seq of the primary's record; 0 when it
+                                     was not logged (async drop) */
+    uint64_t primary_generation;
+    uint8_t primary_digest[32];   /* raw SHA-256 */
+    const float *primary_scores;  /* [n]: the bits the response printed */
+} ctr_audit_shadow_t;
+
 typedef struct {
     uint64_t seq;                 /* writer's record number (1, 2, ...) */
     uint64_t t_received_ns;       /* CLOCK_REALTIME: request arrived */
@@ -85,6 +101,8 @@ typedef struct {
     const uint8_t *cat_len;
     const char *cat_bytes;
     const float *scores;          /* [n] */
+    const ctr_audit_shadow_t *shadow; /* NULL: a scored request (type 1);
+                                     else a shadow record (type 2) */
 } ctr_audit_input_t;
 
 /* Exact size in bytes (frame included) of the record for in, or 0 when
@@ -111,6 +129,12 @@ typedef struct {
     size_t request_id_len;
     size_t n, n_dense, n_cat;
     const float *scores;          /* [n] */
+    unsigned type;                /* 1 scored request, 2 shadow record */
+    /* type 2 only (else zero): the primary's record seq, generation,
+     * digest and score bits ([n], unaligned-safe copy like scores). */
+    uint64_t primary_seq, primary_generation;
+    uint8_t primary_digest[32];
+    const float *primary_scores;
     /* Internal to the accessors. */
     const uint32_t *col_;         /* per feature: shared flag | index */
     size_t dense_s_, cat_s_;      /* shared columns (stored first) */

@@ -41,6 +41,19 @@ int ctr_metrics_compute(const float *scores, const uint8_t *labels, size_t n,
 /* Relative prediction difference between two models on the same examples:
  * (1/n) sum 2|a - b| / (a + b), terms with a and b both < CTR_PD_FLOOR = 0. */
 double ctr_metrics_pd(const float *a, const float *b, size_t n);
+/* One example's term of ctr_metrics_pd: 2|a - b| / (a + b) in double, 0
+ * when a and b are both < CTR_PD_FLOOR. ctrd's shadow histogram and
+ * `ctrtool audit pd --shadow` both use it, so they agree bit for bit. */
+double ctr_metrics_pd_one(float a, float b);
+
+/* The bucket upper bounds of the shadow PD histogram (ctrd's
+ * ctrd_shadow_pd and `ctrtool audit pd --shadow`): 1e-7, 1e-6, ..., then
+ * finer steps up to 2 (the largest PD); a value goes in the first bucket
+ * whose bound it does not exceed (Prometheus "le"). */
+#define CTR_PD_HIST_BOUNDS 14
+extern const double ctr_pd_hist_bounds[CTR_PD_HIST_BOUNDS];
+/* The bucket of pd: 0..CTR_PD_HIST_BOUNDS (the last: above every bound). */
+size_t ctr_pd_hist_bucket(double pd);
 
 /* Fraction of examples whose side of 0.5 differs (a >= 0.5 vs b >= 0.5). */
 double ctr_metrics_flip_rate(const float *a, const float *b, size_t n);
