@@ -23,7 +23,9 @@
 #    tables ctrtool quantize makes of the fp32 model, the same weights,
 #    records emb_dtype and metrics_fp32, and its "metrics" are the written
 #    model's (ctrtool eval reproduces them); a bag model (sum) quantized
-#    scores close to fp32, the same bits on every kernel.
+#    scores close to fp32, the same bits on every kernel;
+#  - python/ctrd_torch/ctrm.py reads quantized models: its decoded tables
+#    are the C decode's bits.
 set -euo pipefail
 B=${B:-build}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ctrtool_quantize.XXXXXX")
@@ -318,4 +320,46 @@ close "$T/bags32.txt" "$T/bags8.txt" 5e-3 "bags int8 vs f32"
 "$tool" quantize --in "$T/bags8.ctrm" --out "$T/bagsd.ctrm" --dtype f32 >/dev/null
 score_all "$T/bagsd.ctrm" "$T/bagrows.csv" "$T/bagsd.txt" --format csv
 cmp -s "$T/bags8.txt" "$T/bagsd.txt" || fail "bags: the decoded fp32 model scores other bits"
-echo "ok: quantize on 5 architectures x 2 dtypes, subsets, errors, train --emb-dtype, bags"
+# The Python reader (python/ctrd_torch/ctrm.py) decodes quantized tables to
+# the C decoder's bits: every tensor of the int8 and f16 models equals the
+# same tensor of ctrtool's --dtype f32 decode, bit for bit; and its fmaf
+# emulation rounds like one fma (exact rational reference) on sums built
+# to land on float32 midpoints, where plain double arithmetic rounds twice.
+"$tool" quantize --in "$T/bags.ctrm" --out "$T/bags16.ctrm" --dtype f16 >/dev/null
+"$tool" quantize --in "$T/bags16.ctrm" --out "$T/bags16d.ctrm" --dtype f32 >/dev/null
+PYTHONPATH="$(dirname "$0")/../python" $PY - "$T" <<'EOF' || fail "python reader: quantized tables"
+import sys
+import numpy as np
+from fractions import Fraction
+from ctrd_torch import ctrm
+from ctrd_torch.ctrm import _fma_f32
+d = sys.argv[1]
+for q, f in (("bags8", "bagsd"), ("bags16", "bags16d")):
+    hq, tq, _ = ctrm.read("%s/%s.ctrm" % (d, q))
+    _, tf, _ = ctrm.read("%s/%s.ctrm" % (d, f))
+    assert tq.keys() == tf.keys()
+    dtypes = {t["dtype"] for t in hq["tensors"]}
+    assert dtypes == {"f32", "int8_rowwise" if q == "bags8" else "f16"}, dtypes
+    for k in tq:
+        assert tq[k].dtype == np.float32 and tq[k].shape == tf[k].shape, k
+        assert np.array_equal(tq[k].view(np.uint32), tf[k].view(np.uint32)), "%s: %s differs" % (q, k)
+rng = np.random.default_rng(1)
+n = 20000
+qv = rng.integers(1, 256, n).astype(np.float64)
+step = 1 + rng.integers(-4, 5, n).astype(np.float32) * np.float32(2.0 ** -23)
+s = (np.float32(2.0 ** -24) / qv.astype(np.float32) * step).astype(np.float32)
+got = _fma_f32(qv, s.astype(np.float64), np.ones(n))
+naive = (qv * s.astype(np.float64) + 1.0).astype(np.float32)
+def fma_ref(q, s):
+    x = Fraction(int(q)) * Fraction(float(s)) + 1
+    r = np.float32(float(x))
+    near = (np.nextafter(r, np.float32(-np.inf)), r, np.nextafter(r, np.float32(np.inf)))
+    return min(near, key=lambda c: (abs(Fraction(float(c)) - x), int(np.array(c).view(np.uint32)) & 1))
+ref = np.array([fma_ref(a, b) for a, b in zip(qv, s)], dtype=np.float32)
+wrong, twice = int((got != ref).sum()), int((naive != ref).sum())
+assert wrong == 0, "fmaf emulation: %d of %d wrong" % (wrong, n)
+assert twice > 0, "no case where double rounding differs: the check would prove nothing"
+print("ok: python reader: int8 and f16 tables decode to the C bits; fmaf emulation exact "
+      "on %d near-ties (plain double rounding missed %d)" % (n, twice))
+EOF
+echo "ok: quantize on 5 architectures x 2 dtypes, subsets, errors, train --emb-dtype, bags, python reader"

@@ -387,11 +387,57 @@ def _no_dups(pairs):
     return d
 
 
+def _fma_f32(a, b, c):
+    """float32(a * b + c) rounded once, as C's fmaf, for float64 arrays
+    whose product a * b is exact in float64 (an 8-bit q times a float32
+    scale is). numpy has no fma: the sum is taken as a float64 t plus its
+    exact error e (TwoSum); t rounded to float32 is fmaf's answer unless t
+    lies exactly halfway between two floats and e moves the true sum off
+    that midpoint, which then decides the side."""
+    p = a * b
+    t = p + c
+    z = t - p
+    e = (p - (t - z)) + (c - z)
+    r = t.astype(np.float32)
+    r64 = r.astype(np.float64)
+    other = np.nextafter(r, np.where(t > r64, np.float32(np.inf), np.float32(-np.inf)))
+    mid = (r64 + other.astype(np.float64)) / 2
+    tie = (t != r64) & (t == mid) & (e != 0)
+    # At a midpoint, e > 0 means the true sum is above it: the larger float.
+    above = np.where(e > 0, np.maximum(r, other), np.minimum(r, other))
+    return np.where(tie, above, r).astype(np.float32)
+
+
+def decode_rows(dtype, blob, shape):
+    """A table's stored bytes as float32 [rows, dim]: the decode of
+    docs/MODEL_FORMAT.md "Table dtypes", bit for bit (f16: the half's exact
+    value; int8_rowwise: fmaf((float)q, scale, bias))."""
+    rows, dim = shape
+    if dtype == "f16":
+        return np.frombuffer(blob, "<f2").astype(np.float32).reshape(rows, dim)
+    r = np.frombuffer(blob, np.uint8).reshape(rows, dim + 8)
+    q = r[:, :dim].astype(np.float64)
+    sb = np.ascontiguousarray(r[:, dim:]).view("<f4").astype(np.float64)
+    return _fma_f32(q, sb[:, :1], sb[:, 1:])
+
+
+def _stored_bytes(dtype, shape):
+    """Bytes of a tensor of dtype and shape; None for a dtype this reader
+    does not know, or a quantized dtype on anything but a table."""
+    if dtype == "f32":
+        return 4 * int(np.prod(shape))
+    row_bytes = {"f16": lambda dim: 2 * dim, "int8_rowwise": lambda dim: dim + 8}.get(dtype)
+    if row_bytes is None or len(shape) != 2:
+        return None
+    return shape[0] * row_bytes(shape[1])
+
+
 def read(path):
     """Reads a .ctrm file: (header dict, {tensor name: f32 array}, digest).
 
     Checks the preamble, the layout of every tensor and its SHA-256; the
-    graph is the C reader's business."""
+    graph is the C reader's business. Quantized tables (f16, int8_rowwise)
+    come back decoded to float32, with the C decoder's bits."""
     with open(path, "rb") as f:
         raw = f.read()
     if len(raw) < PREAMBLE:
@@ -410,14 +456,20 @@ def read(path):
         raise FormatError("%s: data_offset + data_bytes != file size" % path)
     tensors, end = {}, 0
     for t in hdr["tensors"]:
-        n = int(np.prod(t["shape"]))
-        if t["dtype"] != "f32" or t["offset"] % ALIGN or t["offset"] < end or \
-                t["nbytes"] != 4 * n or t["offset"] + t["nbytes"] > hdr["data_bytes"]:
+        want = _stored_bytes(t["dtype"], t["shape"])
+        if want is None:
+            raise FormatError("%s: tensor %s: dtype %r is not supported here (f32, f16 and "
+                              "int8_rowwise tables)" % (path, t["name"], t["dtype"]))
+        if t["offset"] % ALIGN or t["offset"] < end or \
+                t["nbytes"] != want or t["offset"] + t["nbytes"] > hdr["data_bytes"]:
             raise FormatError("%s: tensor %s: bad layout" % (path, t["name"]))
         start = doff + t["offset"]
         blob = raw[start:start + t["nbytes"]]
         if hashlib.sha256(blob).hexdigest() != t["sha256"]:
             raise FormatError("%s: tensor %s: SHA-256 mismatch" % (path, t["name"]))
-        tensors[t["name"]] = np.frombuffer(blob, dtype="<f4").reshape(t["shape"])
+        if t["dtype"] == "f32":
+            tensors[t["name"]] = np.frombuffer(blob, dtype="<f4").reshape(t["shape"])
+        else:
+            tensors[t["name"]] = decode_rows(t["dtype"], blob, t["shape"])
         end = t["offset"] + t["nbytes"]
     return hdr, tensors, "sha256:" + hashlib.sha256(hb).hexdigest()
