@@ -139,14 +139,16 @@ import json, sys
 x = json.load(open(sys.argv[1])); d = json.load(open(sys.argv[2]))
 assert d["records"] == x["type1"] and d["skipped_shadow"] == x["type2"], d
 EOF
-"$tool" audit pd --model "$T/c.ctrm" "$T/log" | grep -q "^  skipped     $N2 shadow records" || fail "plain pd text"
+"$tool" audit pd --model "$T/c.ctrm" "$T/log" >"$T/out" || fail "plain pd text: exit $?"
+grep -q "^  skipped     $N2 shadow records" "$T/out" || fail "plain pd text"
 
 # dump: type, and the primary's fields of a shadow record.
 "$tool" audit dump --no-values "$T/log" >"$T/dump" || fail "dump"
 [ "$(grep -c '"type":2,' "$T/dump")" = "$N2" ] || fail "dump: type 2 count"
 [ "$(grep -c '"type":1,' "$T/dump")" = "$N1" ] || fail "dump: type 1 count"
-grep '"type":2,' "$T/dump" | head -1 | grep -q '"primary_seq":[0-9]*,"primary_model":"sha256:[0-9a-f]\{64\}","primary_generation":1,"primary_scores":\[' ||
-    fail "dump: primary fields: $(grep '"type":2,' "$T/dump" | head -1)"
+first2=$(grep -m1 '"type":2,' "$T/dump")
+grep -q '"primary_seq":[0-9]*,"primary_model":"sha256:[0-9a-f]\{64\}","primary_generation":1,"primary_scores":\[' <<<"$first2" ||
+    fail "dump: primary fields: $first2"
 "$PY" - "$X" "$T/dump" <<'EOF' || fail "dump: primary fields against the primary records"
 import json, sys
 x = json.load(open(sys.argv[1]))

@@ -343,11 +343,14 @@ static void pd_print(const pd_ctx_t *p, const char *mpath, int json, const audit
             ctr_audit_digest_str(p->only[i], od);
             printf("%s\"%s\"", i ? "," : "", od);
         }
-        printf("],\"corrupt\":%" PRIu64 ",\"torn\":%" PRIu64, t->corrupt, t->torn);
+        /* skipped_shadow inside: the object still ends with the ratios,
+         * as before type 2. */
+        printf("],\"skipped_shadow\":%" PRIu64 ",\"corrupt\":%" PRIu64 ",\"torn\":%" PRIu64, p->skipped_shadow,
+               t->corrupt, t->torn);
         ctr__audit_json_ratio("pd", pd);
         ctr__audit_json_ratio("flip_rate", flip);
         ctr__audit_json_ratio("identical", same);
-        printf(",\"skipped_shadow\":%" PRIu64 "}\n", p->skipped_shadow);
+        printf("}\n");
         return;
     }
     printf("audit pd: candidate %s (%s), kernel %s\n", mpath, d, p->rs.kernel->name);
