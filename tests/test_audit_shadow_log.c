@@ -6,7 +6,6 @@
  *     test_audit_shadow_log                   write one to a temporary
  *         directory, read it back with the reader, and check the figures
  *         from the decoded records equal the ones from what was encoded */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
