@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #define XXH_INLINE_ALL
@@ -85,6 +86,7 @@ struct ctr__shadow {
     atomic_int active;            /* candidate loaded, not promoted, not stopped
                                      (written under lock; sampling reads it bare) */
     int promoting, stopping;
+    int waiting;                  /* ctrd-shadow sleeps on work_cond: wake it */
     pthread_t thread, scorer;
     int thread_started, scorer_started;
     /* The batch handed to the scorer: go posted by ctrd-shadow with
@@ -116,6 +118,9 @@ struct ctr__shadow {
 
 #define ADD(x, v) atomic_fetch_add_explicit(&(x), (v), memory_order_relaxed)
 #define GET(x) ((uint64_t)atomic_load_explicit(&(x), memory_order_relaxed))
+
+/* How long ctrd-shadow lets requests gather after a wake-up. */
+#define GATHER_NS 2000000L
 
 static const char *const drop_names[CTR__SHADOW_DROP_COUNT] = {
     "queue_full", "incompatible", "failed", "inactive", "audit"};
@@ -246,7 +251,10 @@ int ctr__shadow_offer(ctr__shadow_t *sh, ctr_request_t *req, ctr__gen_t *gen, co
         sh->head = s;
     sh->tail = s;
     sh->queued += n;
-    pthread_cond_signal(&sh->work_cond);
+    /* Only a sleeping thread is woken (a futex call each): one gathering
+     * or scoring takes this request with the next batch. */
+    if (sh->waiting)
+        pthread_cond_signal(&sh->work_cond);
     pthread_mutex_unlock(&sh->lock);
     /* The arena is the slot's now. */
     memset(req, 0, sizeof *req);
@@ -551,7 +559,18 @@ static void *shadow_main(void *arg)
         if (!sh->head) {
             if (sh->stopping)
                 break;
+            sh->waiting = 1;
             pthread_cond_wait(&sh->work_cond, &sh->lock);
+            sh->waiting = 0;
+            /* Woken by the first request after a quiet spell: let more
+             * gather (nobody waits for the shadow), so that one wake-up
+             * and one scorer hand-off serve a batch, not a request. */
+            if (sh->head && sh->queued < mb && !sh->stopping) {
+                pthread_mutex_unlock(&sh->lock);
+                struct timespec ts = {0, GATHER_NS};
+                nanosleep(&ts, NULL);
+                pthread_mutex_lock(&sh->lock);
+            }
             continue;
         }
         /* Requests in arrival order up to max_batch examples (at least
