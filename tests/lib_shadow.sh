@@ -16,6 +16,11 @@
 #                                    $T/PREFIX.<first row>, every score in row
 #                                    order in $T/PREFIX.txt; sets SENT_REQ,
 #                                    SENT_OK (answers 200)
+#   train_pair P C                   two small trained models of one schema
+#                                    (ctrtool train on gen-data rows): P an MLP
+#                                    (seed 1, 4096 buckets), C a DCNv2 (seed 2,
+#                                    2048 buckets, dim 8): a retrain of another
+#                                    shape, so scores spread and PD is real
 #   xxh3_sampled F KEY...            prints the keys ctrd's shadow samples at F
 #                                    (XXH3_64 with seed "ctrd", h < F * 2^64),
 #                                    computed with the libxxhash ctrd links
@@ -56,8 +61,8 @@ wait_shadow_drained() {  # N [TIMEOUT_S]
     return 1
 }
 
-make_rows() {  # N SEED
-    "$CTRTOOL" gen-data --rows "$1" --out "$T/rows.tsv" --seed "$2" >/dev/null 2>&1 \
+make_rows() {  # N SEED (rows of the hidden model train_pair learns)
+    "$CTRTOOL" gen-data --rows "$1" --out "$T/rows.tsv" --seed "$2" --model-seed 5 >/dev/null 2>&1 \
         || { echo "ctrtool gen-data failed"; exit 1; }
     awk -F'\t' '{
         s = "{"; sep = ""
@@ -80,13 +85,22 @@ send_rows() {  # PREFIX [MODEL]
         PIDS="$PIDS $!"; k=$((k + 1)); start=$((end + 1))
         if [ $((k % 8)) = 0 ]; then wait $PIDS; PIDS=""; fi
     done
-    wait $PIDS
+    [ -z "$PIDS" ] || wait $PIDS
     SENT_REQ=$k
     SENT_OK=$(cat "$T/$pre".st.* | grep -c '^200$')
     : >"$T/$pre.txt"
-    for f in $(ls "$T/$pre".* | grep -v '\.txt$' | grep -v '\.st\.' | sed "s|.*/$pre\.||" | sort -n); do
+    for f in $(ls "$T/$pre".* | grep -E "/$pre\.[0-9]+\$" | sed "s|.*/$pre\.||" | sort -n); do
         { scores_of "$(cat "$T/$pre.$f")"; echo; } | tr ',' '\n' >>"$T/$pre.txt"
     done
+}
+
+train_pair() {  # P C
+    "$CTRTOOL" gen-data --rows 10000 --out "$T/train.tsv" --seed 3 --model-seed 5 >/dev/null 2>&1 \
+        || { echo "ctrtool gen-data (training rows) failed"; exit 1; }
+    "$CTRTOOL" train --data "$T/train.tsv" --out "$1" --hidden 32,16 --buckets 4096 --seed 1 --threads 1 \
+        >/dev/null 2>&1 || { echo "ctrtool train $1 failed"; exit 1; }
+    "$CTRTOOL" train --data "$T/train.tsv" --out "$2" --arch dcnv2 --cross 2 --bottom 16 --hidden 16 --dim 8 \
+        --buckets 2048 --seed 2 --threads 1 >/dev/null 2>&1 || { echo "ctrtool train $2 failed"; exit 1; }
 }
 
 xxh3_sampled() {  # F KEY...

@@ -24,8 +24,7 @@
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 ROWS=300
-make_model "$T/p.ctrm" 61 ctr
-make_model "$T/c.ctrm" 62 ctr
+train_pair "$T/p.ctrm" "$T/c.ctrm"
 make_rows $ROWS 9
 for m in p c; do
     "$CTRTOOL" score --model "$T/$m.ctrm" --data "$T/rows.tsv" --out "$T/offline_$m.txt" >/dev/null 2>&1 \
@@ -108,11 +107,11 @@ DR=$(smetric ctrd_shadow_dropped_examples_total)
 [ "$(smetric ctrd_shadow_sample_ratio)" = 1 ]; check $? "ctrd_shadow_sample_ratio 1"
 [ "$(smetric ctrd_shadow_threshold)" = 0.5 ]; check $? "ctrd_shadow_threshold 0.5 (the default)"
 [ "$(smetric ctrd_shadow_queue_examples)" = 0 ]; check $? "ctrd_shadow_queue_examples 0 once drained"
-for r in queue_full incompatible failed inactive; do
+for r in queue_full incompatible failed inactive audit; do
     grep -q "^ctrd_shadow_dropped_examples_total{.*reason=\"$r\"" "$T/metrics.txt"; check $? "dropped series for reason $r present (0 or more)"
 done
 # Every family has HELP and TYPE; promtool accepts the whole page.
-for fam in ctrd_shadow_active ctrd_shadow_pd ctrd_shadow_flips_total ctrd_shadow_threshold ctrd_shadow_score_sum \
+for fam in ctrd_shadow_active ctrd_shadow_pd ctrd_shadow_flips_total ctrd_shadow_threshold ctrd_shadow_score_sum_total \
            ctrd_shadow_score_mean ctrd_shadow_examples_total ctrd_shadow_dropped_examples_total \
            ctrd_shadow_requests_sampled_total ctrd_shadow_queue_examples ctrd_shadow_sample_ratio; do
     grep -q "^# HELP $fam " "$T/metrics.txt" && grep -q "^# TYPE $fam " "$T/metrics.txt"
@@ -169,13 +168,13 @@ fl = val("ctrd_shadow_flips_total")
 say(fl == pd["flips"], "ctrd_shadow_flips_total %s == audit pd flips %s" % (fl, pd["flips"]))
 for role, key in (("primary", "primary_mean"), ("candidate", "candidate_mean")):
     g = val("ctrd_shadow_score_mean", 'role="%s"' % role)
-    s = val("ctrd_shadow_score_sum", 'role="%s"' % role)
+    s = val("ctrd_shadow_score_sum_total", 'role="%s"' % role)
     r1 = abs(g - pd[key]) / max(abs(pd[key]), 1e-300)
     r2 = abs(s / cnt - pd[key]) / max(abs(pd[key]), 1e-300)
     say(r1 <= 1e-9 and r2 <= 1e-9, "%s score mean: gauge %.12g, sum/count %.12g, audit pd %.12g" % (role, g, s / cnt, pd[key]))
 mean = pd["pd"]
 say(abs(mean - pd["pd_sum"] / pd["examples"]) <= 1e-12, "audit pd's pd is pd_sum / examples (%.6g)" % mean)
-say(0 < mean < 2, "two random models disagree: mean PD %.4f" % mean)
+say(0 < mean < 2, "two trained models (two seeds, MLP and DCNv2) disagree: mean PD %.4f" % mean)
 sys.exit(1 if bad else 0)
 PY
 rc=$?
@@ -229,7 +228,7 @@ for rid, r in t2.items():
         okp += 1
     if p and r.get("primary_seq") == p["seq"]:
         okseq += 1
-    if p and r.get("primary_digest") == dp and r.get("primary_generation") == p["generation"]:
+    if p and r.get("primary_model") == dp and r.get("primary_generation") == p["generation"]:
         okgen += 1
 say(okc == len(t2), "candidate scores == ctrtool score of the candidate on the same rows (%d of %d records)" % (okc, len(t2)))
 say(okp == len(t2), "each trailer's primary scores == its primary record's == ctrtool score (%d of %d)" % (okp, len(t2)))
@@ -262,7 +261,7 @@ for run in a b; do
         PIDS="$PIDS $!"
         if [ $((i % 8)) = 0 ]; then wait $PIDS; PIDS=""; fi
     done
-    wait $PIDS
+    [ -z "$PIDS" ] || wait $PIDS
     [ "$(grep -c '^200$' "$T/half_$run.st")" = $NS ]; check $? "run $run: $NS requests answered 200"
     shadow_metrics
     SAMP=$(smetric ctrd_shadow_requests_sampled_total)

@@ -71,6 +71,8 @@ for inc in inc_dense inc_mod; do
         check $? "$inc at start-up: ctrd starts, the primary is unharmed ($SENT_OK of $SENT_REQ)"
         shadow_metrics
         [ "$(smetric ctrd_shadow_examples_total)" = 0 ]; check $? "$inc at start-up: nothing compared"
+        [ "$(smetric ctrd_shadow_dropped_examples_total reason=incompatible)" = 60 ]
+        check $? "$inc at start-up: its 60 examples counted dropped as incompatible"
         grep -qi 'incompatible\|not compatible' "$SRV_LOG"; check $? "$inc at start-up: the log says incompatible"
         srv_stop
     else
@@ -132,7 +134,7 @@ burst() {
         curl -s --max-time 2 "$SRV_URL/metrics" | awk '$1 ~ /^ctrd_shadow_queue_examples/ {print $2}' >>"$T/$name.queue"
         sleep 0.05
     done
-    wait $PIDS
+    [ -z "$PIDS" ] || wait $PIDS
     cat "$T/$name".lat.* >"$T/$name.lat"
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
