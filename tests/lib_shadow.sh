@@ -21,6 +21,12 @@
 #                                    (seed 1, 4096 buckets), C a DCNv2 (seed 2,
 #                                    2048 buckets, dim 8): a retrain of another
 #                                    shape, so scores spread and PD is real
+#   compare_metrics_pd METRICS PD_JSON PRIMARY CANDIDATE
+#                                    checks a /metrics page's shadow series of
+#                                    the pair against `ctrtool audit pd --shadow
+#                                    --json`: _count, every bucket and flips
+#                                    equal, _sum and the score means within
+#                                    1e-9 relative; counted into CHECKS/FAILS
 #   xxh3_sampled F KEY...            prints the keys ctrd's shadow samples at F
 #                                    (XXH3_64 with seed "ctrd", h < F * 2^64),
 #                                    computed with the libxxhash ctrd links
@@ -117,4 +123,61 @@ for k in sys.argv[2:]:
     if f >= 1.0 or (f > 0.0 and v < int(f * 18446744073709551616.0)):
         print(k)
 PY
+}
+
+compare_metrics_pd() {  # METRICS PD_JSON PRIMARY CANDIDATE
+    local out="$T/pd_cmp.$$"
+    local rc
+    "$PY" - "$1" "$2" "$3" "$4" >"$out" 2>&1 <<'PY'
+import json, math, re, sys
+m = open(sys.argv[1]).read()
+pd = json.load(open(sys.argv[2]))
+lab = 'primary="%s"' % sys.argv[3], 'candidate="%s"' % sys.argv[4]
+bad = 0
+def say(ok, what):
+    global bad
+    print(("ok: " if ok else "FAIL: ") + what)
+    bad += 0 if ok else 1
+def series(name, extra=""):
+    out = []
+    for line in m.splitlines():
+        if line.startswith(name + "{") and lab[0] in line and lab[1] in line and extra in line:
+            out.append(line)
+    return out
+def val(name, extra=""):
+    s = series(name, extra)
+    return float(s[0].rsplit(" ", 1)[1]) if s else None
+cnt, tot = val("ctrd_shadow_pd_count"), val("ctrd_shadow_pd_sum")
+say(cnt == pd["examples"], "histogram _count %s == audit pd examples %s" % (cnt, pd["examples"]))
+rel = abs(tot - pd["pd_sum"]) / max(abs(pd["pd_sum"]), 1e-300)
+say(rel <= 1e-9, "histogram _sum %.17g == audit pd pd_sum %.17g (relative %.2g <= 1e-9)" % (tot, pd["pd_sum"], rel))
+buckets = {}
+for line in series("ctrd_shadow_pd_bucket"):
+    le = re.search(r'le="([^"]*)"', line).group(1)
+    buckets[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+tool = {float("inf") if str(b["le"]) in ("+Inf", "inf", "Infinity") else float(b["le"]): b["count"] for b in pd["buckets"]}
+say(len(buckets) == 15, "the histogram has 14 bounds and +Inf (%d buckets)" % len(buckets))
+for le in sorted(set(buckets) | set(tool)):
+    if le == float("inf") and le not in tool:
+        say(buckets[le] == pd["examples"], "bucket +Inf %s == examples" % buckets[le])
+        continue
+    say(buckets.get(le) == tool.get(le), "bucket le=%g: /metrics %s, audit pd %s" % (le, buckets.get(le), tool.get(le)))
+fl = val("ctrd_shadow_flips_total")
+say(fl == pd["flips"], "ctrd_shadow_flips_total %s == audit pd flips %s" % (fl, pd["flips"]))
+for role, key in (("primary", "primary_mean"), ("candidate", "candidate_mean")):
+    g = val("ctrd_shadow_score_mean", 'role="%s"' % role)
+    s = val("ctrd_shadow_score_sum_total", 'role="%s"' % role)
+    r1 = abs(g - pd[key]) / max(abs(pd[key]), 1e-300)
+    r2 = abs(s / cnt - pd[key]) / max(abs(pd[key]), 1e-300)
+    say(r1 <= 1e-9 and r2 <= 1e-9, "%s score mean: gauge %.12g, sum/count %.12g, audit pd %.12g" % (role, g, s / cnt, pd[key]))
+mean = pd["pd"]
+say(abs(mean - pd["pd_sum"] / pd["examples"]) <= 1e-12, "audit pd's pd is pd_sum / examples (%.6g)" % mean)
+say(0 < mean < 2, "the models disagree: mean PD %.4f" % mean)
+sys.exit(1 if bad else 0)
+PY
+    rc=$?
+    cat "$out"
+    CHECKS=$((CHECKS + $(grep -c '^ok: ' "$out")))
+    FAILS=$((FAILS + $(grep -c '^FAIL: ' "$out")))
+    [ $rc -eq 0 ] || grep -q '^FAIL: ' "$out" || fail "the /metrics vs audit pd comparison stopped (exit $rc)"
 }

@@ -17,6 +17,9 @@
 # 3. Sample 0.5: the shadowed request ids are the ones XXH3 (seed "ctrd")
 #    picks, the same on two server runs, 30-70% of 200; without request ids
 #    the body bytes are the key.
+# 4. Bags (full, short, empty, missing, in "context"): a Wukong candidate
+#    of other widths re-encodes the raw values; /metrics == audit pd and
+#    audit verify replays every record.
 # Faults (missing, corrupt, incompatible candidate, full queue) are
 # test_shadow_faults.sh; promote is test_shadow_promote.sh.
 . "$(dirname "$0")/lib_server.sh"
@@ -131,57 +134,7 @@ srv_stop
 # /metrics against ctrtool audit pd --shadow on the same log.
 "$CTRTOOL" audit pd --shadow --json "$T/audit1" >"$T/pd.json" 2>"$T/pd.err"
 check $? "ctrtool audit pd --shadow --json on the log"
-"$PY" - "$T/metrics_s1.txt" "$T/pd.json" <<'PY' >"$T/pd_cmp.txt"
-import json, math, re, sys
-m = open(sys.argv[1]).read()
-pd = json.load(open(sys.argv[2]))
-bad = 0
-def say(ok, what):
-    global bad
-    print(("ok: " if ok else "FAIL: ") + what)
-    bad += 0 if ok else 1
-def series(name, extra=""):
-    out = []
-    for line in m.splitlines():
-        if line.startswith(name + "{") and 'primary="ctr"' in line and 'candidate="next"' in line and extra in line:
-            out.append(line)
-    return out
-def val(name, extra=""):
-    s = series(name, extra)
-    return float(s[0].rsplit(" ", 1)[1]) if s else None
-cnt, tot = val("ctrd_shadow_pd_count"), val("ctrd_shadow_pd_sum")
-say(cnt == pd["examples"], "histogram _count %s == audit pd examples %s" % (cnt, pd["examples"]))
-rel = abs(tot - pd["pd_sum"]) / max(abs(pd["pd_sum"]), 1e-300)
-say(rel <= 1e-9, "histogram _sum %.17g == audit pd pd_sum %.17g (relative %.2g <= 1e-9)" % (tot, pd["pd_sum"], rel))
-buckets = {}
-for line in series("ctrd_shadow_pd_bucket"):
-    le = re.search(r'le="([^"]*)"', line).group(1)
-    buckets[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
-tool = {float("inf") if str(b["le"]) in ("+Inf", "inf", "Infinity") else float(b["le"]): b["count"] for b in pd["buckets"]}
-say(len(buckets) == 15, "the histogram has 14 bounds and +Inf (%d buckets)" % len(buckets))
-for le in sorted(set(buckets) | set(tool)):
-    if le == float("inf") and le not in tool:
-        say(buckets[le] == pd["examples"], "bucket +Inf %s == examples" % buckets[le])
-        continue
-    say(buckets.get(le) == tool.get(le), "bucket le=%g: /metrics %s, audit pd %s" % (le, buckets.get(le), tool.get(le)))
-fl = val("ctrd_shadow_flips_total")
-say(fl == pd["flips"], "ctrd_shadow_flips_total %s == audit pd flips %s" % (fl, pd["flips"]))
-for role, key in (("primary", "primary_mean"), ("candidate", "candidate_mean")):
-    g = val("ctrd_shadow_score_mean", 'role="%s"' % role)
-    s = val("ctrd_shadow_score_sum_total", 'role="%s"' % role)
-    r1 = abs(g - pd[key]) / max(abs(pd[key]), 1e-300)
-    r2 = abs(s / cnt - pd[key]) / max(abs(pd[key]), 1e-300)
-    say(r1 <= 1e-9 and r2 <= 1e-9, "%s score mean: gauge %.12g, sum/count %.12g, audit pd %.12g" % (role, g, s / cnt, pd[key]))
-mean = pd["pd"]
-say(abs(mean - pd["pd_sum"] / pd["examples"]) <= 1e-12, "audit pd's pd is pd_sum / examples (%.6g)" % mean)
-say(0 < mean < 2, "two trained models (two seeds, MLP and DCNv2) disagree: mean PD %.4f" % mean)
-sys.exit(1 if bad else 0)
-PY
-rc=$?
-cat "$T/pd_cmp.txt"
-CHECKS=$((CHECKS + $(grep -c '^ok: ' "$T/pd_cmp.txt")))
-FAILS=$((FAILS + $(grep -c '^FAIL: ' "$T/pd_cmp.txt")))
-[ $rc -eq 0 ] || [ "$(grep -c '^FAIL: ' "$T/pd_cmp.txt")" -gt 0 ] || fail "the /metrics vs audit pd comparison failed: $(cat "$T/pd.err")"
+compare_metrics_pd "$T/metrics_s1.txt" "$T/pd.json" ctr next
 "$CTRTOOL" audit pd --shadow --threshold 0.3 --json "$T/audit1" >"$T/pd03.json" 2>/dev/null
 check $? "audit pd --shadow --threshold 0.3"
 "$PY" -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); sys.exit(0 if a["pd_sum"]==b["pd_sum"] and a["examples"]==b["examples"] else 1)' \
@@ -304,4 +257,40 @@ WANT=$(cat "$T/nobody_want.txt")
 [ "$S1" = "$WANT" ] && [ "$S2" = $((2 * WANT)) ]
 check $? "without request ids the body bytes are the key: $S1 then $S2 sampled, XXH3 of the bodies says $WANT each pass"
 srv_stop
+
+# --- 4. bags and mod mapping: the candidate re-encodes raw values ---------------
+# Both models take C1 (a bag of <= 4, sum) and C2 (a bag, mean), hashed
+# (the mapping kind must match per feature); the candidate differs in
+# everything else (architecture, rows, widths, seed).
+# Requests with full, short, empty and missing bags and missing singles:
+# every candidate record re-scores bit for bit and /metrics == audit pd.
+BAGS="--bag-features C1,C2:mean --max-bag 4"
+"$CTRTOOL" synth --out "$T/bp.ctrm" --rows-per-table 300 --dim 8 --hidden 16,8 $BAGS --seed 91 --name bags >/dev/null \
+    || { echo "synth bp failed"; exit 1; }
+"$CTRTOOL" synth --out "$T/bc.ctrm" --rows-per-table 500 --dim 4 --hidden 8 $BAGS --seed 92 --name bags \
+    --arch wukong --bottom 8 --layers 1 --nf 2 --nl 2 --k 3 --fmb 8 >/dev/null || { echo "synth bc failed"; exit 1; }
+srv_start bags --model "p=$T/bp.ctrm" --model "c=$T/bc.ctrm" --shadow c:p --audit-dir "$T/audit_bags" || exit 1
+NB=0; NEX=0
+for i in $(seq 1 40); do
+    case $((i % 5)) in
+        0) ex="{\"C1\":[\"a$i\",\"b$i\",$i],\"C2\":[\"x\"],\"I1\":$i}" ;;
+        1) ex="{\"C1\":[],\"C2\":[\"y$i\",\"z\",\"w\",\"v\"],\"C3\":\"c$i\"}" ;;
+        2) ex="{\"I2\":$((i * 3)),\"C4\":\"k$i\"}" ;;
+        3) ex="{\"C1\":[\"only$i\"],\"I13\":null}" ;;
+        4) ex="{\"C2\":[],\"C26\":\"$i\"}" ;;
+    esac
+    req POST /v1/score "{\"request_id\":\"bag-$i\",\"context\":{\"C9\":\"ctx$((i % 3))\"},\"examples\":[$ex,$ex]}"
+    [ "$ST" = 200 ] && NB=$((NB + 1))
+    NEX=$((NEX + 2))
+done
+[ "$NB" = 40 ]; check $? "bag requests answered 200 ($NB of 40)"
+wait_shadow_drained $NEX 30; check $? "the bag shadow drained ($NEX examples)"
+shadow_metrics; cp "$T/metrics.txt" "$T/metrics_bags.txt"
+[ "$(smetric ctrd_shadow_examples_total)" = $NEX ]; check $? "every bag example compared ($(smetric ctrd_shadow_examples_total))"
+srv_stop
+"$CTRTOOL" audit pd --shadow --json "$T/audit_bags" >"$T/pd_bags.json" 2>/dev/null
+compare_metrics_pd "$T/metrics_bags.txt" "$T/pd_bags.json" p c
+"$CTRTOOL" audit verify --model "$T/bp.ctrm" --model "$T/bc.ctrm" "$T/audit_bags" >"$T/verify_bags.out" 2>&1
+grep -q "^verified=80 mismatched=0 skipped=0 corrupt=0 torn=0 shadow=40\$" "$T/verify_bags.out"
+check $? "bags: every record re-scores bit for bit with both models: $(grep '^verified=' "$T/verify_bags.out")"
 finish
