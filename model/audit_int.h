@@ -30,7 +30,7 @@
  *
  * Payload, fixed part (80 bytes):
  *
- *     0   u8     record type (1: scored request)
+ *     0   u8     record type (1: scored request, 2: shadow record)
  *     1   u8     kernel id (0 scalar, 1 avx2, 2 avx512, 3 blas)
  *     2   u8     flags: bit 0 kernel is bit-exact, bit 1 shared-column map
  *                present, bit 2 request id sent by the client
@@ -65,7 +65,20 @@
  *                 k bytes follow, each two digits, high nibble first
  *     0xff        missing
  * Hex packing is used exactly when the value is 2..126 characters of
- * [0-9a-f] and of even length, so every value has one encoding. */
+ * [0-9a-f] and of even length, so every value has one encoding.
+ *
+ * A shadow record (type 2: the same request scored by a shadow candidate
+ * after the primary's response went out) is the payload above, its own
+ * fields the candidate's, followed by a trailer of 48 + 4N bytes that ends
+ * the payload:
+ *
+ *     0   u64    seq of the primary's record (0: it was not logged)
+ *     8   u64    the primary's model generation
+ *     16  u8[32] the primary's model digest
+ *     48  N x f32 bits: the primary's scores
+ *
+ * A type-1 record has no trailer; a payload whose length is not exactly
+ * its type's is corrupt. */
 #ifndef CTR_AUDIT_INT_H
 #define CTR_AUDIT_INT_H
 
@@ -121,6 +134,10 @@ _Static_assert(offsetof(fixed_disk_t, seq) == 16 && offsetof(fixed_disk_t, diges
                "fixed payload layout");
 
 #define REC_TYPE_SCORED 1u
+#define REC_TYPE_SHADOW 2u
+/* The shadow trailer's fixed part (primary seq, generation, digest); the
+ * primary's N scores follow it. */
+#define SHADOW_TRAILER_FIXED 48u
 #define FLAG_BIT_EXACT 1u
 #define FLAG_SHARED 2u
 #define FLAG_CLIENT_ID 4u

@@ -40,6 +40,8 @@ struct ctr_audit_reader {
     size_t cat_cap;
     char *text;                   /* unpacked categorical bytes */
     size_t text_cap;
+    float *primary;               /* a shadow record's primary scores */
+    size_t primary_cap;
     char request_id[CTR_AUDIT_REQUEST_ID_MAX + 1];
 };
 
@@ -165,8 +167,9 @@ int ctr_audit_reader_decode(ctr_audit_reader_t *r, const uint8_t *payload, size_
     memset(rec, 0, sizeof *rec);
     if (len < CTR_AUDIT_FIXED_BYTES || len > CTR_AUDIT_MAX_PAYLOAD)
         return ctr_error(err, errlen, CTR_EFORMAT, "payload of %zu bytes", len);
-    if (p[0] != REC_TYPE_SCORED)
-        return ctr_error(err, errlen, CTR_EFORMAT, "unknown record type %u", p[0]);
+    unsigned type = p[0];
+    if (type != REC_TYPE_SCORED && type != REC_TYPE_SHADOW)
+        return ctr_error(err, errlen, CTR_EFORMAT, "unknown record type %u", type);
     uint8_t flags = p[2];
     if (flags & ~FLAGS_KNOWN)
         return ctr_error(err, errlen, CTR_EFORMAT, "unknown flags 0x%02x", flags);
@@ -183,6 +186,17 @@ int ctr_audit_reader_decode(ctr_audit_reader_t *r, const uint8_t *payload, size_
     p += CTR_AUDIT_FIXED_BYTES;
     if (n < 1)
         return ctr_error(err, errlen, CTR_EFORMAT, "record holds no examples");
+    /* A shadow record's trailer ends the payload: the values end where it
+     * begins, and must end exactly there. */
+    const uint8_t *trailer = NULL;
+    if (type == REC_TYPE_SHADOW) {
+        size_t tlen = SHADOW_TRAILER_FIXED + 4 * n;
+        if ((size_t)(end - p) < tlen)
+            return ctr_error(err, errlen, CTR_EFORMAT, "shadow record of %zu examples: its %zu-byte trailer "
+                             "does not fit in a %zu-byte payload", n, tlen, len);
+        end -= tlen;
+        trailer = end;
+    }
     if ((size_t)(end - p) < id_len || (size_t)(end - p - id_len) / 4 < n)
         return ctr_error(err, errlen, CTR_EFORMAT, "%zu examples and a %zu-byte id do not fit in %zu bytes",
                          n, id_len, len);
@@ -265,7 +279,21 @@ int ctr_audit_reader_decode(ctr_audit_reader_t *r, const uint8_t *payload, size_
         }
     }
     if (p != end)
-        return ctr_error(err, errlen, CTR_EFORMAT, "%zu bytes left after the last value", (size_t)(end - p));
+        return ctr_error(err, errlen, CTR_EFORMAT, "%zu bytes left after the last value%s", (size_t)(end - p),
+                         trailer ? " (before the shadow trailer)" : "");
+    if (trailer) {
+        if (grow((void **)&r->primary, &r->primary_cap, n, sizeof(float)))
+            return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
+        rec->primary_seq = ctr__get64(trailer);
+        rec->primary_generation = ctr__get64(trailer + 8);
+        memcpy(rec->primary_digest, trailer + 16, 32);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t bits = ctr__get32(trailer + SHADOW_TRAILER_FIXED + 4 * i);
+            memcpy(&r->primary[i], &bits, 4);
+        }
+        rec->primary_scores = r->primary;
+    }
+    rec->type = type;
     rec->request_id = r->request_id;
     rec->request_id_len = id_len;
     rec->n = n;
@@ -414,6 +442,7 @@ void ctr_audit_reader_close(ctr_audit_reader_t *r)
     free(r->cat_off);
     free(r->cat_len);
     free(r->text);
+    free(r->primary);
     free(r);
 }
 

@@ -230,7 +230,9 @@ static uint8_t *cat_put(uint8_t *p, const ctr_audit_input_t *in, size_t k)
 
 /* Walks the record once. Without out: returns its payload size, or 0
  * when it cannot be logged. With out (cap bytes): writes the payload and
- * returns the bytes written, or 0 if it would not fit in cap. */
+ * returns the bytes written, or 0 if it would not fit in cap. A shadow
+ * record (in->shadow) is the same walk with its trailer at the end of the
+ * payload (audit_int.h). */
 #define MAX_VALUE_BYTES (1 + CTR_AUDIT_CAT_MAX)
 static size_t record_walk(const ctr_audit_input_t *in, uint8_t *out, size_t cap)
 {
@@ -255,9 +257,10 @@ static size_t record_walk(const ctr_audit_input_t *in, uint8_t *out, size_t cap)
 #define SHARED(c) (any_shared && (shared_map[(c) / 8] >> ((c) % 8) & 1))
     uint64_t head = CTR_AUDIT_FIXED_BYTES + in->request_id_len + 4 * (uint64_t)n +
                     (any_shared ? (cols + 7) / 8 : 0);
+    uint64_t trailer = in->shadow ? SHADOW_TRAILER_FIXED + 4 * (uint64_t)n : 0;
     if (!out) {
         /* Sizing pass. */
-        uint64_t size = head;
+        uint64_t size = head + trailer;
         for (size_t c = 0; c < cols && any_shared; c++)
             if (SHARED(c))
                 size += c < nd ? dense_size(in->dense_raw[c]) : cat_size(in, c - nd);
@@ -272,13 +275,14 @@ static size_t record_walk(const ctr_audit_input_t *in, uint8_t *out, size_t cap)
         return size > CTR_AUDIT_MAX_PAYLOAD ? 0 : (size_t)size;
     }
     /* Writing pass: the exact size is known, so only a value near the end
-     * of out needs its own size checked. */
-    if (head > cap)
+     * of out needs its own size checked. The values end where the trailer
+     * begins. */
+    if (head + trailer > cap)
         return 0;
-    uint8_t *p = out, *end = out + cap;
+    uint8_t *p = out, *end = out + cap - trailer;
     uint8_t flags = (uint8_t)((in->bit_exact ? FLAG_BIT_EXACT : 0) | (any_shared ? FLAG_SHARED : 0) |
                               (in->client_request_id ? FLAG_CLIENT_ID : 0));
-    p[0] = REC_TYPE_SCORED;
+    p[0] = in->shadow ? REC_TYPE_SHADOW : REC_TYPE_SCORED;
     p[1] = (uint8_t)in->kernel_id;
     p[2] = flags;
     p[3] = (uint8_t)in->request_id_len;
@@ -340,6 +344,19 @@ static size_t record_walk(const ctr_audit_input_t *in, uint8_t *out, size_t cap)
     }
 #undef FITS
 #undef SHARED
+    if (in->shadow) {
+        const ctr_audit_shadow_t *sh = in->shadow;
+        ctr__put64(p, sh->primary_seq);
+        ctr__put64(p + 8, sh->primary_generation);
+        memcpy(p + 16, sh->primary_digest, 32);
+        p += SHADOW_TRAILER_FIXED;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t bits;
+            memcpy(&bits, &sh->primary_scores[i], 4);
+            ctr__put32(p, bits);
+            p += 4;
+        }
+    }
     return (size_t)(p - out);
 }
 

@@ -655,6 +655,7 @@ static void item_input(const ctr__audit_batch_t *batch, const uint8_t digest[32]
     in->cat_len = r->cat_len;
     in->cat_bytes = r->cat_bytes;
     in->scores = r->scores;
+    in->shadow = it->shadow;
 }
 
 int ctr__audit_releases_at_once(const ctr__audit_t *a)
@@ -665,6 +666,8 @@ int ctr__audit_releases_at_once(const ctr__audit_t *a)
 void ctr__audit_submit(ctr__audit_t *a, const ctr__audit_batch_t *batch,
                        ctr__audit_item_t *const *items, size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        items[i]->seq = 0;
     if (!a->enabled) {
         for (size_t i = 0; i < n; i++)
             items[i]->release(items[i], 0);
@@ -732,7 +735,7 @@ void ctr__audit_submit(ctr__audit_t *a, const ctr__audit_batch_t *batch,
             }
             size_t first = k, off0 = b->used;
             while (k < m && b->cap - b->used >= size[k] && b->n_ents < b->cap_ents) {
-                in[k].seq = a->next_seq++;
+                run[k]->seq = in[k].seq = a->next_seq++;
                 b->used += size[k];
                 ent_t *e = &b->ents[b->n_ents++];
                 e->item = async ? NULL : run[k];

@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctr/audit.h"
 #include "ctr/kernels.h"
 #include "ctr/model.h"
 #include "decode.h"
@@ -72,6 +73,12 @@ struct ctr__audit_item {
     uint64_t load_seq;
     int score_status;             /* 0, or CTR_E*: scoring failed, scores invalid */
     ctr__audit_release_fn release;
+    /* Set by the writer: the record's seq once reserved, 0 when it was
+     * not logged (no log, dropped, refused); read after release. */
+    uint64_t seq;
+    /* NULL: a scored request (type-1 record); else the request's shadow
+     * comparison, its record type 2 (ctr_audit_input_t.shadow). */
+    const ctr_audit_shadow_t *shadow;
 };
 
 /* What every item of one submit has in common; valid until the last of

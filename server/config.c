@@ -64,6 +64,16 @@ static const ctr_opt_t opts[] = {
     {"tls-key", "CTRD_TLS_KEY", CTR_OPT_STR, 0, AT(tls_key), .metavar = "FILE", .help = "PEM private key for --tls-cert"},
     {"kernel", "CTRD_KERNEL", CTR_OPT_ENUM, 0, AT(kernel), .def = "auto", .enums = ctr_kernel_choices, .metavar = "NAME", .help = "auto|scalar|avx2|avx512|blas (blas is not bit-exact)"},
     {"log-level", "CTRD_LOG_LEVEL", CTR_OPT_ENUM, CTR_OPT_ICASE, AT(log_level), .def = "info", .enums = levels, .metavar = "LEVEL", .help = "debug|info|warn|error"},
+    {"shadow", "CTRD_SHADOW", CTR_OPT_STR, 0, AT(shadow), .metavar = "CANDIDATE:PRIMARY",
+     .help = "also score a sample of PRIMARY's requests with CANDIDATE, after PRIMARY's response\n"
+             "went out, and compare them (/metrics ctrd_shadow_*, type-2 audit records); both\n"
+             "are --model names; a CANDIDATE that does not load leaves the shadow off"},
+    {"shadow-sample", "CTRD_SHADOW_SAMPLE", CTR_OPT_DOUBLE, 0, AT(shadow_sample), .def = "1", .dmin = 0, .dmax = 1, .metavar = "F",
+     .help = "fraction of PRIMARY's requests shadowed, 0..1, picked by a hash of the request id (else of the body)"},
+    {"shadow-threshold", "CTRD_SHADOW_THRESHOLD", CTR_OPT_DOUBLE, CTR_OPT_MIN_EXCL, AT(shadow_threshold), .def = "0.5", .dmin = 0, .dmax = 1, .metavar = "T",
+     .help = "decision threshold of the shadow's flip count, 0 < T < 1: a flip is (primary >= T) != (candidate >= T)"},
+    {"shadow-queue-limit", "CTRD_SHADOW_QUEUE_LIMIT", U, 0, AT(shadow_queue_limit), .def = "8192", .min = 1, .max = 100000000, .metavar = "N",
+     .help = "examples waiting for the shadow candidate beyond which sampled requests are dropped (counted)"},
     {"check", NULL, CTR_OPT_STR, CTR_OPT_NO_JSON, AT(check_url), .metavar = "URL", .help = "probe mode: exit 0 if URL answers 200, else 1"},
     {"version", NULL, CTR_OPT_BOOL, CTR_OPT_NO_JSON, AT(show_version), .help = "print the version and exit"},
 };
@@ -149,6 +159,63 @@ static int collect_models(ctr__config_t *cfg, const ctr_opts_result_t *res, char
     return 0;
 }
 
+/* --shadow's text cut at its ':' into the two names. Names may hold ':'
+ * themselves: with several, the one cut whose halves are both --model
+ * NAMEs. The candidate's spec becomes optional (registry.h): its failing
+ * load must not stop the primary. Whether a name given by a file's header
+ * exists is known only after loading (main.c). */
+static int parse_shadow(ctr__config_t *cfg, const ctr_opts_result_t *res, char *err, size_t errlen)
+{
+    const char *from = ctr_opts_from(res, "shadow") == CTR_OPT_FROM_ENV ? "CTRD_SHADOW" : "--shadow";
+    const char *t = cfg->shadow, *cut = NULL;
+    char why[256];
+    size_t colons = 0;
+    for (const char *p = t; *p; p++)
+        colons += *p == ':';
+    for (const char *p = strchr(t, ':'); p && !cut; p = strchr(p + 1, ':')) {
+        if (colons == 1) {
+            cut = p;
+            break;
+        }
+        int named = 0;
+        for (size_t i = 0; i < cfg->n_models; i++) {
+            const char *nm = cfg->models[i].name;
+            if (nm && strlen(nm) == (size_t)(p - t) && !memcmp(nm, t, (size_t)(p - t)))
+                named |= 1;
+            if (nm && !strcmp(nm, p + 1))
+                named |= 2;
+        }
+        if (named == 3)
+            cut = p;
+    }
+    if (!cut)
+        return ctr_error(err, errlen, CTR_EINVAL, "%s \"%s\": expected CANDIDATE:PRIMARY, two --model names",
+                         from, t);
+    size_t cl = (size_t)(cut - t), pl = strlen(cut + 1);
+    if (ctr__registry_name_check(t, cl, why, sizeof why) || ctr__registry_name_check(cut + 1, pl, why, sizeof why))
+        return ctr_error(err, errlen, CTR_EINVAL, "%s \"%s\": %s", from, t, why);
+    memcpy(cfg->shadow_candidate, t, cl);
+    cfg->shadow_candidate[cl] = '\0';
+    memcpy(cfg->shadow_primary, cut + 1, pl + 1);
+    if (!strcmp(cfg->shadow_candidate, cfg->shadow_primary))
+        return ctr_error(err, errlen, CTR_EINVAL, "%s \"%s\": the candidate and the primary are one model", from, t);
+    int bare = 0, cand = 0, prim = 0;
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const char *nm = cfg->models[i].name;
+        bare |= !nm;
+        if (nm && !strcmp(nm, cfg->shadow_candidate)) {
+            cfg->models[i].optional = 1;
+            cand = 1;
+        }
+        prim |= nm && !strcmp(nm, cfg->shadow_primary);
+    }
+    /* Without a bare --model PATH every name is known now. */
+    if (!bare && (!cand || !prim))
+        return ctr_error(err, errlen, CTR_EINVAL, "%s \"%s\": no --model is named \"%s\"", from, t,
+                         !cand ? cfg->shadow_candidate : cfg->shadow_primary);
+    return 0;
+}
+
 int ctr__config_parse(ctr__config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 {
     ctr_opts_result_t res;
@@ -180,6 +247,16 @@ int ctr__config_parse(ctr__config_t *cfg, int argc, char **argv, char *err, size
         return ctr_error(err, errlen, CTR_EINVAL, "--tls-cert and --tls-key go together");
     if (cfg->audit_dir && cfg->no_audit)
         return ctr_error(err, errlen, CTR_EINVAL, "CTRD_AUDIT_DIR and CTRD_NO_AUDIT exclude each other");
+    /* The table's bounds are inclusive; 1 itself is no threshold. */
+    if (cfg->shadow_threshold >= 1)
+        return ctr_error(err, errlen, CTR_ERANGE, "%s %g: must be above 0 and below 1",
+                         ctr_opts_from(&res, "shadow-threshold") == CTR_OPT_FROM_ENV ? "CTRD_SHADOW_THRESHOLD"
+                                                                                    : "--shadow-threshold",
+                         cfg->shadow_threshold);
+    if (cfg->shadow && !*cfg->shadow)
+        cfg->shadow = NULL;
+    if (cfg->shadow && (rc = parse_shadow(cfg, &res, err, errlen)))
+        return rc;
     if (cfg->admin_token && !*cfg->admin_token)
         cfg->admin_token = NULL;
     if (cfg->admin_token && strlen(cfg->admin_token) < 16)

@@ -66,6 +66,14 @@ typedef struct {
     ctr_kernel_id_t kernel;       /* --kernel auto|scalar|avx2|avx512|blas */
     ctr_log_level_t log_level;    /* --log-level debug|info|warn|error */
     const char *check_url;        /* --check URL: probe mode, no server */
+    /* --shadow CANDIDATE:PRIMARY (NULL: none), cut into the two names;
+     * the candidate's spec (a --model NAME=PATH of that name) is marked
+     * optional. */
+    const char *shadow;
+    char shadow_candidate[CTR__MODEL_NAME_MAX + 1], shadow_primary[CTR__MODEL_NAME_MAX + 1];
+    double shadow_sample;         /* --shadow-sample: [0, 1] */
+    double shadow_threshold;      /* --shadow-threshold: (0, 1) */
+    uint64_t shadow_queue_limit;  /* --shadow-queue-limit: examples */
     int show_help, show_version;
 } ctr__config_t;
 

@@ -196,6 +196,7 @@ enum MHD_Result ctr__info_metrics(ctr__http_req_t *r)
     s.queue_limit = h->d.cfg->queue_limit;
     s.in_flight = atomic_load(&h->in_flight);
     ctr__audit_stats(h->d.audit, &s.audit);
+    s.shadow = h->d.shadow;
     enum MHD_Result ok = MHD_NO;
     if (!ctr__buf_init(&b, 16384 + 4096 * s.n_models)) {
         ctr__metrics_render(&b, &s);

@@ -103,6 +103,10 @@ static enum MHD_Result score(ctr__http_req_t *r, int v2)
         rc = ctr__decode_v2(s->gen->model, body, r->len, &lim, &s->req, &e);
     else
         rc = ctr__decode_v1(s->gen->model, body, r->len, &lim, &s->req, &e);
+    /* The shadow's sample is keyed by the body when the request has no
+     * id of its own: decide while the body is here. */
+    if (!rc)
+        s->shadow_sampled = ctr__shadow_sampled(h->d.shadow, s->gen->model_index, &s->req, r->body, r->len);
     /* The body is not needed any more: give its memory back now. */
     free(r->body);
     r->body = NULL;
@@ -192,20 +196,31 @@ enum MHD_Result ctr__score_resume(ctr__http_req_t *r)
     ctr__buf_t b;
     if (ctr__buf_init(&b, ctr__score_json_size_hint(s->req.n)))
         return MHD_NO;
+    enum MHD_Result ok;
     if (s->v2 && s->req.binary_output) {
         r->reply_infer_header_len = ctr__score_v2_binary(&b, &s->req, s->gen->name, s->gen->digest);
-        return ctr__http_reply(r, CTR__BINARY_TYPE, &b);
+        ok = ctr__http_reply(r, CTR__BINARY_TYPE, &b);
+    } else {
+        if (s->v2)
+            ctr__score_v2_json(&b, &s->req, s->gen->name, s->gen->digest);
+        else
+            ctr__score_v1_json(&b, &s->req, s->gen->name, s->gen->digest);
+        ok = ctr__http_reply(r, CTR__JSON_TYPE, &b);
     }
-    if (s->v2)
-        ctr__score_v2_json(&b, &s->req, s->gen->name, s->gen->digest);
-    else
-        ctr__score_v1_json(&b, &s->req, s->gen->name, s->gen->digest);
-    return ctr__http_reply(r, CTR__JSON_TYPE, &b);
+    s->answered_ok = ok == MHD_YES;
+    return ok;
 }
 
 void ctr__score_free(ctr__http_req_t *r)
 {
     ctr__score_state_t *s = &r->u.score;
+    /* The response is out: a sampled request moves, arena and generation
+     * reference, to the shadow (shadow.h); dropped, it is freed here. */
+    if (s->shadow_sampled && s->answered_ok && s->req_valid &&
+        ctr__shadow_offer(r->h->d.shadow, &s->req, s->gen, &s->job.item)) {
+        s->req_valid = 0;
+        s->gen = NULL;
+    }
     if (s->req_valid)
         ctr__request_release(&s->req);
     ctr__gen_release(s->gen);

@@ -27,6 +27,7 @@
 #include "config.h"
 #include "ctr/kernels.h"
 #include "registry.h"
+#include "shadow.h"
 
 typedef struct ctr__http ctr__http_t;
 
@@ -36,6 +37,7 @@ typedef struct {
     ctr__batcher_t *batcher;
     ctr__audit_t *audit;
     const ctr_kernel_t *kernel;
+    ctr__shadow_t *shadow;        /* NULL: no --shadow */
 } ctr__http_deps_t;
 
 /* Binds and starts serving. The deps outlive the returned handle. */

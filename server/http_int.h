@@ -128,11 +128,16 @@ typedef struct {
     int queue_refused;             /* the batcher said CTR_EBUSY */
     int release_status;            /* from the audit hook's release */
     int answer_in_req;             /* scored inline, released at once: on_req answers */
+    int shadow_sampled;            /* the shadow's primary, picked by --shadow-sample */
+    int answered_ok;               /* its 200 with the scores was queued */
 } ctr__score_state_t;
 
+/* POST /v1/admin/reload, and /v1/admin/promote (a reload of the shadow's
+ * primary from the candidate's file). */
 typedef struct {
     ctr__reload_result_t result;
     const char *model;             /* the model reloaded (its store's name) */
+    int promote;                   /* a promote: answered in its own form */
 } ctr__reload_state_t;
 
 /* One request: created on the first access-handler call, freed when

@@ -32,6 +32,7 @@
 #include "http.h"
 #include "log.h"
 #include "registry.h"
+#include "shadow.h"
 
 static int sig_pipe[2] = {-1, -1};
 
@@ -87,6 +88,28 @@ static int wait_idle(const ctr__http_t *http, uint64_t deadline)
     return 0;
 }
 
+/* --shadow's models in the registry. The primary must be served; so must
+ * the candidate, unless it was a --model NAME=PATH whose file did not load
+ * (registry.c logged why): then *cand stays NULL and the shadow is off.
+ * 0, or -1 after logging a configuration error. */
+static int resolve_shadow(const ctr__config_t *cfg, const ctr__registry_t *models,
+                          ctr__modelstore_t **primary, ctr__modelstore_t **cand)
+{
+    int optional = 0;
+    for (size_t i = 0; i < cfg->n_models; i++)
+        optional |= cfg->models[i].optional;
+    *primary = ctr__registry_find(models, cfg->shadow_primary, strlen(cfg->shadow_primary));
+    *cand = ctr__registry_find(models, cfg->shadow_candidate, strlen(cfg->shadow_candidate));
+    const char *missing = !*primary ? cfg->shadow_primary : !*cand && !optional ? cfg->shadow_candidate : NULL;
+    if (!missing)
+        return 0;
+    char err[256];
+    snprintf(err, sizeof err, "--shadow %s: no model is named \"%s\"", cfg->shadow, missing);
+    ctr__log(CTR_LOG_ERROR, "bad configuration", CTR_LOG_S("error", err), CTR_LOG_END);
+    fprintf(stderr, "ctrd: %s (ctrd --help lists the flags)\n", err);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     ctr__config_t cfg;
@@ -96,6 +119,7 @@ int main(int argc, char **argv)
     ctr__audit_t *audit = NULL;
     ctr__batcher_t *batcher = NULL;
     ctr__http_t *http = NULL;
+    ctr__shadow_t *shadow = NULL;
 
     if (ctr__config_parse(&cfg, argc, argv, err, sizeof err)) {
         ctr__log(CTR_LOG_ERROR, "bad configuration", CTR_LOG_S("error", err), CTR_LOG_END);
@@ -140,14 +164,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "ctrd: %s\n", err);
         goto out;
     }
+    /* A shadow candidate that did not load is not served (n_models may be
+     * one less than the flags name). */
+    size_t n_models = ctr__registry_count(models);
+    ctr__modelstore_t *sh_primary = NULL, *sh_cand = NULL;
+    if (cfg.shadow && resolve_shadow(&cfg, models, &sh_primary, &sh_cand)) {
+        exit_code = 2;
+        goto out;
+    }
     /* Each model's first generation, held until the batcher has shaped its
      * buffers for them. */
     const ctr__gen_t *first[CTR__MODELS_MAX] = {0};
-    for (size_t i = 0; i < cfg.n_models; i++) {
+    for (size_t i = 0; i < n_models; i++) {
         ctr__gen_t *g = ctr__modelstore_acquire(ctr__registry_at(models, i));
         first[i] = g;
         ctr__log(CTR_LOG_INFO, "model loaded", CTR_LOG_S("model", g->name), CTR_LOG_B("default", i == 0),
-                 CTR_LOG_S("path", cfg.models[i].path), CTR_LOG_S("name", g->def->name),
+                 CTR_LOG_S("path", ctr_model_path(g->model)), CTR_LOG_S("name", g->def->name),
                  CTR_LOG_S("digest", g->digest), CTR_LOG_U("dense", g->def->n_dense),
                  CTR_LOG_U("categorical", g->def->n_cat), CTR_LOG_U("layers", g->def->n_layers),
                  CTR_LOG_S("table_advice", ctr_model_table_advice(g->model)),
@@ -162,7 +194,7 @@ int main(int argc, char **argv)
         .on_error_fail = cfg.audit_on_error_fail,
     };
     if ((rc = ctr__audit_open(&acfg, &audit, err, sizeof err))) {
-        for (size_t i = 0; i < cfg.n_models; i++)
+        for (size_t i = 0; i < n_models; i++)
             ctr__gen_release((ctr__gen_t *)first[i]);
         ctr__log(CTR_LOG_ERROR, "cannot open the audit log", CTR_LOG_S("error", err), CTR_LOG_END);
         goto out;
@@ -175,26 +207,51 @@ int main(int argc, char **argv)
         .max_batch = (size_t)cfg.max_batch,
         .max_delay_ns = cfg.max_delay_us * 1000u,
         .queue_limit = (size_t)cfg.queue_limit,
-        .n_models = cfg.n_models,
+        .n_models = n_models,
         .inline_max = (size_t)cfg.inline_max_examples,
         .kernel = kernel,
         .audit = audit,
         .prealloc = first,
     };
     rc = ctr__batcher_start(&bcfg, &batcher, err, sizeof err);
-    for (size_t i = 0; i < cfg.n_models; i++)
+    for (size_t i = 0; i < n_models; i++)
         ctr__gen_release((ctr__gen_t *)first[i]);
     if (rc) {
         ctr__log(CTR_LOG_ERROR, "cannot start the batcher", CTR_LOG_S("error", err), CTR_LOG_END);
         goto out;
     }
-    ctr__http_deps_t deps = {&cfg, models, batcher, audit, kernel};
+    if (sh_primary) {
+        ctr__audit_stats_t ast;
+        ctr__audit_stats(audit, &ast);
+        ctr__shadow_config_t scfg = {
+            .primary = sh_primary,
+            .candidate = sh_cand,
+            .primary_name = cfg.shadow_primary,
+            .candidate_name = cfg.shadow_candidate,
+            .sample = cfg.shadow_sample,
+            .threshold = cfg.shadow_threshold,
+            .queue_limit = (size_t)cfg.shadow_queue_limit,
+            .max_batch = (size_t)cfg.max_batch,
+            .kernel = kernel,
+            .audit = audit,
+            .audit_enabled = ast.enabled,
+        };
+        if ((rc = ctr__shadow_start(&scfg, &shadow, err, sizeof err))) {
+            ctr__log(CTR_LOG_ERROR, "cannot start the shadow", CTR_LOG_S("error", err), CTR_LOG_END);
+            goto out;
+        }
+        ctr__log(CTR_LOG_INFO, "shadow", CTR_LOG_S("primary", cfg.shadow_primary),
+                 CTR_LOG_S("candidate", cfg.shadow_candidate), CTR_LOG_B("active", sh_cand != NULL),
+                 CTR_LOG_D("sample", cfg.shadow_sample), CTR_LOG_D("threshold", cfg.shadow_threshold),
+                 CTR_LOG_U("queue_limit", cfg.shadow_queue_limit), CTR_LOG_END);
+    }
+    ctr__http_deps_t deps = {&cfg, models, batcher, audit, kernel, shadow};
     if ((rc = ctr__http_start(&deps, &http, err, sizeof err))) {
         ctr__log(CTR_LOG_ERROR, "cannot start the HTTP server", CTR_LOG_S("error", err), CTR_LOG_END);
         goto out;
     }
     ctr__log(CTR_LOG_INFO, "ready", CTR_LOG_U("port", ctr__http_port(http)),
-             CTR_LOG_U("models", cfg.n_models), CTR_LOG_U("scoring_threads", bcfg.threads), CTR_LOG_U("max_batch", bcfg.max_batch),
+             CTR_LOG_U("models", n_models), CTR_LOG_U("scoring_threads", bcfg.threads), CTR_LOG_U("max_batch", bcfg.max_batch),
              CTR_LOG_U("max_delay_us", cfg.max_delay_us), CTR_LOG_END);
 
     for (;;) {
@@ -204,9 +261,9 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             /* Every model, each on its own store thread: one slow or
              * failing file neither delays nor affects the others. */
-            ctr__log(CTR_LOG_INFO, "SIGHUP: reloading every model", CTR_LOG_U("models", cfg.n_models),
+            ctr__log(CTR_LOG_INFO, "SIGHUP: reloading every model", CTR_LOG_U("models", n_models),
                      CTR_LOG_END);
-            for (size_t i = 0; i < cfg.n_models; i++)
+            for (size_t i = 0; i < n_models; i++)
                 if (ctr__modelstore_reload_async(ctr__registry_at(models, i), NULL, NULL, NULL))
                     ctr__log(CTR_LOG_ERROR, "cannot queue the reload",
                              CTR_LOG_S("model", ctr__modelstore_name(ctr__registry_at(models, i))),
@@ -242,14 +299,23 @@ int main(int argc, char **argv)
                  CTR_LOG_U("requests", left), CTR_LOG_END);
     ctr__http_stop(http);
     http = NULL;
+    /* No request can reach the shadow any more: score what it holds and
+     * write its records before the log closes. */
+    if (shadow) {
+        ctr__shadow_stop(shadow);
+        if ((rc = ctr__audit_flush(audit, 5000000000u, err, sizeof err)))
+            ctr__log(CTR_LOG_ERROR, "audit flush failed (shadow records)", CTR_LOG_S("error", err), CTR_LOG_END);
+    }
     ctr__log(CTR_LOG_INFO, "stopped", CTR_LOG_D("drain_seconds", (double)(ctr__mono_ns() - t_drain) / 1e9),
              CTR_LOG_END);
     exit_code = 0;
 out:
     ctr__http_stop(http);
     ctr__batcher_stop(batcher);
+    ctr__shadow_stop(shadow);
     if (audit)
         ctr__audit_close(audit);
+    ctr__shadow_free(shadow);
     ctr__registry_close(models);
     return exit_code;
 }

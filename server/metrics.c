@@ -15,11 +15,11 @@
 
 static const char *const endpoint_labels[CTR__EP_COUNT] = {
     "/v1/score", "/v2/models/{name}/infer", "/v2/models/{name}", "/healthz",
-    "/readyz", "/v1/models", "/metrics", "/v1/admin/reload", "other",
+    "/readyz", "/v1/models", "/metrics", "/v1/admin/reload", "/v1/admin/promote", "other",
 };
 
 /* Statuses ctrd sends; anything else lands in the last slot. */
-static const int statuses[] = {200, 400, 401, 403, 404, 405, 411, 413, 415, 422, 500, 503, 0};
+static const int statuses[] = {200, 400, 401, 403, 404, 405, 409, 411, 413, 415, 422, 500, 503, 0};
 #define N_STATUS CTR_ARRAY_LEN(statuses)
 
 /* Latency buckets (upper bounds, ns) and batch size buckets (examples). */
@@ -394,6 +394,8 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
         ctr__buf_printf(b, "ctrd_audit_write_duration_seconds_sum %.9f\nctrd_audit_write_duration_seconds_count %llu\n",
                         (double)s->audit.write_sum_ns / 1e9, (unsigned long long)acum);
     }
+
+    ctr__shadow_render(b, s->shadow);
 
     uint64_t rss = rss_bytes();
     head(b, "ctrd_resident_memory_bytes", "gauge", "Resident set size (/proc/self/statm), mapped model pages included.");

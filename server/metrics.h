@@ -13,6 +13,7 @@
 #include "audit_writer.h"
 #include "buf.h"
 #include "registry.h"
+#include "shadow.h"
 
 /* The endpoint label of /metrics series; each route table row (routes.c)
  * names one, and several rows may share one. */
@@ -25,6 +26,7 @@ typedef enum {
     CTR__EP_MODELS,         /* GET /v1/models */
     CTR__EP_METRICS,        /* GET /metrics */
     CTR__EP_RELOAD,         /* POST /v1/admin/reload */
+    CTR__EP_PROMOTE,        /* POST /v1/admin/promote */
     CTR__EP_OTHER,          /* anything else (404s) */
     CTR__EP_COUNT
 } ctr__endpoint_t;
@@ -92,6 +94,7 @@ typedef struct {
     uint64_t in_flight;
     int draining;
     ctr__audit_stats_t audit;
+    ctr__shadow_t *shadow;        /* NULL: no --shadow (no ctrd_shadow_* series) */
 } ctr__metrics_snapshot_t;
 
 void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ctr/common.h"
+#include "log.h"
 
 struct ctr__registry {
     size_t n;
@@ -34,6 +35,7 @@ int ctr__registry_open(const ctr__model_spec_t *specs, size_t n, const ctr_kerne
 {
     int rc;
     char why[512];
+    size_t spec_of[CTR__MODELS_MAX];    /* registry index -> specs index */
     if (n == 0)
         return ctr_error(err, errlen, CTR_EINVAL, "no model to serve");
     if (n > CTR__MODELS_MAX)
@@ -43,22 +45,31 @@ int ctr__registry_open(const ctr__model_spec_t *specs, size_t n, const ctr_kerne
         return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const char *nm = specs[i].name;
+        size_t k = r->n;            /* its index: an optional model skipped moves the rest up */
         /* A given name is checked before its (possibly slow) load. */
         if (nm && (rc = ctr__registry_name_check(nm, strlen(nm), why, sizeof why))) {
             ctr_error(err, errlen, rc, "--model %s=%s: %s", nm, specs[i].path, why);
             goto fail;
         }
-        if ((rc = ctr__modelstore_open(nm, specs[i].path, i, kernel, &r->models[i], why, sizeof why))) {
+        if ((rc = ctr__modelstore_open(nm, specs[i].path, k, kernel, &r->models[k], why, sizeof why))) {
+            if (specs[i].optional) {
+                ctr__log(CTR_LOG_ERROR, "shadow candidate not loaded: serving without it, the shadow is off",
+                         CTR_LOG_S("model", nm ? nm : ""), CTR_LOG_S("file", specs[i].path),
+                         CTR_LOG_S("reason", why), CTR_LOG_S("code", ctr_strerror(rc)), CTR_LOG_END);
+                r->models[k] = NULL;
+                continue;
+            }
             ctr_error(err, errlen, rc, "model %zu (%s%s%s): %s", i + 1, nm ? nm : "", nm ? "=" : "",
                       specs[i].path, why);
             goto fail;
         }
-        r->n = i + 1;
-        const char *got = ctr__modelstore_name(r->models[i]);
+        r->n = k + 1;
+        spec_of[k] = i;
+        const char *got = ctr__modelstore_name(r->models[k]);
         if (!nm) {
             /* The header's name, which the store truncated: check the
              * file's own text, so an over-long one is refused, not cut. */
-            ctr__gen_t *g = ctr__modelstore_acquire(r->models[i]);
+            ctr__gen_t *g = ctr__modelstore_acquire(r->models[k]);
             rc = ctr__registry_name_check(g->def->name, strlen(g->def->name), why, sizeof why);
             ctr__gen_release(g);
             if (rc) {
@@ -67,15 +78,19 @@ int ctr__registry_open(const ctr__model_spec_t *specs, size_t n, const ctr_kerne
                 goto fail;
             }
         }
-        for (size_t j = 0; j < i; j++) {
+        for (size_t j = 0; j < k; j++) {
             if (!strcmp(ctr__modelstore_name(r->models[j]), got)) {
                 rc = ctr_error(err, errlen, CTR_EINVAL,
                                "two models named \"%s\" (model %zu, %s, and model %zu, %s): name them "
                                "apart with --model NAME=PATH",
-                               got, j + 1, specs[j].path, i + 1, specs[i].path);
+                               got, spec_of[j] + 1, specs[spec_of[j]].path, i + 1, specs[i].path);
                 goto fail;
             }
         }
+    }
+    if (!r->n) {
+        rc = ctr_error(err, errlen, CTR_EINVAL, "no model loaded");
+        goto fail;
     }
     *out = r;
     return 0;

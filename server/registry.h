@@ -13,8 +13,8 @@
  * is its own /v2/models/{name} segment. Two models with one name are
  * refused at start-up.
  *
- * Room is left for roles (a shadow candidate is a model of the registry
- * that a primary's traffic is copied to); nothing here knows of them yet. */
+ * A shadow candidate (shadow.h) is a model of the registry like any
+ * other; the registry only knows that its load may fail (optional). */
 #ifndef CTR_SERVER_REGISTRY_H
 #define CTR_SERVER_REGISTRY_H
 
@@ -32,15 +32,20 @@ typedef struct ctr__registry ctr__registry_t;
 typedef struct {
     const char *name;   /* NULL: the file's header name */
     const char *path;
+    /* A shadow candidate's (--shadow): when its file does not load, the
+     * registry logs why and goes on without it. */
+    int optional;
 } ctr__model_spec_t;
 
 /* 0 if name may be a served name; else CTR_EINVAL with err saying why. */
 int ctr__registry_name_check(const char *name, size_t len, char *err, size_t errlen);
 
 /* Loads and verifies every model (in order; the first is the default).
- * Fails on the first model that does not load, a bad or duplicate name, or
- * more than CTR__MODELS_MAX models; err names the model and its path.
- * *out owned by the caller. */
+ * Fails on the first model that does not load (but an optional one: that
+ * one is logged as an error naming its file and why, and skipped; the
+ * models after it take its index), a bad or duplicate name, or more than
+ * CTR__MODELS_MAX models; err names the model and its path. *out owned by
+ * the caller. */
 int ctr__registry_open(const ctr__model_spec_t *specs, size_t n, const ctr_kernel_t *kernel,
                        ctr__registry_t **out, char *err, size_t errlen);
 

@@ -17,7 +17,7 @@ int ctr__http_status(int code, ctr__subject_t subject)
     case CTR_EVERSION:
     case CTR_ECHECKSUM:
     case CTR_EUNSUPPORTED: return subject == CTR__SUBJECT_MODEL ? 422 : 400;
-    case CTR_ENOTFOUND: return 404;
+    case CTR_ENOTFOUND: return subject == CTR__SUBJECT_STATE ? 409 : 404;
     case CTR_ETOOBIG: return 413;
     case CTR_EBUSY: return 503;
     case CTR_EAUTH: return 401;

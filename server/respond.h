@@ -19,10 +19,13 @@
 
 /* What a CTR_E* code was about: the same code means a different status
  * for a client's request (CTR_ERANGE: 400) than for a model file being
- * (re)loaded (CTR_ERANGE: the file is bad, 422). */
+ * (re)loaded (CTR_ERANGE: the file is bad, 422), or for the server's
+ * state (CTR_ENOTFOUND: nothing to act on now, 409: promote without an
+ * active shadow). */
 typedef enum {
     CTR__SUBJECT_REQUEST = 0,
     CTR__SUBJECT_MODEL = 1,
+    CTR__SUBJECT_STATE = 2,
 } ctr__subject_t;
 
 /* The one mapping from a CTR_E* code (or 0) to an HTTP status, a request

@@ -29,6 +29,8 @@ static const ctr__route_t routes[] = {
     {"GET", "/metrics", CTR__EP_METRICS, 0, ctr__info_metrics, NULL, NULL},
     {"POST", "/v1/admin/reload", CTR__EP_RELOAD, BODY | WORK,
      ctr__admin_reload, ctr__admin_reload_resume, NULL},
+    {"POST", "/v1/admin/promote", CTR__EP_PROMOTE, BODY | WORK,
+     ctr__admin_promote, ctr__admin_reload_resume, NULL},
     {"GET", "/v2", CTR__EP_V2_META, V2, ctr__info_v2_server, NULL, NULL},
     {"GET", "/v2/", CTR__EP_V2_META, V2, ctr__info_v2_server, NULL, NULL},
     {"GET", "/v2/health/live", CTR__EP_HEALTH, V2, ctr__info_live, NULL, NULL},

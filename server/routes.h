@@ -50,8 +50,10 @@ ctr__gen_t *ctr__model_lookup(ctr__http_req_t *r, const char *name, size_t len,
 /* The same for the {name} and {version} of a /v2/models/... path. */
 ctr__gen_t *ctr__model_of_path(ctr__http_req_t *r, enum MHD_Result *answered);
 
-/* handle_admin.c: POST /v1/admin/reload */
+/* handle_admin.c: POST /v1/admin/reload, POST /v1/admin/promote (answered
+ * on resume by ctr__admin_reload_resume too) */
 enum MHD_Result ctr__admin_reload(ctr__http_req_t *r);
+enum MHD_Result ctr__admin_promote(ctr__http_req_t *r);
 enum MHD_Result ctr__admin_reload_resume(ctr__http_req_t *r);
 
 #endif

@@ -6,7 +6,10 @@
  * CRC32C of those 8 bytes, CRC32C of the payload) and its payload: the
  * request's time, id, model digest, kernel, and every feature value as the
  * model consumed it, and every score's float32 bits. Checksums are CRC32C
- * (Castagnoli), computed inside libctr (model/crc32c.c). Byte layout,
+ * (Castagnoli), computed inside libctr (model/crc32c.c). A shadow record
+ * (type 2, ctr_audit_shadow_t below) is such a payload with a trailer
+ * holding the primary's record seq, generation, digest and scores; a
+ * reader from before type 2 reports it as CORRUPT. Byte layout,
  * field by field: docs/AUDIT_LOG.md and the comment block in
  * model/audit_int.h; the codec is model/audit_record.c, the reader
  * model/audit_read.c.

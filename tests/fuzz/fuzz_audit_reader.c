@@ -3,7 +3,8 @@
  * value of every record touched; and the same bytes as one record payload
  * handed to the decoder directly (past the CRCs, which a mutator rarely
  * fixes up). Seeds: tests/fuzz/corpus/audit_reader/ (`test_audit
- * --write-corpus` regenerates them); replayed under ASan+UBSan by
+ * --write-corpus` regenerates them, `test_audit_shadow --write-corpus`
+ * the shadow records' (type 2)); replayed under ASan+UBSan by
  * test_fuzz_replay.sh in make test. Build and run: make fuzz. */
 #include <stddef.h>
 #include <stdint.h>
@@ -16,8 +17,14 @@ static void touch(const ctr_audit_record_t *r)
     volatile double sink = 0;
     const ctr_audit_record_t rec = *r;
     {
+        /* A shadow record's trailer: the primary's scores, as many as
+         * the candidate's; none on a type-1 record. */
+        if (rec.type == 2 ? !rec.primary_scores : rec.type != 1 || rec.primary_scores)
+            __builtin_trap();
         for (size_t i = 0; i < rec.n; i++) {
             sink += rec.scores[i];
+            if (rec.type == 2)
+                sink += rec.primary_scores[i];
             for (size_t j = 0; j < rec.n_dense; j++)
                 sink += ctr_audit_record_dense(&rec, i, j);
             for (size_t j = 0; j < rec.n_cat; j++) {

@@ -1,7 +1,8 @@
 /* audit_int.h - what the ctrtool audit subcommands share: the segment
  * files of the LOG arguments, one walk over their records, JSON strings,
- * and the models records are matched with by digest (cmd_audit.c). dump
- * lives in cmd_audit_dump.c; verify and pd in cmd_audit.c. */
+ * the models records are matched with by digest, and re-scoring a record
+ * (cmd_audit.c). dump lives in cmd_audit_dump.c, verify in cmd_audit.c,
+ * pd (and pd --shadow) in cmd_audit_pd.c. */
 #ifndef CTRTOOL_AUDIT_INT_H
 #define CTRTOOL_AUDIT_INT_H
 
@@ -11,6 +12,7 @@
 
 #include "ctr/audit.h"
 #include "ctr/forward.h"
+#include "ctr/kernels.h"
 #include "ctr/model.h"
 #include "ctr/opts.h"
 
@@ -73,6 +75,27 @@ void ctr__audit_json_str(FILE *f, const char *s, size_t n);
 int ctr__audit_model_load(const char *cmd, const char *path, audit_model_t *s);
 void ctr__audit_model_unload(audit_model_t *s);
 
+/* Re-scoring a record's logged raw values with a model, as ctrd encoded
+ * them (features.h); buffers grown to the largest record seen. */
+typedef struct {
+    const ctr_kernel_t *kernel;
+    float *dense;
+    uint32_t *rows;
+    float *scores;                /* [rec->n] after ctr__audit_rescore */
+    size_t cap;                   /* examples the buffers hold */
+} audit_rescore_t;
+
+/* Scores rec's logged inputs with def into rs->scores. 0, or CTR_EFORMAT
+ * (another schema, a value the mapping refuses), CTR_ENOMEM, or
+ * ctr_forward's error. */
+int ctr__audit_rescore(audit_rescore_t *rs, const ctr_model_def_t *def, ctr_scratch_t *scratch,
+                       const ctr_audit_record_t *rec);
+void ctr__audit_rescore_free(audit_rescore_t *rs);
+
+/* ,"key":v with NaN (nothing compared) as null: JSON has no NaN. */
+void ctr__audit_json_ratio(const char *key, double v);
+
 int ctr__cmd_audit_dump(int argc, char **argv);   /* cmd_audit_dump.c */
+int ctr__cmd_audit_pd(int argc, char **argv);     /* cmd_audit_pd.c */
 
 #endif

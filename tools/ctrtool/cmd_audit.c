@@ -1,6 +1,6 @@
 /* ctrtool audit dump / verify / pd - read ctrd's audit log. This file:
  * the walk over the segments that every subcommand shares (audit_int.h),
- * verify and pd; dump is cmd_audit_dump.c.
+ * re-scoring, and verify; dump is cmd_audit_dump.c, pd cmd_audit_pd.c.
  *
  *   dump   LOG...                     every record as one JSON object a line
  *   dump   --requests --model [NAME=]M ... LOG...
@@ -11,6 +11,9 @@
  *   pd     --model CANDIDATE [--digest D | --primary M] LOG...
  *                                     relative PD and flip rate of a
  *                                     candidate against the logged scores
+ *   pd     --shadow [--threshold T] [--digest D | --primary M] LOG...
+ *                                     the same from the shadow records
+ *                                     ctrd wrote (no model needed)
  *
  * A LOG is a segment file or a directory (its *.audit files, by name).
  * A log of a ctrd serving several models holds each record's model digest,
@@ -187,6 +190,15 @@ void ctr__audit_json_str(FILE *f, const char *s, size_t n)
         free(out);
 }
 
+/* ,"key":v with NaN (nothing compared) as null: JSON has no NaN. */
+void ctr__audit_json_ratio(const char *key, double v)
+{
+    if (isnan(v))
+        printf(",\"%s\":null", key);
+    else
+        printf(",\"%s\":%.9g", key, v);
+}
+
 /* ---- models -------------------------------------------------------------- */
 
 int ctr__audit_model_load(const char *cmd, const char *path, audit_model_t *s)
@@ -236,14 +248,6 @@ int ctr__audit_expand_all(const char *cmd, const ctr_opt_list_t *logs, audit_fil
 
 /* ---- re-scoring --------------------------------------------------------- */
 
-typedef struct {
-    const ctr_kernel_t *kernel;
-    float *dense;
-    uint32_t *rows;
-    float *scores;
-    size_t cap;                   /* examples the buffers hold */
-} rescore_t;
-
 /* The row of logged column k, feature c's slot: its value through the
  * mapping, else row 0 (single-valued, missing) or an empty bag slot, as
  * the server encoded it (features.h). CTR_EFORMAT for a value the mapping
@@ -260,10 +264,9 @@ static int column_row(const ctr_cat_def_t *c, const ctr_audit_record_t *rec, siz
     return ctr_features_map(c, b, l, row) ? CTR_EFORMAT : 0;
 }
 
-/* Scores rec's logged inputs with def into rs->scores. A record has one
- * categorical column per row slot (docs/AUDIT_LOG.md). 0, or CTR_E*. */
-static int rescore(rescore_t *rs, const ctr_model_def_t *def, ctr_scratch_t *scratch,
-                   const ctr_audit_record_t *rec)
+/* A record has one categorical column per row slot (docs/AUDIT_LOG.md). */
+int ctr__audit_rescore(audit_rescore_t *rs, const ctr_model_def_t *def, ctr_scratch_t *scratch,
+                       const ctr_audit_record_t *rec)
 {
     size_t n = rec->n, nd = def->n_dense, nc = ctr_model_slots(def);
     if (rec->n_dense != nd || rec->n_cat != nc)
@@ -299,7 +302,7 @@ static int rescore(rescore_t *rs, const ctr_model_def_t *def, ctr_scratch_t *scr
     return ctr_forward(def, rs->kernel, n, rs->dense, rs->rows, rs->scores, NULL, scratch);
 }
 
-static void rescore_free(rescore_t *rs)
+void ctr__audit_rescore_free(audit_rescore_t *rs)
 {
     free(rs->dense);
     free(rs->rows);
@@ -311,10 +314,13 @@ static void rescore_free(rescore_t *rs)
 typedef struct {
     audit_model_t models[CTR__AUDIT_MODELS_MAX];
     size_t n_models;
-    rescore_t rs;
+    audit_rescore_t rs;
     uint64_t verified, verified_examples, mismatched, mismatched_examples, skipped, errors;
     uint64_t inexact, inexact_differ;
     uint64_t shown;
+    /* Shadow records (type 2): verified like any record, their digest and
+     * scores the candidate's; counted apart in the summary. */
+    uint64_t shadow_verified, shadow_verified_examples, shadow_mismatched, shadow_skipped;
 } verify_ctx_t;
 
 static void verify_record(audit_walker_t *w, const char *path, const ctr_audit_record_t *rec)
@@ -324,18 +330,21 @@ static void verify_record(audit_walker_t *w, const char *path, const ctr_audit_r
     for (size_t i = 0; i < v->n_models && !s; i++)
         if (!memcmp(v->models[i].digest, rec->digest, 32))
             s = &v->models[i];
+    int shadow = rec->type == 2;
     if (!s) {
         v->skipped++;
+        v->shadow_skipped += shadow;
         return;
     }
-    int rc = rescore(&v->rs, s->def, s->scratch, rec);
+    int rc = ctr__audit_rescore(&v->rs, s->def, s->scratch, rec);
     if (rc) {
         v->mismatched++;
         v->mismatched_examples += rec->n;
+        v->shadow_mismatched += shadow;
         if (v->shown++ < 20)
-            fprintf(stderr, "%s@%" PRIu64 " request %s: cannot re-score: %s (record has %zu dense, %zu "
-                            "categorical)\n", path, rec->offset, rec->request_id, ctr_strerror(rc),
-                    rec->n_dense, rec->n_cat);
+            fprintf(stderr, "%s@%" PRIu64 " %srequest %s: cannot re-score: %s (record has %zu dense, %zu "
+                            "categorical)\n", path, rec->offset, shadow ? "shadow record of " : "",
+                    rec->request_id, ctr_strerror(rc), rec->n_dense, rec->n_cat);
         return;
     }
     size_t differ = 0, first = 0;
@@ -354,17 +363,21 @@ static void verify_record(audit_walker_t *w, const char *path, const ctr_audit_r
     if (!differ) {
         v->verified++;
         v->verified_examples += rec->n;
+        v->shadow_verified += shadow;
+        v->shadow_verified_examples += shadow ? rec->n : 0;
         return;
     }
     v->mismatched++;
     v->mismatched_examples += differ;
+    v->shadow_mismatched += shadow;
     if (v->shown++ < 20) {
         uint32_t a, b;
         memcpy(&a, &rec->scores[first], 4);
         memcpy(&b, &v->rs.scores[first], 4);
-        fprintf(stderr, "MISMATCH %s@%" PRIu64 " request %s example %zu of %zu: logged %.9g (0x%08x), "
+        fprintf(stderr, "MISMATCH %s@%" PRIu64 " %srequest %s example %zu of %zu: logged %.9g (0x%08x), "
                         "recomputed %.9g (0x%08x) [kernel %s]; %zu examples differ\n",
-                path, rec->offset, rec->request_id, first, rec->n, (double)rec->scores[first], a,
+                path, rec->offset, shadow ? "shadow record of " : "", rec->request_id, first, rec->n,
+                (double)rec->scores[first], a,
                 (double)v->rs.scores[first], b, ctr_audit_kernel_name(rec->kernel_id), differ);
     }
 }
@@ -389,6 +402,9 @@ static const ctr_opts_t verify_spec = {
     "the same feature encoding and a bit-exact kernel (auto: the widest this CPU\n"
     "runs), and compares each score's float bits with the logged ones. Prints\n"
     "totals: verified, mismatched, skipped (another model), corrupt, torn tail.\n"
+    "A shadow record (type 2: a request ctrd also scored with a shadow candidate)\n"
+    "holds the candidate's digest and scores and is verified like any record, with\n"
+    "the candidate's file; the summary counts them apart (shadow=N when any).\n"
     "Exit 1 on any mismatch, corruption in the middle of a file, an unreadable\n"
     "file, or when no record was scored by the given models.\n\n",
     NULL,
@@ -446,7 +462,15 @@ static int cmd_verify(int argc, char **argv)
     printf("  verified    %" PRIu64 " records (%" PRIu64 " examples): every score bit-identical\n",
            v.verified, v.verified_examples);
     printf("  mismatched  %" PRIu64 " records (%" PRIu64 " examples)\n", v.mismatched, v.mismatched_examples);
-    printf("  skipped     %" PRIu64 " records (another model's digest)\n", v.skipped);
+    if (v.shadow_verified || v.shadow_mismatched)
+        printf("  shadow      %" PRIu64 " records (%" PRIu64 " examples) of the above verified, %" PRIu64
+               " mismatched: shadow records (type 2), the candidate's scores\n",
+               v.shadow_verified, v.shadow_verified_examples, v.shadow_mismatched);
+    if (v.shadow_skipped)
+        printf("  skipped     %" PRIu64 " records (another model's digest; %" PRIu64 " of them shadow "
+               "records: give the candidate's file to verify them)\n", v.skipped, v.shadow_skipped);
+    else
+        printf("  skipped     %" PRIu64 " records (another model's digest)\n", v.skipped);
     if (v.inexact)
         printf("  not bit-exact kernel (blas): %" PRIu64 " records re-scored, %" PRIu64
                " differ (expected, not counted as mismatches)\n", v.inexact, v.inexact_differ);
@@ -454,8 +478,13 @@ static int cmd_verify(int argc, char **argv)
     printf("  torn tail   %" PRIu64 "%s\n", t->torn, t->torn ? " (incomplete final record of a crash: skipped)" : "");
     if (t->unreadable)
         printf("  unreadable  %" PRIu64 " files\n", t->unreadable);
-    printf("verified=%" PRIu64 " mismatched=%" PRIu64 " skipped=%" PRIu64 " corrupt=%" PRIu64 " torn=%" PRIu64 "\n",
+    /* The key=value line as before type 2; shadow=N only when there are
+     * shadow records, so a log without them prints the same line. */
+    printf("verified=%" PRIu64 " mismatched=%" PRIu64 " skipped=%" PRIu64 " corrupt=%" PRIu64 " torn=%" PRIu64,
            v.verified, v.mismatched, v.skipped, t->corrupt, t->torn);
+    if (v.shadow_verified || v.shadow_mismatched || v.shadow_skipped)
+        printf(" shadow=%" PRIu64, v.shadow_verified);
+    printf("\n");
     if (v.mismatched || t->corrupt || t->unreadable)
         rc = 1;
     if (!v.verified && !v.inexact && v.skipped) {
@@ -465,219 +494,7 @@ static int cmd_verify(int argc, char **argv)
 out:
     for (size_t i = 0; i < v.n_models; i++)
         ctr__audit_model_unload(&v.models[i]);
-    rescore_free(&v.rs);
-    ctr__audit_files_free(&files);
-    return rc;
-}
-
-/* ---- pd ----------------------------------------------------------------- */
-
-typedef struct {
-    audit_model_t cand;
-    rescore_t rs;
-    float *logged, *scored;
-    size_t n, cap;
-    uint64_t records, skipped, identical, errors;
-    /* --digest / --primary: only records of these digests are compared,
-     * so that a log of several models compares one served model's traffic
-     * (a log's records are told apart by digest, not by name). */
-    uint8_t only[2 * CTR__AUDIT_MODELS_MAX][32];   /* --digest, then --primary */
-    size_t n_only;
-    uint64_t skipped_model, skipped_model_examples;
-    int oom;
-} pd_ctx_t;
-
-static void pd_record(audit_walker_t *w, const char *path, const ctr_audit_record_t *rec)
-{
-    pd_ctx_t *p = w->ctx;
-    if (p->n_only) {
-        size_t i = 0;
-        while (i < p->n_only && memcmp(p->only[i], rec->digest, 32))
-            i++;
-        if (i == p->n_only) {
-            p->skipped_model++;
-            p->skipped_model_examples += rec->n;
-            return;
-        }
-    }
-    if (rec->n_dense != p->cand.def->n_dense || rec->n_cat != ctr_model_slots(p->cand.def)) {
-        p->skipped++;
-        return;
-    }
-    int rc = rescore(&p->rs, p->cand.def, p->cand.scratch, rec);
-    if (rc) {
-        if (p->errors++ < 10)
-            fprintf(stderr, "ctrtool audit pd: %s@%" PRIu64 ": %s\n", path, rec->offset, ctr_strerror(rc));
-        return;
-    }
-    if (p->n + rec->n > p->cap) {
-        size_t cap = p->cap ? p->cap : 4096;
-        while (cap < p->n + rec->n)
-            cap *= 2;
-        float *a = realloc(p->logged, cap * sizeof *a);
-        if (a)
-            p->logged = a;
-        float *b = realloc(p->scored, cap * sizeof *b);
-        if (b)
-            p->scored = b;
-        if (!a || !b) {
-            p->oom = 1;
-            return;
-        }
-        p->cap = cap;
-    }
-    for (size_t i = 0; i < rec->n; i++) {
-        p->logged[p->n] = rec->scores[i];
-        p->scored[p->n] = p->rs.scores[i];
-        p->identical += !memcmp(&rec->scores[i], &p->rs.scores[i], 4);
-        p->n++;
-    }
-    p->records++;
-}
-
-typedef struct {
-    const char *model_v[1];
-    ctr_opt_list_t model;
-    const char *digest_v[CTR__AUDIT_MODELS_MAX];
-    ctr_opt_list_t digests;
-    const char *primary_v[CTR__AUDIT_MODELS_MAX];
-    ctr_opt_list_t primaries;
-    ctr_kernel_id_t kernel;
-    int json;
-    ctr_opt_list_t logs;
-} pd_args_t;
-
-static const ctr_opt_t pd_rows[] = {
-    {"model", NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(pd_args_t, model), .metavar = "CANDIDATE", .help = "the model to compare with the logged scores"},
-    {"digest", NULL, CTR_OPT_LIST, 0, CTR_OPT_AT(pd_args_t, digests), .metavar = "D", .help = "compare only records of model digest D (sha256:HEX, as audit dump\nprints it); repeatable"},
-    {"primary", NULL, CTR_OPT_LIST, 0, CTR_OPT_AT(pd_args_t, primaries), .metavar = "M", .help = "compare only records scored by model file M (its digest);\nrepeatable, e.g. once per generation"},
-    {"kernel", NULL, CTR_OPT_ENUM, 0, CTR_OPT_AT(pd_args_t, kernel), .def = "auto", .enums = ctr_kernel_choices, .metavar = "K", .help = "auto|scalar|avx2|avx512|blas"},
-    {"json", NULL, CTR_OPT_BOOL, 0, CTR_OPT_AT(pd_args_t, json), .help = "one JSON object instead of the table"},
-    {NULL, NULL, CTR_OPT_LIST, CTR_OPT_REQUIRED, CTR_OPT_AT(pd_args_t, logs), .metavar = "LOG...", .help = "segment files or directories of them"},
-};
-
-static const ctr_opts_t pd_spec = {
-    pd_rows, CTR_ARRAY_LEN(pd_rows),
-    "usage: ctrtool audit pd --model CANDIDATE [--digest D | --primary M ...] [--kernel K] [--json] LOG...\n"
-    "Scores every logged request (any model digest, same feature schema) with the\n"
-    "candidate and compares with the scores the server returned: relative PD\n"
-    "(1/N) sum 2|a-b|/(a+b) (terms with both below 1e-7 count 0), the fraction\n"
-    "of examples whose side of 0.5 flips, and the fraction of identical scores.\n"
-    "A log of a ctrd serving several models mixes their traffic: --digest D and\n"
-    "--primary M (as many as wanted, up to 16 each) compare only the records\n"
-    "those models scored; the others are counted as skipped (another model).\n"
-    "Exit 1 when a filter matches no record.\n\n",
-    NULL,
-};
-
-/* ,"key":v with NaN (nothing compared) as null: JSON has no NaN. */
-static void json_ratio(const char *key, double v)
-{
-    if (isnan(v))
-        printf(",\"%s\":null", key);
-    else
-        printf(",\"%s\":%.9g", key, v);
-}
-
-static int cmd_pd(int argc, char **argv)
-{
-    pd_ctx_t p;
-    memset(&p, 0, sizeof p);
-    audit_files_t files = {0};
-    pd_args_t a;
-    memset(&a, 0, sizeof a);
-    a.model = (ctr_opt_list_t){a.model_v, 0, 1};
-    a.digests = (ctr_opt_list_t){a.digest_v, 0, CTR__AUDIT_MODELS_MAX};
-    a.primaries = (ctr_opt_list_t){a.primary_v, 0, CTR__AUDIT_MODELS_MAX};
-    ctr_opts_result_t res;
-    if (ctr__audit_logs_init(&a.logs, argc)) {
-        fprintf(stderr, "ctrtool audit pd: out of memory\n");
-        return 1;
-    }
-    int rc = ctr__tool_args("audit pd", &pd_spec, &a, sizeof a, argc, argv, &res);
-    if (rc >= 0) {
-        free(a.logs.v);
-        return rc;
-    }
-    const char *mpath = a.model.v[0];
-    int json = a.json;
-    for (size_t i = 0; i < a.digests.n; i++)
-        if (ctr_audit_digest_parse(a.digests.v[i], p.only[p.n_only++])) {
-            fprintf(stderr, "ctrtool audit pd: --digest \"%s\": expected sha256:<64 hex digits> (the \"model\" "
-                            "of ctrtool audit dump, the \"digest\" of GET /v1/models)\n", a.digests.v[i]);
-            free(a.logs.v);
-            return 2;
-        }
-    /* A primary model is opened for its digest only; it is also checked,
-     * so a damaged file is not taken for the served one. */
-    for (size_t i = 0; i < a.primaries.n; i++) {
-        audit_model_t pm;
-        if (ctr__audit_model_load("pd", a.primaries.v[i], &pm)) {
-            ctr__audit_model_unload(&pm);
-            free(a.logs.v);
-            return 1;
-        }
-        memcpy(p.only[p.n_only++], pm.digest, 32);
-        ctr__audit_model_unload(&pm);
-    }
-    rc = ctr__audit_expand_all("pd", &a.logs, &files);
-    free(a.logs.v);
-    if (!files.n && !rc) {
-        fprintf(stderr, "ctrtool audit pd: no audit segment (*.audit) in the LOG arguments\n");
-        return 2;
-    }
-    p.rs.kernel = ctr__tool_kernel("audit pd", a.kernel);
-    if (!p.rs.kernel || ctr__audit_model_load("pd", mpath, &p.cand)) {
-        ctr__audit_files_free(&files);
-        if (p.cand.m)
-            ctr__audit_model_unload(&p.cand);
-        return 1;
-    }
-    audit_walker_t w = {"pd", 1, NULL, pd_record, NULL, &p, {0}};
-    ctr__audit_walk(&w, &files);
-    double pd = p.n ? ctr_metrics_pd(p.logged, p.scored, p.n) : NAN;
-    double flip = p.n ? ctr_metrics_flip_rate(p.logged, p.scored, p.n) : NAN;
-    double same = p.n ? (double)p.identical / (double)p.n : NAN;
-    char d[72];
-    ctr_audit_digest_str(p.cand.digest, d);
-    if (json) {
-        printf("{\"candidate\":");
-        ctr__audit_json_str(stdout, mpath, strlen(mpath));
-        printf(",\"digest\":\"%s\",\"records\":%" PRIu64 ",\"examples\":%zu,\"skipped\":%" PRIu64
-               ",\"skipped_model\":%" PRIu64 ",\"skipped_model_examples\":%" PRIu64 ",\"only\":[",
-               d, p.records, p.n, p.skipped, p.skipped_model, p.skipped_model_examples);
-        for (size_t i = 0; i < p.n_only; i++) {
-            char od[72];
-            ctr_audit_digest_str(p.only[i], od);
-            printf("%s\"%s\"", i ? "," : "", od);
-        }
-        printf("],\"corrupt\":%" PRIu64 ",\"torn\":%" PRIu64, w.t.corrupt, w.t.torn);
-        json_ratio("pd", pd);
-        json_ratio("flip_rate", flip);
-        json_ratio("identical", same);
-        printf("}\n");
-    } else {
-        printf("audit pd: candidate %s (%s), kernel %s\n", mpath, d, p.rs.kernel->name);
-        printf("  compared    %" PRIu64 " records, %zu examples (skipped %" PRIu64 " with another schema)\n",
-               p.records, p.n, p.skipped);
-        if (p.n_only)
-            printf("  skipped     %" PRIu64 " records, %" PRIu64 " examples of another model (digest not "
-                   "given by --digest/--primary)\n", p.skipped_model, p.skipped_model_examples);
-        printf("  relative PD %.6g\n  flip rate   %.6g\n  identical   %.6g (fraction of scores with the same bits)\n",
-               pd, flip, same);
-        printf("  corrupt     %" PRIu64 "\n  torn tail   %" PRIu64 "\n", w.t.corrupt, w.t.torn);
-    }
-    if (p.oom || p.errors || w.t.unreadable || w.t.corrupt || rc)
-        rc = 1;
-    if (p.n_only && !p.records) {
-        fprintf(stderr, "ctrtool audit pd: no record of the --digest/--primary model(s) was compared "
-                        "(%" PRIu64 " of other models, %" PRIu64 " of another schema)\n", p.skipped_model, p.skipped);
-        rc = 1;
-    }
-    ctr__audit_model_unload(&p.cand);
-    rescore_free(&p.rs);
-    free(p.logged);
-    free(p.scored);
+    ctr__audit_rescore_free(&v.rs);
     ctr__audit_files_free(&files);
     return rc;
 }
@@ -691,6 +508,7 @@ int ctr__cmd_audit(int argc, char **argv)
         "       ctrtool audit dump   --requests --model [NAME=]M [--model [NAME=]M2 ...] LOG...\n"
         "       ctrtool audit verify --model M [--model M2 ...] [--kernel K] LOG...\n"
         "       ctrtool audit pd     --model CANDIDATE [--digest D | --primary M ...] [--kernel K] [--json] LOG...\n"
+        "       ctrtool audit pd     --shadow [--threshold T] [--digest D | --primary M ...] [--json] LOG...\n"
         "A LOG is an audit segment file or a directory of them (docs/AUDIT_LOG.md).\n";
     if (argc < 2) {
         fputs(usage, stderr);
@@ -705,7 +523,7 @@ int ctr__cmd_audit(int argc, char **argv)
     if (!strcmp(argv[1], "verify"))
         return cmd_verify(argc - 1, argv + 1);
     if (!strcmp(argv[1], "pd"))
-        return cmd_pd(argc - 1, argv + 1);
+        return ctr__cmd_audit_pd(argc - 1, argv + 1);
     fprintf(stderr, "ctrtool audit: unknown subcommand '%s'\n%s", argv[1], usage);
     return 2;
 }

@@ -52,6 +52,7 @@ typedef struct {
      * several models. */
     int by_digest;
     uint64_t other_records, other_examples;
+    uint64_t shadow_records;      /* --requests: type-2 records left out */
     uint8_t other[DUMP_OTHER_DIGESTS][32];
     uint64_t other_count[DUMP_OTHER_DIGESTS];
     size_t n_other, other_more;   /* distinct digests kept; records of digests past them */
@@ -124,6 +125,13 @@ static void dump_request(const ctr_model_def_t *def, const char *name, const ctr
  * among the other digests' records. */
 static void dump_request_of(dump_ctx_t *d, const ctr_audit_record_t *rec)
 {
+    if (rec->type == 2) {
+        /* A shadow record repeats a request its primary's record already
+         * holds, under the candidate's digest: replaying it would send
+         * the request twice, or to a model that never got it. */
+        d->shadow_records++;
+        return;
+    }
     if (!d->by_digest) {
         dump_request(d->models[0].def, NULL, rec);
         return;
@@ -182,7 +190,8 @@ static void dump_record(audit_walker_t *w, const char *path, const ctr_audit_rec
     ctr_audit_digest_str(rec->digest, digest);
     fputs("{\"file\":", f);
     ctr__audit_json_str(f, path, strlen(path));
-    fprintf(f, ",\"offset\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"request_id\":", rec->offset, rec->seq);
+    fprintf(f, ",\"offset\":%" PRIu64 ",\"type\":%u,\"seq\":%" PRIu64 ",\"request_id\":", rec->offset, rec->type,
+            rec->seq);
     ctr__audit_json_str(f, rec->request_id, rec->request_id_len);
     fprintf(f, ",\"client_request_id\":%s,\"received_ns\":%" PRIu64 ",\"scored_ns\":%" PRIu64
                ",\"model\":\"%s\",\"generation\":%" PRIu64 ",\"kernel\":\"%s\",\"bit_exact\":%s"
@@ -196,6 +205,19 @@ static void dump_record(audit_walker_t *w, const char *path, const ctr_audit_rec
         json_float(f, rec->scores[i]);
     }
     fputc(']', f);
+    if (rec->type == 2) {
+        /* The record's own fields are the candidate's; these name the
+         * primary's record and repeat the primary's scores. */
+        ctr_audit_digest_str(rec->primary_digest, digest);
+        fprintf(f, ",\"primary_seq\":%" PRIu64 ",\"primary_model\":\"%s\",\"primary_generation\":%" PRIu64
+                   ",\"primary_scores\":[", rec->primary_seq, digest, rec->primary_generation);
+        for (size_t i = 0; i < rec->n; i++) {
+            if (i)
+                fputc(',', f);
+            json_float(f, rec->primary_scores[i]);
+        }
+        fputc(']', f);
+    }
     if (d->values) {
         fputs(",\"dense\":[", f);
         for (size_t i = 0; i < rec->n; i++) {
@@ -258,10 +280,14 @@ static const ctr_opts_t dump_spec = {
     "usage: ctrtool audit dump [--no-values] LOG...\n"
     "       ctrtool audit dump --requests --model [NAME=]M [--model [NAME=]M2 ...] LOG...\n"
     "Prints each segment header, record, corrupt span and torn tail as one JSON\n"
-    "object per line. Records hold: file, offset, seq, request_id, received_ns,\n"
-    "scored_ns, model (digest), generation, kernel, bit_exact, n, n_dense, n_cat,\n"
-    "scores, and unless --no-values the raw values: dense[i][j] (null = missing)\n"
-    "and cat[i][j] (the value's bytes; null = missing). A LOG is a segment file\n"
+    "object per line. Records hold: file, offset, type, seq, request_id,\n"
+    "received_ns, scored_ns, model (digest), generation, kernel, bit_exact, n,\n"
+    "n_dense, n_cat, scores, and unless --no-values the raw values: dense[i][j]\n"
+    "(null = missing) and cat[i][j] (the value's bytes; null = missing). type 1 is\n"
+    "a scored request; type 2 a shadow record (ctrd --shadow): its model,\n"
+    "generation, kernel and scores are the candidate's, and primary_seq,\n"
+    "primary_model, primary_generation and primary_scores the primary's (its\n"
+    "record's seq, 0 when that was not logged). A LOG is a segment file\n"
     "or a directory of them. --requests prints each record instead as the\n"
     "/v1/score body that reproduces it, with feature names from model M and the\n"
     "arrival time as \"t_ns\" (for ctrload --replay); anomalies go to stderr.\n"
@@ -270,6 +296,8 @@ static const ctr_opts_t dump_spec = {
     "is written with \"model\": that file's NAME (or its header name, as ctrd\n"
     "names a bare path), and records of other digests are skipped, counted on\n"
     "stderr. Generations of one model: give each file with the same NAME.\n"
+    "--requests leaves shadow records out (their requests are the primary's\n"
+    "records'), counted on stderr.\n"
     "Exit 1 when a file is unreadable or holds corrupt records.\n\n",
     NULL,
 };
@@ -393,6 +421,9 @@ int ctr__cmd_audit_dump(int argc, char **argv)
         fflush(stdout);
         if (d.by_digest)
             dump_note(&d);
+        if (d.shadow_records)
+            fprintf(stderr, "ctrtool audit dump: left out %" PRIu64 " shadow records (type 2: the same requests "
+                            "as their primary's records)\n", d.shadow_records);
         rc = rc || w.t.unreadable || w.t.corrupt ? 1 : 0;
     } else {
         rc = lrc;
