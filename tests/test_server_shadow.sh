@@ -36,31 +36,34 @@ done
 cmp -s "$T/offline_p.txt" "$T/offline_c.txt" && { echo "FAIL: the two models score alike"; exit 1; }
 
 # --- 1. flags ------------------------------------------------------------------
-refused() {  # WHAT ctrd-args...: must exit non-zero without listening
-    local what=$1 rc
-    shift
+refused() {  # WHAT MESSAGE ctrd-args...: must exit 2 (a config error), saying MESSAGE
+    local what=$1 msg=$2 rc
+    shift 2
     timeout 20 "$CTRD" --host 127.0.0.1 --port 0 --no-audit "$@" >"$T/refused.out" 2>"$T/refused.log"
     rc=$?
-    if [ $rc -ne 0 ] && [ $rc -ne 124 ] && ! grep -q '"msg":"listening"' "$T/refused.log"; then
-        ok "$what: refused, exit $rc ($(grep -o 'shadow[^"]*' "$T/refused.log" | head -n 1))"
+    if [ $rc -eq 2 ] && grep -qF -- "$msg" "$T/refused.log" && ! grep -q '"msg":"listening"' "$T/refused.log"; then
+        ok "$what: exit 2, \"$msg\""
     else
-        fail "$what: exit $rc: $(head -c 300 "$T/refused.log")"
+        fail "$what: exit $rc, want 2 and \"$msg\": $(tail -n 1 "$T/refused.log" | head -c 300)"
     fi
 }
 M2=(--model "ctr=$T/p.ctrm" --model "next=$T/c.ctrm")
-refused "--shadow naming an unknown candidate" "${M2[@]}" --shadow nope:ctr
-refused "--shadow naming an unknown primary" "${M2[@]}" --shadow next:nope
-refused "--shadow C:C" "${M2[@]}" --shadow next:next
-refused "--shadow without a colon" "${M2[@]}" --shadow next
-refused "--shadow with an empty side" "${M2[@]}" --shadow :ctr
-refused "--shadow-sample 1.5" "${M2[@]}" --shadow next:ctr --shadow-sample 1.5
-refused "--shadow-sample -0.1" "${M2[@]}" --shadow next:ctr --shadow-sample -0.1
-refused "--shadow-sample abc" "${M2[@]}" --shadow next:ctr --shadow-sample abc
-refused "--shadow-threshold 0" "${M2[@]}" --shadow next:ctr --shadow-threshold 0
-refused "--shadow-threshold 1" "${M2[@]}" --shadow next:ctr --shadow-threshold 1
-refused "--shadow-queue-limit -1" "${M2[@]}" --shadow next:ctr --shadow-queue-limit -1
+refused "--shadow naming an unknown candidate" 'no --model is named \"nope\"' "${M2[@]}" --shadow nope:ctr
+refused "--shadow naming an unknown primary" 'no --model is named \"nope\"' "${M2[@]}" --shadow next:nope
+refused "--shadow C:C" 'the candidate and the primary are one model' "${M2[@]}" --shadow next:next
+refused "--shadow without a colon" 'expected CANDIDATE:PRIMARY' "${M2[@]}" --shadow next
+refused "--shadow with an empty side" '--shadow' "${M2[@]}" --shadow :ctr
+refused "--shadow-sample 1.5" 'outside 0..1' "${M2[@]}" --shadow next:ctr --shadow-sample 1.5
+refused "--shadow-sample -0.1" '--shadow-sample' "${M2[@]}" --shadow next:ctr --shadow-sample -0.1
+refused "--shadow-sample abc" '--shadow-sample' "${M2[@]}" --shadow next:ctr --shadow-sample abc
+refused "--shadow-threshold 0" '--shadow-threshold: 0 is outside' "${M2[@]}" --shadow next:ctr --shadow-threshold 0
+refused "--shadow-threshold 1" 'must be above 0 and below 1' "${M2[@]}" --shadow next:ctr --shadow-threshold 1
+refused "--shadow-queue-limit -1" '--shadow-queue-limit' "${M2[@]}" --shadow next:ctr --shadow-queue-limit -1
+refused "--shadow-queue-limit 0" '--shadow-queue-limit' "${M2[@]}" --shadow next:ctr --shadow-queue-limit 0
+refused "--shadow with a bare --model primary of another name" 'no model is named' \
+    --model "$T/p.ctrm" --model "next=$T/c.ctrm" --shadow next:zzz
 CTRD_SHADOW=nope:ctr timeout 20 "$CTRD" --host 127.0.0.1 --port 0 --no-audit "${M2[@]}" 2>"$T/env.log"
-rc=$?; [ $rc -ne 0 ] && [ $rc -ne 124 ]; check $? "CTRD_SHADOW=nope:ctr refused too (exit $rc)"
+rc=$?; [ $rc -eq 2 ] && grep -q 'CTRD_SHADOW' "$T/env.log"; check $? "CTRD_SHADOW=nope:ctr refused too, naming the variable (exit $rc)"
 "$CTRD" --help 2>&1 | grep -q -- '--shadow-queue-limit'; check $? "--help lists the --shadow flags"
 "$CTRD" --help 2>&1 | grep -q 'CTRD_SHADOW_SAMPLE'; check $? "--help names the environment twins"
 

@@ -171,10 +171,17 @@ for i in $(seq 1 100); do
     sleep 0.1
 done
 [ "$(smetric ctrd_shadow_queue_examples)" = 0 ]; check $? "the shadow queue is empty after the promote"
-C0=$(smetric ctrd_shadow_examples_total)
+C0=$(smetric ctrd_shadow_examples_total); S0=$(smetric ctrd_shadow_requests_sampled_total)
 req POST /v1/score "$(score_body 1)"
 sleep 0.3; shadow_metrics
-[ "$(smetric ctrd_shadow_examples_total)" = "$C0" ]; check $? "nothing more is compared once promoted"
+[ "$(smetric ctrd_shadow_examples_total)" = "$C0" ] && [ "$(smetric ctrd_shadow_requests_sampled_total)" = "$S0" ]
+check $? "nothing more is sampled or compared once promoted"
+[ "$(smetric ctrd_model_reloads_total result=success model=ctr)" = 1 ]; check $? "the promote counts as one reload of ctr"
+[ "$(smetric ctrd_model_generation model=ctr)" = 2 ]; check $? "ctrd_model_generation{model=ctr} 2"
+[ "$(smetric ctrd_model_generation model=next)" = 1 ]; check $? "the candidate's own generation is untouched"
+SAMPLED_EX=$(smetric ctrd_shadow_examples_total); DROPPED=$(smetric ctrd_shadow_dropped_examples_total)
+INACT=$(smetric ctrd_shadow_dropped_examples_total reason=inactive)
+log "shadow before the promote: $SAMPLED_EX examples compared, $DROPPED dropped ($INACT of them queued at the promote: inactive)"
 # SIGHUP now reloads ctr from the candidate's path: same digest, kept.
 N0=$(grep -c 'same digest, kept","model":"ctr"' "$SRV_LOG")
 kill -HUP "$SRV_PID"
