@@ -102,7 +102,7 @@ INC=$(smetric ctrd_shadow_dropped_examples_total reason=incompatible)
 check $? "its 60 examples dropped as incompatible ($INC), none compared"
 send_rows rt2
 shadow_metrics
-[ "$(grep -ci 'incompatible' "$SRV_LOG")" = 1 ]; check $? "logged once for the generation ($(grep -ci incompatible "$SRV_LOG") lines)"
+[ "$(grep -c '"msg":"shadow candidate incompatible with the primary' "$SRV_LOG")" = 1 ]; check $? "logged once for the generation"
 req POST /v1/admin/reload "{\"model\":\"next\",\"path\":\"$T/cur_c.ctrm\"}" -H "$AUTH"
 expect_status 200 "the candidate reloaded back to a compatible file"
 send_rows rt3
