@@ -11,19 +11,32 @@
  * path), so the record's inputs and both score vectors live until the
  * audit writer releases the record.
  *
+ * Two threads, so that the idle-priority one never holds a lock: a thread
+ * at SCHED_IDLE gets the CPU only when nothing else wants it, and one
+ * holding a mutex the HTTP threads, the audit writer or malloc need would
+ * stall them for as long as the machine is busy (priority inversion). So
+ * "ctrd-shadow" (normal priority, asleep but for a few microseconds a
+ * batch) takes queued requests, acquires the candidate generation, sizes
+ * buffers, hands each batch to the audit writer and frees what is dropped;
+ * "ctrd-shadow-cpu" (SCHED_IDLE) only re-encodes and runs the forward pass
+ * over memory nobody else touches meanwhile, between two semaphores.
+ *
  * Locking: one mutex for the queue, the free list and the comparison
- * counters (the release, on the audit writer's thread or the shadow
- * thread, adds a request's figures at once); drop counters are atomics. */
+ * counters (the release, on the audit writer's thread or ctrd-shadow,
+ * adds a request's figures at once); drop counters are atomics. */
 #include "shadow.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #define XXH_INLINE_ALL
@@ -73,8 +86,16 @@ struct ctr__shadow {
     atomic_int active;            /* candidate loaded, not promoted, not stopped
                                      (written under lock; sampling reads it bare) */
     int promoting, stopping;
-    pthread_t thread;
-    int thread_started;
+    int waiting;                  /* ctrd-shadow sleeps on work_cond: wake it */
+    pthread_t thread, scorer;
+    int thread_started, scorer_started;
+    /* The batch handed to the scorer: go posted by ctrd-shadow with
+     * job_gen/job_count set, done by the scorer with job_rc. */
+    sem_t go, done;
+    int sems;
+    const ctr__gen_t *job_gen;
+    size_t job_count;
+    int job_rc, job_stop;
 
     /* Comparison counters (under lock). */
     uint64_t pd_bucket[CTR_PD_HIST_BOUNDS + 1]; /* non-cumulative */
@@ -97,6 +118,9 @@ struct ctr__shadow {
 
 #define ADD(x, v) atomic_fetch_add_explicit(&(x), (v), memory_order_relaxed)
 #define GET(x) ((uint64_t)atomic_load_explicit(&(x), memory_order_relaxed))
+
+/* How long ctrd-shadow lets requests gather after a wake-up. */
+#define GATHER_NS 2000000L
 
 static const char *const drop_names[CTR__SHADOW_DROP_COUNT] = {
     "queue_full", "incompatible", "failed", "inactive", "audit"};
@@ -227,7 +251,10 @@ int ctr__shadow_offer(ctr__shadow_t *sh, ctr_request_t *req, ctr__gen_t *gen, co
         sh->head = s;
     sh->tail = s;
     sh->queued += n;
-    pthread_cond_signal(&sh->work_cond);
+    /* Only a sleeping thread is woken (a futex call each): one gathering
+     * or scoring takes this request with the next batch. */
+    if (sh->waiting)
+        pthread_cond_signal(&sh->work_cond);
     pthread_mutex_unlock(&sh->lock);
     /* The arena is the slot's now. */
     memset(req, 0, sizeof *req);
@@ -371,12 +398,12 @@ static void flush_chunk(ctr__shadow_t *sh, const ctr__gen_t *g, size_t fill, siz
             memcpy(sg->s->cand + sg->from, sh->scores + sg->at, sg->n * sizeof(float));
     }
     if (rc)
-        ctr__log(CTR_LOG_ERROR, "shadow: the candidate's forward pass failed", CTR_LOG_S("candidate", g->name),
-                 CTR_LOG_S("error", ctr_strerror(rc)), CTR_LOG_U("examples", fill), CTR_LOG_END);
+        sh->job_rc = rc;
 }
 
 /* Re-encodes and scores the count slots of sh->batch with g, in chunks of
- * at most max_batch examples. A slot that fails is marked. */
+ * at most max_batch examples. A slot that fails is marked. The scorer
+ * thread's: no lock, no allocation, no log. */
 static void score(ctr__shadow_t *sh, const ctr__gen_t *g, size_t count)
 {
     size_t mb = sh->cfg.max_batch, nd = g->def->n_dense, nc = ctr_model_slots(g->def);
@@ -384,15 +411,6 @@ static void score(ctr__shadow_t *sh, const ctr__gen_t *g, size_t count)
     for (size_t b = 0; b < count; b++) {
         slot_t *s = sh->batch[b];
         size_t n = s->req.n;
-        if (n > s->cand_cap) {
-            float *c = realloc(s->cand, n * sizeof *c);
-            if (!c) {
-                s->failed = 1;
-                continue;
-            }
-            s->cand = c;
-            s->cand_cap = n;
-        }
         for (size_t i = 0; i < n && !s->failed;) {
             size_t take = n - i < mb - fill ? n - i : mb - fill;
             if (ctr__shadow_encode(g->def, &s->req, i, take, sh->dense + fill * nd, sh->rows + fill * nc)) {
@@ -442,7 +460,28 @@ static void process(ctr__shadow_t *sh, size_t count)
         ctr__gen_release(g);
         return;
     }
-    score(sh, g, count);
+    /* Candidate score buffers grow here, not on the scorer. */
+    for (size_t b = 0; b < count; b++) {
+        slot_t *s = sh->batch[b];
+        if (s->req.n > s->cand_cap) {
+            float *c = realloc(s->cand, s->req.n * sizeof *c);
+            if (!c) {
+                s->failed = 1;
+                continue;
+            }
+            s->cand = c;
+            s->cand_cap = s->req.n;
+        }
+    }
+    sh->job_gen = g;
+    sh->job_count = count;
+    sh->job_rc = 0;
+    sem_post(&sh->go);
+    while (sem_wait(&sh->done) && errno == EINTR)
+        ;
+    if (sh->job_rc)
+        ctr__log(CTR_LOG_ERROR, "shadow: the candidate's forward pass failed", CTR_LOG_S("candidate", g->name),
+                 CTR_LOG_S("error", ctr_strerror(sh->job_rc)), CTR_LOG_END);
     size_t m = 0, bad = 0;
     for (size_t b = 0; b < count; b++) {
         slot_t *s = sh->batch[b];
@@ -493,18 +532,45 @@ static void lower_priority(void)
              CTR_LOG_S("error", strerror(rc)), CTR_LOG_B("nice_19", nrc == 0), CTR_LOG_END);
 }
 
+/* The scorer: one batch per go, at idle priority. */
+static void *scorer_main(void *arg)
+{
+    ctr__shadow_t *sh = arg;
+    pthread_setname_np(pthread_self(), "ctrd-shadow-cpu");
+    lower_priority();
+    for (;;) {
+        while (sem_wait(&sh->go) && errno == EINTR)
+            ;
+        if (sh->job_stop)
+            break;
+        score(sh, sh->job_gen, sh->job_count);
+        sem_post(&sh->done);
+    }
+    return NULL;
+}
+
 static void *shadow_main(void *arg)
 {
     ctr__shadow_t *sh = arg;
     pthread_setname_np(pthread_self(), "ctrd-shadow");
-    lower_priority();
     size_t mb = sh->cfg.max_batch;
     pthread_mutex_lock(&sh->lock);
     for (;;) {
         if (!sh->head) {
             if (sh->stopping)
                 break;
+            sh->waiting = 1;
             pthread_cond_wait(&sh->work_cond, &sh->lock);
+            sh->waiting = 0;
+            /* Woken by the first request after a quiet spell: let more
+             * gather (nobody waits for the shadow), so that one wake-up
+             * and one scorer hand-off serve a batch, not a request. */
+            if (sh->head && sh->queued < mb && !sh->stopping) {
+                pthread_mutex_unlock(&sh->lock);
+                struct timespec ts = {0, GATHER_NS};
+                nanosleep(&ts, NULL);
+                pthread_mutex_lock(&sh->lock);
+            }
             continue;
         }
         /* Requests in arrival order up to max_batch examples (at least
@@ -572,9 +638,17 @@ int ctr__shadow_start(const ctr__shadow_config_t *cfg, ctr__shadow_t **out, char
         ctr__gen_release(g);
         sh->active = 1;
     }
+    if (sem_init(&sh->go, 0, 0) || sem_init(&sh->done, 0, 0))
+        goto nomem;
+    sh->sems = 1;
+    if (pthread_create(&sh->scorer, NULL, scorer_main, sh)) {
+        ctr__shadow_free(sh);
+        return ctr_error(err, errlen, CTR_ENOMEM, "cannot start the shadow threads");
+    }
+    sh->scorer_started = 1;
     if (pthread_create(&sh->thread, NULL, shadow_main, sh)) {
         ctr__shadow_free(sh);
-        return ctr_error(err, errlen, CTR_ENOMEM, "cannot start the shadow thread");
+        return ctr_error(err, errlen, CTR_ENOMEM, "cannot start the shadow threads");
     }
     sh->thread_started = 1;
     *out = sh;
@@ -627,14 +701,22 @@ const char *ctr__shadow_candidate_name(const ctr__shadow_t *sh)
 
 void ctr__shadow_stop(ctr__shadow_t *sh)
 {
-    if (!sh || !sh->thread_started)
+    if (!sh)
         return;
-    pthread_mutex_lock(&sh->lock);
-    sh->stopping = 1;
-    pthread_cond_signal(&sh->work_cond);
-    pthread_mutex_unlock(&sh->lock);
-    pthread_join(sh->thread, NULL);
-    sh->thread_started = 0;
+    if (sh->thread_started) {
+        pthread_mutex_lock(&sh->lock);
+        sh->stopping = 1;
+        pthread_cond_signal(&sh->work_cond);
+        pthread_mutex_unlock(&sh->lock);
+        pthread_join(sh->thread, NULL);
+        sh->thread_started = 0;
+    }
+    if (sh->scorer_started) {
+        sh->job_stop = 1;
+        sem_post(&sh->go);
+        pthread_join(sh->scorer, NULL);
+        sh->scorer_started = 0;
+    }
     pthread_mutex_lock(&sh->lock);
     sh->active = 0;
     pthread_mutex_unlock(&sh->lock);
@@ -661,6 +743,10 @@ void ctr__shadow_free(ctr__shadow_t *sh)
     free(sh->batch);
     free(sh->items);
     free(sh->segs);
+    if (sh->sems) {
+        sem_destroy(&sh->go);
+        sem_destroy(&sh->done);
+    }
     pthread_mutex_destroy(&sh->lock);
     pthread_cond_destroy(&sh->work_cond);
     pthread_cond_destroy(&sh->idle_cond);
