@@ -137,6 +137,10 @@ RPSR=$(awk -v a="$S_RPS" -v b="$N_RPS" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 
 P99OK=$(awk -v r="$P99R" 'BEGIN { print (r > 0 && r <= 1.10) ? "met" : "NOT met" }')
 RPSOK=$(awk -v a="$S_RPS" -v b="$N_RPS" 'BEGIN { print (b > 0 && a >= b) ? "met" : "NOT met" }')
 KEPT=$(awk -v c="$CMP" -v d="$DRP" 'BEGIN { if (c + d > 0) printf "%.1f", 100 * c / (c + d); else print "-" }')
+# Each round's own ratio (its shadow run against the none run just before
+# it): how far apart the pairs are says how much to trust the medians.
+PAIRS=$(awk -F'\t' 'NR > 1 { if ($2 == "none") n[$1] = $6; else s[$1] = $6 }
+    END { for (r = 1; r in n; r++) if (r in s && n[r] > 0) printf "%s%.2f", (r > 1 ? " " : ""), s[r] / n[r] }' "$OUT/shadow.tsv")
 
 echo
 printf '%-8s %12s %10s %10s\n' arm "req/s (med)" "p50 ms" "p99 ms"
@@ -144,6 +148,7 @@ printf '%-8s %12s %10s %10s\n' none "$N_RPS" "$N_P50" "$N_P99"
 printf '%-8s %12s %10s %10s\n' shadow "$S_RPS" "$S_P50" "$S_P99"
 echo "offered rate: $RATE req/s (half of peak $PEAK)"
 echo "shadow compared $CMP examples, dropped $DRP (${KEPT}% kept), mean PD $PD (median of the shadow runs)"
+echo "p99 shadow / none, round by round: $PAIRS"
 echo "p99 shadow / none: $P99R (target <= 1.10): $P99OK"
 echo "throughput shadow / none: $RPSR (target >= 1, no lower): $RPSOK"
 
@@ -155,6 +160,7 @@ echo "throughput shadow / none: $RPSR (target >= 1, no lower): $RPSOK"
     echo "| primary 2xx throughput, req/s | $N_RPS | $S_RPS | $RPSR | >= 1 | $RPSOK |"
     echo "| shadow: examples compared / dropped (queue full) | - | $CMP / $DRP (${KEPT}% kept) | - | - | |"
     echo "| shadow: mean PD of two seeds (synthetic models) | - | $PD | - | - | |"
+    echo "| p99 ratio of each round's pair | | | $PAIRS | | |"
     echo
     echo "Every run: shadow.tsv. Rerun: \`B=build bench/bench_shadow.sh\` (SHADOW_BENCH_SECONDS, SHADOW_BENCH_ROUNDS, SHADOW_BENCH_RATE)."
 } >"$OUT/shadow.md"
