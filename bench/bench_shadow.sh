@@ -22,6 +22,8 @@
 #   SHADOW_BENCH_HIDDEN (128,64: the MLP of both models)
 #   SHADOW_BENCH_ROWS (20000 rows per table)  SHADOW_BENCH_EXAMPLES (1 a request)
 #   SHADOW_BENCH_RATE (skip the peak search and use this rate)
+#   SHADOW_BENCH_SAMPLE (1.0: the issue's target is at sample 1.0; lower it
+#   to see what a partial sample costs)
 #   SHADOW_BENCH_CTRD_FLAGS (--no-audit: the audit log's cost is part 3's;
 #   with an audit dir both arms write it and the shadow adds its records)
 # ctrd listens on 127.0.0.1, a free port, and is stopped by its pid.
@@ -40,6 +42,7 @@ CONN=${SHADOW_BENCH_CONNECTIONS:-64}
 HIDDEN=${SHADOW_BENCH_HIDDEN:-128,64}
 ROWS=${SHADOW_BENCH_ROWS:-20000}
 EX=${SHADOW_BENCH_EXAMPLES:-1}
+SAMPLE=${SHADOW_BENCH_SAMPLE:-1.0}
 read -r -a XFLAGS <<<"${SHADOW_BENCH_CTRD_FLAGS:---no-audit}"
 
 for p in ctrd ctrload ctrtool; do
@@ -58,7 +61,7 @@ trap cleanup EXIT
 
 start() {  # ARM: none | shadow
     local extra=()
-    [ "$1" = shadow ] && extra=(--shadow next:ctr --shadow-sample 1.0)
+    [ "$1" = shadow ] && extra=(--shadow next:ctr --shadow-sample "$SAMPLE")
     start_ctrd "$WORK/ctrd.log" "ctr=$WORK/p.ctrm" --model "next=$WORK/c.ctrm" "${XFLAGS[@]}" "${extra[@]}" \
         || { echo "bench_shadow: ctrd did not start"; cat "$WORK/ctrd.log"; exit 1; }
 }
@@ -69,7 +72,7 @@ metric() {  # NAME: the sum of its series
 }
 
 echo "shadow candidate cost: ctrload, $EX example(s)/request, MLP $HIDDEN, $ROWS rows a table, ${DUR}s a run after $WARM warm-up,"
-echo "  $ROUNDS round(s), ctrd ${XFLAGS[*]}; $(nproc) cores shared by client, server and shadow; load average $(load_avg)"
+echo "  $ROUNDS round(s), ctrd ${XFLAGS[*]}, shadow sample $SAMPLE; $(nproc) cores shared by client, server and shadow; load average $(load_avg)"
 
 # --- 1. peak, no shadow ------------------------------------------------------------
 if [ -n "${SHADOW_BENCH_RATE:-}" ]; then
@@ -153,7 +156,7 @@ echo "p99 shadow / none: $P99R (target <= 1.10): $P99OK"
 echo "throughput shadow / none: $RPSR (target >= 1, no lower): $RPSOK"
 
 {
-    echo "| at $RATE req/s (half of the peak $PEAK req/s), $EX example(s)/request | no shadow | --shadow next:ctr --shadow-sample 1.0 | ratio | target | |"
+    echo "| at $RATE req/s (half of the peak $PEAK req/s), $EX example(s)/request | no shadow | --shadow next:ctr --shadow-sample $SAMPLE | ratio | target | |"
     echo "|---|---|---|---|---|---|"
     echo "| primary p99 (corrected), ms, median of $ROUNDS | $N_P99 | $S_P99 | $P99R | <= 1.10 | $P99OK |"
     echo "| primary p50 (corrected), ms | $N_P50 | $S_P50 | $(awk -v a="$S_P50" -v b="$N_P50" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }') | - | |"
