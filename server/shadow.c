@@ -728,11 +728,21 @@ void ctr__shadow_free(ctr__shadow_t *sh)
         return;
     ctr__shadow_stop(sh);
     /* Every record was released when the audit writer closed; a slot still
-     * out would be a bug there, and freeing under it worse: wait. */
+     * out would be a bug there, and freeing under it worse: wait a while,
+     * then leave the memory to the exiting process rather than hang. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
     pthread_mutex_lock(&sh->lock);
-    while (sh->in_use)
-        pthread_cond_wait(&sh->idle_cond, &sh->lock);
+    while (sh->in_use && pthread_cond_timedwait(&sh->idle_cond, &sh->lock, &until) != ETIMEDOUT)
+        ;
+    size_t out = sh->in_use;
     pthread_mutex_unlock(&sh->lock);
+    if (out) {
+        ctr__log(CTR_LOG_ERROR, "shadow: requests never released by the audit writer; not freed",
+                 CTR_LOG_U("requests", out), CTR_LOG_END);
+        return;
+    }
     for (size_t i = 0; sh->slots && i < sh->n_slots; i++)
         free(sh->slots[i].cand);
     free(sh->slots);
