@@ -188,6 +188,7 @@ t1=$(date +%s%N)
 wait $BPID 2>/dev/null
 [ "$SRV_RC" = 0 ] && [ $(( (t1 - t0) / 1000000 )) -lt 8000 ]
 check $? "SIGTERM under a burst with the heavy shadow: exit $SRV_RC in $(( (t1 - t0) / 1000000 )) ms"
+! grep -q 'never released' "$SRV_LOG"; check $? "every shadow slot came back before exit (no 'never released' in the log)"
 
 BM=$(awk '{print $2}' "$T/base.lat" | median); FM=$(awk '{print $2}' "$T/full.lat" | median)
 B9=$(awk '{print $2}' "$T/base.lat" | p90); F9=$(awk '{print $2}' "$T/full.lat" | p90)
