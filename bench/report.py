@@ -891,6 +891,40 @@ def main():
             "`build/bench/bench_qgather M.ctrm M-f16.ctrm M-int8.ctrm`."]
     sections.append("\n".join(sec))
 
+    # --- part 10: shadow candidate ----------------------------------------------------------
+    sh = read(P("shadow.txt"))
+    sec = ["## 10. Shadow candidate: what it costs the primary", ""]
+    if sh and rx(r"^p99 shadow / none: ([\d.]+)", sh) is not None:
+        rate = rx(r"^offered rate: (\d+) req/s", sh)
+        peak = rx(r"half of peak ([\d.]+)\)", sh)
+        n_p99, s_p99 = rx(r"^none\s+[\d.]+\s+[\d.]+\s+([\d.]+)", sh), rx(r"^shadow\s+[\d.]+\s+[\d.]+\s+([\d.]+)", sh)
+        n_rps, s_rps = rx(r"^none\s+([\d.]+)", sh), rx(r"^shadow\s+([\d.]+)", sh)
+        rerun = "B=build bench/bench_shadow.sh"
+        rows = [Row("shadow at sample 1.0, primary p99 at half of peak (open loop)", (s_p99, "ms"),
+                    "no shadow", (n_p99, "ms"), r=rx(r"^p99 shadow / none: ([\d.]+)", sh), target=1.10,
+                    higher=False, rerun=rerun, headline=True),
+                Row("shadow at sample 1.0, primary 2xx throughput at half of peak", (s_rps, "req/s"),
+                    "no shadow", (n_rps, "req/s"), r=rx(r"^throughput shadow / none: ([\d.]+)", sh),
+                    target=1.0, rerun=rerun, headline=True)]
+        headline += rows
+        kept = rx(r"^shadow compared (\S+) examples, dropped (\S+) \((\S+)% kept\), mean PD (\S+)", sh, str, 0)
+        sec += ["Two models of one shape, two seeds (a retrain), both served by each ctrd; the "
+                "shadow arm adds `--shadow next:ctr --shadow-sample 1.0`. ctrload open loop at %s req/s, "
+                "half of the primary's closed-loop peak (%s req/s) without a shadow; arms alternate, a fresh "
+                "ctrd each; medians. The shadow scores after the response has gone out, on one thread at "
+                "idle priority, and drops (counts) what its bounded queue cannot hold, so its cost shows "
+                "as CPU taken from idle time, not as latency." % (num(rate), num(peak)), "",
+                table(rows), ""]
+        if kept:
+            sec += ["Shadow (median of its runs): %s." % kept[len("shadow "):], ""]
+        sec += ["<details><summary>bench_shadow.sh output</summary>", "", "```", sh.strip(), "```",
+                "</details>"]
+    else:
+        sec.append("_not run_")
+    sec += ["", "Rerun: `B=build bench/bench_shadow.sh` (SHADOW_BENCH_SECONDS, SHADOW_BENCH_ROUNDS, "
+            "SHADOW_BENCH_RATE); every run in `shadow.tsv`."]
+    sections.append("\n".join(sec))
+
     # --- plots -------------------------------------------------------------------------
     plots = []
     os.makedirs(a.plots, exist_ok=True)
@@ -945,7 +979,8 @@ def main():
         keep = ("batch >= 16", "kernel GFLOP/s", "1 example/request, requests/s", "audit on (durability write)",
                 "scores agree", "highest rate with p99", "peak throughput", "tables ", "/readyz, largest",
                 "wukong-large (", "wukong-large, batch 64",
-                "int8 vs fp32", "fp16 vs fp32", "int8 gather vs plain")
+                "int8 vs fp32", "fp16 vs fp32", "int8 gather vs plain",
+                "shadow at sample 1.0, primary p99")
         short = []
         for r in headline:
             if not any(k in r.what for k in keep):

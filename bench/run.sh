@@ -26,6 +26,9 @@
 #           madvise on a table larger than RAM, the uniform-rows case of
 #           part 6 on the 32 GB fp32 model and its int8 form
 #           (bench_quant.sh; docs/BENCHMARKS-quant.md)
+#   part 10 shadow candidate (issue 18): the primary's p99 and throughput at
+#           half of its peak, open loop, with --shadow C:P --shadow-sample
+#           1.0 against no shadow, runs alternating (bench_shadow.sh)
 #   then    BENCHMARKS.md and README's headline table (bench/report.py)
 # GATHER_GB sets the size of the gather model (default 2, above this
 # machine's 480 MiB last-level cache). BENCH_QUICK=1 (make bench-quick):
@@ -61,7 +64,8 @@ quick mode (make bench-quick): a smoke test of every part, not figures to quote.
   part 7 times batches 1 and 64 only, 3 repetitions of 0.05 s;
   part 8 trains on 20,000 rows, one run per figure; part 9 measures widths
   16 and 64 on 0.05 GB tables, gathers 0.1 s a run, and skips the model
-  larger than RAM (paging study, uniform rows fp32 vs int8).
+  larger than RAM (paging study, uniform rows fp32 vs int8); part 10 runs
+  one round of 1 s per arm.
 EOF
     echo
 else
@@ -135,6 +139,12 @@ if [ -x bench/bench_quant.sh ] && [ -x "$B/bench/bench_qgather" ]; then
     echo
     echo "== [$(( $(date +%s) - T0 )) s] part 9: quantized tables (fp16, int8) against fp32; paging of tables larger than RAM"
     B="$B" GATHER_GB="$gb" bench/bench_quant.sh || failed="$failed 9"
+fi
+
+if [ -x bench/bench_shadow.sh ] && [ -x "$B/ctrd" ] && [ -x "$B/ctrload" ]; then
+    echo
+    echo "== [$(( $(date +%s) - T0 )) s] part 10: shadow candidate at sample 1.0 vs no shadow, half of peak, open loop"
+    B="$B" SHADOW_BENCH_OUT="$out" bench/bench_shadow.sh | tee "$out/shadow.txt" || failed="$failed 10"
 fi
 
 printf 'load_end=%s\nwall_s=%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(( $(date +%s) - T0 ))" >>"$out/meta.txt"
