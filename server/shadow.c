@@ -706,6 +706,10 @@ void ctr__shadow_stop(ctr__shadow_t *sh)
     if (sh->thread_started) {
         pthread_mutex_lock(&sh->lock);
         sh->stopping = 1;
+        /* What is still queued is dropped ("inactive"), not scored: the
+         * idle-priority scorer may get little CPU while the server drains,
+         * and nobody waits for the shadow's figures at exit. */
+        sh->active = 0;
         pthread_cond_signal(&sh->work_cond);
         pthread_mutex_unlock(&sh->lock);
         pthread_join(sh->thread, NULL);

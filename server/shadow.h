@@ -114,7 +114,8 @@ void ctr__shadow_promote_end(ctr__shadow_t *sh, int ok);
 const char *ctr__shadow_primary_name(const ctr__shadow_t *sh);
 const char *ctr__shadow_candidate_name(const ctr__shadow_t *sh);
 
-/* Scores what is queued (inactive: drops it, counted), joins the thread.
+/* Drops what is still queued (reason "inactive": nobody waits for the
+ * shadow at exit), lets a batch being scored finish, joins the threads.
  * Later offers are dropped ("inactive"). NULL: no-op. */
 void ctr__shadow_stop(ctr__shadow_t *sh);
 /* Frees sh once every record handed to the audit writer was released

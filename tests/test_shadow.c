@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define XXH_INLINE_ALL
@@ -323,6 +324,21 @@ static void test_module(int compatible)
         } else {
             CHECK(r.arena == NULL);
         }
+    }
+    /* Stop drops what is still queued: first let the shadow account for
+     * every example (compared, or dropped as incompatible), at most 20 s. */
+    for (int tries = 0; tries < 2000; tries++) {
+        ctr__buf_t wb;
+        if (ctr__buf_init(&wb, 4096))
+            break;
+        ctr__shadow_render(&wb, sh);
+        const char *w = wb.p ? wb.p : "";
+        double done = sample(w, "ctrd_shadow_examples_total{primary=\"p\",candidate=\"c\"} ") +
+                      sample(w, "ctrd_shadow_dropped_examples_total{primary=\"p\",candidate=\"c\",reason=\"incompatible\"} ");
+        ctr__buf_free(&wb);
+        if (done >= (double)examples)
+            break;
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
     }
     ctr__shadow_stop(sh);
     ctr__buf_t mb;
