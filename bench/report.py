@@ -911,9 +911,10 @@ def main():
         sec += ["Two models of one shape, two seeds (a retrain), both served by each ctrd; the "
                 "shadow arm adds `--shadow next:ctr --shadow-sample 1.0`. ctrload open loop at %s req/s, "
                 "half of the primary's closed-loop peak (%s req/s) without a shadow; arms alternate, a fresh "
-                "ctrd each; medians. The shadow scores after the response has gone out, on one thread at "
-                "idle priority, and drops (counts) what its bounded queue cannot hold, so its cost shows "
-                "as CPU taken from idle time, not as latency." % (num(rate), num(peak)), "",
+                "ctrd each; medians. The shadow scores after the response has gone out (its scoring thread "
+                "at idle priority) and drops (counts) what its bounded queue cannot hold; the p99 row is "
+                "what it still costs the primary where client, server and shadow share the cores "
+                "(docs/OPERATIONS.md, shadow)." % (num(rate), num(peak)), "",
                 table(rows), ""]
         if kept:
             sec += ["Shadow (median of its runs): %s." % kept[len("shadow "):], ""]

@@ -3,9 +3,10 @@
 benchmark runs): every part missing, part 9 whole, part 9 without its
 larger-than-RAM half (9c/9d skipped: header-only TSVs). Checks that the
 report is written, that part 9's rows and tables appear, and that README's
-headline block takes the part 9 rows. The figures below are shaped like
-bench/bench_quant.sh's output (values from docs/BENCHMARKS-quant.md), not a
-measurement."""
+headline block takes the part 9 rows; part 10 (the shadow candidate) absent
+and from a real run's output, its rows judged against the targets. The part
+9 figures are shaped like bench/bench_quant.sh's output (values from
+docs/BENCHMARKS-quant.md), not a measurement."""
 
 import os
 import shutil
@@ -74,9 +75,35 @@ def run(files):
     return p, md, readme
 
 
+def section(md, head, end):
+    i = md.find(head)
+    return md[i:md.find(end, i)] if i >= 0 else ""
+
+
 def section9(md):
-    i = md.find("## 9. ")
-    return md[i:md.find("## Plots", i)] if i >= 0 else ""
+    return section(md, "## 9. ", "## 10. ")
+
+
+def section10(md):
+    return section(md, "## 10. ", "## Plots")
+
+
+# bench/bench_shadow.sh's output, as a real run printed it (part 10).
+SHADOW = """shadow candidate cost: ctrload, 1 example(s)/request, MLP 128,64, 20000 rows a table, 3s a run after 1s warm-up,
+  3 round(s), ctrd --no-audit, shadow sample 1.0; 2 cores shared by client, server and shadow; load average 3.10 3.86 4.51
+peak (median): 68184.7 req/s; half of it: 34092 req/s
+  round 1 none     34092.0 req/s  p50   0.085 ms  p99   1.454 ms  p99.9   4.702 ms  errors 0.000%  clean 1  ctrd CPU 3.05s
+  round 1 shadow   34092.0 req/s  p50   0.169 ms  p99   7.619 ms  p99.9  12.091 ms  errors 0.000%  clean 1  ctrd CPU 4.26s  shadow: compared 132066, dropped 4302, mean PD 0.0392
+
+arm       req/s (med)     p50 ms     p99 ms
+none          34092.0      0.085      1.888
+shadow        34092.0      0.169      9.208
+offered rate: 34092 req/s (half of peak 68184.7)
+shadow compared 132066 examples, dropped 4302 (96.8% kept), mean PD 0.0392 (median of the shadow runs)
+p99 shadow / none, round by round: 5.24 20.48 2.89
+p99 shadow / none: 4.877 (target <= 1.10): NOT met
+throughput shadow / none: 1.000 (target >= 1, no lower): met
+"""
 
 
 # 1. Nothing measured at all.
@@ -139,6 +166,23 @@ s9 = section9(md)
 check(p.returncode == 0, "partial rows: report.py exits 0 (%s)" % p.stderr.strip()[-300:])
 check("| 16 | 600,961 | int8 |" in s9 and "| 32 |" not in s9, "partial rows: the complete rows only")
 check("| fp32 | 32.00 GB |" in s9 and "int8 form, uniform" not in s9, "partial rows: no fp32/int8 row without int8")
+
+# 6. Part 10 (the shadow candidate): absent, then a real run's output. Its
+# rows carry the run's medians and ratios, the p99 target judged not met,
+# and part 9's section does not run into it.
+check("_not run_" in section10(md), "no shadow.txt: part 10 says not run")
+p, md, readme = run({"shadow.txt": SHADOW})
+s10 = section10(md)
+check(p.returncode == 0, "part 10: report.py exits 0 (%s)" % p.stderr.strip()[-300:])
+for want in ("34,092 req/s, half", "(68,185 req/s)", "| 9.21 ms | no shadow: 1.89 ms | 4.88x |",
+             "| 34,092 req/s | no shadow: 34,092 req/s | 1x |", "(96.8% kept)"):
+    check(want in s10, "part 10: section has %r" % want)
+row = [l for l in s10.splitlines() if l.startswith("| shadow at sample 1.0, primary p99")]
+check(len(row) == 1 and "missed" in row[0], "part 10: the p99 row says missed (%r)" % row)
+row = [l for l in s10.splitlines() if l.startswith("| shadow at sample 1.0, primary 2xx throughput")]
+check(len(row) == 1 and "missed" not in row[0], "part 10: the throughput row is not missed (%r)" % row)
+check("shadow" not in section9(md).lower(), "part 10: not inside part 9's section")
+check("shadow at sample 1.0, primary p99" in readme, "part 10: README block has the p99 row")
 
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)
