@@ -70,7 +70,7 @@ static const ctr_opt_t opts[] = {
              "are --model names; a CANDIDATE that does not load leaves the shadow off"},
     {"shadow-sample", "CTRD_SHADOW_SAMPLE", CTR_OPT_DOUBLE, 0, AT(shadow_sample), .def = "1", .dmin = 0, .dmax = 1, .metavar = "F",
      .help = "fraction of PRIMARY's requests shadowed, 0..1, picked by a hash of the request id (else of the body)"},
-    {"shadow-threshold", "CTRD_SHADOW_THRESHOLD", CTR_OPT_DOUBLE, CTR_OPT_MIN_EXCL, AT(shadow_threshold), .def = "0.5", .dmin = 0, .dmax = 1, .metavar = "T",
+    {"shadow-threshold", "CTRD_SHADOW_THRESHOLD", CTR_OPT_DOUBLE, 0, AT(shadow_threshold), .def = "0.5", .metavar = "T",
      .help = "decision threshold of the shadow's flip count, 0 < T < 1: a flip is (primary >= T) != (candidate >= T)"},
     {"shadow-queue-limit", "CTRD_SHADOW_QUEUE_LIMIT", U, 0, AT(shadow_queue_limit), .def = "8192", .min = 1, .max = 100000000, .metavar = "N",
      .help = "examples waiting for the shadow candidate beyond which sampled requests are dropped (counted)"},
@@ -247,8 +247,9 @@ int ctr__config_parse(ctr__config_t *cfg, int argc, char **argv, char *err, size
         return ctr_error(err, errlen, CTR_EINVAL, "--tls-cert and --tls-key go together");
     if (cfg->audit_dir && cfg->no_audit)
         return ctr_error(err, errlen, CTR_EINVAL, "CTRD_AUDIT_DIR and CTRD_NO_AUDIT exclude each other");
-    /* The table's bounds are inclusive; 1 itself is no threshold. */
-    if (cfg->shadow_threshold >= 1)
+    /* Both ends open, which the table's inclusive bounds cannot say: 0 and
+     * 1 would make every score (or none) pass, so no flip could show. */
+    if (!(cfg->shadow_threshold > 0 && cfg->shadow_threshold < 1))
         return ctr_error(err, errlen, CTR_ERANGE, "%s %g: must be above 0 and below 1",
                          ctr_opts_from(&res, "shadow-threshold") == CTR_OPT_FROM_ENV ? "CTRD_SHADOW_THRESHOLD"
                                                                                     : "--shadow-threshold",

@@ -56,7 +56,7 @@ refused "--shadow with an empty side" '--shadow' "${M2[@]}" --shadow :ctr
 refused "--shadow-sample 1.5" 'outside 0..1' "${M2[@]}" --shadow next:ctr --shadow-sample 1.5
 refused "--shadow-sample -0.1" '--shadow-sample' "${M2[@]}" --shadow next:ctr --shadow-sample -0.1
 refused "--shadow-sample abc" '--shadow-sample' "${M2[@]}" --shadow next:ctr --shadow-sample abc
-refused "--shadow-threshold 0" '--shadow-threshold: 0 is outside' "${M2[@]}" --shadow next:ctr --shadow-threshold 0
+refused "--shadow-threshold 0" '--shadow-threshold 0: must be above 0 and below 1' "${M2[@]}" --shadow next:ctr --shadow-threshold 0
 refused "--shadow-threshold 1" 'must be above 0 and below 1' "${M2[@]}" --shadow next:ctr --shadow-threshold 1
 refused "--shadow-queue-limit -1" '--shadow-queue-limit' "${M2[@]}" --shadow next:ctr --shadow-queue-limit -1
 refused "--shadow-queue-limit 0" '--shadow-queue-limit' "${M2[@]}" --shadow next:ctr --shadow-queue-limit 0
