@@ -62,6 +62,33 @@ static void reload_done(void *ctx, const ctr__reload_result_t *res)
     ctr__http_resume(r);
 }
 
+/* Suspends r and queues the reload of store from path (NULL: its current
+ * one) on the store's thread; done resumes r with the result. A reload
+ * that cannot be queued is r's result at once. Returns its code. */
+static int start_reload(ctr__http_req_t *r, ctr__modelstore_t *store, const char *path,
+                        ctr__reload_done_fn done)
+{
+    ctr__http_suspend(r);
+    int rc = ctr__modelstore_reload_async(store, path, done, r);
+    if (rc) {
+        ctr__reload_result_t *res = &r->u.reload.result;
+        memset(res, 0, sizeof *res);
+        res->rc = rc;
+        snprintf(res->message, sizeof res->message, "%s", ctr_strerror(rc));
+        ctr__http_resume(r);
+    }
+    return rc;
+}
+
+/* A body's model name that no model has: 404 model_not_found, in the
+ * form ctr__model_lookup gives every unknown name. */
+static enum MHD_Result no_such_model(ctr__http_req_t *r, const json_t *name)
+{
+    enum MHD_Result answered = MHD_NO;
+    ctr__model_lookup(r, json_string_value(name), json_string_length(name), NULL, &answered);
+    return answered;
+}
+
 /* 1 when r may not use an admin endpoint, with the refusal in *answered. */
 static int refused(ctr__http_req_t *r, enum MHD_Result *answered)
 {
@@ -77,7 +104,6 @@ static int refused(ctr__http_req_t *r, enum MHD_Result *answered)
 
 enum MHD_Result ctr__admin_reload(ctr__http_req_t *r)
 {
-    int rc;
     enum MHD_Result answered;
     if (refused(r, &answered))
         return answered;
@@ -99,8 +125,7 @@ enum MHD_Result ctr__admin_reload(ctr__http_req_t *r)
                                    "the reload body is {}, {\"path\": \"FILE\"}, {\"model\": \"NAME\"} or both");
         }
         if (m && !(store = ctr__registry_find(r->h->d.models, json_string_value(m), json_string_length(m)))) {
-            answered = MHD_NO;
-            ctr__model_lookup(r, json_string_value(m), json_string_length(m), NULL, &answered);
+            answered = no_such_model(r, m);
             json_decref(j);
             return answered;
         }
@@ -111,25 +136,16 @@ enum MHD_Result ctr__admin_reload(ctr__http_req_t *r)
         json_decref(j);
     }
     r->u.reload.model = ctr__modelstore_name(store);
-    ctr__http_suspend(r);
-    rc = ctr__modelstore_reload_async(store, path, reload_done, r);
+    start_reload(r, store, path, reload_done);
     free(path);
-    if (rc) {
-        ctr__reload_result_t *res = &r->u.reload.result;
-        memset(res, 0, sizeof *res);
-        res->rc = rc;
-        snprintf(res->message, sizeof res->message, "%s", ctr_strerror(rc));
-        ctr__http_resume(r);
-    }
     return MHD_YES;
 }
 
 static void promote_done(void *ctx, const ctr__reload_result_t *res)
 {
     ctr__http_req_t *r = ctx;
-    r->u.reload.result = *res;
     ctr__shadow_promote_end(r->h->d.shadow, res->rc == 0);
-    ctr__http_resume(r);
+    reload_done(r, res);
 }
 
 enum MHD_Result ctr__admin_promote(ctr__http_req_t *r)
@@ -153,8 +169,7 @@ enum MHD_Result ctr__admin_promote(ctr__http_req_t *r)
             const char *name = json_string_value(p);
             size_t len = json_string_length(p);
             if (!ctr__registry_find(r->h->d.models, name, len)) {
-                answered = MHD_NO;
-                ctr__model_lookup(r, name, len, NULL, &answered);
+                answered = no_such_model(r, p);
                 json_decref(j);
                 return answered;
             }
@@ -177,16 +192,8 @@ enum MHD_Result ctr__admin_promote(ctr__http_req_t *r)
                                   -1, NULL);
     r->u.reload.model = ctr__shadow_primary_name(sh);
     r->u.reload.promote = 1;
-    ctr__http_suspend(r);
-    int rc = ctr__modelstore_reload_async(store, path, promote_done, r);
-    if (rc) {
+    if (start_reload(r, store, path, promote_done))
         ctr__shadow_promote_end(sh, 0);
-        ctr__reload_result_t *res = &r->u.reload.result;
-        memset(res, 0, sizeof *res);
-        res->rc = rc;
-        snprintf(res->message, sizeof res->message, "%s", ctr_strerror(rc));
-        ctr__http_resume(r);
-    }
     return MHD_YES;
 }
 
