@@ -28,6 +28,7 @@
 #include "ctr/common.h"
 #include "ctr/model.h"
 #include "model_int.h"
+#include "audit_seg.h"
 #include "testutil.h"
 
 #define CORPUS "tests/fuzz/corpus/audit_reader"
@@ -35,52 +36,10 @@
 
 /* ---- a segment in memory -------------------------------------------- */
 
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-    size_t rec_off[256];
-    size_t n_rec;
-} seg_t;
-
-static void seg_put(seg_t *s, const void *b, size_t n)
-{
-    if (s->n + n > s->cap) {
-        s->cap = (s->n + n) * 2;
-        s->p = realloc(s->p, s->cap);
-        CTR_ASSERT(s->p);
-    }
-    memcpy(s->p + s->n, b, n);
-    s->n += n;
-}
-
+/* Segments: audit_seg.h; this test's start time. */
 static void seg_header(seg_t *s, uint64_t index)
 {
-    ctr_audit_segment_t h;
-    memset(&h, 0, sizeof h);
-    h.version = CTR_AUDIT_FORMAT_VERSION;
-    h.durability = 1;
-    h.server_start_ns = 1700000000000000000ull;
-    h.created_ns = 1700000000000000000ull + index;
-    h.segment_index = index;
-    h.first_seq = 1;
-    h.pid = 77;
-    snprintf(h.host, sizeof h.host, "shadow-test");
-    snprintf(h.version_str, sizeof h.version_str, "test");
-    uint8_t buf[CTR_AUDIT_SEGMENT_HEADER_BYTES];
-    ctr_audit_segment_encode(&h, buf);
-    seg_put(s, buf, sizeof buf);
-}
-
-static void seg_record(seg_t *s, const ctr_audit_input_t *in)
-{
-    size_t size = ctr_audit_record_size(in);
-    CTR_ASSERT(size > 0);
-    uint8_t *b = malloc(size);
-    CTR_ASSERT(b && ctr_audit_record_encode(in, b, size) == size);
-    CTR_ASSERT(s->n_rec < CTR_ARRAY_LEN(s->rec_off));
-    s->rec_off[s->n_rec++] = s->n;
-    seg_put(s, b, size);
-    free(b);
+    seg_header_at(s, 1700000000000000000ull, index);
 }
 
 /* A frame (magic, length, both CRCs) around the plen payload bytes at

@@ -1,0 +1,68 @@
+/* audit_seg.h - an audit segment built in memory, for the audit tests
+ * (test_audit.c, test_audit_shadow.c, test_audit_shadow_log.c): bytes
+ * appended as the writer would lay them out, each record's offset kept so
+ * a test can cut or damage it. Header-only: static functions, included by
+ * those tests alone. */
+#ifndef CTR_TESTS_AUDIT_SEG_H
+#define CTR_TESTS_AUDIT_SEG_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctr/audit.h"
+#include "ctr/common.h"
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+    size_t rec_off[256];          /* where each record's frame starts */
+    size_t n_rec;
+} seg_t;
+
+static void seg_put(seg_t *s, const void *b, size_t n)
+{
+    if (s->n + n > s->cap) {
+        s->cap = (s->n + n) * 2;
+        s->p = realloc(s->p, s->cap);
+        CTR_ASSERT(s->p);
+    }
+    memcpy(s->p + s->n, b, n);
+    s->n += n;
+}
+
+/* A plain segment header: server start start_ns, segment index (created
+ * index ns later), seq from 1, pid 77, host "shadow-test". */
+static inline void seg_header_at(seg_t *s, uint64_t start_ns, uint64_t index)
+{
+    ctr_audit_segment_t h;
+    memset(&h, 0, sizeof h);
+    h.version = CTR_AUDIT_FORMAT_VERSION;
+    h.durability = 1;
+    h.server_start_ns = start_ns;
+    h.created_ns = start_ns + index;
+    h.segment_index = index;
+    h.first_seq = 1;
+    h.pid = 77;
+    snprintf(h.host, sizeof h.host, "shadow-test");
+    snprintf(h.version_str, sizeof h.version_str, "test");
+    uint8_t buf[CTR_AUDIT_SEGMENT_HEADER_BYTES];
+    ctr_audit_segment_encode(&h, buf);
+    seg_put(s, buf, sizeof buf);
+}
+
+/* Appends in's record (type 1, or 2 with in->shadow), as encoded by libctr. */
+static void seg_record(seg_t *s, const ctr_audit_input_t *in)
+{
+    size_t size = ctr_audit_record_size(in);
+    CTR_ASSERT(size > 0);
+    uint8_t *b = malloc(size);
+    CTR_ASSERT(b && ctr_audit_record_encode(in, b, size) == size);
+    CTR_ASSERT(s->n_rec < CTR_ARRAY_LEN(s->rec_off));
+    s->rec_off[s->n_rec++] = s->n;
+    seg_put(s, b, size);
+    free(b);
+}
+
+#endif
