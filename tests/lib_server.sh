@@ -188,6 +188,17 @@ score_body() {  # I
     printf '{"request_id":"ex-%d","examples":[%s]}' "$1" "$(example_json "$1")"
 }
 
+# Criteo TSV (label, I1..I13, C1..C26; empty = missing) IN -> one /v1
+# example object per line OUT; missing values are left out.
+tsv_to_jsonl() {  # IN OUT
+    awk -F'\t' '{
+        s = "{"; sep = ""
+        for (i = 2; i <= 14; i++) if ($i != "") { s = s sep "\"I" (i - 1) "\":" $i; sep = "," }
+        for (i = 15; i <= 40; i++) if ($i != "") { s = s sep "\"C" (i - 14) "\":\"" $i "\""; sep = "," }
+        print s "}"
+    }' "$1" >"$2"
+}
+
 # The "scores":[...] array text of a /v1/score answer.
 scores_of() {
     printf '%s' "$1" | sed -n 's/.*"scores":\[\([^]]*\)\].*/\1/p'

@@ -70,12 +70,7 @@ wait_shadow_drained() {  # N [TIMEOUT_S]
 make_rows() {  # N SEED (rows of the hidden model train_pair learns)
     "$CTRTOOL" gen-data --rows "$1" --out "$T/rows.tsv" --seed "$2" --model-seed 5 >/dev/null 2>&1 \
         || { echo "ctrtool gen-data failed"; exit 1; }
-    awk -F'\t' '{
-        s = "{"; sep = ""
-        for (i = 2; i <= 14; i++) if ($i != "") { s = s sep "\"I" (i - 1) "\":" $i; sep = "," }
-        for (i = 15; i <= 40; i++) if ($i != "") { s = s sep "\"C" (i - 14) "\":\"" $i "\""; sep = "," }
-        print s "}"
-    }' "$T/rows.tsv" >"$T/examples.jsonl"
+    tsv_to_jsonl "$T/rows.tsv" "$T/examples.jsonl"
 }
 
 send_rows() {  # PREFIX [MODEL]

@@ -25,13 +25,7 @@ for m in a b b2; do
 done
 cmp -s "$T/offline_a.txt" "$T/offline_b.txt" && { echo "FAIL: the two models score alike"; exit 1; }
 
-# Criteo TSV -> one v1 example object per line (missing values left out).
-awk -F'\t' '{
-    s = "{"; sep = ""
-    for (i = 2; i <= 14; i++) if ($i != "") { s = s sep "\"I" (i - 1) "\":" $i; sep = "," }
-    for (i = 15; i <= 40; i++) if ($i != "") { s = s sep "\"C" (i - 14) "\":\"" $i "\""; sep = "," }
-    print s "}"
-}' "$T/rows.tsv" >"$T/examples.jsonl"
+tsv_to_jsonl "$T/rows.tsv" "$T/examples.jsonl"
 # ... and one v2 infer body per row (dense null / sparse "" = missing).
 awk -F'\t' '{
     d = ""; s = ""

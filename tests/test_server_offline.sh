@@ -21,14 +21,7 @@ make_model "$T/m.ctrm" 21 e2e
 [ "$(grep -c . "$T/offline.txt")" = $ROWS ]; check $? "ctrtool score gave $ROWS scores"
 cmp -s "$T/offline.txt" "$T/offline_scalar.txt"; check $? "offline: default kernel == scalar kernel"
 
-# Criteo TSV (label, I1..I13, C1..C26; empty = missing) -> one JSON example
-# per line; missing values are left out.
-awk -F'\t' '{
-    s = "{"; sep = ""
-    for (i = 2; i <= 14; i++) if ($i != "") { s = s sep "\"I" (i - 1) "\":" $i; sep = "," }
-    for (i = 15; i <= 40; i++) if ($i != "") { s = s sep "\"C" (i - 14) "\":\"" $i "\""; sep = "," }
-    print s "}"
-}' "$T/rows.tsv" >"$T/examples.jsonl"
+tsv_to_jsonl "$T/rows.tsv" "$T/examples.jsonl"
 
 srv_start offline --model "$T/m.ctrm" --max-delay-us 2000 --max-batch 128 || exit 1
 
