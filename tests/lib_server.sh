@@ -199,6 +199,26 @@ tsv_to_jsonl() {  # IN OUT
     }' "$1" >"$2"
 }
 
+# Load in the background: 4 curl clients x N /v1/score requests each
+# (bounded in count and 90 s), client c's lines "STATUS DIGEST" in
+# $T/load.c; their pids in PIDS (wait $PIDS).
+curl_load() {  # N
+    local c
+    PIDS=""
+    for c in 1 2 3 4; do
+        (
+            end=$((SECONDS + 90))
+            for i in $(seq 1 "$1"); do
+                [ $SECONDS -ge $end ] && break
+                out=$(curl -s --max-time 10 -w ' %{http_code}' -H 'Content-Type: application/json' \
+                    --data-binary "$(score_body $((c * 1000 + i)))" "$SRV_URL/v1/score")
+                printf '%s %s\n' "${out##* }" "$(digest_of "$out")"
+            done >"$T/load.$c"
+        ) &
+        PIDS="$PIDS $!"
+    done
+}
+
 # The "scores":[...] array text of a /v1/score answer.
 scores_of() {
     printf '%s' "$1" | sed -n 's/.*"scores":\[\([^]]*\)\].*/\1/p'

@@ -31,19 +31,7 @@ wait_digest() {  # DIGEST: poll /v1/models up to 10 s
 }
 
 # Load: 4 clients x 250 requests (bounded), each line "STATUS DIGEST".
-PIDS=""
-for c in 1 2 3 4; do
-    (
-        end=$((SECONDS + 90))
-        for i in $(seq 1 250); do
-            [ $SECONDS -ge $end ] && break
-            out=$(curl -s --max-time 10 -w ' %{http_code}' -H 'Content-Type: application/json' \
-                --data-binary "$(score_body $((c * 1000 + i)))" "$SRV_URL/v1/score")
-            printf '%s %s\n' "${out##* }" "$(digest_of "$out")"
-        done >"$T/load.$c"
-    ) &
-    PIDS="$PIDS $!"
-done
+curl_load 250
 sleep 0.5
 
 # 1. Admin reload of a new file at the same path.

@@ -96,19 +96,7 @@ shadow_metrics
 
 # Load: 4 curl clients x 150 requests (bounded in count and time), each line
 # "STATUS DIGEST", and ctrload at 400 requests/s (open loop) for 6 s.
-PIDS=""
-for c in 1 2 3 4; do
-    (
-        end=$((SECONDS + 90))
-        for i in $(seq 1 150); do
-            [ $SECONDS -ge $end ] && break
-            out=$(curl -s --max-time 10 -w ' %{http_code}' -H 'Content-Type: application/json' \
-                --data-binary "$(score_body $((c * 1000 + i)))" "$SRV_URL/v1/score")
-            printf '%s %s\n' "${out##* }" "$(digest_of "$out")"
-        done >"$T/load.$c"
-    ) &
-    PIDS="$PIDS $!"
-done
+curl_load 150
 "$CTRLOAD" --url "$SRV_URL" --rate 400 --connections 8 --duration 6s --warmup 0s --timeout 5s --quiet \
     --json "$T/ctrload.json" >"$T/ctrload.out" 2>&1 &
 LPID=$!
