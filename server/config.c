@@ -2,9 +2,11 @@
  * config.h): one ctr/opts.h table, and the rules that tie flags together. */
 #include "config.h"
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctr/common.h"
 #include "ctr/kernels.h"
@@ -287,4 +289,13 @@ size_t ctr__config_json(const ctr__config_t *cfg, char *out, size_t cap)
         return 0;
     ctr_opts_json(&spec, cfg, out, cap);
     return strlen(out);
+}
+
+long ctr__config_cores(void)
+{
+    cpu_set_t set;
+    if (!sched_getaffinity(0, sizeof set, &set) && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? online : 1;
 }

@@ -97,4 +97,9 @@ const char *ctr__config_enum_name(const char *flag, int value);
  * as set/unset. Returns the length written (truncated to cap - 1). */
 size_t ctr__config_json(const ctr__config_t *cfg, char *out, size_t cap);
 
+/* The CPUs this process may run on: its affinity mask (a container's
+ * cpuset, taskset), else the online cores; at least 1. The default for
+ * --threads and --http-threads. */
+long ctr__config_cores(void);
+
 #endif

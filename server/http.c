@@ -656,7 +656,7 @@ int ctr__http_start(const ctr__http_deps_t *deps, ctr__http_t **out, char *err, 
             goto fail;
         flags |= MHD_USE_TLS;
     }
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = ctr__config_cores();
     unsigned pool = cfg->http_threads ? (unsigned)cfg->http_threads
                                       : (unsigned)(cores > 2 ? cores : 2);
     /* One epoll thread stalls at exactly 256/512 connections in 0.9.75. */

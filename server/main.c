@@ -201,7 +201,7 @@ int main(int argc, char **argv)
     }
     ctr__log(CTR_LOG_INFO, "audit", CTR_LOG_S("state", ctr__audit_describe(audit)), CTR_LOG_END);
 
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = ctr__config_cores();
     ctr__batcher_config_t bcfg = {
         .threads = cfg.threads ? (size_t)cfg.threads : (size_t)(cores > 0 ? cores : 1),
         .max_batch = (size_t)cfg.max_batch,
