@@ -105,7 +105,7 @@ static void score_batch(worker_t *w, size_t count, size_t n, int queued)
     for (size_t i = 0; i < count; i++) {
         w->jobs[i]->t_start_ns = t0;
         if (queued)
-            ctr__metrics_queue_wait(t0 - w->jobs[i]->t_enqueue_ns);
+            ctr__metrics_queue_wait(g->model_index, t0 - w->jobs[i]->t_enqueue_ns);
     }
     ctr__metrics_scored(queued ? CTR__PATH_BATCHED : CTR__PATH_INLINE, count);
     int rc = worker_shape(w, g);

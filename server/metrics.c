@@ -43,10 +43,10 @@ typedef struct {
 static struct {
     atomic_uint_fast64_t requests[CTR__EP_COUNT][N_MSLOT][N_STATUS];
     lat_hist_t e2e[CTR__EP_COUNT][N_MSLOT];
-    lat_hist_t queue_wait;
-    lat_hist_t compute;
-    atomic_uint_fast64_t batch_bucket[N_SIZE];
-    atomic_uint_fast64_t batch_sum;
+    lat_hist_t queue_wait[CTR__MODELS_MAX];
+    lat_hist_t compute[CTR__MODELS_MAX];
+    atomic_uint_fast64_t batch_bucket[CTR__MODELS_MAX][N_SIZE];
+    atomic_uint_fast64_t batch_sum[CTR__MODELS_MAX];
     atomic_uint_fast64_t examples[CTR__MODELS_MAX];
     atomic_uint_fast64_t reload_ok[CTR__MODELS_MAX], reload_fail[CTR__MODELS_MAX];
     atomic_uint_fast64_t rejected[CTR__MODELS_MAX];
@@ -92,14 +92,15 @@ void ctr__metrics_batch(size_t model, size_t n_examples, uint64_t compute_ns)
     size_t i = 0;
     while (i < CTR_ARRAY_LEN(size_bounds) && n_examples > size_bounds[i])
         i++;
-    INC(M.batch_bucket[i], 1);
-    INC(M.batch_sum, n_examples);
-    lat_observe(&M.compute, compute_ns);
+    INC(M.batch_bucket[model][i], 1);
+    INC(M.batch_sum[model], n_examples);
+    lat_observe(&M.compute[model], compute_ns);
 }
 
-void ctr__metrics_queue_wait(uint64_t ns)
+void ctr__metrics_queue_wait(size_t model, uint64_t ns)
 {
-    lat_observe(&M.queue_wait, ns);
+    CTR_ASSERT(model < CTR__MODELS_MAX);
+    lat_observe(&M.queue_wait[model], ns);
 }
 
 void ctr__metrics_reload(size_t model, int ok)
@@ -170,7 +171,8 @@ static void head(ctr__buf_t *b, const char *name, const char *type, const char *
     ctr__buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* One histogram's series; labels is "" or `endpoint="..."`. */
+/* One histogram's series; labels is "" or `endpoint="..."` (any labels
+ * but le, comma-separated). */
 static void lat_render(ctr__buf_t *b, const char *name, const char *labels, const lat_hist_t *h)
 {
     uint64_t cum = 0;
@@ -257,23 +259,36 @@ void ctr__metrics_render(ctr__buf_t *b, const ctr__metrics_snapshot_t *s)
             lat_render(b, "ctrd_request_duration_seconds", labels, &M.e2e[e][ms]);
         }
     }
-    head(b, "ctrd_queue_wait_seconds", "histogram", "Time a request waited in the batch queue.");
-    lat_render(b, "ctrd_queue_wait_seconds", "", &M.queue_wait);
-    head(b, "ctrd_compute_seconds", "histogram", "Time to score one batch (gather, forward pass, scatter).");
-    lat_render(b, "ctrd_compute_seconds", "", &M.compute);
-
-    head(b, "ctrd_batch_size_examples", "histogram", "Examples per scored batch.");
-    uint64_t cum = 0;
-    for (size_t i = 0; i < N_SIZE; i++) {
-        cum += GET(M.batch_bucket[i]);
-        if (i < CTR_ARRAY_LEN(size_bounds))
-            ctr__buf_printf(b, "ctrd_batch_size_examples_bucket{le=\"%llu\"} %llu\n",
-                            (unsigned long long)size_bounds[i], (unsigned long long)cum);
-        else
-            ctr__buf_printf(b, "ctrd_batch_size_examples_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    /* The batcher's own histograms, one series set per model: a batch
+     * holds one model's requests, and a slow model must not hide in a
+     * fast one's figures. */
+    head(b, "ctrd_queue_wait_seconds", "histogram", "Time a request waited in its model's batch queue, by model.");
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        lat_render(b, "ctrd_queue_wait_seconds", ml + 1, &M.queue_wait[m]);
     }
-    ctr__buf_printf(b, "ctrd_batch_size_examples_sum %llu\nctrd_batch_size_examples_count %llu\n",
-                    (unsigned long long)GET(M.batch_sum), (unsigned long long)cum);
+    head(b, "ctrd_compute_seconds", "histogram",
+         "Time to score one batch (gather, forward pass, scatter), by model.");
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        lat_render(b, "ctrd_compute_seconds", ml + 1, &M.compute[m]);
+    }
+    head(b, "ctrd_batch_size_examples", "histogram", "Examples per scored batch, by model.");
+    for (size_t m = 0; m < s->n_models; m++) {
+        model_label(ml, sizeof ml, s, m + 1);
+        uint64_t cum = 0;
+        for (size_t i = 0; i < N_SIZE; i++) {
+            cum += GET(M.batch_bucket[m][i]);
+            if (i < CTR_ARRAY_LEN(size_bounds))
+                ctr__buf_printf(b, "ctrd_batch_size_examples_bucket{%s,le=\"%llu\"} %llu\n", ml + 1,
+                                (unsigned long long)size_bounds[i], (unsigned long long)cum);
+            else
+                ctr__buf_printf(b, "ctrd_batch_size_examples_bucket{%s,le=\"+Inf\"} %llu\n", ml + 1,
+                                (unsigned long long)cum);
+        }
+        ctr__buf_printf(b, "ctrd_batch_size_examples_sum{%s} %llu\nctrd_batch_size_examples_count{%s} %llu\n",
+                        ml + 1, (unsigned long long)GET(M.batch_sum[m]), ml + 1, (unsigned long long)cum);
+    }
 
     for (size_t m = 0; m < s->n_models; m++)
         per[m] = GET(M.examples[m]);

@@ -42,8 +42,8 @@ typedef enum {
 void ctr__metrics_request(ctr__endpoint_t ep, long model, int status, uint64_t e2e_ns);
 /* A scored batch of model's, n_examples examples that took compute_ns. */
 void ctr__metrics_batch(size_t model, size_t n_examples, uint64_t compute_ns);
-/* One request's wait from enqueue to the start of its batch. */
-void ctr__metrics_queue_wait(uint64_t ns);
+/* One request of model's: its wait from enqueue to the start of its batch. */
+void ctr__metrics_queue_wait(size_t model, uint64_t ns);
 void ctr__metrics_reload(size_t model, int ok);
 /* A request of model `model` (its registry index) turned away with 503
  * because that model's queue was full (or the server was draining). */

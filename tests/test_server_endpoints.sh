@@ -148,8 +148,8 @@ case "$H" in *"Content-Encoding"*) fail "a small answer was compressed" ;; *) ok
 req GET /metrics;            expect_status 200 "GET /metrics"
 for m in 'ctrd_http_requests_total{endpoint="/v1/score",code="200",model="e2e"}' \
          'ctrd_request_duration_seconds_bucket{endpoint="/v1/score",model="e2e",le=' \
-         'ctrd_queue_wait_seconds_bucket{le=' 'ctrd_compute_seconds_count' \
-         'ctrd_batch_size_examples_bucket{le="1"}' "ctrd_model_info{name=\"e2e\",digest=\"$DIGEST\"" \
+         'ctrd_queue_wait_seconds_bucket{model="e2e",le=' 'ctrd_compute_seconds_count{model="e2e"}' \
+         'ctrd_batch_size_examples_bucket{model="e2e",le="1"}' "ctrd_model_info{name=\"e2e\",digest=\"$DIGEST\"" \
          'ctrd_model_reloads_total{result="success",model="e2e"}' 'ctrd_model_reloads_total{result="failure",model="e2e"}' \
          'ctrd_resident_memory_bytes ' 'ctrd_audit_records_total' 'ctrd_audit_dropped_total' \
          'ctrd_audit_lag_records' 'ctrd_queue_examples'; do

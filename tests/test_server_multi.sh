@@ -189,6 +189,16 @@ EXB=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_examples_scored_total{model=\
 # alpha: 2 x ROWS (v1) + ROWS (v2) + 1 (model null) + 1 binary; beta: 2 x ROWS + ROWS + 1.
 [ "${EXA:-0}" -ge $((3 * ROWS + 1)) ] && [ "${EXB:-0}" -ge $((3 * ROWS)) ] && [ "${EXB:-0}" -le $((3 * ROWS + 1)) ]
 check $? "examples scored by model (alpha $EXA, beta $EXB)"
+# The batcher's histograms are per model too: every scored example is in
+# exactly one batch of its own model's.
+BSA=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_batch_size_examples_sum{model=\"alpha\"}" {print $2}')
+BSB=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_batch_size_examples_sum{model=\"beta\"}" {print $2}')
+[ -n "$BSA" ] && [ "$BSA" = "$EXA" ] && [ -n "$BSB" ] && [ "$BSB" = "$EXB" ]
+check $? "batch size sums by model equal examples scored (alpha $BSA, beta $BSB)"
+for m in 'ctrd_compute_seconds_count{model="alpha"}' 'ctrd_compute_seconds_count{model="beta"}' \
+         'ctrd_queue_wait_seconds_bucket{model="beta",le="+Inf"}'; do
+    expect_body "$m" "/metrics has $m"
+done
 RB=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_model_resident_bytes{model=\"beta\"}" {print $2}')
 MB=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_model_mapped_bytes{model=\"beta\"}" {print $2}')
 # Loading verifies every tensor checksum, so the whole file was read.

@@ -51,7 +51,7 @@ else
     fail "HTTP and ctrtool score differ:"; diff "$T/offline.txt" "$T/http.txt" | head -n 10
 fi
 req GET /metrics
-C=$(printf '%s\n' "$BODY_OUT" | awk '$1 == "ctrd_batch_size_examples_count" {print $2}')
+C=$(printf '%s\n' "$BODY_OUT" | awk '$1 ~ /^ctrd_batch_size_examples_count\{model=/ {print $2}')
 log "batches: $C for $k requests"
 srv_stop
 [ "$SRV_RC" = 0 ]; check $? "SIGTERM exits 0"

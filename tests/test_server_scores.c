@@ -387,10 +387,13 @@ int main(void)
     /* Batches of more than one example happened. */
     st = http("GET", "/metrics", NULL, &out);
     CHECK(st == 200);
-    const char *p1 = out ? strstr(out, "ctrd_batch_size_examples_bucket{le=\"1\"} ") : NULL;
-    const char *pc = out ? strstr(out, "ctrd_batch_size_examples_count ") : NULL;
-    long le1 = p1 ? atol(p1 + strlen("ctrd_batch_size_examples_bucket{le=\"1\"} ")) : -1;
-    long cnt = pc ? atol(pc + strlen("ctrd_batch_size_examples_count ")) : -1;
+    /* The one model's series: ...{model="NAME",le="1"} N and ..._count{model="NAME"} N. */
+    const char *p1 = out ? strstr(out, "ctrd_batch_size_examples_bucket{model=") : NULL;
+    p1 = p1 ? strstr(p1, ",le=\"1\"} ") : NULL;
+    const char *pc = out ? strstr(out, "ctrd_batch_size_examples_count{model=") : NULL;
+    pc = pc ? strstr(pc, "} ") : NULL;
+    long le1 = p1 ? atol(p1 + strlen(",le=\"1\"} ")) : -1;
+    long cnt = pc ? atol(pc + 2) : -1;
     printf("batches: %ld, of them single-example: %ld\n", cnt, le1);
     CHECKF(cnt > le1 && le1 >= 0, "no multi-example batch seen (%ld batches, %ld of size 1)", cnt, le1);
     free(out);
