@@ -55,6 +55,7 @@ wait_ready() {
 }
 
 # start_ctrd LOG MODEL [FLAGS...]: sets CTRD_PID, CTRD_PORT, CTRD_URL,
+# CTRD_PREFIX (words, e.g. "taskset -c 0") runs ctrd under a wrapper;
 # CTRD_READY_S (process start to /readyz answering 200). ctrd checks every
 # tensor's SHA-256 before it listens, so a big model takes a while:
 # CTRD_START_TIMEOUT seconds (120).
@@ -65,7 +66,8 @@ start_ctrd() {
     : >"$log"
     end=$(( $(date +%s) + ${CTRD_START_TIMEOUT:-120} ))
     t0=$(now_ns)
-    "$B/ctrd" --model "$model" --host 127.0.0.1 --port 0 "$@" 2>"$log" &
+    # shellcheck disable=SC2086 # CTRD_PREFIX is words on purpose
+    ${CTRD_PREFIX:-} "$B/ctrd" --model "$model" --host 127.0.0.1 --port 0 "$@" 2>"$log" &
     CTRD_PID=$!
     while [ "$(date +%s)" -le "$end" ]; do
         CTRD_PORT=$(grep -o '"msg":"listening".*"port":[0-9]*' "$log" 2>/dev/null | grep -o '[0-9]*$' | head -n 1 || true)
@@ -108,9 +110,11 @@ rss_kb() {
 # load_run OUT.json URL ARGS...: one ctrload run, prints
 # "ok_rps examples_per_s p50 p99 p999 errors_pct clean lag_p99" (corrected
 # latency for open loop; closed loop reports latency from the send).
+# LOAD_PREFIX (words, e.g. "taskset -c 1") runs ctrload under a wrapper.
 load_run() {
     local json=$1 url=$2; shift 2
-    "$B/ctrload" --url "$url" --no-progress --quiet --json "$json" "$@" >/dev/null 2>&1 || true
+    # shellcheck disable=SC2086
+    ${LOAD_PREFIX:-} "$B/ctrload" --url "$url" --no-progress --quiet --json "$json" "$@" >/dev/null 2>&1 || true
     "$PY" - "$json" <<'EOF'
 import json, sys
 try:

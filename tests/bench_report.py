@@ -105,6 +105,31 @@ p99 shadow / none: 4.877 (target <= 1.10): NOT met
 throughput shadow / none: 1.000 (target >= 1, no lower): met
 """
 
+# The same script since the A/A control and pinning (a real run; rounds 3-5
+# and the peak runs left out).
+SHADOW_AA = """shadow candidate cost: ctrload, 1 example(s)/request, MLP 128,64, 20000 rows a table, 5s a run after 1s warm-up,
+  5 round(s), ctrd --no-audit, shadow sample 1.0; ctrd (primary and shadow) on CPUs 0-0, ctrload on CPUs 1-1 (taskset); load average 1.14 0.83 0.99
+peak (median): 38892.0 req/s; half of it: 19446 req/s
+  round 1 none     19446.0 req/s  p50   0.099 ms  p99  10.256 ms  p99.9  14.123 ms  errors 0.000%  clean 1  ctrd CPU 4.67s
+  round 1 shadow   19446.0 req/s  p50   0.119 ms  p99   2.875 ms  p99.9   8.372 ms  errors 0.000%  clean 1  ctrd CPU 5.40s  shadow: compared 114641, dropped 2035, mean PD 0.0392
+  round 1 again    19446.0 req/s  p50   0.093 ms  p99   1.585 ms  p99.9   4.407 ms  errors 0.000%  clean 1  ctrd CPU 4.26s
+  round 2 none     19446.0 req/s  p50   0.077 ms  p99   0.866 ms  p99.9   5.194 ms  errors 0.000%  clean 1  ctrd CPU 3.17s
+  round 2 shadow   19446.0 req/s  p50   0.077 ms  p99   1.053 ms  p99.9   4.186 ms  errors 0.000%  clean 1  ctrd CPU 3.62s  shadow: compared 116676, dropped 0, mean PD 0.0392
+  round 2 again    19446.0 req/s  p50   0.078 ms  p99   0.711 ms  p99.9   4.309 ms  errors 0.000%  clean 1  ctrd CPU 3.97s
+
+arm       req/s (med)     p50 ms     p99 ms
+none            19446      0.078     1.8945
+  first       19446.0      0.078      2.597
+  again       19446.0      0.078      1.389
+shadow        19446.0      0.082      2.875
+offered rate: 19446 req/s (half of peak 38892.0)
+shadow compared 116676 examples, dropped 0 (100.0% kept), mean PD 0.0392 (median of the shadow runs)
+p99 shadow / none, round by round: 0.71 1.34 0.42 8.87 1.10
+p99 again / none (A/A control), round by round: 0.15 0.82 0.07 0.43 2.48; of the medians: 0.535
+p99 shadow / none: 1.518 (target <= 1.10): NOT met, not resolved (A/A 0.54)
+throughput shadow / none: 1.000 (target >= 1, no lower): met
+wrote /tmp/p10/shadow.md and /tmp/p10/shadow.tsv
+"""
 
 # 1. Nothing measured at all.
 p, md, readme = run({})
@@ -183,6 +208,28 @@ row = [l for l in s10.splitlines() if l.startswith("| shadow at sample 1.0, prim
 check(len(row) == 1 and "missed" not in row[0], "part 10: the throughput row is not missed (%r)" % row)
 check("shadow" not in section9(md).lower(), "part 10: not inside part 9's section")
 check("shadow at sample 1.0, primary p99" in readme, "part 10: README block has the p99 row")
+
+# 7. Part 10 with the A/A control: where each ran, and the control's
+# ratios, which here are wider than the target (so the miss is unresolved).
+p, md, readme = run({"shadow.txt": SHADOW_AA})
+s10 = section10(md)
+check(p.returncode == 0, "part 10 A/A: report.py exits 0 (%s)" % p.stderr.strip()[-300:])
+for want in ("ctrd (primary and shadow) on CPUs 0-0, ctrload on CPUs 1-1 (taskset)",
+             "| 2.88 ms | no shadow: 1.89 ms | 1.52x |",
+             "round by round: 0.15 0.82 0.07 0.43 2.48; of the medians: 0.535",
+             "a miss here is not resolved by this run"):
+    check(want in s10, "part 10 A/A: section has %r" % want)
+check("client, server and shadow sharing" not in s10, "part 10 A/A: the placement is the run's own")
+# An old run (no A/A line) says nothing of a control.
+p, md, readme = run({"shadow.txt": SHADOW})
+check("A/A control" not in section10(md) and "2 cores shared by client, server and shadow" in section10(md),
+      "part 10 old output: no A/A sentence, its own placement line")
+# A control within the target says so, and not "not resolved".
+p, md, readme = run({"shadow.txt": SHADOW_AA.replace("0.15 0.82 0.07 0.43 2.48; of the medians: 0.535",
+                                                     "1.02 0.97 1.05 1.01 0.99; of the medians: 1.010")})
+s10 = section10(md)
+check("it is within the 10% target" in s10 and "not resolved" not in s10.split("A/A control")[1][:400],
+      "part 10 A/A within target: says so")
 
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)
