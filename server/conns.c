@@ -3,11 +3,11 @@
  *
  * Design (libmicrohttpd 0.9.75, internal thread pool, epoll):
  *
- * - libmicrohttpd's own limit (MHD_OPTION_CONNECTION_LIMIT) is set ABOVE
- *   --max-connections (ctr__conns_mhd_limit: + max(128, max/2)). At its own
- *   limit libmicrohttpd stops calling accept(), which leaves new clients in
- *   the listen backlog with no answer: that is the starvation this module
- *   exists to prevent. The real limit is enforced here.
+ * - The accept thread (listener.c) keeps at most ctr__conns_mhd_limit
+ *   (--max-connections + max(128, max/2)) connections open; beyond that
+ *   new clients wait in the listen backlog with no answer, which is the
+ *   starvation this module exists to prevent below that bound. The real
+ *   limit is enforced here.
  * - Every connection is tracked from MHD_CONNECTION_NOTIFY_STARTED to
  *   MHD_CONNECTION_NOTIFY_CLOSED: an entry in one list (oldest first) under
  *   one mutex, its pointer in libmicrohttpd's socket_context. Its state
@@ -79,6 +79,7 @@ struct ctr__conns {
     pthread_cond_t cv;
     ent_t *head, *tail;        /* in the order of accept: oldest first */
     uint64_t admitted;         /* entries not REFUSED nor EVICTED */
+    atomic_uint_fast64_t closed; /* NOTIFY_CLOSED calls (listener.c's gate) */
     int stop;
     pthread_t sweeper;
     int sweeper_started;
@@ -155,6 +156,7 @@ void ctr__conns_notify(void *cls, struct MHD_Connection *conn, void **socket_con
         pthread_mutex_unlock(&c->mu);
         return;
     }
+    atomic_fetch_add(&c->closed, 1);
     ent_t *e = *socket_context;
     *socket_context = NULL;
     if (!e)
@@ -177,6 +179,11 @@ void ctr__conns_notify(void *cls, struct MHD_Connection *conn, void **socket_con
     }
     pthread_mutex_unlock(&c->mu);
     free(e);
+}
+
+uint64_t ctr__conns_closed(ctr__conns_t *c)
+{
+    return atomic_load(&c->closed);
 }
 
 static ent_t *ent_of(struct MHD_Connection *conn)
@@ -267,6 +274,7 @@ int ctr__conns_start(const ctr__conns_cfg_t *cfg, ctr__conns_t **out, char *err,
     if (!c)
         return ctr_error(err, errlen, CTR_ENOMEM, "out of memory");
     c->cfg = *cfg;
+    atomic_init(&c->closed, 0);
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -5,7 +5,7 @@
  *
  * http.c wires it into libmicrohttpd: ctr__conns_notify is the daemon's
  * MHD_OPTION_NOTIFY_CONNECTION callback (cls = the ctr__conns_t), the
- * daemon's own limit is ctr__conns_mhd_limit(), and the access handler
+ * accept thread's bound is ctr__conns_mhd_limit(), and the access handler
  * reports each request's progress with the ctr__conns_on_* calls, which
  * are lock-free and run on the connection's own thread. */
 #ifndef CTR_SERVER_CONNS_H
@@ -35,10 +35,15 @@ int ctr__conns_start(const ctr__conns_cfg_t *cfg, ctr__conns_t **out, char *err,
 /* Stops the sweeper and frees the handle; the daemon is stopped already. */
 void ctr__conns_stop(ctr__conns_t *c);
 
-/* The limit to give libmicrohttpd itself: above max_conns, so that it keeps
- * accepting and the policy here decides (it never leaves a client in the
- * listen backlog for its own limit's sake). */
+/* The most connections open at once, refused ones included (listener.c
+ * stops accepting there): above max_conns, so that ctrd keeps accepting
+ * and the policy here decides. */
 unsigned ctr__conns_mhd_limit(const ctr__conns_cfg_t *cfg);
+
+/* Connections libmicrohttpd has closed since the start (every one that it
+ * announced with NOTIFY_STARTED): listener.c counts what it handed over,
+ * and the difference is what is open. */
+uint64_t ctr__conns_closed(ctr__conns_t *c);
 
 /* MHD_NotifyConnectionCallback; cls is the ctr__conns_t. */
 void ctr__conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,

@@ -673,6 +673,12 @@ int ctr__http_start(const ctr__http_deps_t *deps, ctr__http_t **out, char *err, 
     };
     if ((rc = ctr__conns_start(&ccfg, &h->conns, err, errlen)))
         goto fail;
+    /* listener.c accepts and keeps at most `gate` connections open; each
+     * worker may hold all of them (listener.h: a libmicrohttpd bug at a
+     * worker's limit). */
+    unsigned gate = ctr__conns_mhd_limit(&ccfg);
+    uint64_t per_worker = ctr__listener_mhd_limit(gate);
+    unsigned mhd_limit = per_worker * pool > 4000000000u ? 4000000000u : (unsigned)(per_worker * pool);
 
     MHD_set_panic_func(mhd_panic, NULL);
     struct MHD_OptionItem tls_opts[] = {
@@ -685,7 +691,7 @@ int ctr__http_start(const ctr__http_deps_t *deps, ctr__http_t **out, char *err, 
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,      /* first, to catch everything */
         MHD_OPTION_SOCK_ADDR, sa,
         MHD_OPTION_THREAD_POOL_SIZE, pool,
-        MHD_OPTION_CONNECTION_LIMIT, ctr__conns_mhd_limit(&ccfg),
+        MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_NOTIFY_CONNECTION, ctr__conns_notify, h->conns,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
@@ -699,6 +705,10 @@ int ctr__http_start(const ctr__http_deps_t *deps, ctr__http_t **out, char *err, 
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di ? di->port : (unsigned)cfg->port;
+    /* From here connections are accepted on ctrd's own thread and spread
+     * over the pool (listener.h says why). */
+    if ((rc = ctr__listener_start(h->daemon, h->conns, gate, &h->listener, err, errlen)))
+        goto fail;
     ctr__log(CTR_LOG_INFO, "listening", CTR_LOG_S("host", cfg->host), CTR_LOG_U("port", h->port),
              CTR_LOG_B("tls", cfg->tls_cert != NULL), CTR_LOG_U("http_threads", pool),
              CTR_LOG_S("poll", (flags & MHD_USE_EPOLL) ? "epoll" : "auto"), CTR_LOG_END);
@@ -717,10 +727,8 @@ unsigned ctr__http_port(const ctr__http_t *h)
 void ctr__http_drain(ctr__http_t *h)
 {
     atomic_store(&h->draining, 1);
-    /* Stop accepting: libmicrohttpd hands the listening socket back. */
-    MHD_socket s = MHD_quiesce_daemon(h->daemon);
-    if (s != MHD_INVALID_SOCKET)
-        close(s);
+    /* Stop accepting: new connects are refused by the kernel. */
+    ctr__listener_stop(h->listener);
 }
 
 size_t ctr__http_in_flight(const ctr__http_t *h)
@@ -732,8 +740,10 @@ void ctr__http_stop(ctr__http_t *h)
 {
     if (!h)
         return;
+    ctr__listener_stop(h->listener);    /* nothing is added to a stopping daemon */
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
+    ctr__listener_free(h->listener);    /* its socket only after the daemon's threads */
     ctr__conns_stop(h->conns);          /* after the daemon: it closed every connection */
     if (h->tls_key) {
         OPENSSL_cleanse(h->tls_key, strlen(h->tls_key));

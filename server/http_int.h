@@ -30,6 +30,7 @@
 #include "batcher.h"
 #include "buf.h"
 #include "conns.h"
+#include "listener.h"
 #include "content_coding.h"
 #include "decode.h"
 #include "http.h"
@@ -53,6 +54,7 @@ struct ctr__http {
     ctr__http_deps_t d;
     struct MHD_Daemon *daemon;
     ctr__conns_t *conns;           /* deadlines and the connection limit (conns.c) */
+    ctr__listener_t *listener;     /* the accept thread (listener.c) */
     unsigned port;
     atomic_int draining;
     atomic_size_t in_flight;
