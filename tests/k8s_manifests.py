@@ -228,6 +228,23 @@ def main():
     check(any(e.get("port") == "http" and e.get("path") == "/metrics" for e in eps),
           "ServiceMonitor must scrape port http, path /metrics")
 
+    # --- PrometheusRule: the shadow rules, generated from the file promtool
+    # checks (tests/test_prom_rules.sh), so the two cannot drift apart ----
+    check(len(by_kind.get("PrometheusRule", [])) == 1,
+          f"expected exactly one PrometheusRule, found {len(by_kind.get('PrometheusRule', []))}")
+    if by_kind.get("PrometheusRule"):
+        _, pr = by_kind["PrometheusRule"][0]
+        check(pr["apiVersion"] == "monitoring.coreos.com/v1", "PrometheusRule apiVersion must be monitoring.coreos.com/v1")
+        src = os.path.join(KDIR, "..", "prometheus", "ctrd-shadow-rules.yaml")
+        with open(src) as f:
+            rules = yaml.safe_load(f)
+        check(pr.get("spec") == rules,
+              "PrometheusRule spec differs from deploy/prometheus/ctrd-shadow-rules.yaml: "
+              "run python3 scripts/gen_prometheusrule.py")
+        groups = (pr.get("spec") or {}).get("groups") or []
+        check(any(r.get("alert") == "CtrdShadowPDHigh" for g in groups for r in g.get("rules") or []),
+              "PrometheusRule must carry the CtrdShadowPDHigh alert")
+
     # --- kustomization lists every manifest -------------------------------
     kust = [d for _, d in by_kind.get("Kustomization", [])]
     if kust:
