@@ -107,21 +107,18 @@ int ctr__listener_start(struct MHD_Daemon *daemon, ctr__conns_t *conns, unsigned
         free(l);
         return ctr_error(err, errlen, CTR_EIO, "libmicrohttpd did not hand over its listening socket");
     }
+    /* The socket is ours from here, but may only be closed after
+     * MHD_stop_daemon: on failure too, the caller frees l after that. */
+    *out = l;
     /* libmicrohttpd made it non-blocking for its poll loop; this thread
      * sleeps in accept() instead. */
     int fl = fcntl(l->fd, F_GETFL);
-    if (fl < 0 || fcntl(l->fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-        int e = errno;
-        ctr__listener_free(l);
-        return ctr_error(err, errlen, CTR_EIO, "listening socket: %s", strerror(e));
-    }
-    if ((errno = pthread_create(&l->thread, NULL, accept_main, l))) {
-        int e = errno;
-        ctr__listener_free(l);
-        return ctr_error(err, errlen, CTR_EIO, "cannot start the accept thread: %s", strerror(e));
-    }
+    if (fl < 0 || fcntl(l->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        return ctr_error(err, errlen, CTR_EIO, "listening socket: %s", strerror(errno));
+    int rc = pthread_create(&l->thread, NULL, accept_main, l);
+    if (rc)
+        return ctr_error(err, errlen, CTR_EIO, "cannot start the accept thread: %s", strerror(rc));
     l->started = 1;
-    *out = l;
     return 0;
 }
 

@@ -36,7 +36,9 @@ unsigned ctr__listener_mhd_limit(unsigned gate);
 /* Takes daemon's listening socket (MHD_quiesce_daemon: libmicrohttpd stops
  * accepting on it; the daemon needs MHD_USE_ITC) and starts the accept
  * thread, which keeps at most gate connections open (counted out by
- * conns' NOTIFY_CLOSED). 0, or a CTR_E* code with err set. */
+ * conns' NOTIFY_CLOSED). 0, or a CTR_E* code with err set. *out is set
+ * whenever the socket was taken, failure included: free it (after
+ * MHD_stop_daemon) either way. */
 int ctr__listener_start(struct MHD_Daemon *daemon, ctr__conns_t *conns, unsigned gate, ctr__listener_t **out,
                         char *err, size_t errlen);
 
