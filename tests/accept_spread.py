@@ -29,9 +29,10 @@ for s in socks:
         data += chunk
     answered += data.startswith(b"HTTP/1.1 200")
 
-# The inode of each client socket ctrd holds, then which epoll watches it.
+# ctrd's socket fds (the listening one too), then how many of them each epoll
+# instance watches ("tfd: N" names a watched fd).
 fd_dir = "/proc/%d/fd" % pid
-client_fds = set()
+socket_fds = set()
 epolls = []
 for fd in os.listdir(fd_dir):
     try:
@@ -41,7 +42,7 @@ for fd in os.listdir(fd_dir):
     if target == "anon_inode:[eventpoll]":
         epolls.append(fd)
     elif target.startswith("socket:"):
-        client_fds.add(int(fd))
+        socket_fds.add(int(fd))
 per_epoll = []
 for ep in epolls:
     try:
@@ -49,7 +50,7 @@ for ep in epolls:
     except OSError:
         continue
     watched = {int(line.split()[1]) for line in info.splitlines() if line.startswith("tfd:")}
-    per_epoll.append(len(watched & client_fds))
+    per_epoll.append(len(watched & socket_fds))
 print(json.dumps({"answered": answered, "per_epoll": sorted(per_epoll, reverse=True)}))
 for s in socks:
     s.close()
