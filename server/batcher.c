@@ -28,9 +28,7 @@ typedef struct {
      * share) allocates nothing; rebuilt only when a model's generation
      * changes shape. The gather buffers fit the largest model seen. */
     model_scratch_t *per_model;   /* [n_models] */
-    size_t dense_cap, rows_cap;   /* floats / row ids the buffers hold */
-    float *dense;                 /* [max_batch][n_dense] gathered inputs */
-    uint32_t *rows;               /* [max_batch][slots] (ctr_model_slots) */
+    ctr__encode_buf_t enc;        /* gathered inputs of the batch */
     float *scores;                /* [max_batch] */
     ctr__job_t **jobs;            /* [max_batch] the batch being scored */
     ctr__audit_item_t **items;    /* [max_batch] handed to the audit hook */
@@ -60,36 +58,48 @@ struct ctr__batcher {
     size_t *inline_free, n_inline_free;
 };
 
+int ctr__batch_shape(const ctr__gen_t *g, size_t max_batch, ctr__encode_buf_t *buf, ctr_scratch_t **scratch,
+                     uint64_t *uid)
+{
+    if (*uid == g->uid && *scratch)
+        return 0;
+    size_t nd = g->def->n_dense * max_batch, nc = ctr_model_slots(g->def) * max_batch;
+    ctr_scratch_free(*scratch);
+    *scratch = NULL;
+    *uid = 0;
+    if (nd > buf->dense_cap) {
+        float *p = realloc(buf->dense, (nd ? nd : 1) * sizeof *p);
+        if (!p)
+            return CTR_ENOMEM;
+        buf->dense = p;
+        buf->dense_cap = nd;
+    }
+    if (nc > buf->rows_cap) {
+        uint32_t *p = realloc(buf->rows, (nc ? nc : 1) * sizeof *p);
+        if (!p)
+            return CTR_ENOMEM;
+        buf->rows = p;
+        buf->rows_cap = nc;
+    }
+    if (ctr_scratch_new(g->def, max_batch, scratch, NULL, 0))
+        return CTR_ENOMEM;
+    *uid = g->uid;
+    return 0;
+}
+
+void ctr__encode_buf_free(ctr__encode_buf_t *buf)
+{
+    free(buf->dense);
+    free(buf->rows);
+    memset(buf, 0, sizeof *buf);
+}
+
 /* Shapes w's buffers for generation g. Called per batch, allocates only
  * when the model's generation changed shape or a larger model arrives. */
 static int worker_shape(worker_t *w, const ctr__gen_t *g)
 {
     model_scratch_t *ms = &w->per_model[g->model_index];
-    if (ms->uid == g->uid && ms->scratch)
-        return 0;
-    size_t mb = w->b->cfg.max_batch;
-    size_t nd = g->def->n_dense * mb, nc = ctr_model_slots(g->def) * mb;
-    ctr_scratch_free(ms->scratch);
-    ms->scratch = NULL;
-    ms->uid = 0;
-    if (nd > w->dense_cap) {
-        float *p = realloc(w->dense, (nd ? nd : 1) * sizeof *p);
-        if (!p)
-            return CTR_ENOMEM;
-        w->dense = p;
-        w->dense_cap = nd;
-    }
-    if (nc > w->rows_cap) {
-        uint32_t *p = realloc(w->rows, (nc ? nc : 1) * sizeof *p);
-        if (!p)
-            return CTR_ENOMEM;
-        w->rows = p;
-        w->rows_cap = nc;
-    }
-    if (ctr_scratch_new(g->def, mb, &ms->scratch, NULL, 0))
-        return CTR_ENOMEM;
-    ms->uid = g->uid;
-    return 0;
+    return ctr__batch_shape(g, w->b->cfg.max_batch, &w->enc, &ms->scratch, &ms->uid);
 }
 
 /* Scores the count jobs in w->jobs (n examples, one generation) and hands
@@ -118,11 +128,11 @@ static void score_batch(worker_t *w, size_t count, size_t n, int queued)
         size_t nd = def->n_dense, nc = ctr_model_slots(def), off = 0;
         for (size_t i = 0; i < count; i++) {
             const ctr_request_t *r = w->jobs[i]->req;
-            memcpy(w->dense + off * nd, r->dense, r->n * nd * sizeof(float));
-            memcpy(w->rows + off * nc, r->rows, r->n * nc * sizeof(uint32_t));
+            memcpy(w->enc.dense + off * nd, r->dense, r->n * nd * sizeof(float));
+            memcpy(w->enc.rows + off * nc, r->rows, r->n * nc * sizeof(uint32_t));
             off += r->n;
         }
-        rc = ctr_forward(def, b->cfg.kernel, n, w->dense, w->rows, w->scores, NULL, scratch);
+        rc = ctr_forward(def, b->cfg.kernel, n, w->enc.dense, w->enc.rows, w->scores, NULL, scratch);
         off = 0;
         for (size_t i = 0; i < count; i++) {
             ctr_request_t *r = w->jobs[i]->req;
@@ -330,8 +340,7 @@ static void worker_free(worker_t *w, size_t n_models)
     for (size_t m = 0; w->per_model && m < n_models; m++)
         ctr_scratch_free(w->per_model[m].scratch);
     free(w->per_model);
-    free(w->dense);
-    free(w->rows);
+    ctr__encode_buf_free(&w->enc);
     free(w->scores);
     free(w->jobs);
     free(w->items);

@@ -41,6 +41,7 @@
 #include <stdint.h>
 
 #include "audit_writer.h"
+#include "ctr/forward.h"
 #include "ctr/kernels.h"
 #include "modelstore.h"
 #include "decode.h"
@@ -74,6 +75,25 @@ typedef struct {
 } ctr__batcher_config_t;
 
 /* Starts the scoring threads. *out owned by the caller (ctr__batcher_stop). */
+/* The buffers a thread encodes batches into: [max_batch][n_dense] dense
+ * inputs and [max_batch][slots] row ids, grown to the largest model seen
+ * (never shrunk). */
+typedef struct {
+    float *dense;
+    uint32_t *rows;
+    size_t dense_cap, rows_cap;   /* floats / row ids they hold */
+} ctr__encode_buf_t;
+
+/* Makes buf and *scratch fit batches of up to max_batch examples of
+ * generation g: allocates only when *uid (the generation *scratch was
+ * built for) is not g's, or buf is too small. The batcher's workers and
+ * the shadow's scorer share it. 0 or CTR_ENOMEM. */
+int ctr__batch_shape(const ctr__gen_t *g, size_t max_batch, ctr__encode_buf_t *buf, ctr_scratch_t **scratch,
+                     uint64_t *uid);
+
+/* Frees what buf holds. */
+void ctr__encode_buf_free(ctr__encode_buf_t *buf);
+
 int ctr__batcher_start(const ctr__batcher_config_t *cfg, ctr__batcher_t **out,
                        char *err, size_t errlen);
 

@@ -48,6 +48,7 @@
 #include "ctr/features.h"
 #include "ctr/forward.h"
 #include "ctr/metrics.h"
+#include "batcher.h"
 #include "log.h"
 
 typedef struct slot {
@@ -108,9 +109,8 @@ struct ctr__shadow {
     uint64_t shape_uid, compat_uid;
     int compat_ok;
     ctr_scratch_t *scratch;
-    float *dense, *scores;        /* [max_batch][n_dense], [max_batch] */
-    uint32_t *rows;               /* [max_batch][slots] */
-    size_t dense_cap, rows_cap;
+    ctr__encode_buf_t enc;        /* the re-encoded chunk */
+    float *scores;                /* [max_batch] */
     slot_t **batch;               /* [max_batch] */
     ctr__audit_item_t **items;    /* [max_batch] */
     seg_t *segs;                  /* [max_batch] */
@@ -356,40 +356,16 @@ static int compat(ctr__shadow_t *sh, const ctr__gen_t *g)
  * generation changes (a reload). */
 static int shape(ctr__shadow_t *sh, const ctr__gen_t *g)
 {
-    if (sh->shape_uid == g->uid && sh->scratch)
-        return 0;
-    size_t mb = sh->cfg.max_batch;
-    size_t nd = g->def->n_dense * mb, nc = ctr_model_slots(g->def) * mb;
-    ctr_scratch_free(sh->scratch);
-    sh->scratch = NULL;
-    sh->shape_uid = 0;
-    if (nd > sh->dense_cap) {
-        float *d = realloc(sh->dense, (nd ? nd : 1) * sizeof *d);
-        if (!d)
-            return CTR_ENOMEM;
-        sh->dense = d;
-        sh->dense_cap = nd;
-    }
-    if (nc > sh->rows_cap) {
-        uint32_t *r = realloc(sh->rows, (nc ? nc : 1) * sizeof *r);
-        if (!r)
-            return CTR_ENOMEM;
-        sh->rows = r;
-        sh->rows_cap = nc;
-    }
-    if (ctr_scratch_new(g->def, mb, &sh->scratch, NULL, 0))
-        return CTR_ENOMEM;
-    sh->shape_uid = g->uid;
-    return 0;
+    return ctr__batch_shape(g, sh->cfg.max_batch, &sh->enc, &sh->scratch, &sh->shape_uid);
 }
 
-/* Scores the chunk gathered in sh->dense/rows (fill examples over nseg
+/* Scores the chunk gathered in sh->enc (fill examples over nseg
  * segments) and spreads the scores to the slots. */
 static void flush_chunk(ctr__shadow_t *sh, const ctr__gen_t *g, size_t fill, size_t nseg)
 {
     if (!fill)
         return;
-    int rc = ctr_forward(g->def, sh->cfg.kernel, fill, sh->dense, sh->rows, sh->scores, NULL, sh->scratch);
+    int rc = ctr_forward(g->def, sh->cfg.kernel, fill, sh->enc.dense, sh->enc.rows, sh->scores, NULL, sh->scratch);
     for (size_t i = 0; i < nseg; i++) {
         seg_t *sg = &sh->segs[i];
         if (rc)
@@ -413,7 +389,7 @@ static void score(ctr__shadow_t *sh, const ctr__gen_t *g, size_t count)
         size_t n = s->req.n;
         for (size_t i = 0; i < n && !s->failed;) {
             size_t take = n - i < mb - fill ? n - i : mb - fill;
-            if (ctr__shadow_encode(g->def, &s->req, i, take, sh->dense + fill * nd, sh->rows + fill * nc)) {
+            if (ctr__shadow_encode(g->def, &s->req, i, take, sh->enc.dense + fill * nd, sh->enc.rows + fill * nc)) {
                 s->failed = 1;
                 break;
             }
@@ -751,8 +727,7 @@ void ctr__shadow_free(ctr__shadow_t *sh)
         free(sh->slots[i].cand);
     free(sh->slots);
     ctr_scratch_free(sh->scratch);
-    free(sh->dense);
-    free(sh->rows);
+    ctr__encode_buf_free(&sh->enc);
     free(sh->scores);
     free(sh->batch);
     free(sh->items);
