@@ -1,11 +1,13 @@
 /* audit_seg.h - an audit segment built in memory, for the audit tests
  * (test_audit.c, test_audit_shadow.c, test_audit_shadow_log.c): bytes
  * appended as the writer would lay them out, each record's offset kept so
- * a test can cut or damage it. Header-only: static functions, included by
- * those tests alone. */
+ * a test can cut or damage it; and the field-by-field comparison of a
+ * record read back with its input. Header-only: static functions, included
+ * by those tests alone. */
 #ifndef CTR_TESTS_AUDIT_SEG_H
 #define CTR_TESTS_AUDIT_SEG_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +65,45 @@ static void seg_record(seg_t *s, const ctr_audit_input_t *in)
     s->rec_off[s->n_rec++] = s->n;
     seg_put(s, b, size);
     free(b);
+}
+
+/* a and b are the same double, bit for bit (NaNs: both NaN). */
+static inline int audit_same_double(double a, double b)
+{
+    if (isnan(a) || isnan(b))
+        return isnan(a) && isnan(b);
+    return !memcmp(&a, &b, 8);
+}
+
+/* The type-1 part of rec equals in: every header field, the request id,
+ * the scores' bits and every input column (a missing categorical stays
+ * missing). The record type and a shadow trailer are the caller's. */
+static inline int audit_rec_fields_match(const ctr_audit_record_t *rec, const ctr_audit_input_t *in)
+{
+    int ok = rec->seq == in->seq && rec->t_received_ns == in->t_received_ns &&
+             rec->t_scored_ns == in->t_scored_ns && rec->generation == in->generation &&
+             !memcmp(rec->digest, in->digest, 32) && rec->kernel_id == in->kernel_id &&
+             rec->bit_exact == in->bit_exact && rec->client_request_id == in->client_request_id &&
+             rec->request_id_len == in->request_id_len &&
+             !memcmp(rec->request_id, in->request_id, in->request_id_len) && rec->n == in->n &&
+             rec->n_dense == in->n_dense && rec->n_cat == in->n_cat &&
+             !memcmp(rec->scores, in->scores, in->n * sizeof(float));
+    if (!ok)
+        return 0;
+    for (size_t i = 0; i < in->n; i++) {
+        for (size_t j = 0; j < in->n_dense; j++)
+            if (!audit_same_double(ctr_audit_record_dense(rec, i, j), in->dense_raw[i * in->n_dense + j]))
+                return 0;
+        for (size_t j = 0; j < in->n_cat; j++) {
+            const char *b;
+            size_t l, k = i * in->n_cat + j;
+            int present = ctr_audit_record_cat(rec, i, j, &b, &l);
+            if (in->cat_len[k] == CTR_AUDIT_CAT_MISSING ? present
+                : !present || l != in->cat_len[k] || memcmp(b, in->cat_bytes + in->cat_off[k], l))
+                return 0;
+        }
+    }
+    return 1;
 }
 
 #endif

@@ -139,46 +139,10 @@ static void gen_free(gen_rec_t *g)
     free(g->scores);
 }
 
-static int same_double(double a, double b)
-{
-    if (isnan(a) || isnan(b))
-        return isnan(a) && isnan(b);
-    return !memcmp(&a, &b, 8);
-}
-
 /* Every field of rec equals in. */
 static int rec_matches(const ctr_audit_record_t *rec, const ctr_audit_input_t *in)
 {
-    int ok = rec->seq == in->seq && rec->t_received_ns == in->t_received_ns &&
-             rec->t_scored_ns == in->t_scored_ns && rec->generation == in->generation &&
-             !memcmp(rec->digest, in->digest, 32) && rec->kernel_id == in->kernel_id &&
-             rec->bit_exact == in->bit_exact && rec->client_request_id == in->client_request_id &&
-             rec->request_id_len == in->request_id_len &&
-             !memcmp(rec->request_id, in->request_id, in->request_id_len) &&
-             rec->request_id[rec->request_id_len] == '\0' && rec->n == in->n &&
-             rec->n_dense == in->n_dense && rec->n_cat == in->n_cat;
-    if (!ok)
-        return 0;
-    if (memcmp(rec->scores, in->scores, in->n * sizeof(float)))
-        return 0;
-    for (size_t i = 0; i < in->n; i++) {
-        for (size_t j = 0; j < in->n_dense; j++)
-            if (!same_double(ctr_audit_record_dense(rec, i, j), in->dense_raw[i * in->n_dense + j]))
-                return 0;
-        for (size_t j = 0; j < in->n_cat; j++) {
-            const char *b;
-            size_t l;
-            size_t k = i * in->n_cat + j;
-            int present = ctr_audit_record_cat(rec, i, j, &b, &l);
-            if (in->cat_len[k] == CTR_AUDIT_CAT_MISSING) {
-                if (present)
-                    return 0;
-            } else if (!present || l != in->cat_len[k] || memcmp(b, in->cat_bytes + in->cat_off[k], l)) {
-                return 0;
-            }
-        }
-    }
-    return 1;
+    return audit_rec_fields_match(rec, in) && rec->request_id[rec->request_id_len] == '\0';
 }
 
 /* ---- a segment in memory -------------------------------------------- */

@@ -245,52 +245,21 @@ static void gen_free(gen_t *g)
     free(g->primary);
 }
 
-static int same_double(double a, double b)
-{
-    if (isnan(a) || isnan(b))
-        return isnan(a) && isnan(b);
-    return !memcmp(&a, &b, 8);
-}
-
 /* Every field of rec equals in, type and trailer included. */
 static int rec_matches(const ctr_audit_record_t *rec, const ctr_audit_input_t *in)
 {
-    int ok = rec->seq == in->seq && rec->t_received_ns == in->t_received_ns &&
-             rec->t_scored_ns == in->t_scored_ns && rec->generation == in->generation &&
-             !memcmp(rec->digest, in->digest, 32) && rec->kernel_id == in->kernel_id &&
-             rec->bit_exact == in->bit_exact && rec->client_request_id == in->client_request_id &&
-             rec->request_id_len == in->request_id_len &&
-             !memcmp(rec->request_id, in->request_id, in->request_id_len) && rec->n == in->n &&
-             rec->n_dense == in->n_dense && rec->n_cat == in->n_cat &&
-             !memcmp(rec->scores, in->scores, in->n * sizeof(float));
-    if (!ok)
+    if (!audit_rec_fields_match(rec, in))
         return 0;
     static const uint8_t zero[32];
     if (in->shadow) {
         const ctr_audit_shadow_t *sh = in->shadow;
-        if (rec->type != 2 || rec->primary_seq != sh->primary_seq ||
-            rec->primary_generation != sh->primary_generation ||
-            memcmp(rec->primary_digest, sh->primary_digest, 32) || !rec->primary_scores ||
-            memcmp(rec->primary_scores, sh->primary_scores, in->n * sizeof(float)))
-            return 0;
-    } else if (rec->type != 1 || rec->primary_seq || rec->primary_generation ||
-               memcmp(rec->primary_digest, zero, 32) || rec->primary_scores) {
-        return 0;
+        return rec->type == 2 && rec->primary_seq == sh->primary_seq &&
+               rec->primary_generation == sh->primary_generation &&
+               !memcmp(rec->primary_digest, sh->primary_digest, 32) && rec->primary_scores &&
+               !memcmp(rec->primary_scores, sh->primary_scores, in->n * sizeof(float));
     }
-    for (size_t i = 0; i < in->n; i++) {
-        for (size_t j = 0; j < in->n_dense; j++)
-            if (!same_double(ctr_audit_record_dense(rec, i, j), in->dense_raw[i * in->n_dense + j]))
-                return 0;
-        for (size_t j = 0; j < in->n_cat; j++) {
-            const char *b;
-            size_t l, k = i * in->n_cat + j;
-            int present = ctr_audit_record_cat(rec, i, j, &b, &l);
-            if (in->cat_len[k] == CTR_AUDIT_CAT_MISSING ? present
-                : !present || l != in->cat_len[k] || memcmp(b, in->cat_bytes + in->cat_off[k], l))
-                return 0;
-        }
-    }
-    return 1;
+    return rec->type == 1 && !rec->primary_seq && !rec->primary_generation &&
+           !memcmp(rec->primary_digest, zero, 32) && !rec->primary_scores;
 }
 
 /* Type-1 and type-2 records mixed in one segment, one example and many,
