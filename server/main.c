@@ -299,8 +299,9 @@ int main(int argc, char **argv)
                  CTR_LOG_U("requests", left), CTR_LOG_END);
     ctr__http_stop(http);
     http = NULL;
-    /* No request can reach the shadow any more: score what it holds and
-     * write its records before the log closes. */
+    /* No request can reach the shadow any more: drop what it still
+     * queues, let a batch being scored finish, and write its records
+     * before the log closes. */
     if (shadow) {
         ctr__shadow_stop(shadow);
         if ((rc = ctr__audit_flush(audit, 5000000000u, err, sizeof err)))
