@@ -3,7 +3,7 @@
  *
  * Design (libmicrohttpd 0.9.75, internal thread pool, epoll):
  *
- * - The accept thread (listener.c) keeps at most ctr__conns_mhd_limit
+ * - The accept thread (listener.c) keeps at most ctr__conns_accept_bound
  *   (--max-connections + max(128, max/2)) connections open; beyond that
  *   new clients wait in the listen backlog with no answer, which is the
  *   starvation this module exists to prevent below that bound. The real
@@ -86,7 +86,7 @@ struct ctr__conns {
     uint64_t tick_ns;
 };
 
-unsigned ctr__conns_mhd_limit(const ctr__conns_cfg_t *cfg)
+unsigned ctr__conns_accept_bound(const ctr__conns_cfg_t *cfg)
 {
     uint64_t extra = cfg->max_conns / 2 > 128 ? cfg->max_conns / 2 : 128;
     uint64_t n = cfg->max_conns + extra;

@@ -5,7 +5,7 @@
  *
  * http.c wires it into libmicrohttpd: ctr__conns_notify is the daemon's
  * MHD_OPTION_NOTIFY_CONNECTION callback (cls = the ctr__conns_t), the
- * accept thread's bound is ctr__conns_mhd_limit(), and the access handler
+ * accept thread's bound is ctr__conns_accept_bound(), and the access handler
  * reports each request's progress with the ctr__conns_on_* calls, which
  * are lock-free and run on the connection's own thread. */
 #ifndef CTR_SERVER_CONNS_H
@@ -38,7 +38,7 @@ void ctr__conns_stop(ctr__conns_t *c);
 /* The most connections open at once, refused ones included (listener.c
  * stops accepting there): above max_conns, so that ctrd keeps accepting
  * and the policy here decides. */
-unsigned ctr__conns_mhd_limit(const ctr__conns_cfg_t *cfg);
+unsigned ctr__conns_accept_bound(const ctr__conns_cfg_t *cfg);
 
 /* Connections libmicrohttpd has closed since the start (every one that it
  * announced with NOTIFY_STARTED): listener.c counts what it handed over,

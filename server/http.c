@@ -676,7 +676,7 @@ int ctr__http_start(const ctr__http_deps_t *deps, ctr__http_t **out, char *err, 
     /* listener.c accepts and keeps at most `gate` connections open; each
      * worker may hold all of them (listener.h: a libmicrohttpd bug at a
      * worker's limit). */
-    unsigned gate = ctr__conns_mhd_limit(&ccfg);
+    unsigned gate = ctr__conns_accept_bound(&ccfg);
     uint64_t per_worker = ctr__listener_mhd_limit(gate);
     unsigned mhd_limit = per_worker * pool > 4000000000u ? 4000000000u : (unsigned)(per_worker * pool);
 
