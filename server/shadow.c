@@ -74,8 +74,7 @@ typedef struct {
 struct ctr__shadow {
     ctr__shadow_config_t cfg;
     size_t primary_index;
-    uint64_t sample_bound;        /* sampled iff h < this (all: see sample_all) */
-    int sample_all, sample_none;
+    int sample_all, sample_none;  /* --shadow-sample 1 / 0: no hash needed */
 
     pthread_mutex_t lock;
     pthread_cond_t work_cond;     /* the thread: work, or stop */
