@@ -1,8 +1,9 @@
 /* audit_seg.h - an audit segment built in memory, for the audit tests
  * (test_audit.c, test_audit_shadow.c, test_audit_shadow_log.c): bytes
  * appended as the writer would lay them out, each record's offset kept so
- * a test can cut or damage it; and the field-by-field comparison of a
- * record read back with its input. Header-only: static functions, included
+ * a test can cut or damage it; the field-by-field comparison of a record
+ * read back with its input; and a small model with bags to log requests
+ * of. Header-only: static functions, included
  * by those tests alone. */
 #ifndef CTR_TESTS_AUDIT_SEG_H
 #define CTR_TESTS_AUDIT_SEG_H
@@ -15,6 +16,9 @@
 
 #include "ctr/audit.h"
 #include "ctr/common.h"
+#include "ctr/model.h"
+#include "model_int.h"
+#include "testutil.h"
 
 typedef struct {
     uint8_t *p;
@@ -104,6 +108,37 @@ static inline int audit_rec_fields_match(const ctr_audit_record_t *rec, const ct
         }
     }
     return 1;
+}
+
+/* A request for audit_bag_model: a context bag, hash and `mod` bags given
+ * as strings and integers, an empty bag and a null one. */
+#define AUDIT_BAG_BODY                                                             \
+    "{\"context\":{\"C2\":[\"u1\",\"u2\"],\"I1\":3},\"examples\":["                    \
+    "{\"C1\":\"a\",\"C3\":255,\"C4\":[16,\"1A\",7]},{\"C3\":\"FF\",\"C4\":[]},"       \
+    "{\"C1\":12,\"C4\":5},{\"C1\":\"z\",\"C4\":null}]}"
+
+/* A small model (2 dense, 4 categorical features, 9 row slots) with a hash
+ * bag, a `mod` feature and a `mod` bag, patched in memory after it is
+ * opened; file names its temporary file. NULL (a failed check) when it
+ * cannot be made. */
+static inline ctr_model_t *audit_bag_model(const char *file)
+{
+    char path[512], err[256] = "";
+    const uint32_t hidden[1] = {4};
+    ctr_model_t *m;
+    snprintf(path, sizeof path, "%s/%s", test_tmpdir(), file);
+    if (test_make_model(path, 9, 2, 4, 500, 4, hidden, 1, CTR_ACT_RELU, 1.0f) ||
+        ctr_model_open(path, &m, err, sizeof err)) {
+        CHECKF(0, "test model: %s", err);
+        return NULL;
+    }
+    remove(path);
+    struct ctr_model *mm = m;
+    mm->cat[1].bag_max = 4;
+    mm->cat[2].mapping = CTR_MAP_MOD;
+    mm->cat[3].bag_max = 3;
+    mm->cat[3].mapping = CTR_MAP_MOD;
+    return m;
 }
 
 #endif
